@@ -1,0 +1,355 @@
+//! Findings (what `validate` reports) and assumptions (behaviour the Azure docs do not settle).
+//!
+//! Every finding has a stable [`FindingCode`] (`SCREAMING_SNAKE_CASE` in output), a severity, the
+//! resource path it is about, a message naming the Azure requirement, and the Learn URL of that
+//! requirement. Tests and scripts match on the code, never on the message.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// How bad a finding is: errors make a fixture invalid, warnings do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The configuration would be refused by Azure, or cannot be simulated.
+    Error,
+    /// Allowed, but probably not what the user wants.
+    Warning,
+}
+
+const NSG_OV: &str =
+    "https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview";
+const VNET_FAQ: &str = "https://learn.microsoft.com/azure/virtual-network/virtual-networks-faq";
+const LIMITS: &str = "https://learn.microsoft.com/azure/azure-resource-manager/management/azure-subscription-service-limits#azure-resource-manager-virtual-networking-limits";
+const PEERING: &str =
+    "https://learn.microsoft.com/azure/virtual-network/virtual-network-peering-overview";
+const APIM_INTEG: &str = "https://learn.microsoft.com/azure/api-management/integrate-vnet-outbound";
+const APIM_INJECT: &str = "https://learn.microsoft.com/azure/api-management/inject-vnet-v2";
+const APIM_V2: &str = "https://learn.microsoft.com/azure/api-management/v2-service-tiers-overview";
+const TAGS: &str = "https://learn.microsoft.com/azure/virtual-network/service-tags-overview";
+const PE_POLICIES: &str =
+    "https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy";
+const PRIVATE_DNS: &str = "https://learn.microsoft.com/azure/dns/private-dns-virtual-network-links";
+const APIM_BACKENDS: &str = "https://learn.microsoft.com/azure/api-management/backends";
+
+macro_rules! finding_codes {
+    ($( $(#[$m:meta])* $variant:ident => $code:literal, $sev:ident, $url:expr; )+) => {
+        /// A stable, machine-readable finding code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum FindingCode { $( $(#[$m])* $variant ),+ }
+
+        impl FindingCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [FindingCode] = &[$(FindingCode::$variant),+];
+            /// The code as it appears in output, e.g. `SUBNET_TOO_SMALL`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(FindingCode::$variant => $code),+ }
+            }
+            /// The severity this code always carries.
+            pub fn severity(self) -> Severity {
+                match self { $(FindingCode::$variant => Severity::$sev),+ }
+            }
+            /// The Learn page that states the requirement.
+            pub fn reference(self) -> &'static str {
+                match self { $(FindingCode::$variant => $url),+ }
+            }
+        }
+    };
+}
+
+finding_codes! {
+    // --- addresses and VNets ---
+    /// A VNet or subnet prefix does not parse or has host bits set.
+    AddressPrefixInvalid => "ADDRESS_PREFIX_INVALID", Error, VNET_FAQ;
+    /// A subnet prefix lies outside its VNet's address space.
+    SubnetOutsideAddressSpace => "SUBNET_OUTSIDE_ADDRESS_SPACE", Error, VNET_FAQ;
+    /// Two subnets of a VNet overlap.
+    SubnetOverlap => "SUBNET_OVERLAP", Error, VNET_FAQ;
+    /// Two prefixes of one VNet's address space overlap.
+    AddressSpaceOverlap => "ADDRESS_SPACE_OVERLAP", Error, VNET_FAQ;
+    /// An address space uses a range Azure forbids (multicast, broadcast, loopback, link-local, 168.63.129.16).
+    AddressSpaceForbidden => "ADDRESS_SPACE_FORBIDDEN", Error, VNET_FAQ;
+    /// A subnet is smaller than /29 or larger than /2 (IPv4), or not /64 (IPv6).
+    SubnetSizeInvalid => "SUBNET_SIZE_INVALID", Error, VNET_FAQ;
+    /// Two connected (peered) VNets have overlapping address spaces.
+    PeeringAddressOverlap => "PEERING_ADDRESS_OVERLAP", Error, PEERING;
+    /// A peering is listed by one side only: it stays Initiated and carries no traffic.
+    PeeringNotConnected => "PEERING_NOT_CONNECTED", Warning, PEERING;
+    /// A host address lies in a VNet's address space but in none of its subnets.
+    HostNotInSubnet => "HOST_NOT_IN_SUBNET", Error, VNET_FAQ;
+    /// A host uses one of the five addresses Azure reserves in every subnet.
+    HostAddressReserved => "HOST_ADDRESS_RESERVED", Error, VNET_FAQ;
+    /// Two hosts (or a host and the APIM instance) share an address.
+    HostAddressDuplicate => "HOST_ADDRESS_DUPLICATE", Error, VNET_FAQ;
+    /// A host address or public address does not parse.
+    HostAddressInvalid => "HOST_ADDRESS_INVALID", Error, VNET_FAQ;
+    // --- NSG rules ---
+    /// A custom rule priority outside 100–4096.
+    RulePriorityOutOfRange => "RULE_PRIORITY_OUT_OF_RANGE", Error, NSG_OV;
+    /// Two rules of one NSG share a priority in the same direction.
+    RulePriorityDuplicate => "RULE_PRIORITY_DUPLICATE", Error, NSG_OV;
+    /// Two rules of one NSG share a name.
+    RuleNameDuplicate => "RULE_NAME_DUPLICATE", Error, NSG_OV;
+    /// A rule name breaks Azure's naming rule (1–80 chars, word characters, `.`, `-`, `_`).
+    RuleNameInvalid => "RULE_NAME_INVALID", Error, NSG_OV;
+    /// A port field is not `N`, `N-M` or `*` within 0–65535.
+    RulePortInvalid => "RULE_PORT_INVALID", Error, NSG_OV;
+    /// An address prefix in a rule does not parse (and is not a service tag).
+    RulePrefixInvalid => "RULE_PREFIX_INVALID", Error, NSG_OV;
+    /// A rule names a service tag that is not in the table in use.
+    RuleUnknownServiceTag => "RULE_UNKNOWN_SERVICE_TAG", Error, TAGS;
+    /// More than 1,000 rules in an NSG, 4,000 prefixes on one side, or 10 ASGs in a rule.
+    RuleLimitExceeded => "RULE_LIMIT_EXCEEDED", Error, LIMITS;
+    /// A rule mixes IPv4 and IPv6 prefixes (ARM: ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies).
+    RuleMixedAddressFamilies => "RULE_MIXED_ADDRESS_FAMILIES", Error, NSG_OV;
+    /// A rule names more than one service tag on one side (augmented rules allow one).
+    RuleMultipleServiceTags => "RULE_MULTIPLE_SERVICE_TAGS", Error, NSG_OV;
+    /// A rule description longer than 140 characters.
+    RuleDescriptionTooLong => "RULE_DESCRIPTION_TOO_LONG", Error, NSG_OV;
+    /// A name refers to a VNet, subnet, NSG, ASG or host that does not exist.
+    ReferenceUnknown => "REFERENCE_UNKNOWN", Error, NSG_OV;
+    /// Two resources of one kind share a name.
+    NameDuplicate => "NAME_DUPLICATE", Error, NSG_OV;
+    /// A private endpoint host in a subnet whose network policies make its NSG rules inert (informational).
+    PrivateEndpointNsgInert => "PRIVATE_ENDPOINT_NSG_INERT", Warning, PE_POLICIES;
+    // --- APIM v2 integration (spec §3.1, §3.2 R1–R8) ---
+    /// The tier does not support the requested network mode.
+    SkuNotSupported => "SKU_NOT_SUPPORTED", Error, APIM_INTEG;
+    /// VNet and APIM instance are in different regions.
+    RegionMismatch => "REGION_MISMATCH", Error, APIM_INTEG;
+    /// VNet and APIM instance are in different subscriptions.
+    SubscriptionMismatch => "SUBSCRIPTION_MISMATCH", Error, APIM_INTEG;
+    /// The integration subnet holds other resources or is used by another APIM instance.
+    SubnetNotDedicated => "SUBNET_NOT_DEDICATED", Error, APIM_INTEG;
+    /// The integration subnet is smaller than /27.
+    SubnetTooSmall => "SUBNET_TOO_SMALL", Error, APIM_INTEG;
+    /// The integration subnet is smaller than the recommended /24.
+    SubnetBelowRecommended => "SUBNET_BELOW_RECOMMENDED", Warning, APIM_INTEG;
+    /// The integration subnet has no NSG.
+    SubnetNsgMissing => "SUBNET_NSG_MISSING", Error, APIM_INTEG;
+    /// The subnet lacks the delegation the mode needs.
+    SubnetDelegationMissing => "SUBNET_DELEGATION_MISSING", Error, APIM_INTEG;
+    /// `Microsoft.Web` is not registered in the subscription.
+    ProviderNotRegistered => "PROVIDER_NOT_REGISTERED", Error, APIM_INTEG;
+    /// The principal lacks one of the three subnet actions.
+    PermissionMissing => "PERMISSION_MISSING", Error, APIM_INTEG;
+    /// Switching between injection and integration (or adding injection later) is not supported.
+    ModeSwitchNotSupported => "MODE_SWITCH_NOT_SUPPORTED", Error, APIM_INTEG;
+    /// More scale units than the tier allows (Standard v2 10, Premium v2 30).
+    CapacityExceedsTier => "CAPACITY_EXCEEDS_TIER", Error, APIM_V2;
+    /// An injection subnet without enough addresses for the requested units (2 per unit + 5 + 1).
+    SubnetCapacityInsufficient => "SUBNET_CAPACITY_INSUFFICIENT", Error, APIM_INJECT;
+    /// The integration subnet's NSG would deny TCP 443 to Storage or AzureKeyVault.
+    DependencyBlocked => "DEPENDENCY_BLOCKED", Warning, APIM_INTEG;
+    /// `virtual_network` is `integration` or `injection` but no subnet is given.
+    ApimSubnetRequired => "APIM_SUBNET_REQUIRED", Error, APIM_INTEG;
+    /// The instance's configured address is not a usable address of its subnet.
+    ApimAddressInvalid => "APIM_ADDRESS_INVALID", Error, APIM_INTEG;
+    // --- gateway model ---
+    /// An API's backend URL does not parse as http(s)://host[:port][/path].
+    ApiBackendInvalid => "API_BACKEND_INVALID", Error, APIM_BACKENDS;
+    /// An API's backend host name (or IP) is not a host of the topology.
+    ApiBackendUnknownHost => "API_BACKEND_UNKNOWN_HOST", Error, APIM_BACKENDS;
+    /// An API's backend host has no service on the backend port.
+    ApiBackendNoService => "API_BACKEND_NO_SERVICE", Error, APIM_BACKENDS;
+    /// An API's backend scheme disagrees with its service's `tls` setting.
+    ApiBackendSchemeMismatch => "API_BACKEND_SCHEME_MISMATCH", Error, APIM_BACKENDS;
+    /// Two APIs share a path prefix (compared case-insensitively).
+    ApiPathDuplicate => "API_PATH_DUPLICATE", Error, APIM_BACKENDS;
+    /// An API path is not `/` followed by segments.
+    ApiPathInvalid => "API_PATH_INVALID", Error, APIM_BACKENDS;
+    /// A host service has neither or both of `serve` and `upstream`, or a bad upstream.
+    ServiceInvalid => "SERVICE_INVALID", Error, APIM_BACKENDS;
+    /// A host service's `upstream` is not a loopback socket (the gateway dials loopback only).
+    ServiceUpstreamNotLoopback => "SERVICE_UPSTREAM_NOT_LOOPBACK", Error, APIM_BACKENDS;
+    /// Two services of one host share a port.
+    ServicePortDuplicate => "SERVICE_PORT_DUPLICATE", Error, APIM_BACKENDS;
+    /// A private DNS zone name or record is malformed, or a DNS name is claimed twice.
+    DnsNameInvalid => "DNS_NAME_INVALID", Error, PRIVATE_DNS;
+    /// The gateway `listen` address is not a loopback socket address.
+    GatewayListenInvalid => "GATEWAY_LISTEN_INVALID", Error, APIM_BACKENDS;
+}
+
+impl fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for FindingCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One problem found in a topology.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable code.
+    pub code: FindingCode,
+    /// Error or warning (fixed per code).
+    pub severity: Severity,
+    /// Resource path, e.g. `vnets/vnet-app/subnets/snet-apim` or `nsgs/n/securityRules/r`.
+    pub subject: String,
+    /// Human-readable explanation naming the Azure requirement.
+    pub message: String,
+    /// Learn URL of the requirement.
+    pub reference: &'static str,
+}
+
+impl Finding {
+    /// A finding with the code's own severity and reference.
+    pub fn new(
+        code: FindingCode,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            code,
+            severity: code.severity(),
+            subject: subject.into(),
+            message: message.into(),
+            reference: code.reference(),
+        }
+    }
+
+    /// Whether this finding makes the topology invalid.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "{sev:7} {:28} {}: {}",
+            self.code.as_str(),
+            self.subject,
+            self.message
+        )
+    }
+}
+
+/// Sorts findings deterministically: errors first, then by subject, code and message.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (a.severity, &a.subject, a.code, &a.message)
+            .cmp(&(b.severity, &b.subject, b.code, &b.message))
+    });
+}
+
+// === Assumptions ===
+
+macro_rules! assumptions {
+    ($( $(#[$m:meta])* $variant:ident => $code:literal, $msg:literal; )+) => {
+        /// A behaviour the Azure documentation does not settle, modelled one named way.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Assumption { $( $(#[$m])* $variant ),+ }
+
+        impl Assumption {
+            /// Every assumption, in declaration order.
+            pub const ALL: &'static [Assumption] = &[$(Assumption::$variant),+];
+            /// The stable code, e.g. `ASSUMPTION_ALL_EGRESS_VIA_SUBNET`.
+            pub fn code(self) -> &'static str {
+                match self { $(Assumption::$variant => $code),+ }
+            }
+            /// What we assume and why.
+            pub fn message(self) -> &'static str {
+                match self { $(Assumption::$variant => $msg),+ }
+            }
+        }
+    };
+}
+
+assumptions! {
+    /// All egress of an integrated instance leaves through the integration subnet.
+    AllEgressViaSubnet => "ASSUMPTION_ALL_EGRESS_VIA_SUBNET",
+        "All outbound traffic of an integrated v2 instance, public destinations included, leaves from an address in the integration subnet and passes that subnet's outbound NSG rules (docs tell you to allow Storage/KeyVault and say NSGs can block internet egress, which implies it; not stated outright).";
+    /// The integrated instance's source address.
+    ApimSourceAddress => "ASSUMPTION_APIM_SOURCE_ADDRESS",
+        "The integrated instance's outbound flows leave from the first usable address of the integration subnet (offset 4) unless [apim] address is set; Azure assigns it dynamically.";
+    /// The public address of a non-integrated instance.
+    ApimPublicAddress => "ASSUMPTION_APIM_PUBLIC_ADDRESS",
+        "A non-integrated instance sends outbound traffic from a public address (default 20.105.0.10, or [apim] public_address) and no NSG applies to it.";
+    /// `*` protocol includes ESP and AH.
+    AnyProtocolIncludesEspAh => "ASSUMPTION_ANY_PROTOCOL_INCLUDES_ESP_AH",
+        "Protocol `*` (Any) matches ESP and AH too; docs say Any encompasses TCP, UDP and ICMP, but the default rules are `*` and must decide every flow.";
+    /// Port-less protocols and port fields.
+    PortlessProtocols => "ASSUMPTION_PORTLESS_PROTOCOLS",
+        "ICMP, ESP and AH flows carry no ports: they match a rule only if its port fields are `*` (or 0-65535).";
+    /// Scope of private names outside private DNS zones.
+    PrivateNameScope => "ASSUMPTION_PRIVATE_NAME_SCOPE",
+        "A host's DNS name outside every private DNS zone resolves to its private address from the host's own VNet and that VNet's connected peers only; names of hosts outside every VNet, and of hosts with a public address, resolve everywhere.";
+    /// Default source port.
+    DefaultSourcePort => "ASSUMPTION_DEFAULT_SOURCE_PORT",
+        "When a flow's source port is not given, 60000 is used (as in the IP flow verify quickstart).";
+    /// VirtualNetwork tag contents.
+    VirtualNetworkTagScope => "ASSUMPTION_VIRTUAL_NETWORK_TAG_SCOPE",
+        "The VirtualNetwork tag is the address space of the VNet the NSG is applied in plus that of its connected peers; on-premises, gateway and UDR prefixes are not modelled.";
+    /// Internet tag contents.
+    InternetTagScope => "ASSUMPTION_INTERNET_TAG_SCOPE",
+        "The Internet tag is public address space outside VirtualNetwork: RFC 1918, 100.64.0.0/10, fc00::/7, loopback, link-local, multicast and documentation/reserved ranges are excluded.";
+    /// NSG applied in several VNets.
+    NsgPerVnetContext => "ASSUMPTION_NSG_PER_VNET_CONTEXT",
+        "An NSG associated with subnets or NICs in several VNets resolves VirtualNetwork and Internet separately in each VNet's context.";
+    /// Dependency check sampling.
+    DependencyCheckSampling => "ASSUMPTION_DEPENDENCY_CHECK_SAMPLING",
+        "DEPENDENCY_BLOCKED tests TCP 443 from the APIM source address to the first and last address of every Storage and AzureKeyVault prefix (regional forms for the APIM region when the table has them).";
+    /// Denied SYN answered at once.
+    DenyAnsweredImmediately => "ASSUMPTION_DENY_ANSWERED_IMMEDIATELY",
+        "Azure silently drops a denied SYN so the gateway times out; the gateway answers at once by default ([gateway] deny_mode = \"drop\" waits for the connect timeout).";
+    /// Established flows identified by pooled connections.
+    PooledConnectionIsFlow => "ASSUMPTION_POOLED_CONNECTION_IS_FLOW",
+        "A pooled gateway-to-backend connection is one established NSG flow; flows do not expire while pooled (Azure's flow timeout is not documented).";
+}
+
+impl Serialize for Assumption {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Assumption", 2)?;
+        st.serialize_field("code", self.code())?;
+        st.serialize_field("message", self.message())?;
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_screaming_snake() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in FindingCode::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate code {c}");
+            assert!(c
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_'));
+        }
+        for a in Assumption::ALL {
+            assert!(seen.insert(a.code()));
+            assert!(a.code().starts_with("ASSUMPTION_"));
+        }
+    }
+
+    #[test]
+    fn severities_follow_the_issue() {
+        assert_eq!(
+            FindingCode::SubnetBelowRecommended.severity(),
+            Severity::Warning
+        );
+        assert_eq!(
+            FindingCode::PeeringNotConnected.severity(),
+            Severity::Warning
+        );
+        assert_eq!(FindingCode::DependencyBlocked.severity(), Severity::Warning);
+        assert_eq!(FindingCode::SubnetTooSmall.severity(), Severity::Error);
+    }
+}

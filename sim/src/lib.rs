@@ -1,0 +1,30 @@
+//! `sim` — a pure, synchronous model of an Azure virtual network as an API Management v2
+//! instance sees it: addresses, VNets and peerings, NSGs with Azure's evaluation semantics,
+//! service tags, private DNS, flow verdicts and the APIM v2 VNet-integration preflight.
+//!
+//! No async, no I/O, no clocks: callers pass text or values and get values back.
+//!
+//! # Map of the modules
+//! - [`cidr`] — [`Cidr`] (strict prefixes) and [`AddrSet`] (interval sets), special ranges.
+//! - [`proto`] — [`Protocol`], [`RuleProtocol`], [`Direction`], [`Access`], [`PortSet`].
+//! - [`tags`] — [`ServiceTagTable`]: the `ServiceTags_Public` format and the built-in subset.
+//! - [`fixture`] — the fixture file schema (TOML/JSON/YAML), load errors with line:column.
+//! - [`finding`] — [`Finding`] codes and severities; [`Assumption`] codes.
+//! - [`nsg`] — security rules, default rules, the reference and compiled evaluators.
+//! - [`topology`] — the validated model built from a fixture, with every finding.
+//! - [`flow`] — [`Flow`] (the question) and [`Verdict`] (the answer with its explanation).
+//! - [`dns`] — name resolution from a VNet or from a non-integrated instance.
+//! - [`apim`] — the APIM v2 preflight (integration and injection requirements).
+//! - [`api`] — the gateway's APIs and backend services, as data.
+
+pub mod cidr;
+pub mod finding;
+pub mod fixture;
+pub mod nsg;
+pub mod proto;
+pub mod tags;
+
+pub use cidr::{AddrSet, Cidr, CidrError};
+pub use finding::{Assumption, Finding, FindingCode, Severity};
+pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol};
+pub use tags::{ServiceTagTable, ServiceTagsInfo};
