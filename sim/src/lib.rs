@@ -17,14 +17,24 @@
 //! - [`apim`] — the APIM v2 preflight (integration and injection requirements).
 //! - [`api`] — the gateway's APIs and backend services, as data.
 
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod apim;
 pub mod cidr;
+pub mod dns;
 pub mod finding;
 pub mod fixture;
+pub mod flow;
 pub mod nsg;
 pub mod proto;
 pub mod tags;
+pub mod topology;
 
 pub use cidr::{AddrSet, Cidr, CidrError};
 pub use finding::{Assumption, Finding, FindingCode, Severity};
+pub use flow::{Decision, Flow, Verdict, VerdictCode, VerdictKind};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol};
 pub use tags::{ServiceTagTable, ServiceTagsInfo};
+pub use topology::{Built, Topology};
+// API-READY

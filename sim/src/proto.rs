@@ -23,7 +23,7 @@ macro_rules! azure_enum {
      { $($(#[$vm:meta])* $variant:ident => $canon:literal $(| $alt:literal)* ),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name { $($(#[$vm])* $variant),+ }
+        pub enum $name { $($(#[$vm])* #[doc = concat!("`", $canon, "`")] $variant),+ }
 
         impl $name {
             /// Azure's canonical spelling.
