@@ -1,0 +1,1896 @@
+//! Table tests written as fixtures: the scenarios of `AZURE-SEMANTICS.md` (§1.8 A, §1.9 B,
+//! §1.10 C, §1.11 D), peering, private endpoints, the three APIM network modes, DNS, and every
+//! APIM preflight code. Each test builds a topology from a TOML string through the public API and
+//! asserts verdicts, deciding rules and the chain of NSGs evaluated.
+//!
+//! Every flow goes through [`verdict`], which also runs the verdict-only path
+//! ([`Topology::decide`]) and asserts it agrees with the explaining path
+//! ([`Topology::evaluate`]), so each table row checks both evaluators.
+
+use std::net::IpAddr;
+
+use sim::dns::ResolveFrom;
+use sim::fixture::{Fixture, Format};
+use sim::flow::Verdict;
+use sim::nsg::FlowKey;
+use sim::{Access, Built, Direction, Flow, Protocol, ServiceTagTable, Topology, VerdictKind};
+
+// === helpers ===
+
+fn build(text: &str) -> Built {
+    let f = Fixture::parse(text, Format::Toml).unwrap_or_else(|e| panic!("fixture: {e}\n{text}"));
+    Topology::build(&f, ServiceTagTable::builtin())
+}
+
+/// A topology that must have no structural error (APIM preflight findings are allowed).
+fn topo(text: &str) -> Topology {
+    let b = build(text);
+    let errs = b.structural_errors();
+    assert!(errs.is_empty(), "structural errors: {errs:#?}");
+    b.topology
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn codes(b: &Built) -> Vec<&'static str> {
+    b.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+fn tcp(src: &str, dst: &str, port: u16) -> Flow {
+    Flow::tcp(ip(src), 60000, ip(dst), port)
+}
+
+fn flow(protocol: Protocol, src: &str, dst: &str, port: Option<u16>) -> Flow {
+    Flow {
+        protocol,
+        source: ip(src),
+        source_port: port.map(|_| 60000),
+        destination: ip(dst),
+        destination_port: port,
+    }
+}
+
+/// Evaluates a flow on both paths and checks they agree (verdict, code, deciding rule, number of
+/// NSGs on the path), then returns the explained verdict.
+fn verdict(t: &Topology, f: Flow) -> Verdict {
+    let v = t.evaluate(&f);
+    let d = t.decide(&f);
+    assert_eq!(d.verdict, v.verdict, "decide vs evaluate verdict for {f:?}");
+    assert_eq!(d.code, v.code, "decide vs evaluate code for {f:?}");
+    assert_eq!(
+        d.decided_by.map(|r| {
+            let i = t.rule_info(r);
+            (i.nsg.to_string(), i.rule)
+        }),
+        v.decided_by
+            .as_ref()
+            .map(|x| (x.nsg.clone(), x.rule.clone())),
+        "decide vs evaluate deciding rule for {f:?}"
+    );
+    assert_eq!(
+        d.nsgs().count(),
+        v.evaluated.len(),
+        "decide vs evaluate NSG count for {f:?}"
+    );
+    // Every NSG evaluated ends its rule list at its matched rule, and only that rule matched.
+    for e in &v.evaluated {
+        let (last, before) = e.rules.split_last().expect("an NSG always examines a rule");
+        assert_eq!(last.name, e.matched_rule);
+        assert!(last.matched());
+        assert!(before.iter().all(|r| !r.matched()));
+    }
+    v
+}
+
+/// The chain of NSGs evaluated: `(nsg, applied_to, direction, matched rule)`.
+fn chain(v: &Verdict) -> Vec<(String, String, Direction, String)> {
+    v.evaluated
+        .iter()
+        .map(|e| {
+            (
+                e.nsg.clone(),
+                e.applied_to.clone(),
+                e.direction,
+                e.matched_rule.clone(),
+            )
+        })
+        .collect()
+}
+
+fn has_error(b: &Built) -> bool {
+    b.findings.iter().any(|f| f.is_error())
+}
+
+const AVI: &str = "defaultSecurityRules/AllowVnetInBound";
+const ALB: &str = "defaultSecurityRules/AllowAzureLoadBalancerInBound";
+const DAI: &str = "defaultSecurityRules/DenyAllInBound";
+const AVO: &str = "defaultSecurityRules/AllowVnetOutBound";
+const AIO: &str = "defaultSecurityRules/AllowInternetOutBound";
+const DAO: &str = "defaultSecurityRules/DenyAllOutBound";
+
+/// A rule in fixture syntax, with single-valued fields.
+#[allow(clippy::too_many_arguments)]
+fn rule(
+    name: &str,
+    priority: u32,
+    direction: &str,
+    access: &str,
+    protocol: &str,
+    src: &str,
+    dst: &str,
+    dport: &str,
+) -> String {
+    format!(
+        r#"
+  [[nsgs.security_rules]]
+  name = "{name}"
+  priority = {priority}
+  direction = "{direction}"
+  access = "{access}"
+  protocol = "{protocol}"
+  source_address_prefix = "{src}"
+  source_port_range = "*"
+  destination_address_prefix = "{dst}"
+  destination_port_range = "{dport}"
+"#
+    )
+}
+
+// === Scenario A: "How network security groups filter network traffic" (spec §1.8) ===
+
+/// An internet client: a public address outside every VNet.
+const CLIENT: &str = "93.184.216.34";
+/// A public web server (bing, as in the IP flow verify quickstart).
+const WEB: &str = "13.107.21.200";
+
+fn scenario_a(nsg1: &str, nsg2: &str) -> Topology {
+    topo(&format!(
+        r#"
+[[nsgs]]
+name = "NSG1"
+{nsg1}
+[[nsgs]]
+name = "NSG2"
+{nsg2}
+[[vnets]]
+name = "vnet1"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+
+  [[vnets.subnets]]
+  name = "Subnet1"
+  address_prefix = "10.0.1.0/24"
+  nsg = "NSG1"
+
+  [[vnets.subnets]]
+  name = "Subnet2"
+  address_prefix = "10.0.2.0/24"
+
+  [[vnets.subnets]]
+  name = "Subnet3"
+  address_prefix = "10.0.3.0/24"
+
+[[hosts]]
+name = "VM1"
+address = "10.0.1.4"
+public_address = "20.1.1.1"
+nsg = "NSG2"
+
+[[hosts]]
+name = "VM2"
+address = "10.0.1.5"
+public_address = "20.1.1.2"
+
+[[hosts]]
+name = "VM3"
+address = "10.0.2.4"
+public_address = "20.1.1.3"
+nsg = "NSG2"
+
+[[hosts]]
+name = "VM4"
+address = "10.0.3.4"
+public_address = "20.1.1.4"
+"#
+    ))
+}
+
+#[test]
+fn scenario_a_nsg_how_it_works_matrix() {
+    let allow80 = rule(
+        "Allow-HTTP-Internet",
+        100,
+        "Inbound",
+        "Allow",
+        "Tcp",
+        "Internet",
+        "*",
+        "80",
+    );
+    let deny80out = rule(
+        "Deny-HTTP-Internet-Out",
+        100,
+        "Outbound",
+        "Deny",
+        "Tcp",
+        "*",
+        "Internet",
+        "80",
+    );
+    let deny_all = format!(
+        "{}{}",
+        rule("Deny-All-In", 100, "Inbound", "Deny", "*", "*", "*", "*"),
+        rule("Deny-All-Out", 100, "Outbound", "Deny", "*", "*", "*", "*")
+    );
+    // Configurations C0–C4 of §1.8: (NSG1 custom rules, NSG2 custom rules).
+    let configs = [
+        ("", String::new()),
+        (allow80.as_str(), String::new()),
+        (allow80.as_str(), allow80.clone()),
+        ("", deny80out),
+        (deny_all.as_str(), String::new()),
+    ];
+    let topologies: Vec<Topology> = configs.iter().map(|(a, b)| scenario_a(a, b)).collect();
+
+    // The nine flows of §1.8; internet flows reach a VM through its public address.
+    let flows = [
+        tcp(CLIENT, "20.1.1.1", 80),     // 1 Internet→VM1
+        tcp(CLIENT, "20.1.1.2", 80),     // 2 Internet→VM2
+        tcp(CLIENT, "20.1.1.3", 80),     // 3 Internet→VM3
+        tcp(CLIENT, "20.1.1.4", 80),     // 4 Internet→VM4
+        tcp("10.0.1.4", WEB, 80),        // 5 VM1→Internet
+        tcp("10.0.1.5", WEB, 80),        // 6 VM2→Internet
+        tcp("10.0.2.4", WEB, 80),        // 7 VM3→Internet
+        tcp("10.0.3.4", WEB, 80),        // 8 VM4→Internet
+        tcp("10.0.1.5", "10.0.1.4", 22), // 9 VM2→VM1 (intra-subnet)
+    ];
+
+    // Where each NSG is applied, with the direction it is evaluated in.
+    let s1 = "vnets/vnet1/subnets/Subnet1";
+    type Step = (&'static str, &'static str, Direction, &'static str);
+    let n1i = |r| ("NSG1", s1, Direction::Inbound, r);
+    let n1o = |r| ("NSG1", s1, Direction::Outbound, r);
+    let vm1i = |r| ("NSG2", "hosts/VM1", Direction::Inbound, r);
+    let vm1o = |r| ("NSG2", "hosts/VM1", Direction::Outbound, r);
+    let vm3i = |r| ("NSG2", "hosts/VM3", Direction::Inbound, r);
+    let vm3o = |r| ("NSG2", "hosts/VM3", Direction::Outbound, r);
+    let u_allow = "securityRules/Allow-HTTP-Internet";
+    let u_deny80 = "securityRules/Deny-HTTP-Internet-Out";
+    let u_in = "securityRules/Deny-All-In";
+    let u_out = "securityRules/Deny-All-Out";
+    use VerdictKind::{Allow, Deny};
+
+    // expected[flow][config] = (verdict, the exact chain of NSGs evaluated). The deciding rule
+    // is the last step of the chain (the deny, or for Allow the last NSG's match); an empty
+    // chain means no NSG is on the path. A chain that stops early proves the later NSGs were
+    // not evaluated, as §1.4 requires.
+    let expected: [[(VerdictKind, Vec<Step>); 5]; 9] = [
+        [
+            (Deny, vec![n1i(DAI)]), // NSG1 denies; NSG2 never evaluated
+            (Deny, vec![n1i(u_allow), vm1i(DAI)]),
+            (Allow, vec![n1i(u_allow), vm1i(u_allow)]), // both NSGs must allow port 80
+            (Deny, vec![n1i(DAI)]),
+            (Deny, vec![n1i(u_in)]),
+        ],
+        [
+            (Deny, vec![n1i(DAI)]),
+            (Allow, vec![n1i(u_allow)]), // VM2 has only the subnet NSG
+            (Allow, vec![n1i(u_allow)]),
+            (Deny, vec![n1i(DAI)]),
+            (Deny, vec![n1i(u_in)]),
+        ],
+        [
+            (Deny, vec![vm3i(DAI)]), // Subnet2 has no NSG: only NSG2 on the NIC
+            (Deny, vec![vm3i(DAI)]),
+            (Allow, vec![vm3i(u_allow)]),
+            (Deny, vec![vm3i(DAI)]),
+            (Deny, vec![vm3i(DAI)]),
+        ],
+        [
+            (Allow, vec![]), // VM4: no NSG anywhere, all traffic allowed
+            (Allow, vec![]),
+            (Allow, vec![]),
+            (Allow, vec![]),
+            (Allow, vec![]),
+        ],
+        [
+            (Allow, vec![vm1o(AIO), n1o(AIO)]), // outbound: NIC NSG first, then subnet NSG
+            (Allow, vec![vm1o(AIO), n1o(AIO)]),
+            (Allow, vec![vm1o(AIO), n1o(AIO)]),
+            (Deny, vec![vm1o(u_deny80)]), // NSG2 denies; NSG1 never evaluated
+            (Deny, vec![vm1o(AIO), n1o(u_out)]), // NSG1 denies after NSG2 allows
+        ],
+        [
+            (Allow, vec![n1o(AIO)]),
+            (Allow, vec![n1o(AIO)]),
+            (Allow, vec![n1o(AIO)]),
+            (Allow, vec![n1o(AIO)]),
+            (Deny, vec![n1o(u_out)]),
+        ],
+        [
+            (Allow, vec![vm3o(AIO)]),
+            (Allow, vec![vm3o(AIO)]),
+            (Allow, vec![vm3o(AIO)]),
+            (Deny, vec![vm3o(u_deny80)]),
+            (Allow, vec![vm3o(AIO)]), // C4 changes NSG1 only; VM3 is not behind it
+        ],
+        [
+            (Allow, vec![]),
+            (Allow, vec![]),
+            (Allow, vec![]),
+            (Allow, vec![]),
+            (Allow, vec![]),
+        ],
+        [
+            // Intra-subnet: NSG1 outbound, then NSG1 inbound, then VM1's NIC NSG2 inbound.
+            (Allow, vec![n1o(AVO), n1i(AVI), vm1i(AVI)]),
+            (Allow, vec![n1o(AVO), n1i(AVI), vm1i(AVI)]),
+            (Allow, vec![n1o(AVO), n1i(AVI), vm1i(AVI)]),
+            (Allow, vec![n1o(AVO), n1i(AVI), vm1i(AVI)]),
+            (Deny, vec![n1o(u_out)]), // deny-all in NSG1 cuts VM2 off from VM1
+        ],
+    ];
+
+    for (fi, row) in expected.iter().enumerate() {
+        for (ci, (kind, steps)) in row.iter().enumerate() {
+            let t = &topologies[ci];
+            let v = verdict(t, flows[fi]);
+            let ctx = format!("flow {} under C{ci}:\n{v}", fi + 1);
+            // The verdict of the §1.8 matrix cell.
+            assert_eq!(v.verdict, *kind, "{ctx}");
+            // The exact NSG chain: deciding NSG and rule, and that later NSGs were skipped.
+            let want: Vec<(String, String, Direction, String)> = steps
+                .iter()
+                .map(|(n, a, d, r)| (n.to_string(), a.to_string(), *d, r.to_string()))
+                .collect();
+            assert_eq!(chain(&v), want, "{ctx}");
+            // decided_by is the last step: the denying rule, or the last NSG's allow.
+            assert_eq!(
+                v.decided_by
+                    .as_ref()
+                    .map(|d| (d.nsg.as_str(), d.rule.as_str())),
+                steps.last().map(|(n, _, _, r)| (*n, *r)),
+                "{ctx}"
+            );
+            // Stable codes: ALLOWED or NSG_DENIED, never Unreachable in this scenario.
+            assert_eq!(
+                v.code.as_str(),
+                if *kind == Allow {
+                    "ALLOWED"
+                } else {
+                    "NSG_DENIED"
+                },
+                "{ctx}"
+            );
+        }
+    }
+}
+
+#[test]
+fn scenario_a_internet_needs_a_public_address_and_nsgs_see_the_private_one() {
+    let t = scenario_a(
+        &rule(
+            "Allow-HTTP-Internet",
+            100,
+            "Inbound",
+            "Allow",
+            "Tcp",
+            "Internet",
+            "10.0.1.5",
+            "80",
+        ),
+        "",
+    );
+    // The rule names VM2's *private* address: it matches traffic sent to VM2's public address,
+    // because NSGs process inbound traffic after the public→private translation (§1.1).
+    let v = verdict(&t, tcp(CLIENT, "20.1.1.2", 80));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    assert_eq!(
+        v.decided_by.unwrap().rule,
+        "securityRules/Allow-HTTP-Internet"
+    );
+    // The internet cannot address a VM's private IP: no NSG is consulted, no route exists.
+    let v = verdict(&t, tcp(CLIENT, "10.0.1.5", 80));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Unreachable, "NO_PUBLIC_ENDPOINT")
+    );
+    assert!(v.evaluated.is_empty() && v.decided_by.is_none());
+}
+
+// === Scenario B: application security groups (spec §1.9) ===
+
+fn scenario_b() -> Topology {
+    let rules = format!(
+        "{}{}{}",
+        rule(
+            "Allow-HTTP-Inbound-Internet",
+            100,
+            "Inbound",
+            "Allow",
+            "Tcp",
+            "Internet",
+            "*",
+            "80"
+        )
+        .replace(
+            "destination_address_prefix = \"*\"",
+            "destination_application_security_groups = [\"AsgWeb\"]"
+        ),
+        rule(
+            "Allow-Database-BusinessLogic",
+            110,
+            "Inbound",
+            "Allow",
+            "Tcp",
+            "*",
+            "*",
+            "1433"
+        )
+        .replace(
+            "source_address_prefix = \"*\"",
+            "source_application_security_groups = [\"AsgLogic\"]"
+        )
+        .replace(
+            "destination_address_prefix = \"*\"",
+            "destination_application_security_groups = [\"AsgDb\"]"
+        ),
+        rule(
+            "Deny-Database-All",
+            120,
+            "Inbound",
+            "Deny",
+            "*",
+            "*",
+            "*",
+            "1433"
+        )
+        .replace(
+            "destination_address_prefix = \"*\"",
+            "destination_application_security_groups = [\"AsgDb\"]"
+        ),
+    );
+    topo(&format!(
+        r#"
+[[nsgs]]
+name = "NSG1"
+{rules}
+[[vnets]]
+name = "vnet1"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+
+  [[vnets.subnets]]
+  name = "Subnet1"
+  address_prefix = "10.0.1.0/24"
+  nsg = "NSG1"
+
+  [[vnets.subnets]]
+  name = "Subnet2"
+  address_prefix = "10.0.2.0/24"
+  nsg = "NSG1"
+
+[[hosts]]
+name = "NIC1"
+address = "10.0.1.4"
+public_address = "20.10.0.1"
+application_security_groups = ["AsgWeb"]
+
+[[hosts]]
+name = "NIC2"
+address = "10.0.1.5"
+public_address = "20.10.0.2"
+application_security_groups = ["AsgWeb"]
+
+[[hosts]]
+name = "NIC3"
+address = "10.0.2.4"
+public_address = "20.10.0.3"
+application_security_groups = ["AsgLogic"]
+
+[[hosts]]
+name = "NIC4"
+address = "10.0.2.5"
+public_address = "20.10.0.4"
+application_security_groups = ["AsgDb"]
+"#
+    ))
+}
+
+#[test]
+fn scenario_b_application_security_groups() {
+    let t = scenario_b();
+    let s1 = "vnets/vnet1/subnets/Subnet1";
+    let s2 = "vnets/vnet1/subnets/Subnet2";
+    let step =
+        |a: &str, d: Direction, r: &str| ("NSG1".to_string(), a.to_string(), d, r.to_string());
+    let web = "securityRules/Allow-HTTP-Inbound-Internet";
+    let logic = "securityRules/Allow-Database-BusinessLogic";
+    let deny_db = "securityRules/Deny-Database-All";
+    use Direction::{Inbound as In, Outbound as Out};
+    use VerdictKind::{Allow, Deny};
+    let rows: Vec<(
+        &str,
+        Flow,
+        VerdictKind,
+        Vec<(String, String, Direction, String)>,
+    )> = vec![
+        (
+            "internet → web NIC1:80 is allowed by the AsgWeb rule",
+            tcp(CLIENT, "20.10.0.1", 80),
+            Allow,
+            vec![step(s1, In, web)],
+        ),
+        (
+            "internet → web NIC2:80 too: the rule covers every AsgWeb member",
+            tcp(CLIENT, "20.10.0.2", 80),
+            Allow,
+            vec![step(s1, In, web)],
+        ),
+        (
+            "internet → logic NIC3:80: not an AsgWeb member, DenyAllInBound needs no extra rule",
+            tcp(CLIENT, "20.10.0.3", 80),
+            Deny,
+            vec![step(s2, In, DAI)],
+        ),
+        (
+            "internet → web NIC1:443: the web rule is port 80 only",
+            tcp(CLIENT, "20.10.0.1", 443),
+            Deny,
+            vec![step(s1, In, DAI)],
+        ),
+        (
+            "internet → db NIC4:1433 hits Deny-Database-All",
+            tcp(CLIENT, "20.10.0.4", 1433),
+            Deny,
+            vec![step(s2, In, deny_db)],
+        ),
+        (
+            "AsgLogic → AsgDb 1433/TCP: priority 110 wins over Deny-Database-All at 120",
+            tcp("10.0.2.4", "10.0.2.5", 1433),
+            Allow,
+            vec![step(s2, Out, AVO), step(s2, In, logic)],
+        ),
+        (
+            "AsgWeb → AsgDb 1433: denied although AllowVnetInBound would allow it",
+            tcp("10.0.1.4", "10.0.2.5", 1433),
+            Deny,
+            vec![step(s1, Out, AVO), step(s2, In, deny_db)],
+        ),
+        (
+            "AsgLogic → AsgDb 1433/UDP: the allow is TCP only, the deny is Any",
+            flow(Protocol::Udp, "10.0.2.4", "10.0.2.5", Some(1433)),
+            Deny,
+            vec![step(s2, Out, AVO), step(s2, In, deny_db)],
+        ),
+        (
+            "AsgWeb → AsgDb on another port: AllowVnetInBound",
+            tcp("10.0.1.4", "10.0.2.5", 22),
+            Allow,
+            vec![step(s1, Out, AVO), step(s2, In, AVI)],
+        ),
+        (
+            "AsgWeb → AsgLogic 1433: Deny-Database-All applies only to AsgDb members",
+            tcp("10.0.1.5", "10.0.2.4", 1433),
+            Allow,
+            vec![step(s1, Out, AVO), step(s2, In, AVI)],
+        ),
+    ];
+    for (what, f, kind, want) in rows {
+        let v = verdict(&t, f);
+        assert_eq!(v.verdict, kind, "{what}\n{v}");
+        assert_eq!(chain(&v), want, "{what}\n{v}");
+    }
+
+    // Per-field flags (Network Watcher's rulesEvaluationResult) for internet → NIC3:80: every
+    // rule before DenyAllInBound is listed with the field that failed.
+    let v = verdict(&t, tcp(CLIENT, "20.10.0.3", 80));
+    let r = &v.evaluated[0].rules;
+    let names: Vec<&str> = r.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, [web, logic, deny_db, AVI, ALB, DAI]);
+    // The web rule fails only on the destination (NIC3 is not in AsgWeb).
+    assert!(r[0].source_matched && r[0].protocol_matched && r[0].destination_port_matched);
+    assert!(!r[0].destination_matched);
+    // The logic rule fails on source (internet is not AsgLogic), destination and port.
+    assert!(!r[1].source_matched && !r[1].destination_matched && !r[1].destination_port_matched);
+    // AllowVnetInBound fails on the source only: the internet is not VirtualNetwork.
+    assert!(!r[3].source_matched && r[3].destination_matched);
+}
+
+// === Scenario C: IP flow verify quickstart (spec §1.10) ===
+
+#[test]
+fn scenario_c_ip_flow_verify_quickstart() {
+    // `az vm create` puts the NSG on the NIC, with default-allow-ssh besides the defaults.
+    let t = topo(&format!(
+        r#"
+[[nsgs]]
+name = "myVmNSG"
+{}
+[[vnets]]
+name = "myVNet"
+region = "eastus"
+address_space = ["10.0.0.0/16"]
+
+  [[vnets.subnets]]
+  name = "default"
+  address_prefix = "10.0.0.0/24"
+
+[[hosts]]
+name = "myVm"
+address = "10.0.0.4"
+nsg = "myVmNSG"
+"#,
+        rule(
+            "default-allow-ssh",
+            1000,
+            "Inbound",
+            "Allow",
+            "Tcp",
+            "*",
+            "*",
+            "22"
+        )
+    ));
+
+    // Row 1: outbound to bing 13.107.21.200:80 → Allow, AllowInternetOutBound.
+    let v = verdict(&t, tcp("10.0.0.4", WEB, 80));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    let d = v.decided_by.as_ref().unwrap();
+    assert_eq!(
+        (d.nsg.as_str(), d.rule.as_str(), d.direction, d.access),
+        ("myVmNSG", AIO, Direction::Outbound, Access::Allow)
+    );
+    // 13.107.21.200 is not VirtualNetwork but is Internet (inside 12.0.0.0/6).
+    let r = &v.evaluated[0].rules;
+    assert_eq!((r[0].name.as_str(), r[0].destination_matched), (AVO, false));
+    assert_eq!((r[1].name.as_str(), r[1].destination_matched), (AIO, true));
+
+    // Row 2: outbound to 172.31.0.100:80 → Deny, DenyAllOutBound. The deny is reported although
+    // no route exists (172.16.0.0/12 is neither VirtualNetwork nor Internet).
+    let v = verdict(&t, tcp("10.0.0.4", "172.31.0.100", 80));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Deny, "NSG_DENIED")
+    );
+    assert_eq!(v.decided_by.as_ref().unwrap().rule, DAO);
+    let r = &v.evaluated[0].rules;
+    assert_eq!(
+        r.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        [AVO, AIO, DAO]
+    );
+    assert!(
+        !r[1].destination_matched,
+        "a private address is not Internet"
+    );
+
+    // Row 3: inbound 172.31.0.100:60000 → 10.0.0.4:80 → Deny, DenyAllInBound. IP flow verify
+    // asks the NIC's NSG only, so this row is checked on the NSG evaluators directly.
+    let n = t.nsg_index("myVmNSG").unwrap();
+    let nsg = &t.nsgs()[n];
+    let key = FlowKey::new(
+        Protocol::Tcp,
+        ip("172.31.0.100"),
+        Some(60000),
+        ip("10.0.0.4"),
+        Some(80),
+    );
+    let compiled = t.compiled(n, 0).expect("myVmNSG is applied in myVNet");
+    let (trace, m) = compiled.explain(nsg, Direction::Inbound, &key);
+    assert_eq!(
+        (nsg.rules[m.rule].qualified_name().as_str(), m.access),
+        (DAI, Access::Deny)
+    );
+    assert_eq!(
+        trace.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        ["securityRules/default-allow-ssh", AVI, ALB, DAI]
+    );
+    // default-allow-ssh is skipped on the destination port alone.
+    assert!(!trace[0].destination_port_matched && trace[0].source_matched);
+    // The verdict-only and reference evaluators agree with the explaining one.
+    assert_eq!(compiled.decide(Direction::Inbound, &key), m);
+    assert_eq!(
+        t.reference(n, 0).unwrap().decide(Direction::Inbound, &key),
+        Some(m)
+    );
+    // Through the whole topology the flow cannot even arrive: a private source outside every
+    // VNet has no route into Azure (issue §4: NO_ROUTE), and no NSG is consulted.
+    let v = verdict(&t, tcp("172.31.0.100", "10.0.0.4", 80));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Unreachable, "NO_ROUTE")
+    );
+}
+
+// === Scenario D: NSG diagnostics with Bastion (spec §1.11) ===
+
+fn scenario_d(with_bastion_rule: bool) -> Topology {
+    let mut nic_rules = rule(
+        "DenyVnetInBound",
+        1000,
+        "Inbound",
+        "Deny",
+        "*",
+        "VirtualNetwork",
+        "*",
+        "*",
+    );
+    if with_bastion_rule {
+        nic_rules.push_str(&rule(
+            "AllowBastionConnections",
+            900,
+            "Inbound",
+            "Allow",
+            "*",
+            "10.0.1.0/26",
+            "*",
+            "*",
+        ));
+    }
+    topo(&format!(
+        r#"
+[[nsgs]]
+name = "mySubnet-nsg"
+
+[[nsgs]]
+name = "myVM-nsg"
+{nic_rules}
+[[vnets]]
+name = "myVNet"
+region = "eastus"
+address_space = ["10.0.0.0/16"]
+
+  [[vnets.subnets]]
+  name = "mySubnet"
+  address_prefix = "10.0.0.0/24"
+  nsg = "mySubnet-nsg"
+
+  [[vnets.subnets]]
+  name = "AzureBastionSubnet"
+  address_prefix = "10.0.1.0/26"
+
+[[hosts]]
+name = "myVM"
+address = "10.0.0.4"
+nsg = "myVM-nsg"
+"#
+    ))
+}
+
+#[test]
+fn scenario_d_nsg_diagnostics_bastion() {
+    let subnet = "vnets/myVNet/subnets/mySubnet";
+    // The query's destination port is `*`: several ports and a port-less protocol stand in for it;
+    // the source is any address of 10.0.1.0/26 (usable range .4–.62).
+    let flows: Vec<Flow> = ["10.0.1.4", "10.0.1.33", "10.0.1.62"]
+        .iter()
+        .flat_map(|src| {
+            [
+                tcp(src, "10.0.0.4", 22),
+                tcp(src, "10.0.0.4", 3389),
+                flow(Protocol::Icmp, src, "10.0.0.4", None),
+            ]
+        })
+        .collect();
+
+    let before = scenario_d(false);
+    for f in &flows {
+        let v = verdict(&before, *f);
+        // securityRuleAccessResult: Deny.
+        assert_eq!(v.verdict, VerdictKind::Deny, "{v}");
+        // Subnet NSG first (matched AllowVnetInBound), then the NIC NSG (matched DenyVnetInBound).
+        assert_eq!(
+            chain(&v),
+            [
+                (
+                    "mySubnet-nsg".into(),
+                    subnet.into(),
+                    Direction::Inbound,
+                    AVI.into()
+                ),
+                (
+                    "myVM-nsg".into(),
+                    "hosts/myVM".into(),
+                    Direction::Inbound,
+                    "securityRules/DenyVnetInBound".into()
+                ),
+            ]
+        );
+        // Each matched rule is the first examined, with every per-field flag true (NSGDIAG).
+        for e in &v.evaluated {
+            assert_eq!(e.rules.len(), 1);
+            let r = &e.rules[0];
+            assert!(
+                r.source_matched
+                    && r.source_port_matched
+                    && r.destination_matched
+                    && r.destination_port_matched
+                    && r.protocol_matched
+            );
+        }
+        assert_eq!(v.evaluated[0].access, Access::Allow);
+        assert_eq!(v.evaluated[1].access, Access::Deny);
+    }
+
+    let after = scenario_d(true);
+    for f in &flows {
+        let v = verdict(&after, *f);
+        // After AllowBastionConnections (900 < 1000): Allow, matched by the new rule.
+        assert_eq!(v.verdict, VerdictKind::Allow, "{v}");
+        assert_eq!(
+            v.evaluated[1].matched_rule,
+            "securityRules/AllowBastionConnections"
+        );
+        assert_eq!(v.evaluated[1].rules.len(), 1);
+        assert!(v.evaluated[1].rules[0].matched());
+        assert_eq!(
+            v.decided_by.as_ref().unwrap().rule,
+            "securityRules/AllowBastionConnections"
+        );
+    }
+
+    // From outside the Bastion subnet the new rule fails on its source only, and the deny follows.
+    let v = verdict(&after, tcp("10.0.0.5", "10.0.0.4", 22));
+    assert_eq!(v.verdict, VerdictKind::Deny);
+    let nic = v.evaluated.last().unwrap();
+    assert_eq!(nic.matched_rule, "securityRules/DenyVnetInBound");
+    let r = &nic.rules[0];
+    assert_eq!(r.name, "securityRules/AllowBastionConnections");
+    assert!(!r.source_matched);
+    assert!(r.source_port_matched && r.destination_matched && r.destination_port_matched);
+    assert!(r.protocol_matched);
+}
+
+// === Peering ===
+
+fn peering_topology(peers: [&[&str]; 3], with_nsgs: bool) -> Built {
+    let mut text = String::new();
+    if with_nsgs {
+        text.push_str(
+            "[[nsgs]]\nname = \"nsg-a\"\n[[nsgs]]\nname = \"nsg-b\"\n[[nsgs]]\nname = \"nsg-c\"\n",
+        );
+    }
+    for (i, v) in ["a", "b", "c"].iter().enumerate() {
+        let list: Vec<String> = peers[i].iter().map(|p| format!("\"{p}\"")).collect();
+        text.push_str(&format!(
+            "[[vnets]]\nname = \"{v}\"\nregion = \"westeurope\"\naddress_space = [\"10.{n}.0.0/16\"]\npeerings = [{}]\n  [[vnets.subnets]]\n  name = \"s\"\n  address_prefix = \"10.{n}.1.0/24\"\n{}",
+            list.join(", "),
+            if with_nsgs { format!("  nsg = \"nsg-{v}\"\n") } else { String::new() },
+            n = i + 1
+        ));
+    }
+    for (i, v) in ["a", "b", "c"].iter().enumerate() {
+        text.push_str(&format!(
+            "[[hosts]]\nname = \"h{v}\"\naddress = \"10.{}.1.4\"\n",
+            i + 1
+        ));
+    }
+    build(&text)
+}
+
+#[test]
+fn one_sided_peering_is_initiated_and_carries_nothing() {
+    let b = peering_topology([&["b"], &[], &[]], false);
+    // A peering listed by one side only is a warning, not an error.
+    assert_eq!(codes(&b), ["PEERING_NOT_CONNECTED"]);
+    assert_eq!(b.findings[0].subject, "vnets/a/peerings/b");
+    assert!(!has_error(&b));
+    let t = &b.topology;
+    // No traffic in either direction.
+    for f in [
+        tcp("10.1.1.4", "10.2.1.4", 443),
+        tcp("10.2.1.4", "10.1.1.4", 443),
+    ] {
+        let v = verdict(t, f);
+        assert_eq!(
+            (v.verdict, v.code.as_str()),
+            (VerdictKind::Unreachable, "NO_ROUTE")
+        );
+    }
+    // b's space is not part of a's VirtualNetwork tag.
+    let b_space: sim::Cidr = "10.2.0.0/16".parse().unwrap();
+    assert!(!t.vnets()[0].virtual_network_tag.contains(&b_space));
+    assert!(!t.connected(0, 1));
+
+    // With NSGs the same flow is denied by DenyAllOutBound, not allowed by AllowVnetOutBound: the
+    // engine itself does not count b as VirtualNetwork (and a private range is not Internet).
+    let t = peering_topology([&["b"], &[], &[]], true).topology;
+    let v = verdict(&t, tcp("10.1.1.4", "10.2.1.4", 443));
+    assert_eq!(v.verdict, VerdictKind::Deny);
+    assert_eq!(v.decided_by.unwrap().rule, DAO);
+}
+
+#[test]
+fn two_sided_peering_connects_through_the_virtual_network_tag() {
+    let b = peering_topology([&["b"], &["A"], &[]], true);
+    // Both sides list each other (case-insensitively): connected, no finding.
+    assert!(b.findings.is_empty(), "{:#?}", b.findings);
+    let t = &b.topology;
+    let v = verdict(t, tcp("10.1.1.4", "10.2.1.4", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    // Allowed by AllowVnetOutBound in a's NSG and AllowVnetInBound in b's NSG.
+    assert_eq!(
+        chain(&v),
+        [
+            (
+                "nsg-a".into(),
+                "vnets/a/subnets/s".into(),
+                Direction::Outbound,
+                AVO.into()
+            ),
+            (
+                "nsg-b".into(),
+                "vnets/b/subnets/s".into(),
+                Direction::Inbound,
+                AVI.into()
+            ),
+        ]
+    );
+    // And back.
+    assert!(verdict(t, tcp("10.2.1.4", "10.1.1.4", 443)).verdict == VerdictKind::Allow);
+}
+
+#[test]
+fn peering_is_not_transitive() {
+    // a ↔ b ↔ c, but not a ↔ c.
+    let b = peering_topology([&["b"], &["a", "c"], &["b"]], false);
+    assert!(b.findings.is_empty(), "{:#?}", b.findings);
+    let t = &b.topology;
+    // Neighbours talk.
+    assert!(verdict(t, tcp("10.1.1.4", "10.2.1.4", 80)).verdict == VerdictKind::Allow);
+    assert!(verdict(t, tcp("10.2.1.4", "10.3.1.4", 80)).verdict == VerdictKind::Allow);
+    // a and c do not: no route through b.
+    for f in [
+        tcp("10.1.1.4", "10.3.1.4", 80),
+        tcp("10.3.1.4", "10.1.1.4", 80),
+    ] {
+        let v = verdict(t, f);
+        assert_eq!(
+            (v.verdict, v.code.as_str()),
+            (VerdictKind::Unreachable, "NO_ROUTE")
+        );
+    }
+    // b's VirtualNetwork tag holds both neighbours; a's holds b but not c.
+    let tag = |v: usize| t.vnets()[v].virtual_network_tag.clone();
+    let p = |s: &str| s.parse::<sim::Cidr>().unwrap();
+    assert!(tag(1).contains(&p("10.1.0.0/16")) && tag(1).contains(&p("10.3.0.0/16")));
+    assert!(tag(0).contains(&p("10.2.0.0/16")) && !tag(0).contains(&p("10.3.0.0/16")));
+    // With NSGs, a → c is denied by DenyAllOutBound: c is not VirtualNetwork as seen from a.
+    let t = peering_topology([&["b"], &["a", "c"], &["b"]], true).topology;
+    let v = verdict(&t, tcp("10.1.1.4", "10.3.1.4", 80));
+    assert_eq!(v.decided_by.unwrap().rule, DAO);
+}
+
+#[test]
+fn peered_vnets_must_not_overlap() {
+    let text = r#"
+[[vnets]]
+name = "a"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+peerings = ["b"]
+[[vnets]]
+name = "b"
+region = "westeurope"
+address_space = ["10.0.128.0/17"]
+peerings = ["a"]
+"#;
+    // Connected VNets' address spaces must not overlap (§2.1): one error for the pair.
+    assert_eq!(codes(&build(text)), ["PEERING_ADDRESS_OVERLAP"]);
+}
+
+// === Private endpoints ===
+
+fn private_endpoint_topology(policies: Option<&str>, client_rules: &str) -> Topology {
+    let pol = policies.map_or(String::new(), |p| {
+        format!("  private_endpoint_network_policies = \"{p}\"\n")
+    });
+    topo(&format!(
+        r#"
+[[nsgs]]
+name = "nsg-client"
+{client_rules}
+[[nsgs]]
+name = "nsg-pe"
+{}
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+
+  [[vnets.subnets]]
+  name = "snet-client"
+  address_prefix = "10.0.1.0/24"
+  nsg = "nsg-client"
+
+  [[vnets.subnets]]
+  name = "snet-pe"
+  address_prefix = "10.0.2.0/24"
+  nsg = "nsg-pe"
+{pol}
+[[hosts]]
+name = "client"
+address = "10.0.1.4"
+
+[[hosts]]
+name = "pe-blob"
+address = "10.0.2.4"
+kind = "private-endpoint"
+
+[[hosts]]
+name = "vm"
+address = "10.0.2.5"
+"#,
+        rule("deny-all-in", 100, "Inbound", "Deny", "*", "*", "*", "*")
+    ))
+}
+
+#[test]
+fn private_endpoints_ignore_inbound_nsgs_unless_policies_enable_them() {
+    let to_pe = tcp("10.0.1.4", "10.0.2.4", 443);
+    // Default (ARM `Disabled`): the PE subnet's deny-all-in is not evaluated at all; only the
+    // client's outbound NSG is on the path.
+    for pol in [None, Some("Disabled"), Some("RouteTableEnabled")] {
+        let t = private_endpoint_topology(pol, "");
+        let v = verdict(&t, to_pe);
+        assert_eq!(v.verdict, VerdictKind::Allow, "{pol:?}\n{v}");
+        assert_eq!(
+            chain(&v),
+            [(
+                "nsg-client".into(),
+                "vnets/v/subnets/snet-client".into(),
+                Direction::Outbound,
+                AVO.into()
+            )],
+            "{pol:?}"
+        );
+        // The same NSG still filters an ordinary NIC in the same subnet.
+        let v = verdict(&t, tcp("10.0.1.4", "10.0.2.5", 443));
+        assert_eq!(
+            v.decided_by.unwrap().rule,
+            "securityRules/deny-all-in",
+            "{pol:?}"
+        );
+    }
+    // `Enabled` and `NetworkSecurityGroupEnabled` make the subnet NSG apply to the PE.
+    for pol in [
+        "Enabled",
+        "NetworkSecurityGroupEnabled",
+        "networksecuritygroupenabled",
+    ] {
+        let t = private_endpoint_topology(Some(pol), "");
+        let v = verdict(&t, to_pe);
+        assert_eq!(v.verdict, VerdictKind::Deny, "{pol}");
+        let d = v.decided_by.unwrap();
+        assert_eq!(
+            (d.nsg.as_str(), d.rule.as_str(), d.direction),
+            ("nsg-pe", "securityRules/deny-all-in", Direction::Inbound),
+            "{pol}"
+        );
+    }
+    // Source-side rules always apply: the client's own outbound deny stops the flow.
+    let t = private_endpoint_topology(
+        None,
+        &rule(
+            "deny-to-pe",
+            100,
+            "Outbound",
+            "Deny",
+            "Tcp",
+            "*",
+            "10.0.2.4",
+            "443",
+        ),
+    );
+    let v = verdict(&t, to_pe);
+    assert_eq!(v.verdict, VerdictKind::Deny);
+    assert_eq!(
+        chain(&v),
+        [(
+            "nsg-client".into(),
+            "vnets/v/subnets/snet-client".into(),
+            Direction::Outbound,
+            "securityRules/deny-to-pe".into()
+        )]
+    );
+}
+
+// === APIM network modes ===
+
+fn apim_topology(apim: &str, apim_nsg_rules: &str) -> Topology {
+    topo(&format!(
+        r#"
+[[nsgs]]
+name = "nsg-apim"
+{apim_nsg_rules}
+[[nsgs]]
+name = "nsg-backend"
+
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+
+  [[vnets.subnets]]
+  name = "snet-apim"
+  address_prefix = "10.0.1.0/24"
+  delegations = ["Microsoft.Web/serverFarms", "Microsoft.Web/hostingEnvironments"]
+  nsg = "nsg-apim"
+
+  [[vnets.subnets]]
+  name = "snet-backend"
+  address_prefix = "10.0.2.0/24"
+  nsg = "nsg-backend"
+
+[[hosts]]
+name = "backend"
+address = "10.0.2.4"
+dns = ["backend.v.internal"]
+
+[[hosts]]
+name = "payments"
+address = "20.50.1.10"
+dns = ["api.payments.example"]
+
+[apim]
+name = "apim-1"
+region = "westeurope"
+{apim}
+"#
+    ))
+}
+
+fn apim_rules() -> String {
+    format!(
+        "{}{}{}",
+        rule(
+            "allow-backend",
+            100,
+            "Outbound",
+            "Allow",
+            "Tcp",
+            "*",
+            "10.0.2.0/24",
+            "443"
+        ),
+        rule(
+            "deny-internet",
+            4000,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "Internet",
+            "*"
+        ),
+        rule("deny-all-in", 4090, "Inbound", "Deny", "*", "*", "*", "*"),
+    )
+}
+
+#[test]
+fn apim_integration_leaves_from_the_subnet_through_its_outbound_nsg() {
+    let t = apim_topology(
+        "sku = \"StandardV2\"\nvirtual_network = \"integration\"\nsubnet = \"v/snet-apim\"",
+        &apim_rules(),
+    );
+    // The source is the first usable address of the integration subnet (offset 4).
+    let src = t.apim_source().unwrap();
+    assert_eq!(src, ip("10.0.1.4"));
+    let s = src.to_string();
+    let apim_out = (
+        "nsg-apim".to_string(),
+        "vnets/v/subnets/snet-apim".to_string(),
+        Direction::Outbound,
+    );
+
+    // Private backend: allowed by the subnet's outbound rule, then the backend's inbound NSG.
+    let v = verdict(&t, tcp(&s, "10.0.2.4", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    assert_eq!(
+        (
+            v.evaluated[0].nsg.clone(),
+            v.evaluated[0].applied_to.clone(),
+            v.evaluated[0].direction
+        ),
+        apim_out
+    );
+    assert_eq!(v.evaluated[0].matched_rule, "securityRules/allow-backend");
+    // The integrated source is named as an assumption.
+    let a: Vec<&str> = v.assumptions.iter().map(|a| a.code()).collect();
+    assert!(a.contains(&"ASSUMPTION_ALL_EGRESS_VIA_SUBNET"));
+    assert!(a.contains(&"ASSUMPTION_APIM_SOURCE_ADDRESS"));
+
+    // Public destinations pass the same outbound NSG: deny-internet stops them.
+    let v = verdict(&t, tcp(&s, "20.50.1.10", 443));
+    assert_eq!(v.verdict, VerdictKind::Deny);
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-internet");
+
+    // Inbound to the gateway endpoint is public: no NSG applies, although nsg-apim denies all
+    // inbound.
+    let gw = t.apim_endpoint().unwrap();
+    assert_eq!(gw, ip(sim::topology::DEFAULT_APIM_PUBLIC_ADDRESS));
+    let v = verdict(&t, tcp(CLIENT, &gw.to_string(), 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    assert!(v.evaluated.is_empty() && v.decided_by.is_none());
+    // So is a VNet host calling the gateway: its own outbound NSG is the only one evaluated.
+    let v = verdict(&t, tcp("10.0.2.4", &gw.to_string(), 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    assert!(v
+        .evaluated
+        .iter()
+        .all(|e| e.direction == Direction::Outbound));
+
+    // Integration is outbound-only: nothing accepts traffic at the subnet address.
+    let v = verdict(&t, tcp("10.0.2.4", &s, 443));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Unreachable, "NO_ROUTE")
+    );
+
+    // A configured address replaces the default source.
+    let t = apim_topology(
+        "sku = \"StandardV2\"\nvirtual_network = \"integration\"\nsubnet = \"v/snet-apim\"\naddress = \"10.0.1.10\"",
+        &apim_rules(),
+    );
+    assert_eq!(t.apim_source(), Some(ip("10.0.1.10")));
+}
+
+#[test]
+fn apim_without_integration_reaches_only_public_destinations() {
+    let t = apim_topology(
+        "sku = \"StandardV2\"\npublic_address = \"20.105.7.7\"",
+        &apim_rules(),
+    );
+    // Outbound flows leave from the instance's public address.
+    assert_eq!(t.apim_source(), Some(ip("20.105.7.7")));
+    // A private destination is unreachable: NOT_INTEGRATED, and no NSG is consulted.
+    let v = verdict(&t, tcp("20.105.7.7", "10.0.2.4", 443));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Unreachable, "NOT_INTEGRATED")
+    );
+    assert!(v.evaluated.is_empty());
+    // A public destination is allowed with no NSG (nsg-apim's deny-internet does not apply).
+    let v = verdict(&t, tcp("20.105.7.7", "20.50.1.10", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    assert!(v.evaluated.is_empty() && v.decided_by.is_none());
+    assert!(v
+        .assumptions
+        .iter()
+        .any(|a| a.code() == "ASSUMPTION_APIM_PUBLIC_ADDRESS"));
+    // Inbound to the public gateway endpoint: allowed, no NSG.
+    assert_eq!(t.apim_endpoint(), Some(ip("20.105.7.7")));
+    let v = verdict(&t, tcp(CLIENT, "20.105.7.7", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    assert!(v.evaluated.is_empty());
+}
+
+#[test]
+fn apim_injection_gateway_is_private_behind_the_subnet_inbound_nsg() {
+    let apim = "sku = \"PremiumV2\"\nvirtual_network = \"injection\"\nsubnet = \"v/snet-apim\"";
+    let t = apim_topology(apim, &apim_rules());
+    // The gateway endpoint is the private address in the injection subnet.
+    let gw = t.apim_endpoint().unwrap();
+    assert_eq!(gw, ip("10.0.1.4"));
+    // Inbound to it passes the subnet's inbound NSG: deny-all-in decides.
+    let v = verdict(&t, tcp("10.0.2.4", "10.0.1.4", 443));
+    assert_eq!(v.verdict, VerdictKind::Deny);
+    let d = v.decided_by.unwrap();
+    assert_eq!(
+        (d.nsg.as_str(), d.rule.as_str(), d.direction),
+        ("nsg-apim", "securityRules/deny-all-in", Direction::Inbound)
+    );
+    assert_eq!(
+        v.evaluated.last().unwrap().applied_to,
+        "vnets/v/subnets/snet-apim"
+    );
+    // An inbound allow ahead of it lets VNet clients in.
+    let rules = format!(
+        "{}{}",
+        apim_rules(),
+        rule(
+            "allow-vnet-443",
+            100,
+            "Inbound",
+            "Allow",
+            "Tcp",
+            "VirtualNetwork",
+            "*",
+            "443"
+        )
+    );
+    let t = apim_topology(apim, &rules);
+    let v = verdict(&t, tcp("10.0.2.4", "10.0.1.4", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/allow-vnet-443");
+    // There is no public gateway endpoint with injection.
+    let v = verdict(
+        &t,
+        tcp(CLIENT, sim::topology::DEFAULT_APIM_PUBLIC_ADDRESS, 443),
+    );
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Unreachable, "NO_PUBLIC_ENDPOINT")
+    );
+    // Outbound from the injected gateway passes the subnet's outbound NSG too.
+    let v = verdict(&t, tcp("10.0.1.4", "20.50.1.10", 443));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-internet");
+}
+
+// === DNS ===
+
+fn dns_topology(apim: &str) -> Topology {
+    topo(&format!(
+        r#"
+[[vnets]]
+name = "app"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+peerings = ["shared"]
+  [[vnets.subnets]]
+  name = "snet-apim"
+  address_prefix = "10.0.1.0/24"
+  [[vnets.subnets]]
+  name = "snet-backend"
+  address_prefix = "10.0.2.0/24"
+
+[[vnets]]
+name = "shared"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["app"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.1.1.0/24"
+
+[[vnets]]
+name = "other"
+region = "westeurope"
+address_space = ["10.2.0.0/16"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.2.1.0/24"
+
+[[vnets]]
+name = "half"
+region = "westeurope"
+address_space = ["10.3.0.0/16"]
+peerings = ["shared"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.3.1.0/24"
+
+[[private_dns_zones]]
+name = "internal.contoso.com"
+links = ["app"]
+
+[[hosts]]
+name = "orders"
+address = "10.0.2.4"
+dns = ["orders.internal.contoso.com"]
+
+[[hosts]]
+name = "db"
+address = "10.1.1.4"
+dns = ["db.shared.local"]
+
+[[hosts]]
+name = "www"
+address = "10.2.1.4"
+public_address = "20.60.0.1"
+dns = ["www.contoso.example"]
+
+[[hosts]]
+name = "partner"
+address = "20.50.1.10"
+dns = ["api.partner.example"]
+{apim}
+"#
+    ))
+}
+
+#[test]
+fn dns_private_zones_links_and_peering() {
+    let t = dns_topology("");
+    let (app, shared, other, half) = (0, 1, 2, 3);
+    let from = ResolveFrom::Vnet;
+    let ok = |name: &str, f: ResolveFrom| t.resolve(name, f).map_err(|e| e.to_string());
+    // A zone record resolves from a linked VNet (case and trailing dot do not matter).
+    assert_eq!(
+        ok("orders.internal.contoso.com", from(app)),
+        Ok(ip("10.0.2.4"))
+    );
+    assert_eq!(
+        ok("ORDERS.Internal.contoso.com.", from(app)),
+        Ok(ip("10.0.2.4"))
+    );
+    // Zone links are not carried by peering: `shared` is peered with `app` but not linked.
+    let e = t
+        .resolve("orders.internal.contoso.com", from(shared))
+        .unwrap_err();
+    assert!(e.reason.contains("internal.contoso.com"), "{e}");
+    // Unlinked and public resolvers fail too.
+    assert!(t
+        .resolve("orders.internal.contoso.com", from(other))
+        .is_err());
+    assert!(t
+        .resolve("orders.internal.contoso.com", ResolveFrom::Public)
+        .is_err());
+    // A name under the zone with no record fails even from the linked VNet.
+    assert!(t
+        .resolve("missing.internal.contoso.com", from(app))
+        .is_err());
+
+    // A private name outside every zone: own VNet and two-sided peers only.
+    assert_eq!(ok("db.shared.local", from(shared)), Ok(ip("10.1.1.4")));
+    assert_eq!(ok("db.shared.local", from(app)), Ok(ip("10.1.1.4")));
+    assert!(
+        t.resolve("db.shared.local", from(other)).is_err(),
+        "not peered"
+    );
+    assert!(
+        t.resolve("db.shared.local", from(half)).is_err(),
+        "a one-sided peering does not connect"
+    );
+    assert!(t.resolve("db.shared.local", ResolveFrom::Public).is_err());
+
+    // Public names resolve everywhere: a host with a public address to that address, a host
+    // outside every VNet to its own address.
+    for f in [
+        from(app),
+        from(shared),
+        from(other),
+        from(half),
+        ResolveFrom::Public,
+    ] {
+        assert_eq!(ok("www.contoso.example", f), Ok(ip("20.60.0.1")));
+        assert_eq!(ok("api.partner.example", f), Ok(ip("20.50.1.10")));
+        // IP literals resolve to themselves.
+        assert_eq!(ok("10.9.9.9", f), Ok(ip("10.9.9.9")));
+    }
+    // Unknown names fail with the gateway's DNS_FAILURE code.
+    assert!(t.resolve("nope.example", from(app)).is_err());
+    assert_eq!(sim::dns::DnsError::CODE, "DNS_FAILURE");
+}
+
+#[test]
+fn dns_as_the_apim_instance_sees_it() {
+    let integrated = dns_topology(
+        "[apim]\nname = \"a\"\nsku = \"StandardV2\"\nregion = \"westeurope\"\nvirtual_network = \"integration\"\nsubnet = \"app/snet-apim\"",
+    );
+    // Integrated: resolves from its subnet's VNet, private zone included.
+    assert_eq!(
+        integrated
+            .resolve_from_apim("orders.internal.contoso.com")
+            .ok(),
+        Some(ip("10.0.2.4"))
+    );
+    assert_eq!(
+        integrated.resolve_from_apim("db.shared.local").ok(),
+        Some(ip("10.1.1.4"))
+    );
+    let none = dns_topology("[apim]\nname = \"a\"\nsku = \"StandardV2\"\nregion = \"westeurope\"");
+    // Not integrated: public DNS only.
+    assert!(none
+        .resolve_from_apim("orders.internal.contoso.com")
+        .is_err());
+    assert!(none.resolve_from_apim("db.shared.local").is_err());
+    assert_eq!(
+        none.resolve_from_apim("api.partner.example").ok(),
+        Some(ip("20.50.1.10"))
+    );
+    assert_eq!(
+        none.resolve_from_apim("www.contoso.example").ok(),
+        Some(ip("20.60.0.1"))
+    );
+    // Without an [apim] there is nothing to resolve from.
+    assert!(dns_topology("")
+        .resolve_from_apim("api.partner.example")
+        .is_err());
+}
+
+// === APIM preflight ===
+
+const PREFLIGHT_BASE: &str = r#"
+[subscription]
+id = "sub-1"
+registered_providers = ["Microsoft.Web", "Microsoft.Network"]
+
+[principal]
+actions = ["Microsoft.Network/virtualNetworks/read", "Microsoft.Network/virtualNetworks/subnets/read", "Microsoft.Network/virtualNetworks/subnets/join/action"]
+
+[[vnets]]
+name = "vnet-app"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+
+  [[vnets.subnets]]
+  name = "snet-apim"
+  address_prefix = "10.0.1.0/24"
+  delegations = ["Microsoft.Web/serverFarms"]
+  nsg = "nsg-apim"
+
+[[nsgs]]
+name = "nsg-apim"
+#RULES
+
+[apim]
+name = "apim-1"
+sku = "StandardV2"
+capacity = 1
+region = "westeurope"
+virtual_network = "integration"
+subnet = "vnet-app/snet-apim"
+"#;
+
+/// The base preflight fixture with textual replacements applied.
+fn preflight(edits: &[(&str, &str)]) -> Built {
+    let mut text = PREFLIGHT_BASE.to_string();
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "edit target `{from}` not in the base fixture"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    build(&text)
+}
+
+fn sorted_codes(b: &Built) -> Vec<&'static str> {
+    let mut c = codes(b);
+    c.sort_unstable();
+    c
+}
+
+const SKU: &str = "sku = \"StandardV2\"";
+const MODE: &str = "virtual_network = \"integration\"";
+const DELEG: &str = "delegations = [\"Microsoft.Web/serverFarms\"]";
+const PREFIX: &str = "address_prefix = \"10.0.1.0/24\"";
+const ACTIONS: &str = "actions = [\"Microsoft.Network/virtualNetworks/read\", \"Microsoft.Network/virtualNetworks/subnets/read\", \"Microsoft.Network/virtualNetworks/subnets/join/action\"]";
+const INJECTION: [(&str, &str); 3] = [
+    (SKU, "sku = \"PremiumV2\""),
+    (MODE, "virtual_network = \"injection\""),
+    (
+        DELEG,
+        "delegations = [\"Microsoft.Web/hostingEnvironments\"]",
+    ),
+];
+
+#[test]
+fn preflight_baselines_are_clean() {
+    // The base integration fixture meets every requirement R1–R8.
+    let b = preflight(&[]);
+    assert!(b.findings.is_empty(), "{:#?}", b.findings);
+    // So does its Premium v2 injection twin.
+    let b = preflight(&INJECTION);
+    assert!(b.findings.is_empty(), "{:#?}", b.findings);
+    // Without VNet attachment no requirement applies (even for a tier without integration).
+    let b = preflight(&[
+        (MODE, "virtual_network = \"none\""),
+        (SKU, "sku = \"BasicV2\""),
+    ]);
+    assert!(b.findings.is_empty(), "{:#?}", b.findings);
+}
+
+#[test]
+fn preflight_each_code_alone() {
+    let with_resource = format!("{DELEG}\n  resources = [\"appgw-1\"]");
+    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>)> = vec![
+        // R1: integration needs Standard v2 or Premium v2.
+        ("Basic v2 integration", vec![(SKU, "sku = \"BasicV2\"")], vec!["SKU_NOT_SUPPORTED"]),
+        ("classic Developer integration", vec![(SKU, "sku = \"Developer\"")], vec!["SKU_NOT_SUPPORTED"]),
+        ("Premium v2 integration is fine", vec![(SKU, "sku = \"PremiumV2\"")], vec![]),
+        // Injection needs Premium v2.
+        (
+            "Standard v2 injection",
+            vec![INJECTION[1], INJECTION[2]],
+            vec!["SKU_NOT_SUPPORTED"],
+        ),
+        // R2: same region and subscription.
+        ("region", vec![("region = \"westeurope\"\nvirtual", "region = \"northeurope\"\nvirtual")], vec!["REGION_MISMATCH"]),
+        ("region display name", vec![("region = \"westeurope\"\nvirtual", "region = \"West Europe\"\nvirtual")], vec![]),
+        (
+            "VNet subscription",
+            vec![("address_space", "subscription = \"sub-2\"\naddress_space")],
+            vec!["SUBSCRIPTION_MISMATCH"],
+        ),
+        (
+            "instance subscription",
+            vec![("capacity = 1", "capacity = 1\nsubscription = \"sub-2\"")],
+            vec!["SUBSCRIPTION_MISMATCH"],
+        ),
+        // R3: dedicated subnet.
+        (
+            "another resource in the subnet",
+            vec![(DELEG, with_resource.as_str())],
+            vec!["SUBNET_NOT_DEDICATED"],
+        ),
+        (
+            "a host in the subnet",
+            vec![("[apim]", "[[hosts]]\nname = \"vm\"\naddress = \"10.0.1.100\"\n\n[apim]")],
+            vec!["SUBNET_NOT_DEDICATED"],
+        ),
+        // R4: /27 minimum (error), /24 recommended (warning), reported once.
+        ("/28", vec![(PREFIX, "address_prefix = \"10.0.1.0/28\"")], vec!["SUBNET_TOO_SMALL"]),
+        ("/27", vec![(PREFIX, "address_prefix = \"10.0.1.0/27\"")], vec!["SUBNET_BELOW_RECOMMENDED"]),
+        ("/25", vec![(PREFIX, "address_prefix = \"10.0.1.0/25\"")], vec!["SUBNET_BELOW_RECOMMENDED"]),
+        ("/23", vec![(PREFIX, "address_prefix = \"10.0.0.0/23\"")], vec![]),
+        // R5: an NSG on the subnet.
+        ("no NSG", vec![("  nsg = \"nsg-apim\"\n", "")], vec!["SUBNET_NSG_MISSING"]),
+        // R6: delegation to Microsoft.Web/serverFarms (case-insensitive).
+        ("no delegation", vec![(DELEG, "delegations = []")], vec!["SUBNET_DELEGATION_MISSING"]),
+        (
+            "wrong delegation for integration",
+            vec![(DELEG, "delegations = [\"Microsoft.Web/hostingEnvironments\"]")],
+            vec!["SUBNET_DELEGATION_MISSING"],
+        ),
+        ("serverfarms in lower case", vec![(DELEG, "delegations = [\"microsoft.web/serverfarms\"]")], vec![]),
+        (
+            "injection delegated to serverFarms",
+            vec![INJECTION[0], INJECTION[1]],
+            vec!["SUBNET_DELEGATION_MISSING"],
+        ),
+        // R7: Microsoft.Web registered (case-insensitive).
+        (
+            "provider not registered",
+            vec![("registered_providers = [\"Microsoft.Web\", ", "registered_providers = [")],
+            vec!["PROVIDER_NOT_REGISTERED"],
+        ),
+        (
+            "provider in lower case",
+            vec![("\"Microsoft.Web\", ", "\"microsoft.web\", ")],
+            vec![],
+        ),
+        // R8: the three subnet actions, wildcards allowed.
+        (
+            "join action missing",
+            vec![(ACTIONS, "actions = [\"Microsoft.Network/virtualNetworks/read\", \"Microsoft.Network/virtualNetworks/subnets/read\"]")],
+            vec!["PERMISSION_MISSING"],
+        ),
+        (
+            "only VNet read",
+            vec![(ACTIONS, "actions = [\"Microsoft.Network/virtualNetworks/read\"]")],
+            vec!["PERMISSION_MISSING", "PERMISSION_MISSING"],
+        ),
+        ("wrong provider wildcard", vec![(ACTIONS, "actions = [\"Microsoft.Web/*\"]")], vec!["PERMISSION_MISSING"; 3]),
+        ("*", vec![(ACTIONS, "actions = [\"*\"]")], vec![]),
+        ("Microsoft.Network/*", vec![(ACTIONS, "actions = [\"Microsoft.Network/*\"]")], vec![]),
+        (
+            "virtualNetworks/* in another case",
+            vec![(ACTIONS, "actions = [\"microsoft.network/VIRTUALNETWORKS/*\"]")],
+            vec![],
+        ),
+        // Mode switches.
+        (
+            "injection → integration",
+            vec![("capacity = 1", "capacity = 1\nprevious_virtual_network = \"injection\"")],
+            vec!["MODE_SWITCH_NOT_SUPPORTED"],
+        ),
+        (
+            "none → integration is allowed after creation",
+            vec![("capacity = 1", "capacity = 1\nprevious_virtual_network = \"none\"")],
+            vec![],
+        ),
+        (
+            "integration → injection",
+            vec![
+                INJECTION[0],
+                INJECTION[1],
+                INJECTION[2],
+                ("capacity = 1", "capacity = 1\nprevious_virtual_network = \"integration\""),
+            ],
+            vec!["MODE_SWITCH_NOT_SUPPORTED"],
+        ),
+        (
+            "none → injection: injection only at creation",
+            vec![
+                INJECTION[0],
+                INJECTION[1],
+                INJECTION[2],
+                ("capacity = 1", "capacity = 1\nprevious_virtual_network = \"none\""),
+            ],
+            vec!["MODE_SWITCH_NOT_SUPPORTED"],
+        ),
+        // Scale limits: Standard v2 10 units, Premium v2 30.
+        ("Standard v2 at 10", vec![("capacity = 1", "capacity = 10")], vec![]),
+        ("Standard v2 at 11", vec![("capacity = 1", "capacity = 11")], vec!["CAPACITY_EXCEEDS_TIER"]),
+        ("Premium v2 at 30", vec![(SKU, "sku = \"PremiumV2\""), ("capacity = 1", "capacity = 30")], vec![]),
+        (
+            "Premium v2 at 31",
+            vec![(SKU, "sku = \"PremiumV2\""), ("capacity = 1", "capacity = 31")],
+            vec!["CAPACITY_EXCEEDS_TIER"],
+        ),
+        // Injection IP table: a /27 holds 13 units (32 − 5 reserved − 1 ILB = 26 = 2 × 13).
+        (
+            "injection /27 with 13 units",
+            vec![
+                INJECTION[0],
+                INJECTION[1],
+                INJECTION[2],
+                (PREFIX, "address_prefix = \"10.0.1.0/27\""),
+                ("capacity = 1", "capacity = 13"),
+            ],
+            vec!["SUBNET_BELOW_RECOMMENDED"],
+        ),
+        (
+            "injection /27 with 14 units",
+            vec![
+                INJECTION[0],
+                INJECTION[1],
+                INJECTION[2],
+                (PREFIX, "address_prefix = \"10.0.1.0/27\""),
+                ("capacity = 1", "capacity = 14"),
+            ],
+            vec!["SUBNET_BELOW_RECOMMENDED", "SUBNET_CAPACITY_INSUFFICIENT"],
+        ),
+        // Enum values are case-insensitive: `Standardv2` is StandardV2.
+        ("Standardv2", vec![(SKU, "sku = \"Standardv2\"")], vec![]),
+    ];
+    for (what, edits, want) in cases {
+        let b = preflight(&edits);
+        // Exactly the expected codes: each requirement is checked on its own.
+        assert_eq!(sorted_codes(&b), want, "{what}: {:#?}", b.findings);
+        // Preflight findings never make a topology unusable for flow checks.
+        assert!(b.structural_errors().is_empty(), "{what}");
+        // Subjects are resource paths.
+        for f in &b.findings {
+            assert!(
+                f.subject == "apim" || f.subject == "vnets/vnet-app/subnets/snet-apim",
+                "{what}: subject {}",
+                f.subject
+            );
+        }
+    }
+}
+
+#[test]
+fn preflight_permission_names_the_missing_action() {
+    let b = preflight(&[(
+        ACTIONS,
+        "actions = [\"Microsoft.Network/virtualNetworks/read\", \"Microsoft.Network/virtualNetworks/subnets/read\"]",
+    )]);
+    // The one finding names the action that is missing, not the ones held.
+    assert!(b.findings[0]
+        .message
+        .contains("Microsoft.Network/virtualNetworks/subnets/join/action"));
+}
+
+#[test]
+fn preflight_severities() {
+    // Errors fail validation; below-recommended is only a warning.
+    let b = preflight(&[(PREFIX, "address_prefix = \"10.0.1.0/26\"")]);
+    assert_eq!(codes(&b), ["SUBNET_BELOW_RECOMMENDED"]);
+    assert!(!has_error(&b));
+    let b = preflight(&[(PREFIX, "address_prefix = \"10.0.1.0/29\"")]);
+    assert_eq!(codes(&b), ["SUBNET_TOO_SMALL"]);
+    assert!(has_error(&b));
+}
+
+#[test]
+fn preflight_dependency_blocked_names_the_first_denying_rule() {
+    let deny_storage = rule(
+        "deny-storage",
+        200,
+        "Outbound",
+        "Deny",
+        "Tcp",
+        "*",
+        "Storage",
+        "443",
+    );
+    let deny_internet = rule(
+        "deny-internet",
+        4000,
+        "Outbound",
+        "Deny",
+        "*",
+        "*",
+        "Internet",
+        "*",
+    );
+    let allow = |name: &str, tag: &str, prio: u32| {
+        rule(
+            name,
+            prio,
+            "Outbound",
+            "Allow",
+            "Tcp",
+            "VirtualNetwork",
+            tag,
+            "443",
+        )
+    };
+
+    // Storage is blocked first by deny-storage, Key Vault by deny-internet: one warning each,
+    // each naming the rule that denies it first in evaluation order.
+    let b = preflight(&[("#RULES", &format!("{deny_storage}{deny_internet}"))]);
+    assert_eq!(codes(&b), ["DEPENDENCY_BLOCKED", "DEPENDENCY_BLOCKED"]);
+    assert!(!has_error(&b), "a warning, not an error");
+    let msg = |tag: &str| {
+        b.findings
+            .iter()
+            .find(|f| f.message.contains(tag))
+            .unwrap_or_else(|| panic!("no finding about {tag}: {:#?}", b.findings))
+            .message
+            .clone()
+    };
+    assert!(msg("to Storage").contains("securityRules/deny-storage"));
+    assert!(msg("to AzureKeyVault").contains("securityRules/deny-internet"));
+
+    // Allowing both dependencies ahead of the internet block clears the warning (the pattern
+    // Learn recommends).
+    let rules = format!(
+        "{}{}{deny_internet}",
+        allow("allow-storage", "Storage", 100),
+        allow("allow-keyvault", "AzureKeyVault", 110)
+    );
+    assert!(preflight(&[("#RULES", &rules)]).findings.is_empty());
+    // Allowing only Storage leaves Key Vault blocked.
+    let rules = format!("{}{deny_internet}", allow("allow-storage", "Storage", 100));
+    let b = preflight(&[("#RULES", &rules)]);
+    assert_eq!(codes(&b), ["DEPENDENCY_BLOCKED"]);
+    assert!(b.findings[0].message.contains("AzureKeyVault"));
+    assert!(b.findings[0]
+        .message
+        .contains("securityRules/deny-internet"));
+
+    // The regional form for the instance's region is what is checked: a deny of
+    // Storage.WestEurope blocks a westeurope instance but not a northeurope one.
+    let regional = rule(
+        "deny-storage-we",
+        200,
+        "Outbound",
+        "Deny",
+        "Tcp",
+        "*",
+        "Storage.WestEurope",
+        "443",
+    );
+    let b = preflight(&[("#RULES", &regional)]);
+    assert_eq!(codes(&b), ["DEPENDENCY_BLOCKED"]);
+    assert!(b.findings[0]
+        .message
+        .contains("securityRules/deny-storage-we"));
+    let b = preflight(&[
+        ("#RULES", &regional),
+        (
+            "region = \"westeurope\"\naddress",
+            "region = \"northeurope\"\naddress",
+        ),
+        (
+            "region = \"westeurope\"\nvirtual",
+            "region = \"northeurope\"\nvirtual",
+        ),
+    ]);
+    assert!(b.findings.is_empty(), "{:#?}", b.findings);
+}
+
+#[test]
+fn tag_names_are_case_insensitive() {
+    // `SQL` is the table's `Sql`: no unknown-tag finding, and the rule matches Sql addresses.
+    let deny_sql = rule(
+        "deny-sql", 100, "Outbound", "Deny", "Tcp", "*", "SQL", "1433",
+    );
+    let b = preflight(&[("#RULES", &deny_sql)]);
+    assert!(b.findings.is_empty(), "{:#?}", b.findings);
+    let t = b.topology;
+    let sql = t.service_tags().get("Sql").expect("built-in Sql tag");
+    let dst = sql.prefixes[0].first().to_string();
+    let src = t.apim_source().unwrap().to_string();
+    let v = verdict(&t, tcp(&src, &dst, 1433));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-sql");
+    // The classic spellings of the virtual tags work too.
+    let classic = rule(
+        "allow-classic",
+        100,
+        "Outbound",
+        "Allow",
+        "*",
+        "VIRTUAL_NETWORK",
+        "INTERNET",
+        "*",
+    );
+    assert!(preflight(&[("#RULES", &classic)]).findings.is_empty());
+}
