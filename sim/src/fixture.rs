@@ -297,17 +297,12 @@ impl TryFrom<RawSubnet> for SubnetFile {
 
 azure_enum!(
     /// `privateEndpointNetworkPolicies` of a subnet.
+    #[derive(Default)]
     PrivateEndpointPolicies, "private_endpoint_network_policies",
     "Disabled, Enabled, NetworkSecurityGroupEnabled, RouteTableEnabled",
-    { Disabled => "Disabled", Enabled => "Enabled",
+    { #[default] Disabled => "Disabled", Enabled => "Enabled",
       NetworkSecurityGroupEnabled => "NetworkSecurityGroupEnabled", RouteTableEnabled => "RouteTableEnabled" }
 );
-
-impl Default for PrivateEndpointPolicies {
-    fn default() -> Self {
-        PrivateEndpointPolicies::Disabled
-    }
-}
 
 impl PrivateEndpointPolicies {
     /// Whether NSG rules apply to private endpoints in the subnet.
@@ -575,15 +570,10 @@ impl Serialize for SubnetFile {
 
 azure_enum!(
     /// What a host is.
+    #[derive(Default)]
     HostKind, "host kind", "nic, private-endpoint",
-    { Nic => "nic", PrivateEndpoint => "private-endpoint" | "privateendpoint" | "private_endpoint" }
+    { #[default] Nic => "nic", PrivateEndpoint => "private-endpoint" | "privateendpoint" | "private_endpoint" }
 );
-
-impl Default for HostKind {
-    fn default() -> Self {
-        HostKind::Nic
-    }
-}
 
 /// `[[hosts]]`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -646,15 +636,10 @@ azure_enum!(
 
 azure_enum!(
     /// How the APIM instance is attached to a VNet.
+    #[derive(Default)]
     NetworkMode, "virtual_network", "none, integration, injection",
-    { None => "none", Integration => "integration", Injection => "injection" }
+    { #[default] None => "none", Integration => "integration", Injection => "injection" }
 );
-
-impl Default for NetworkMode {
-    fn default() -> Self {
-        NetworkMode::None
-    }
-}
 
 /// `[apim]`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -704,15 +689,10 @@ pub struct ServiceTagsFile {
 
 azure_enum!(
     /// What the gateway does when the NSG denies a new backend flow.
+    #[derive(Default)]
     DenyMode, "deny_mode", "answer, drop",
-    { Answer => "answer", Drop => "drop" }
+    { #[default] Answer => "answer", Drop => "drop" }
 );
-
-impl Default for DenyMode {
-    fn default() -> Self {
-        DenyMode::Answer
-    }
-}
 
 /// `[gateway]`: the front door and its limits. Every limit has a documented default.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
