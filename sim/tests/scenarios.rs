@@ -84,8 +84,11 @@ fn verdict(t: &Topology, f: Flow) -> Verdict {
     v
 }
 
-/// The chain of NSGs evaluated: `(nsg, applied_to, direction, matched rule)`.
-fn chain(v: &Verdict) -> Vec<(String, String, Direction, String)> {
+/// One NSG evaluated on a path: `(nsg, applied_to, direction, matched rule)`.
+type ChainStep = (String, String, Direction, String);
+
+/// The chain of NSGs evaluated, in order.
+fn chain(v: &Verdict) -> Vec<ChainStep> {
     v.evaluated
         .iter()
         .map(|e| {
@@ -341,7 +344,7 @@ fn scenario_a_nsg_how_it_works_matrix() {
             // The verdict of the §1.8 matrix cell.
             assert_eq!(v.verdict, *kind, "{ctx}");
             // The exact NSG chain: deciding NSG and rule, and that later NSGs were skipped.
-            let want: Vec<(String, String, Direction, String)> = steps
+            let want: Vec<ChainStep> = steps
                 .iter()
                 .map(|(n, a, d, r)| (n.to_string(), a.to_string(), *d, r.to_string()))
                 .collect();
@@ -511,12 +514,7 @@ fn scenario_b_application_security_groups() {
     let deny_db = "securityRules/Deny-Database-All";
     use Direction::{Inbound as In, Outbound as Out};
     use VerdictKind::{Allow, Deny};
-    let rows: Vec<(
-        &str,
-        Flow,
-        VerdictKind,
-        Vec<(String, String, Direction, String)>,
-    )> = vec![
+    let rows: Vec<(&str, Flow, VerdictKind, Vec<ChainStep>)> = vec![
         (
             "internet → web NIC1:80 is allowed by the AsgWeb rule",
             tcp(CLIENT, "20.10.0.1", 80),
@@ -1577,7 +1575,8 @@ fn preflight_baselines_are_clean() {
 #[test]
 fn preflight_each_code_alone() {
     let with_resource = format!("{DELEG}\n  resources = [\"appgw-1\"]");
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         // R1: integration needs Standard v2 or Premium v2.
         ("Basic v2 integration", vec![(SKU, "sku = \"BasicV2\"")], vec!["SKU_NOT_SUPPORTED"]),
         ("classic Developer integration", vec![(SKU, "sku = \"Developer\"")], vec!["SKU_NOT_SUPPORTED"]),
