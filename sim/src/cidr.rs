@@ -391,38 +391,46 @@ fn cidrs(list: &[&str]) -> Vec<Cidr> {
         .collect()
 }
 
+static PRIVATE: std::sync::OnceLock<Vec<Cidr>> = std::sync::OnceLock::new();
+static SPECIAL: std::sync::OnceLock<Vec<Cidr>> = std::sync::OnceLock::new();
+static PUBLIC: std::sync::OnceLock<AddrSet> = std::sync::OnceLock::new();
+
 /// Private address space that Azure treats as non-internet: RFC 1918, RFC 6598 (100.64.0.0/10,
 /// "treated as a private IP address space in Azure", VNet FAQ), and IPv6 unique-local fc00::/7.
-pub fn private_ranges() -> Vec<Cidr> {
-    cidrs(&[
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "fc00::/7",
-    ])
+pub fn private_ranges() -> &'static [Cidr] {
+    PRIVATE.get_or_init(|| {
+        cidrs(&[
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "fc00::/7",
+        ])
+    })
 }
 
 /// Ranges that are neither private nor internet: unspecified, loopback, link-local, multicast,
 /// documentation/benchmark/reserved blocks, broadcast, and their IPv6 counterparts.
-pub fn special_ranges() -> Vec<Cidr> {
-    cidrs(&[
-        "0.0.0.0/8",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "192.0.0.0/24",
-        "192.0.2.0/24",
-        "198.18.0.0/15",
-        "198.51.100.0/24",
-        "203.0.113.0/24",
-        "224.0.0.0/4",
-        "240.0.0.0/4",
-        "::/128",
-        "::1/128",
-        "fe80::/10",
-        "ff00::/8",
-        "2001:db8::/32",
-    ])
+pub fn special_ranges() -> &'static [Cidr] {
+    SPECIAL.get_or_init(|| {
+        cidrs(&[
+            "0.0.0.0/8",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "224.0.0.0/4",
+            "240.0.0.0/4",
+            "::/128",
+            "::1/128",
+            "fe80::/10",
+            "ff00::/8",
+            "2001:db8::/32",
+        ])
+    })
 }
 
 /// Whether an address is in the private ranges of [`private_ranges`].
@@ -430,16 +438,18 @@ pub fn is_private(addr: IpAddr) -> bool {
     private_ranges().iter().any(|c| c.contains(addr))
 }
 
-/// Whether an address is public: neither private nor special-purpose.
+/// Whether an address is public: neither private nor special-purpose (a scan of the two lists;
+/// [`public_space`] is the same set as intervals).
 pub fn is_public(addr: IpAddr) -> bool {
     !is_private(addr) && !special_ranges().iter().any(|c| c.contains(addr))
 }
 
 /// All public address space (both families), before removing any VNet's own ranges.
-pub fn public_space() -> AddrSet {
-    let mut excluded = private_ranges();
-    excluded.extend(special_ranges());
-    AddrSet::any().difference(&AddrSet::from_cidrs(excluded))
+pub fn public_space() -> &'static AddrSet {
+    PUBLIC.get_or_init(|| {
+        let excluded = private_ranges().iter().chain(special_ranges()).copied();
+        AddrSet::any().difference(&AddrSet::from_cidrs(excluded))
+    })
 }
 
 #[cfg(test)]

@@ -11,23 +11,27 @@
 //! - [`fixture`] — the fixture file schema (TOML/JSON/YAML), load errors with line:column.
 //! - [`finding`] — [`Finding`] codes and severities; [`Assumption`] codes.
 //! - [`nsg`] — security rules, default rules, the reference and compiled evaluators.
+//! - `classifier` (private) — the bit-vector first-match classifier behind long rule lists.
 //! - [`topology`] — the validated model built from a fixture, with every finding.
 //! - [`flow`] — [`Flow`] (the question) and [`Verdict`] (the answer with its explanation).
 //! - [`dns`] — name resolution from a VNet or from a non-integrated instance.
 //! - [`apim`] — the APIM v2 preflight (integration and injection requirements).
 //! - [`api`] — the gateway's APIs and backend services, as data.
+//! - [`synth`] — seeded synthetic tag tables, NSGs and flows for benchmarks and tests.
 
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod apim;
 pub mod cidr;
+mod classifier;
 pub mod dns;
 pub mod finding;
 pub mod fixture;
 pub mod flow;
 pub mod nsg;
 pub mod proto;
+pub mod synth;
 pub mod tags;
 pub mod topology;
 

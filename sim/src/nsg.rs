@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::cidr::{is_public, AddrSet, Cidr};
+use crate::classifier::{Classifier, RuleFields};
 use crate::finding::{Finding, FindingCode};
 use crate::fixture::{AddressField, PortField, RuleFile};
 use crate::proto::{Access, Direction, PortSet, Protocol, RuleProtocol, NO_PORT};
@@ -515,9 +516,13 @@ impl Nsg {
                 })
                 .collect()
         };
+        let inbound: Vec<CompiledRule> = build(Direction::Inbound);
+        let outbound: Vec<CompiledRule> = build(Direction::Outbound);
         CompiledNsg {
-            inbound: build(Direction::Inbound),
-            outbound: build(Direction::Outbound),
+            inbound_classifier: classifier_for(&inbound),
+            outbound_classifier: classifier_for(&outbound),
+            inbound,
+            outbound,
         }
     }
 
@@ -743,11 +748,33 @@ impl CompiledRule {
     }
 }
 
+/// Rule lists up to this length are scanned linearly (a short list is already a short scan);
+/// longer ones use the bit-vector [`Classifier`].
+pub const LINEAR_SCAN_MAX: usize = 24;
+
+fn classifier_for(rules: &[CompiledRule]) -> Option<Classifier> {
+    (rules.len() > LINEAR_SCAN_MAX).then(|| {
+        let fields: Vec<RuleFields<'_>> = rules
+            .iter()
+            .map(|r| RuleFields {
+                proto_mask: r.proto,
+                src: &r.src,
+                dst: &r.dst,
+                sport: &r.sport,
+                dport: &r.dport,
+            })
+            .collect();
+        Classifier::build(&fields)
+    })
+}
+
 /// One NSG compiled for one context. The default rules guarantee a match in each direction.
 #[derive(Clone, Debug)]
 pub struct CompiledNsg {
     inbound: Vec<CompiledRule>,
     outbound: Vec<CompiledRule>,
+    inbound_classifier: Option<Classifier>,
+    outbound_classifier: Option<Classifier>,
 }
 
 // === impl CompiledNsg ===
@@ -764,6 +791,18 @@ impl CompiledNsg {
     #[inline]
     pub fn decide(&self, direction: Direction, flow: &FlowKey) -> RuleMatch {
         let list = self.list(direction);
+        let classifier = match direction {
+            Direction::Inbound => &self.inbound_classifier,
+            Direction::Outbound => &self.outbound_classifier,
+        };
+        if let Some(c) = classifier {
+            if let Some(r) = c.first_match(flow).and_then(|i| list.get(i)) {
+                return RuleMatch {
+                    access: r.access,
+                    rule: r.index as usize,
+                };
+            }
+        }
         for r in list {
             if r.matches(flow) {
                 return RuleMatch {
@@ -829,7 +868,24 @@ impl CompiledNsg {
                     })
                     .sum::<usize>()
         };
-        per(&self.inbound) + per(&self.outbound)
+        per(&self.inbound)
+            + per(&self.outbound)
+            + self
+                .inbound_classifier
+                .as_ref()
+                .map_or(0, Classifier::heap_bytes)
+            + self
+                .outbound_classifier
+                .as_ref()
+                .map_or(0, Classifier::heap_bytes)
+    }
+
+    /// Whether `direction` is decided by the bit-vector classifier (else a linear scan).
+    pub fn uses_classifier(&self, direction: Direction) -> bool {
+        match direction {
+            Direction::Inbound => self.inbound_classifier.is_some(),
+            Direction::Outbound => self.outbound_classifier.is_some(),
+        }
     }
 }
 

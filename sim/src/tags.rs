@@ -156,6 +156,23 @@ impl ServiceTagTable {
         }
     }
 
+    /// A table from tags already in memory (synthetic tables for benchmarks and tests); `source`
+    /// is what outputs name as the table's source.
+    pub fn from_tags(source: &str, tags: Vec<ServiceTag>) -> ServiceTagTable {
+        let by_lower = tags
+            .into_iter()
+            .map(|t| (t.name.to_ascii_lowercase(), t))
+            .collect();
+        ServiceTagTable {
+            info: ServiceTagsInfo {
+                source: source.to_string(),
+                change_number: None,
+                cloud: None,
+            },
+            by_lower,
+        }
+    }
+
     /// Regions the built-in table has regional forms for.
     pub fn builtin_regions() -> &'static [&'static str] {
         builtin::REGIONS

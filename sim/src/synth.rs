@@ -1,0 +1,294 @@
+//! Seeded synthetic workloads for benchmarks and tests: a `ServiceTags_Public`-sized tag table,
+//! NSGs of any size up to Azure's limits (1,000 rules, 4,000 prefixes per side, augmented
+//! rules, service tags), and flows that hit early, late and default rules.
+//!
+//! Everything is deterministic for a seed (SplitMix64), so two runs measure the same work.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::cidr::Cidr;
+use crate::nsg::{AddressSpec, FlowKey, Nsg, SecurityRule, TagRef};
+use crate::proto::{Access, Direction, PortSet, Protocol, RuleProtocol};
+use crate::tags::{ServiceTag, ServiceTagTable, VirtualTag};
+
+/// SplitMix64: a tiny, good-enough seeded generator.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    /// True with probability `p` percent.
+    pub fn chance(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+}
+
+/// The VNet address space of the synthetic NSG's context.
+pub const SYNTH_VNET: &str = "10.0.0.0/16";
+
+fn random_public_prefix(rng: &mut Rng) -> Cidr {
+    loop {
+        let len = 16 + rng.below(13) as u8; // /16../28
+        let raw = (rng.next_u64() as u32) & (u32::MAX << (32 - u32::from(len)));
+        let first = Ipv4Addr::from(raw);
+        if crate::cidr::is_public(IpAddr::V4(first)) {
+            if let Ok(c) = format!("{first}/{len}").parse() {
+                return c;
+            }
+        }
+    }
+}
+
+/// A `ServiceTags_Public`-sized table: `tags` tags holding `prefixes` IPv4 prefixes in total.
+/// The real file (2025-10-28) has 3,039 tags and 93,362 prefixes.
+pub fn tag_table(seed: u64, tags: usize, prefixes: usize) -> ServiceTagTable {
+    let mut rng = Rng::new(seed);
+    let per = (prefixes / tags.max(1)).max(1);
+    let list = (0..tags)
+        .map(|i| {
+            let n = 1 + rng.below(2 * per as u64) as usize;
+            ServiceTag {
+                name: format!("SynthTag{i}"),
+                region: String::new(),
+                prefixes: (0..n).map(|_| random_public_prefix(&mut rng)).collect(),
+            }
+        })
+        .collect();
+    ServiceTagTable::from_tags("synthetic", list)
+}
+
+/// An outbound NSG of `rules` custom rules in `table`'s context: a mix of `*`, VirtualNetwork,
+/// single addresses, prefixes, augmented lists and (at most one per side) service tags, with
+/// `prefixes_per_side` explicit prefixes spread over the rules (≤ 4,000, Azure's limit).
+pub fn nsg(seed: u64, rules: usize, prefixes_per_side: usize, table: &ServiceTagTable) -> Nsg {
+    let mut rng = Rng::new(seed);
+    let tag_names: Vec<String> = table.iter().map(|t| t.name.clone()).collect();
+    let mut dst_budget = prefixes_per_side;
+    let mut src_budget = prefixes_per_side / 4;
+    let mut out = Vec::with_capacity(rules);
+    for i in 0..rules {
+        let remaining = rules - i;
+        let take = |budget: &mut usize, rng: &mut Rng| {
+            let fair = (*budget / remaining).max(1);
+            let n = (1 + rng.below(2 * fair as u64) as usize).min(*budget);
+            *budget -= n;
+            n
+        };
+        let dst_n = take(&mut dst_budget, &mut rng);
+        let destination = if rng.chance(10) && !tag_names.is_empty() {
+            let t = &tag_names[rng.below(tag_names.len() as u64) as usize];
+            AddressSpec {
+                tags: vec![TagRef::Table(t.clone())],
+                text: vec![t.clone()],
+                ..AddressSpec::default()
+            }
+        } else if dst_n == 0 || rng.chance(5) {
+            AddressSpec::any()
+        } else {
+            let prefixes: Vec<Cidr> = (0..dst_n).map(|_| random_public_prefix(&mut rng)).collect();
+            AddressSpec {
+                text: prefixes.iter().map(Cidr::to_string).collect(),
+                prefixes,
+                ..AddressSpec::default()
+            }
+        };
+        let source = match rng.below(10) {
+            0..=4 => AddressSpec::any(),
+            5..=6 => AddressSpec::tag(VirtualTag::VirtualNetwork),
+            _ => {
+                let n = take(&mut src_budget, &mut rng).max(1);
+                let prefixes: Vec<Cidr> = (0..n)
+                    .map(|_| {
+                        let third = rng.below(256);
+                        format!("10.0.{third}.0/24").parse().expect("valid literal")
+                    })
+                    .collect();
+                AddressSpec {
+                    text: prefixes.iter().map(Cidr::to_string).collect(),
+                    prefixes,
+                    ..AddressSpec::default()
+                }
+            }
+        };
+        let destination_ports = match rng.below(4) {
+            0 => PortSet::any(),
+            1 => PortSet::parse(&format!("{}", 1 + rng.below(65000))).expect("valid port"),
+            2 => {
+                let lo = rng.below(60000);
+                PortSet::parse(&format!("{lo}-{}", lo + rng.below(5000))).expect("valid range")
+            }
+            _ => PortSet::parse_list(["80", "443", "8080-8090"]).expect("valid list"),
+        };
+        out.push(SecurityRule {
+            name: format!("rule-{i}"),
+            priority: 100 + i as u32,
+            direction: Direction::Outbound,
+            access: if rng.chance(30) {
+                Access::Deny
+            } else {
+                Access::Allow
+            },
+            protocol: [RuleProtocol::Tcp, RuleProtocol::Udp, RuleProtocol::Any]
+                [rng.below(3) as usize],
+            source,
+            source_ports: PortSet::any(),
+            destination,
+            destination_ports,
+            is_default: false,
+            description: None,
+        });
+    }
+    Nsg::new("synthetic", false, out)
+}
+
+fn pick_in(rng: &mut Rng, c: &Cidr) -> IpAddr {
+    let size = c.size().min(u128::from(u64::MAX));
+    c.nth(u128::from(rng.below(size as u64)))
+        .unwrap_or_else(|| c.first())
+}
+
+fn pick_port(rng: &mut Rng, p: &PortSet) -> u32 {
+    let ranges = p.ranges();
+    let (lo, hi) = ranges[rng.below(ranges.len() as u64) as usize];
+    let hi = hi.min(65_535);
+    lo + rng.below(u64::from(hi - lo) + 1) as u32
+}
+
+/// `n` outbound flows aimed at the NSG's early rules (first tenth), late rules (last tenth) and
+/// nothing in particular (left to the default rules), a third each.
+pub fn flows(seed: u64, nsg: &Nsg, table: &ServiceTagTable, n: usize) -> Vec<FlowKey> {
+    let mut rng = Rng::new(seed);
+    let custom: Vec<&SecurityRule> = nsg.rules.iter().filter(|r| !r.is_default).collect();
+    let tenth = (custom.len() / 10).max(1);
+    let vnet: Cidr = SYNTH_VNET.parse().expect("valid literal");
+    (0..n)
+        .map(|_| {
+            let source_port = 1024 + rng.below(60000) as u32;
+            let target = match rng.below(3) {
+                0 if !custom.is_empty() => {
+                    Some(custom[rng.below(tenth.min(custom.len()) as u64) as usize])
+                }
+                1 if !custom.is_empty() => Some(
+                    custom[custom.len() - 1 - rng.below(tenth.min(custom.len()) as u64) as usize],
+                ),
+                _ => None,
+            };
+            let Some(r) = target else {
+                return FlowKey {
+                    protocol: if rng.chance(50) {
+                        Protocol::Tcp
+                    } else {
+                        Protocol::Udp
+                    },
+                    source: pick_in(&mut rng, &vnet),
+                    source_port,
+                    destination: {
+                        let c = random_public_prefix(&mut rng);
+                        pick_in(&mut rng, &c)
+                    },
+                    destination_port: rng.below(65536) as u32,
+                };
+            };
+            let protocol = match r.protocol {
+                RuleProtocol::Udp => Protocol::Udp,
+                _ => Protocol::Tcp,
+            };
+            let source = match r.source.prefixes.first() {
+                Some(_) => {
+                    let c = r.source.prefixes[rng.below(r.source.prefixes.len() as u64) as usize];
+                    pick_in(&mut rng, &c)
+                }
+                None => pick_in(&mut rng, &vnet),
+            };
+            let dst_prefixes: Vec<Cidr> = if let Some(TagRef::Table(t)) = r.destination.tags.first()
+            {
+                table.get(t).map(|t| t.prefixes.clone()).unwrap_or_default()
+            } else {
+                r.destination.prefixes.clone()
+            };
+            let destination = match dst_prefixes.is_empty() {
+                true => {
+                    let c = random_public_prefix(&mut rng);
+                    pick_in(&mut rng, &c)
+                }
+                false => {
+                    let c = dst_prefixes[rng.below(dst_prefixes.len() as u64) as usize];
+                    pick_in(&mut rng, &c)
+                }
+            };
+            FlowKey {
+                protocol,
+                source,
+                source_port,
+                destination,
+                destination_port: pick_port(&mut rng, &r.destination_ports),
+            }
+        })
+        .collect()
+}
+
+/// The evaluation context of the synthetic NSG: VNet [`SYNTH_VNET`], no ASGs.
+pub fn context_parts() -> (Vec<Cidr>, BTreeMap<String, Vec<IpAddr>>) {
+    (
+        vec![SYNTH_VNET.parse().expect("valid literal")],
+        BTreeMap::new(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nsg::Context;
+
+    #[test]
+    fn compiled_matches_reference_on_large_synthetic_nsgs() {
+        // The classifier path (> LINEAR_SCAN_MAX rules) must agree with the oracle.
+        let table = tag_table(1, 200, 4000);
+        let (vnet, asgs) = context_parts();
+        let ctx = Context {
+            virtual_network: &vnet,
+            tags: &table,
+            asg_members: &asgs,
+        };
+        for (rules, prefixes) in [(10, 40), (100, 1000), (1000, 4000)] {
+            let n = nsg(rules as u64, rules, prefixes, &table);
+            let c = n.compile(&ctx);
+            assert_eq!(
+                c.uses_classifier(Direction::Outbound),
+                rules > crate::nsg::LINEAR_SCAN_MAX
+            );
+            let r = n.reference(&ctx);
+            for f in flows(7, &n, &table, 3000) {
+                assert_eq!(
+                    Some(c.decide(Direction::Outbound, &f)),
+                    r.decide(Direction::Outbound, &f),
+                    "{f:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deterministic() {
+        let t1 = tag_table(3, 10, 100);
+        let t2 = tag_table(3, 10, 100);
+        assert_eq!(t1, t2);
+        assert_eq!(nsg(5, 50, 200, &t1), nsg(5, 50, 200, &t2));
+    }
+}
