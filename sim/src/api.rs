@@ -122,7 +122,10 @@ impl BackendUrl {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+    // `get`, not indexing: the prefix length may fall inside a multi-byte character
+    // (`http:/ü`), which is simply not a match.
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
         .then(|| &s[prefix.len()..])
 }
 
@@ -279,6 +282,9 @@ mod tests {
         assert!(BackendUrl::parse("ftp://x").is_err());
         assert!(BackendUrl::parse("https://x/?q").is_err());
         assert!(BackendUrl::parse("https://x:99999").is_err());
+        // A multi-byte character across the scheme's length is a bad scheme, not a panic.
+        assert!(BackendUrl::parse("http:/ü").is_err());
+        assert!(BackendUrl::parse("https:/é/").is_err());
         let u = BackendUrl::parse("http://api.payments.example:8080/").unwrap();
         assert_eq!(
             (u.port, u.path.as_str(), u.authority.as_str()),
