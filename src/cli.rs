@@ -1,0 +1,95 @@
+//! Argument parsing (clap derive) and dispatch for the `vnetsim` binary; one module per command.
+//! Commands return a [`Status`] or an error; every error is bad input (exit 2) and is printed to
+//! stderr as `error: <what, where, what was expected>`.
+
+mod check;
+mod output;
+mod test;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use vnetsim::TagSource;
+
+/// Offline simulator for Azure API Management v2 outbound VNet integration.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vnetsim",
+    version,
+    arg_required_else_help = true,
+    after_help = "Exit codes: 0 success, 1 a negative answer (error findings, Deny/Unreachable, a failed expectation), 2 bad input."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a fixture and report every finding (exit 0 valid, 1 error findings, 2 unreadable).
+    Validate(validate::Args),
+    /// Explain one flow's verdict: each NSG on its path, the deciding rule (exit 0 Allow, 1 Deny or Unreachable, 2 bad input).
+    Check(check::Args),
+    /// Run an expectations file against its topology (exit 0 all passed, 1 a mismatch, 2 bad input).
+    Test(test::Args),
+}
+
+/// Output format of every command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// A readable table.
+    #[default]
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Valid, allowed, every expectation passed: exit 0.
+    Success,
+    /// Error findings, denied or unreachable, a failed expectation: exit 1.
+    Negative,
+    /// Bad input already reported on stderr: exit 2.
+    BadInput,
+}
+
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> ExitCode {
+        match s {
+            Status::Success => ExitCode::SUCCESS,
+            Status::Negative => ExitCode::from(1),
+            Status::BadInput => ExitCode::from(2),
+        }
+    }
+}
+
+/// The service tag table for `--service-tags FILE`, else the fixture's choice.
+pub(crate) fn tag_source(file: &Option<PathBuf>) -> TagSource {
+    match file {
+        Some(p) => TagSource::File(p.clone()),
+        None => TagSource::Fixture,
+    }
+}
+
+/// Parses, runs and maps the result to an exit code.
+pub(crate) fn main() -> ExitCode {
+    // clap prints usage errors and the no-argument help itself, exiting 2 (0 for --help).
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Test(a) => test::run(a),
+    };
+    match result {
+        Ok(status) => status.into(),
+        Err(e) => {
+            output::report_error(&e);
+            Status::BadInput.into()
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! `vnetsim check FIXTURE --from SRC --to DST[:PORT]`: one flow's explained verdict.
+
+use std::path::PathBuf;
+
+use sim::{Protocol, VerdictKind};
+use vnetsim::FlowQuery;
+
+use super::output::{out, refuse_fixture};
+use super::{tag_source, Output, Status};
+
+/// Arguments of `check`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The fixture: TOML, or JSON/YAML by extension (.json, .yaml, .yml).
+    fixture: PathBuf,
+    /// Source: `apim` (the instance's outbound address), a host name or DNS name of the fixture, or an IP address.
+    #[arg(long, value_name = "SRC", allow_hyphen_values = true)]
+    from: String,
+    /// Destination: `apim` (the gateway endpoint), a host name or an IP, with `:PORT` for Tcp/Udp (`[addr]:PORT` for IPv6).
+    #[arg(long, value_name = "DST[:PORT]", allow_hyphen_values = true)]
+    to: String,
+    /// Protocol, case-insensitive: Tcp (default), Udp, Icmp, Esp, Ah.
+    #[arg(long, value_parser = parse_protocol)]
+    protocol: Option<Protocol>,
+    /// Source port for Tcp/Udp (default 60000).
+    #[arg(long, value_name = "N")]
+    source_port: Option<u16>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t, ignore_case = true)]
+    output: Output,
+    /// A ServiceTags_Public JSON file to use instead of the fixture's [service_tags] (or the built-in table).
+    #[arg(long, value_name = "FILE")]
+    service_tags: Option<PathBuf>,
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    s.parse::<Protocol>().map_err(|e| e.to_string())
+}
+
+pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
+    // Arguments first: a malformed flow is reported without reading the fixture.
+    let query = FlowQuery::parse(&a.from, &a.to, a.protocol, a.source_port)?;
+    let loaded = vnetsim::load_path(&a.fixture, &tag_source(&a.service_tags))?;
+    let structural = loaded.structural_errors();
+    if !structural.is_empty() {
+        refuse_fixture(&loaded.name, &structural);
+        return Ok(Status::BadInput);
+    }
+    let verdict = query
+        .explain(loaded.topology())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.name))?;
+    match a.output {
+        Output::Json => out(&serde_json::to_string_pretty(&verdict)?)?,
+        Output::Text => out(&verdict.to_string())?,
+    }
+    Ok(if verdict.verdict == VerdictKind::Allow {
+        Status::Success
+    } else {
+        Status::Negative
+    })
+}

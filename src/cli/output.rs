@@ -1,0 +1,83 @@
+//! Printing: stdout for reports (a closed pipe is not an error), stderr for errors, and the
+//! findings table shared by `validate`, and by `check`/`test` when they refuse a fixture.
+
+use std::io::{self, Write};
+
+use sim::{Finding, ServiceTagsInfo, Severity};
+
+/// Writes `text` and a newline to stdout; a reader that went away (`| head`) is not an error.
+pub(crate) fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Prints an error to stderr, one `error: ` line per line of its message.
+pub(crate) fn report_error(e: &anyhow::Error) {
+    let mut stderr = io::stderr().lock();
+    for line in e.to_string().lines() {
+        let _ = writeln!(stderr, "error: {line}");
+    }
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// A table of findings: severity, code, subject, message (input order is kept: the model sorts).
+pub(crate) fn findings_table<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> String {
+    let findings: Vec<&Finding> = findings.into_iter().collect();
+    let cw = findings
+        .iter()
+        .map(|f| f.code.as_str().len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let sw = findings
+        .iter()
+        .map(|f| f.subject.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(7, 48);
+    let mut s = format!(
+        "{:<8} {:<cw$} {:<sw$} MESSAGE",
+        "SEVERITY", "CODE", "SUBJECT"
+    );
+    for f in findings {
+        s.push_str(&format!(
+            "\n{:<8} {:<cw$} {:<sw$} {}",
+            severity(f.severity),
+            f.code.as_str(),
+            f.subject,
+            f.message
+        ));
+    }
+    s
+}
+
+/// `built-in, changeNumber 375`.
+pub(crate) fn tags_line(t: &ServiceTagsInfo) -> String {
+    format!(
+        "{}{}",
+        t.source,
+        t.change_number
+            .map_or(String::new(), |c| format!(", changeNumber {c}"))
+    )
+}
+
+/// Prints the structural error findings that make a fixture unusable for flow evaluation.
+pub(crate) fn refuse_fixture(name: &str, errors: &[&Finding]) {
+    let mut stderr = io::stderr().lock();
+    let _ = writeln!(
+        stderr,
+        "error: {name}: {} structural error finding{}; flows are evaluated only on a fixture without them (see `vnetsim validate {name}`):",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(stderr, "{}", findings_table(errors.iter().copied()));
+}

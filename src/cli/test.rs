@@ -1,0 +1,48 @@
+//! `vnetsim test EXPECTATIONS`: every expectation of a file against its topology, with an
+//! optional JUnit XML report.
+
+use std::path::PathBuf;
+
+use vnetsim::expect::Expectations;
+
+use super::output::{out, refuse_fixture};
+use super::{tag_source, Output, Status};
+
+/// Arguments of `test`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The expectations file (TOML: `topology = "PATH"` and `[[expect]]` entries).
+    expectations: PathBuf,
+    /// Also write a JUnit XML report to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t, ignore_case = true)]
+    output: Output,
+    /// A ServiceTags_Public JSON file to use instead of the topology's [service_tags] (or the built-in table).
+    #[arg(long, value_name = "FILE")]
+    service_tags: Option<PathBuf>,
+}
+
+pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
+    let exp = Expectations::load(&a.expectations)?;
+    let loaded = exp.load_topology(&tag_source(&a.service_tags))?;
+    let structural = loaded.structural_errors();
+    if !structural.is_empty() {
+        refuse_fixture(&loaded.name, &structural);
+        return Ok(Status::BadInput);
+    }
+    let report = exp.run(loaded.topology())?;
+    if let Some(path) = &a.junit {
+        vnetsim::atomic::write(path, vnetsim::junit::render(&report).as_bytes())?;
+    }
+    match a.output {
+        Output::Json => out(&serde_json::to_string_pretty(&report)?)?,
+        Output::Text => out(&report.to_string())?,
+    }
+    Ok(if report.passed {
+        Status::Success
+    } else {
+        Status::Negative
+    })
+}

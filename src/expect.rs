@@ -1,0 +1,771 @@
+//! Expectations files — what `vnetsim test` checks in CI: a topology and the verdicts its flows
+//! must have.
+//!
+//! ```toml
+//! topology = "default.toml"            # a fixture, relative to this file
+//!
+//! [[expect]]
+//! name = "apim reaches orders over HTTPS"
+//! from = "apim"                        # apim, a host name or DNS name, or an IP
+//! to = "orders:443"                    # [addr]:port for IPv6; no port for Icmp/Esp/Ah
+//! protocol = "Tcp"                     # optional: Tcp (default), Udp, Icmp, Esp, Ah
+//! source_port = 60000                  # optional: 60000 by default
+//! verdict = "Allow"                    # Allow | Deny | Unreachable (case-insensitive)
+//! rule = "securityRules/allow-apim-subnet"  # optional: compared with decided_by.rule
+//! code = "ALLOWED"                     # optional: ALLOWED, NSG_DENIED, NO_ROUTE, ...
+//! ```
+//!
+//! This module parses the file ([`Expectations::parse`], unknown keys and bad values are errors
+//! with line:col), loads its topology, evaluates every expectation ([`Expectations::run`]) and
+//! returns a [`Report`] whose `Display` is the pass/fail table. JUnit XML is [`crate::junit`]'s.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use sim::{Protocol, ServiceTagsInfo, Topology, Verdict, VerdictCode, VerdictKind};
+
+use crate::load::{at, load_path, LoadError, Loaded, TagSource};
+use crate::query::{FlowQuery, QueryError, Side};
+
+/// A 1-based line and column in an expectations file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Position {
+    /// Line.
+    pub line: usize,
+    /// Column.
+    pub column: usize,
+}
+
+impl Position {
+    fn of(text: &str, offset: usize) -> Position {
+        let offset = offset.min(text.len());
+        let before = &text.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        Position { line, column }
+    }
+}
+
+/// One problem in an expectations file, at a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where.
+    pub position: Position,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Why an expectations file could not be run: bad input (`vnetsim test` exits 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectError {
+    /// The file could not be read.
+    #[error("{}: cannot read the expectations file: {source}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file does not parse (syntax, unknown key, wrong type, missing key, bad value).
+    #[error("{}", at(name, *line, *column, message))]
+    Parse {
+        /// The file's name.
+        name: String,
+        /// Line, when known.
+        line: Option<usize>,
+        /// Column, when known.
+        column: Option<usize>,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// Expectations that parse but cannot be evaluated (unknown host, bad port, ...).
+    #[error("{}", .problems.iter().map(|p| at(name, Some(p.position.line), Some(p.position.column), &p.message)).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The file's name.
+        name: String,
+        /// Every problem, in file order.
+        problems: Vec<Problem>,
+    },
+    /// The topology named by `topology` could not be loaded.
+    #[error("{}:{}:{}: topology: {source}", name, position.line, position.column)]
+    Topology {
+        /// The expectations file's name.
+        name: String,
+        /// Position of the `topology` value.
+        position: Position,
+        /// Why it could not be loaded.
+        #[source]
+        source: Box<LoadError>,
+    },
+}
+
+/// The expected verdict as written (case-insensitive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ExpectedVerdict(VerdictKind);
+
+impl<'de> Deserialize<'de> for ExpectedVerdict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        [
+            VerdictKind::Allow,
+            VerdictKind::Deny,
+            VerdictKind::Unreachable,
+        ]
+        .into_iter()
+        .find(|k| kind_str(*k).eq_ignore_ascii_case(s.trim()))
+        .map(ExpectedVerdict)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown verdict `{s}`, expected one of: Allow, Deny, Unreachable"
+            ))
+        })
+    }
+}
+
+const CODES: [VerdictCode; 5] = [
+    VerdictCode::Allowed,
+    VerdictCode::NsgDenied,
+    VerdictCode::NoRoute,
+    VerdictCode::NotIntegrated,
+    VerdictCode::NoPublicEndpoint,
+];
+
+/// The expected verdict code as written (case-insensitive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ExpectedCode(VerdictCode);
+
+impl<'de> Deserialize<'de> for ExpectedCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        CODES
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
+            .map(ExpectedCode)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown verdict code `{s}`, expected one of: {}",
+                    CODES.map(VerdictCode::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    topology: Spanned<String>,
+    #[serde(default)]
+    expect: Vec<RawEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    name: Spanned<String>,
+    from: Spanned<String>,
+    to: Spanned<String>,
+    #[serde(default)]
+    protocol: Option<Protocol>,
+    #[serde(default)]
+    source_port: Option<Spanned<u16>>,
+    verdict: ExpectedVerdict,
+    #[serde(default)]
+    rule: Option<Spanned<String>>,
+    #[serde(default)]
+    code: Option<ExpectedCode>,
+}
+
+/// One expectation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    /// Its name (unique in the file).
+    pub name: String,
+    /// Where its `name` is.
+    pub position: Position,
+    /// The source as written.
+    pub from: String,
+    /// The destination as written.
+    pub to: String,
+    /// The parsed flow.
+    pub query: FlowQuery,
+    /// The expected verdict.
+    pub verdict: VerdictKind,
+    /// The expected deciding rule (`securityRules/<name>` or `defaultSecurityRules/<name>`).
+    pub rule: Option<String>,
+    /// The expected verdict code.
+    pub code: Option<VerdictCode>,
+    from_at: Position,
+    to_at: Position,
+    source_port_at: Option<Position>,
+}
+
+/// A parsed expectations file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectations {
+    /// The file's path as given, or its name; messages start with it.
+    pub name: String,
+    /// The topology fixture, resolved against the file's directory.
+    pub topology: PathBuf,
+    /// Where the `topology` value is.
+    pub topology_at: Position,
+    /// The expectations, in file order.
+    pub entries: Vec<Expectation>,
+}
+
+// === impl Expectations ===
+
+impl Expectations {
+    /// Reads and parses an expectations file; `topology` is relative to its directory.
+    ///
+    /// # Errors
+    /// [`ExpectError::Read`], [`ExpectError::Parse`] or [`ExpectError::Invalid`].
+    pub fn load(path: &Path) -> Result<Expectations, ExpectError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ExpectError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Expectations::parse(&path.display().to_string(), &text, dir)
+    }
+
+    /// Parses expectations text named `name`, with `topology` relative to `base_dir`.
+    ///
+    /// # Errors
+    /// [`ExpectError::Parse`] for TOML errors, unknown keys, wrong types, missing keys, unknown
+    /// verdicts or codes, or no `[[expect]]` at all; [`ExpectError::Invalid`] listing every
+    /// expectation whose flow or rule is malformed, or whose name repeats an earlier one.
+    ///
+    /// ```
+    /// use vnetsim::expect::Expectations;
+    /// let text = "topology = \"default.toml\"\n[[expect]]\nname = \"n\"\nfrom = \"apim\"\nto = \"orders:443\"\nverdict = \"allow\"\n";
+    /// let e = Expectations::parse("e.toml", text, "fixtures".as_ref()).unwrap();
+    /// assert_eq!(e.topology, std::path::Path::new("fixtures/default.toml"));
+    /// let bad = text.replace("verdict", "verdikt");
+    /// let err = Expectations::parse("e.toml", &bad, "fixtures".as_ref()).unwrap_err();
+    /// assert!(err.to_string().starts_with("e.toml:6:1: "), "{err}");
+    /// ```
+    pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Expectations, ExpectError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let pos = e.span().map(|s| Position::of(text, s.start));
+            ExpectError::Parse {
+                name: name.to_string(),
+                line: pos.map(|p| p.line),
+                column: pos.map(|p| p.column),
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let pos = |s: std::ops::Range<usize>| Position::of(text, s.start);
+        if raw.expect.is_empty() {
+            return Err(ExpectError::Parse {
+                name: name.to_string(),
+                line: None,
+                column: None,
+                message: "no [[expect]] entries: add at least one with name, from, to and verdict"
+                    .into(),
+            });
+        }
+        let mut problems = Vec::new();
+        let mut seen: BTreeMap<String, Position> = BTreeMap::new();
+        let mut entries = Vec::new();
+        for e in raw.expect {
+            let name_at = pos(e.name.span());
+            let ename = e.name.get_ref().trim().to_string();
+            if ename.is_empty() {
+                problems.push(Problem {
+                    position: name_at,
+                    message: "expectation name is empty".into(),
+                });
+            } else if let Some(first) = seen.get(&ename) {
+                problems.push(Problem {
+                    position: name_at,
+                    message: format!(
+                        "expectation `{ename}` is already defined at line {}; names must be unique (each becomes a JUnit test case)",
+                        first.line
+                    ),
+                });
+            } else {
+                seen.insert(ename.clone(), name_at);
+            }
+            if let Some(r) = &e.rule {
+                let text = r.get_ref().trim();
+                let qualified = ["securityRules/", "defaultSecurityRules/"]
+                    .iter()
+                    .any(|p| text.len() > p.len() && text[..p.len()].eq_ignore_ascii_case(p));
+                if !qualified {
+                    problems.push(Problem {
+                        position: pos(r.span()),
+                        message: format!(
+                            "expectation `{ename}`: rule `{text}` must be written as Network Watcher names it: `securityRules/<name>` or `defaultSecurityRules/<name>`"
+                        ),
+                    });
+                }
+            }
+            let from_at = pos(e.from.span());
+            let to_at = pos(e.to.span());
+            let source_port_at = e.source_port.as_ref().map(|s| pos(s.span()));
+            let query = FlowQuery::parse(
+                e.from.get_ref(),
+                e.to.get_ref(),
+                e.protocol,
+                e.source_port.as_ref().map(|s| *s.get_ref()),
+            );
+            let query = match query {
+                Ok(q) => q,
+                Err(err) => {
+                    problems.push(Problem {
+                        position: place(&err, from_at, to_at, source_port_at),
+                        message: format!("expectation `{ename}`: {err}"),
+                    });
+                    continue;
+                }
+            };
+            entries.push(Expectation {
+                name: ename,
+                position: name_at,
+                from: e.from.get_ref().trim().to_string(),
+                to: e.to.get_ref().trim().to_string(),
+                query,
+                verdict: e.verdict.0,
+                rule: e.rule.map(|r| r.into_inner().trim().to_string()),
+                code: e.code.map(|c| c.0),
+                from_at,
+                to_at,
+                source_port_at,
+            });
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.position);
+            return Err(ExpectError::Invalid {
+                name: name.to_string(),
+                problems,
+            });
+        }
+        Ok(Expectations {
+            name: name.to_string(),
+            topology: base_dir.join(raw.topology.get_ref()),
+            topology_at: pos(raw.topology.span()),
+            entries,
+        })
+    }
+
+    /// Loads the topology the file names.
+    ///
+    /// # Errors
+    /// [`ExpectError::Topology`] wrapping the [`LoadError`], at the `topology` value.
+    pub fn load_topology(&self, tags: &TagSource) -> Result<Loaded, ExpectError> {
+        load_path(&self.topology, tags).map_err(|e| ExpectError::Topology {
+            name: self.name.clone(),
+            position: self.topology_at,
+            source: Box::new(e),
+        })
+    }
+
+    /// Evaluates every expectation against `t` (resolving them all first).
+    ///
+    /// # Errors
+    /// [`ExpectError::Invalid`] listing every expectation whose endpoints do not resolve in
+    /// the topology; nothing is evaluated then.
+    pub fn run(&self, t: &Topology) -> Result<Report, ExpectError> {
+        let mut problems = Vec::new();
+        let mut verdicts = Vec::new();
+        for e in &self.entries {
+            match e.query.explain(t) {
+                Ok(v) => verdicts.push(v),
+                Err(err) => problems.push(Problem {
+                    position: place(&err, e.from_at, e.to_at, e.source_port_at),
+                    message: format!("expectation `{}`: {err}", e.name),
+                }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ExpectError::Invalid {
+                name: self.name.clone(),
+                problems,
+            });
+        }
+        let results: Vec<Outcome> = self
+            .entries
+            .iter()
+            .zip(verdicts)
+            .map(|(e, actual)| Outcome::compare(e, actual))
+            .collect();
+        let failed = results.iter().filter(|r| !r.passed).count();
+        Ok(Report {
+            passed: failed == 0,
+            expectations: self.name.clone(),
+            topology: self.topology.display().to_string(),
+            total: results.len(),
+            failed,
+            results,
+            service_tags: t.service_tags().info().clone(),
+        })
+    }
+}
+
+/// Which field an error is about, for its position.
+fn place(err: &QueryError, from: Position, to: Position, sport: Option<Position>) -> Position {
+    match err {
+        QueryError::Empty { side }
+        | QueryError::BadPort { side, .. }
+        | QueryError::BadBracket { side, .. }
+        | QueryError::AmbiguousColon { side, .. }
+        | QueryError::NoApim { side }
+        | QueryError::UnknownHost { side, .. } => match side {
+            Side::Source => from,
+            Side::Destination => to,
+        },
+        QueryError::PortOnSource { .. } | QueryError::SourceNotInSubnet { .. } => from,
+        QueryError::SourcePortNotAllowed { .. } => sport.unwrap_or(from),
+        QueryError::PortRequired { .. }
+        | QueryError::PortNotAllowed { .. }
+        | QueryError::FamilyMismatch { .. } => to,
+    }
+}
+
+/// `Allow`, `Deny` or `Unreachable`.
+pub fn kind_str(k: VerdictKind) -> &'static str {
+    match k {
+        VerdictKind::Allow => "Allow",
+        VerdictKind::Deny => "Deny",
+        VerdictKind::Unreachable => "Unreachable",
+    }
+}
+
+/// What an expectation asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Expected {
+    /// The verdict.
+    pub verdict: VerdictKind,
+    /// The deciding rule, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The code, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<VerdictCode>,
+}
+
+/// One expectation's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The expectation's name.
+    pub name: String,
+    /// Whether everything it asked for holds.
+    pub passed: bool,
+    /// The source as written.
+    pub from: String,
+    /// The destination as written.
+    pub to: String,
+    /// What it asked for.
+    pub expected: Expected,
+    /// One line per field that differs (empty when passed).
+    pub mismatches: Vec<String>,
+    /// The actual verdict, with its chain.
+    pub actual: Verdict,
+}
+
+// === impl Outcome ===
+
+impl Outcome {
+    fn compare(e: &Expectation, actual: Verdict) -> Outcome {
+        let mut mismatches = Vec::new();
+        let got_rule = actual
+            .decided_by
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |d| format!("{} / {}", d.nsg, d.rule));
+        if actual.verdict != e.verdict {
+            mismatches.push(format!(
+                "verdict: expected {}, got {} ({})",
+                kind_str(e.verdict),
+                kind_str(actual.verdict),
+                actual.code
+            ));
+        }
+        if let Some(rule) = &e.rule {
+            let same = actual
+                .decided_by
+                .as_ref()
+                .is_some_and(|d| d.rule.eq_ignore_ascii_case(rule));
+            if !same {
+                mismatches.push(format!("rule: expected {rule}, got {got_rule}"));
+            }
+        }
+        if let Some(code) = e.code {
+            if actual.code != code {
+                mismatches.push(format!("code: expected {code}, got {}", actual.code));
+            }
+        }
+        Outcome {
+            name: e.name.clone(),
+            passed: mismatches.is_empty(),
+            from: e.from.clone(),
+            to: e.to.clone(),
+            expected: Expected {
+                verdict: e.verdict,
+                rule: e.rule.clone(),
+                code: e.code,
+            },
+            mismatches,
+            actual,
+        }
+    }
+
+    /// The actual chain, one line per NSG evaluated (in Azure's order) and a last line with
+    /// the verdict, its code and why.
+    pub fn chain(&self) -> Vec<String> {
+        let v = &self.actual;
+        let mut lines: Vec<String> = v
+            .evaluated
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                format!(
+                    "{}. {} on {} ({}): {} -> {}",
+                    i + 1,
+                    e.nsg,
+                    e.applied_to,
+                    e.direction,
+                    e.matched_rule,
+                    e.access
+                )
+            })
+            .collect();
+        if lines.is_empty() {
+            lines.push("no NSG evaluated".into());
+        }
+        let port = |p: Option<u16>| p.map_or(String::new(), |p| format!(":{p}"));
+        lines.push(format!(
+            "=> {} ({}) for {} {}{} -> {}{}: {}",
+            kind_str(v.verdict),
+            v.code,
+            v.flow.protocol,
+            v.flow.source,
+            port(v.flow.source_port),
+            v.flow.destination,
+            port(v.flow.destination_port),
+            v.detail
+        ));
+        lines
+    }
+}
+
+/// The result of running an expectations file (the `vnetsim test --output json` document).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[must_use]
+pub struct Report {
+    /// Whether every expectation passed.
+    pub passed: bool,
+    /// The expectations file.
+    pub expectations: String,
+    /// The topology fixture.
+    pub topology: String,
+    /// Number of expectations.
+    pub total: usize,
+    /// Number that failed.
+    pub failed: usize,
+    /// Every result, in file order.
+    pub results: Vec<Outcome>,
+    /// The service tag table used.
+    pub service_tags: ServiceTagsInfo,
+}
+
+impl fmt::Display for Report {
+    /// The pass/fail table; failures show their mismatches and the actual chain.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = self
+            .results
+            .iter()
+            .map(|r| r.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 48);
+        writeln!(
+            f,
+            "{:<6} {:<w$}  {:<12} ACTUAL",
+            "RESULT", "NAME", "EXPECTED"
+        )?;
+        for r in &self.results {
+            let actual = match &r.actual.decided_by {
+                Some(d) => format!(
+                    "{} ({}) {} / {}",
+                    kind_str(r.actual.verdict),
+                    r.actual.code,
+                    d.nsg,
+                    d.rule
+                ),
+                None => format!("{} ({})", kind_str(r.actual.verdict), r.actual.code),
+            };
+            writeln!(
+                f,
+                "{:<6} {:<w$}  {:<12} {}",
+                if r.passed { "pass" } else { "FAIL" },
+                r.name,
+                kind_str(r.expected.verdict),
+                actual
+            )?;
+            if !r.passed {
+                for m in &r.mismatches {
+                    writeln!(f, "{:6}   {m}", "")?;
+                }
+                writeln!(f, "{:6}   actual chain ({} -> {}):", "", r.from, r.to)?;
+                for line in r.chain() {
+                    writeln!(f, "{:6}     {line}", "")?;
+                }
+            }
+        }
+        let tags = &self.service_tags;
+        write!(
+            f,
+            "\n{}: {} of {} expectations passed, {} failed (topology {}; service tags {}{})",
+            self.expectations,
+            self.total - self.failed,
+            self.total,
+            self.failed,
+            self.topology,
+            tags.source,
+            tags.change_number
+                .map_or(String::new(), |c| format!(", changeNumber {c}"))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "topology = \"default.toml\"\n";
+
+    fn parse(body: &str) -> Result<Expectations, ExpectError> {
+        Expectations::parse("e.toml", &format!("{HEAD}{body}"), Path::new("fixtures"))
+    }
+
+    fn entry(extra: &str) -> String {
+        format!("[[expect]]\nname = \"n\"\nfrom = \"apim\"\nto = \"orders:443\"\nverdict = \"Allow\"\n{extra}")
+    }
+
+    fn run(body: &str) -> Report {
+        let e = parse(body).unwrap();
+        let loaded = e.load_topology(&TagSource::Fixture).unwrap();
+        e.run(loaded.topology()).unwrap()
+    }
+
+    #[test]
+    fn unknown_keys_and_values_are_errors_with_positions() {
+        let e = parse(&entry("colour = \"red\"\n")).unwrap_err();
+        assert!(e.to_string().starts_with("e.toml:7:1: "), "{e}");
+        assert!(e.to_string().contains("colour"), "{e}");
+        let e = parse(&entry("code = \"NOPE\"\n")).unwrap_err();
+        assert!(e.to_string().starts_with("e.toml:7:"), "{e}");
+        assert!(e.to_string().contains("NO_ROUTE"), "lists the codes: {e}");
+        let e = parse(&entry("").replace("\"Allow\"", "\"Maybe\"")).unwrap_err();
+        assert!(e.to_string().contains("Allow, Deny, Unreachable"), "{e}");
+        let e = parse(&entry("source_port = 70000\n")).unwrap_err();
+        assert!(e.to_string().starts_with("e.toml:7:"), "{e}");
+        assert!(matches!(parse(""), Err(ExpectError::Parse { .. })));
+        let e = Expectations::parse("e.toml", &entry(""), Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("topology"), "{e}");
+    }
+
+    #[test]
+    fn malformed_flows_and_rules_are_all_reported() {
+        let body = format!(
+            "{}{}",
+            entry("rule = \"deny-legacy\"\n"),
+            entry("protocol = \"icmp\"\n")
+        );
+        let Err(ExpectError::Invalid { problems, .. }) = parse(&body) else {
+            panic!("expected Invalid");
+        };
+        let msgs: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(problems.len(), 3, "{msgs:?}");
+        assert!(msgs[0].contains("securityRules/<name>"), "{msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains("already defined")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("carry no ports")),
+            "{msgs:?}"
+        );
+        // The port problem points at the `to` value of the second entry (line 11).
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.position.line == 11 && p.message.contains("carry no ports")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn case_insensitive_values() {
+        let e = parse(&entry("protocol = \"TCP\"\ncode = \"allowed\"\n").replace("Allow", "aLLow"))
+            .unwrap();
+        assert_eq!(e.entries[0].verdict, VerdictKind::Allow);
+        assert_eq!(e.entries[0].code, Some(VerdictCode::Allowed));
+    }
+
+    #[test]
+    fn pass_and_fail() {
+        let r = run(&entry(
+            "rule = \"securityRules/ALLOW-apim-subnet\"\ncode = \"ALLOWED\"\n",
+        ));
+        assert!(r.passed, "{r}");
+        assert_eq!((r.total, r.failed), (1, 0));
+        let r = run(&entry("rule = \"securityRules/deny-legacy\"\n").replace("Allow", "Deny"));
+        assert!(!r.passed);
+        assert_eq!(r.failed, 1);
+        let m = &r.results[0].mismatches;
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(
+            m[0].starts_with("verdict: expected Deny, got Allow"),
+            "{m:?}"
+        );
+        assert!(
+            m[1].contains("nsg-backend / securityRules/allow-apim-subnet"),
+            "{m:?}"
+        );
+        let text = r.to_string();
+        assert!(text.contains("FAIL"), "{text}");
+        assert!(text.contains("1. nsg-apim on vnets/vnet-app/subnets/snet-apim (Outbound): securityRules/allow-backends-https -> Allow"), "{text}");
+        assert!(
+            text.contains("0 of 1 expectations passed, 1 failed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unresolvable_endpoints_are_bad_input() {
+        let e = parse(&entry("").replace("orders:443", "ordrs:443")).unwrap();
+        let loaded = e.load_topology(&TagSource::Fixture).unwrap();
+        let err = e.run(loaded.topology()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("e.toml:5:6: expectation `n`: destination `ordrs`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_topology_names_both_files() {
+        let e = Expectations::parse(
+            "e.toml",
+            &format!("topology = \"nope.toml\"\n{}", entry("")),
+            Path::new("fixtures"),
+        )
+        .unwrap();
+        let err = e
+            .load_topology(&TagSource::Fixture)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("e.toml:1:12: topology: "), "{err}");
+        assert!(err.contains("nope.toml"), "{err}");
+    }
+}

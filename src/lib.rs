@@ -1,0 +1,29 @@
+//! `vnetsim` — the process side of the simulator: it turns files and command-line words into the
+//! values the pure model in [`sim`] works on, and its answers back into reports. The `vnetsim`
+//! binary (`src/main.rs`, `src/cli/`) is a thin shell over this library; the test harness reuses
+//! the same loading code.
+//!
+//! # Map of the modules
+//! - [`load`] — a fixture from a path or from a string: format by extension, load errors as
+//!   `path:line:col: message`, the service tag table (`[service_tags] file` relative to the
+//!   fixture, or an override), built into a [`sim::Topology`] with every finding.
+//! - [`query`] — a flow as a user writes it (`apim`, a host name, an IP, `[addr]:port`, protocol
+//!   and ports with their defaults), resolved against a topology and explained.
+//! - [`expect`] — expectations files (`vnetsim test`): parsing with line:col errors, evaluation,
+//!   the pass/fail report.
+//! - [`junit`] — JUnit XML for an expectations report.
+//! - [`atomic`] — writing a file atomically (temporary file, then rename).
+//!
+//! Library code returns typed errors that name the file and position or the resource path;
+//! exit codes and printing belong to the binary.
+
+#![warn(missing_docs)]
+
+pub mod atomic;
+pub mod expect;
+pub mod junit;
+pub mod load;
+pub mod query;
+
+pub use load::{load_path, load_str, LoadError, Loaded, TagSource};
+pub use query::{FlowQuery, QueryError};

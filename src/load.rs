@@ -1,0 +1,342 @@
+//! Loading a fixture: from a path ([`load_path`]) or from text with a name ([`load_str`]).
+//!
+//! This module owns the file-system side of a fixture — reading it, choosing the syntax by the
+//! file name's extension, finding the service tag file it names — and leaves the schema and the
+//! checks to [`sim::fixture`] and [`sim::topology`]. Every error names the file, and the position
+//! in it when the parser knows one (`fixtures/x.toml:12:3: unknown field ...`).
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sim::fixture::{Fixture, Format};
+use sim::tags::TagTableError;
+use sim::{Built, Finding, ServiceTagTable, Topology};
+
+/// Where the service tag table comes from.
+#[derive(Clone, Debug, Default)]
+pub enum TagSource {
+    /// The file named by the fixture's `[service_tags] file` (relative to the fixture's
+    /// directory), or the built-in table when the fixture names none.
+    #[default]
+    Fixture,
+    /// A `ServiceTags_Public` JSON file that overrides the fixture's choice.
+    File(PathBuf),
+    /// A table already in memory (overrides the fixture's choice).
+    Table(ServiceTagTable),
+}
+
+/// Who asked for a service tag file: used to name both files in an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TagOrigin {
+    /// The fixture's `[service_tags] file` key.
+    Fixture(String),
+    /// An override given for the fixture (`--service-tags FILE`).
+    Override(String),
+}
+
+impl fmt::Display for TagOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TagOrigin::Fixture(fx) => write!(f, "named by [service_tags] file in {fx}"),
+            TagOrigin::Override(fx) => write!(f, "given as the service tag table for {fx}"),
+        }
+    }
+}
+
+/// Why a fixture could not be loaded. Every variant is bad input (`validate`/`check` exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The fixture file could not be read.
+    #[error("{}: cannot read the fixture: {source}", path.display())]
+    Read {
+        /// The fixture path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The fixture does not parse (syntax, unknown key, wrong type, missing key, unknown value).
+    #[error("{}", at(name, error.line, error.column, &error.message))]
+    Parse {
+        /// The fixture's path or name.
+        name: String,
+        /// The parser's error with line and column.
+        error: sim::fixture::LoadError,
+    },
+    /// The service tag file could not be read.
+    #[error("{}: cannot read the service tag file ({origin}): {source}", path.display())]
+    TagsRead {
+        /// The service tag file.
+        path: PathBuf,
+        /// Which fixture asked for it, and how.
+        origin: TagOrigin,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The service tag file is not a valid `ServiceTags_Public` document.
+    #[error("{}: {source} ({origin}; expected the ServiceTags_Public format: {{\"changeNumber\": N, \"values\": [{{\"name\": ..., \"properties\": {{\"addressPrefixes\": [...]}}}}]}})", path.display())]
+    TagsParse {
+        /// The service tag file.
+        path: PathBuf,
+        /// Which fixture asked for it, and how.
+        origin: TagOrigin,
+        /// What is wrong with it.
+        #[source]
+        source: Box<TagTableError>,
+    },
+}
+
+/// `name:line:col: message`, or `name: message` when the position is unknown.
+pub(crate) fn at(name: &str, line: Option<usize>, column: Option<usize>, message: &str) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{name}:{l}:{c}: {message}"),
+        (Some(l), None) => format!("{name}:{l}: {message}"),
+        _ => format!("{name}: {message}"),
+    }
+}
+
+/// A fixture loaded and built: the topology with every finding, and where it came from.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Loaded {
+    /// The fixture's path as given, or its in-memory name; messages about it start with this.
+    pub name: String,
+    /// The topology and every finding about it (sorted, errors first).
+    pub built: Built,
+    /// The service tag file that was read, if any (else the built-in table or one in memory).
+    pub tags_file: Option<PathBuf>,
+}
+
+// === impl Loaded ===
+
+impl Loaded {
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.built.topology
+    }
+
+    /// Every finding, sorted (errors first).
+    pub fn findings(&self) -> &[Finding] {
+        &self.built.findings
+    }
+
+    /// Whether any finding is an error.
+    pub fn has_errors(&self) -> bool {
+        self.built.has_errors()
+    }
+
+    /// Error findings that make flow evaluation untrustworthy (everything but the APIM
+    /// preflight); a command that evaluates flows refuses the fixture when there are any.
+    pub fn structural_errors(&self) -> Vec<&Finding> {
+        self.built.structural_errors()
+    }
+}
+
+/// Loads a fixture file. The syntax follows the extension (`.json`, `.yaml`/`.yml`, else TOML);
+/// `[service_tags] file` is read relative to the fixture's directory.
+///
+/// # Errors
+/// [`LoadError`] naming the file (and line:col for parse errors).
+///
+/// ```no_run
+/// let loaded = vnetsim::load_path("fixtures/default.toml".as_ref(), &vnetsim::TagSource::Fixture)?;
+/// assert!(!loaded.has_errors());
+/// # Ok::<(), vnetsim::LoadError>(())
+/// ```
+pub fn load_path(path: &Path, tags: &TagSource) -> Result<Loaded, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    load_str(&path.display().to_string(), &text, Some(dir), tags)
+}
+
+/// Loads a fixture from text. `name` is used in messages and chooses the syntax by its
+/// extension (`orders.json` is JSON; a name without a known extension is TOML). A relative
+/// `[service_tags] file` is read from `base_dir`, or from the current directory when `None`.
+///
+/// # Errors
+/// [`LoadError`] naming `name` (with line:col for parse errors) or the service tag file.
+///
+/// ```
+/// use vnetsim::{load_str, TagSource};
+/// let text = "[[vnets]]\nname = \"v\"\nregion = \"westeurope\"\naddress_space = [\"10.0.0.0/16\"]\n";
+/// let loaded = load_str("inline.toml", text, None, &TagSource::Fixture).unwrap();
+/// assert_eq!(loaded.topology().vnets()[0].name, "v");
+///
+/// let err = load_str("inline.toml", "[[vnets]]\nnmae = 1\n", None, &TagSource::Fixture).unwrap_err();
+/// assert!(err.to_string().starts_with("inline.toml:2:1: "), "{err}");
+/// ```
+pub fn load_str(
+    name: &str,
+    text: &str,
+    base_dir: Option<&Path>,
+    tags: &TagSource,
+) -> Result<Loaded, LoadError> {
+    let fixture =
+        Fixture::parse(text, Format::from_file_name(name)).map_err(|error| LoadError::Parse {
+            name: name.to_string(),
+            error,
+        })?;
+    let (table, tags_file) = tag_table(&fixture, name, base_dir, tags)?;
+    Ok(Loaded {
+        name: name.to_string(),
+        built: Topology::build(&fixture, table),
+        tags_file,
+    })
+}
+
+fn tag_table(
+    fixture: &Fixture,
+    name: &str,
+    base_dir: Option<&Path>,
+    tags: &TagSource,
+) -> Result<(ServiceTagTable, Option<PathBuf>), LoadError> {
+    match tags {
+        TagSource::Table(t) => Ok((t.clone(), None)),
+        TagSource::File(p) => read_tags(p, TagOrigin::Override(name.to_string())),
+        TagSource::Fixture => {
+            match fixture
+                .service_tags
+                .as_ref()
+                .and_then(|s| s.file.as_deref())
+            {
+                None => Ok((ServiceTagTable::builtin(), None)),
+                Some(file) => {
+                    let p = match base_dir {
+                        Some(d) => d.join(file),
+                        None => PathBuf::from(file),
+                    };
+                    read_tags(&p, TagOrigin::Fixture(name.to_string()))
+                }
+            }
+        }
+    }
+}
+
+fn read_tags(
+    path: &Path,
+    origin: TagOrigin,
+) -> Result<(ServiceTagTable, Option<PathBuf>), LoadError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(source) => {
+            return Err(LoadError::TagsRead {
+                path: path.to_path_buf(),
+                origin,
+                source,
+            })
+        }
+    };
+    match ServiceTagTable::from_json(&text) {
+        Ok(t) => Ok((t, Some(path.to_path_buf()))),
+        Err(source) => Err(LoadError::TagsParse {
+            path: path.to_path_buf(),
+            origin,
+            source: Box::new(source),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAGS: &str = r#"{"changeNumber": 7, "cloud": "Public", "values": [
+        {"name": "Storage", "properties": {"addressPrefixes": ["20.60.0.0/16"]}}]}"#;
+    const FIXTURE_WITH_TAGS: &str = "[service_tags]\nfile = \"tags.json\"\n\n[[vnets]]\nname = \"v\"\nregion = \"westeurope\"\naddress_space = [\"10.0.0.0/16\"]\n";
+
+    fn temp() -> tempfile::TempDir {
+        tempfile::tempdir().expect("a temporary directory")
+    }
+
+    #[test]
+    fn parse_errors_carry_name_line_and_column() {
+        let e = load_str(
+            "x.toml",
+            "[apim]\nname = \"a\"\nsku = \"Gold\"\nregion = \"westeurope\"\n",
+            None,
+            &TagSource::Fixture,
+        )
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("x.toml:3:"), "{s}");
+        assert!(s.contains("StandardV2"), "says what was expected: {s}");
+    }
+
+    #[test]
+    fn format_follows_the_name() {
+        let json = r#"{"vnets": [{"name": "v", "region": "westeurope", "address_space": ["10.0.0.0/16"]}]}"#;
+        assert!(load_str("f.json", json, None, &TagSource::Fixture).is_ok());
+        // The same text is not TOML: the name decides the parser.
+        assert!(load_str("f.toml", json, None, &TagSource::Fixture).is_err());
+        let yaml =
+            "vnets:\n  - name: v\n    region: westeurope\n    address_space: [10.0.0.0/16]\n";
+        assert!(load_str("f.YML", yaml, None, &TagSource::Fixture).is_ok());
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let dir = temp();
+        let p = dir.path().join("nope.toml");
+        let e = load_path(&p, &TagSource::Fixture).unwrap_err();
+        assert!(matches!(e, LoadError::Read { .. }));
+        assert!(e.to_string().contains("nope.toml"), "{e}");
+    }
+
+    #[test]
+    fn service_tag_file_is_relative_to_the_fixture() {
+        let dir = temp();
+        std::fs::write(dir.path().join("tags.json"), TAGS).unwrap();
+        let fx = dir.path().join("f.toml");
+        std::fs::write(&fx, FIXTURE_WITH_TAGS).unwrap();
+        let l = load_path(&fx, &TagSource::Fixture).unwrap();
+        assert_eq!(l.topology().service_tags().info().change_number, Some(7));
+        assert_eq!(
+            l.tags_file.as_deref(),
+            Some(dir.path().join("tags.json").as_path())
+        );
+    }
+
+    #[test]
+    fn override_wins_and_errors_name_both_files() {
+        let dir = temp();
+        let fx = dir.path().join("f.toml");
+        std::fs::write(&fx, FIXTURE_WITH_TAGS).unwrap();
+        // The fixture's own file is missing: the error names it and the fixture.
+        let e = load_path(&fx, &TagSource::Fixture).unwrap_err().to_string();
+        assert!(e.contains("tags.json") && e.contains("f.toml"), "{e}");
+        // An override is used instead of the (missing) file the fixture names.
+        let other = dir.path().join("other.json");
+        std::fs::write(
+            &other,
+            TAGS.replace("\"changeNumber\": 7", "\"changeNumber\": 9"),
+        )
+        .unwrap();
+        let l = load_path(&fx, &TagSource::File(other.clone())).unwrap();
+        assert_eq!(l.topology().service_tags().info().change_number, Some(9));
+        // A malformed override names both files and the expected format.
+        std::fs::write(&other, "{\"values\": []}").unwrap();
+        let e = load_path(&fx, &TagSource::File(other)).unwrap_err();
+        assert!(matches!(e, LoadError::TagsParse { .. }));
+        let s = e.to_string();
+        assert!(
+            s.contains("other.json") && s.contains("f.toml") && s.contains("changeNumber"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn table_in_memory_is_used_as_is() {
+        let t = ServiceTagTable::from_json(TAGS).unwrap();
+        let l = load_str("mem.toml", FIXTURE_WITH_TAGS, None, &TagSource::Table(t)).unwrap();
+        assert_eq!(l.topology().service_tags().info().change_number, Some(7));
+        assert!(l.tags_file.is_none());
+    }
+}

@@ -1,0 +1,560 @@
+//! A flow as a user writes it — `--from apim --to orders:443 --protocol tcp` on the command line,
+//! or `from`/`to`/`protocol`/`source_port` in an expectations file — parsed ([`FlowQuery::parse`]),
+//! resolved against a topology into a [`sim::Flow`] ([`FlowQuery::resolve`]) and explained
+//! ([`FlowQuery::explain`]).
+//!
+//! Words for an endpoint:
+//! * `apim` — as a source, the address the instance's outbound flows leave from
+//!   ([`Topology::apim_source`]); as a destination, its gateway endpoint
+//!   ([`Topology::apim_endpoint`]);
+//! * a host of the fixture, by its `name` or one of its `dns` names (case-insensitive) — its
+//!   `address`;
+//! * an IP address (IPv4 or IPv6).
+//!
+//! The destination may carry a port: `orders:443`, `10.0.2.4:443`, `[fd00::4]:443`. The port is
+//! required for Tcp and Udp and refused for Icmp, Esp and Ah, which carry no ports. Defaults:
+//! protocol Tcp, source port [`DEFAULT_SOURCE_PORT`] (recorded as the assumption
+//! `ASSUMPTION_DEFAULT_SOURCE_PORT` in the verdict).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+
+use sim::topology::normalize_dns;
+use sim::{Assumption, Flow, Protocol, Topology, Verdict};
+
+/// Source port used when none is given (as in Network Watcher's IP flow verify quickstart).
+pub const DEFAULT_SOURCE_PORT: u16 = 60000;
+/// Protocol used when none is given.
+pub const DEFAULT_PROTOCOL: Protocol = Protocol::Tcp;
+
+/// Which end of a flow a word describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The source (`--from`, `from`).
+    Source,
+    /// The destination (`--to`, `to`).
+    Destination,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        })
+    }
+}
+
+/// One end of a flow, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The API Management instance.
+    Apim,
+    /// A host of the fixture, by name or DNS name.
+    Host(String),
+    /// An address.
+    Ip(IpAddr),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Apim => f.write_str("apim"),
+            Endpoint::Host(h) => f.write_str(h),
+            Endpoint::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// Why a flow could not be parsed or resolved: bad input, never a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// Nothing was given.
+    #[error("the {side} is empty; expected `apim`, a host name or an IP address")]
+    Empty {
+        /// Which end.
+        side: Side,
+    },
+    /// A port that is not a number in 0-65535.
+    #[error("{side} `{text}`: port `{port}` is not a number in 0-65535")]
+    BadPort {
+        /// Which end.
+        side: Side,
+        /// The whole word.
+        text: String,
+        /// The port part.
+        port: String,
+    },
+    /// A malformed bracketed IPv6 address.
+    #[error(
+        "{side} `{text}`: expected `[IPv6 address]` or `[IPv6 address]:PORT`, e.g. `[fd00::4]:443`"
+    )]
+    BadBracket {
+        /// Which end.
+        side: Side,
+        /// The whole word.
+        text: String,
+    },
+    /// A port after a bare IPv6 address, or a name with colons.
+    #[error("{side} `{text}`: an IPv6 address with a port is written `[addr]:port`, e.g. `[fd00::4]:443`")]
+    AmbiguousColon {
+        /// Which end.
+        side: Side,
+        /// The whole word.
+        text: String,
+    },
+    /// The source carries a port.
+    #[error("source `{text}` carries a port; the source port is given separately (source port, default 60000)")]
+    PortOnSource {
+        /// The whole word.
+        text: String,
+    },
+    /// Tcp or Udp without a destination port.
+    #[error("destination `{text}` has no port, but {protocol} flows need one: write `{text}:PORT` (`[addr]:PORT` for IPv6)")]
+    PortRequired {
+        /// The protocol.
+        protocol: Protocol,
+        /// The destination as written.
+        text: String,
+    },
+    /// A destination port for a protocol without ports.
+    #[error("destination `{text}` names port {port}, but {protocol} flows carry no ports: drop `:{port}`")]
+    PortNotAllowed {
+        /// The protocol.
+        protocol: Protocol,
+        /// The destination as written.
+        text: String,
+        /// The port given.
+        port: u16,
+    },
+    /// A source port for a protocol without ports.
+    #[error("source port {port} given, but {protocol} flows carry no ports: drop the source port")]
+    SourcePortNotAllowed {
+        /// The protocol.
+        protocol: Protocol,
+        /// The port given.
+        port: u16,
+    },
+    /// `apim` in a fixture without `[apim]`.
+    #[error("{side} `apim`: the fixture has no [apim] instance")]
+    NoApim {
+        /// Which end.
+        side: Side,
+    },
+    /// A word that is neither `apim`, an IP address nor a host of the fixture.
+    #[error("{side} `{name}` is not `apim`, an IP address, or a host name or DNS name of the fixture (hosts: {})", list(.known))]
+    UnknownHost {
+        /// Which end.
+        side: Side,
+        /// The word.
+        name: String,
+        /// The fixture's host names.
+        known: Vec<String>,
+    },
+    /// A source address inside a VNet's address space but in none of its subnets.
+    #[error("source {address} is inside the address space of vnets/{vnet} but in none of its subnets; a flow starts in a subnet, or outside every VNet (the internet or another private network)")]
+    SourceNotInSubnet {
+        /// The address.
+        address: IpAddr,
+        /// The VNet's name.
+        vnet: String,
+    },
+    /// Source and destination of different address families.
+    #[error("source {source_address} and destination {destination} are of different address families; a flow is IPv4 or IPv6 end to end")]
+    FamilyMismatch {
+        /// The source address.
+        source_address: IpAddr,
+        /// The destination address.
+        destination: IpAddr,
+    },
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// A flow as written: endpoints, optional protocol and source port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowQuery {
+    /// The source.
+    pub from: Endpoint,
+    /// The destination.
+    pub to: Endpoint,
+    /// The destination's text, for messages.
+    pub to_text: String,
+    /// The destination port, when given.
+    pub port: Option<u16>,
+    /// The protocol (default [`DEFAULT_PROTOCOL`]).
+    pub protocol: Protocol,
+    /// The source port, when given (default [`DEFAULT_SOURCE_PORT`] for Tcp and Udp).
+    pub source_port: Option<u16>,
+}
+
+/// A query resolved against a topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResolvedFlow {
+    /// The flow to evaluate.
+    pub flow: Flow,
+    /// Whether the source port is [`DEFAULT_SOURCE_PORT`] because none was given.
+    pub source_port_defaulted: bool,
+}
+
+// === impl FlowQuery ===
+
+impl FlowQuery {
+    /// Parses the words of a flow and checks protocol and ports against each other.
+    ///
+    /// # Errors
+    /// [`QueryError`] saying which word is wrong and what was expected.
+    ///
+    /// ```
+    /// use vnetsim::query::{Endpoint, FlowQuery};
+    /// let q = FlowQuery::parse("apim", "[fd00::4]:443", None, None).unwrap();
+    /// assert_eq!(q.to, Endpoint::Ip("fd00::4".parse().unwrap()));
+    /// assert_eq!(q.port, Some(443));
+    /// // Tcp (the default) needs a destination port.
+    /// assert!(FlowQuery::parse("apim", "orders", None, None).is_err());
+    /// ```
+    pub fn parse(
+        from: &str,
+        to: &str,
+        protocol: Option<Protocol>,
+        source_port: Option<u16>,
+    ) -> Result<FlowQuery, QueryError> {
+        let (from_ep, from_port) = parse_word(from, Side::Source)?;
+        if from_port.is_some() {
+            return Err(QueryError::PortOnSource {
+                text: from.trim().to_string(),
+            });
+        }
+        let (to_ep, port) = parse_word(to, Side::Destination)?;
+        let protocol = protocol.unwrap_or(DEFAULT_PROTOCOL);
+        let to_text = to.trim().to_string();
+        if protocol.has_ports() {
+            if port.is_none() {
+                return Err(QueryError::PortRequired {
+                    protocol,
+                    text: to_text,
+                });
+            }
+        } else {
+            if let Some(port) = port {
+                return Err(QueryError::PortNotAllowed {
+                    protocol,
+                    text: to_text,
+                    port,
+                });
+            }
+            if let Some(port) = source_port {
+                return Err(QueryError::SourcePortNotAllowed { protocol, port });
+            }
+        }
+        Ok(FlowQuery {
+            from: from_ep,
+            to: to_ep,
+            to_text,
+            port,
+            protocol,
+            source_port,
+        })
+    }
+
+    /// Resolves the endpoints against a topology.
+    ///
+    /// # Errors
+    /// [`QueryError`] for an unknown host, `apim` without an instance, a source inside a VNet
+    /// but in no subnet, or mixed address families.
+    pub fn resolve(&self, t: &Topology) -> Result<ResolvedFlow, QueryError> {
+        let source = resolve_endpoint(t, &self.from, Side::Source)?;
+        let destination = resolve_endpoint(t, &self.to, Side::Destination)?;
+        if t.subnet_of(source).is_none() {
+            if let Some(v) = t.vnet_of(source) {
+                return Err(QueryError::SourceNotInSubnet {
+                    address: source,
+                    vnet: t.vnets()[v].name.clone(),
+                });
+            }
+        }
+        if source.is_ipv4() != destination.is_ipv4() {
+            return Err(QueryError::FamilyMismatch {
+                source_address: source,
+                destination,
+            });
+        }
+        let ports = self.protocol.has_ports();
+        let defaulted = ports && self.source_port.is_none();
+        Ok(ResolvedFlow {
+            flow: Flow {
+                protocol: self.protocol,
+                source,
+                source_port: ports.then(|| self.source_port.unwrap_or(DEFAULT_SOURCE_PORT)),
+                destination,
+                destination_port: if ports { self.port } else { None },
+            },
+            source_port_defaulted: defaulted,
+        })
+    }
+
+    /// Resolves and evaluates the flow: the explained verdict, with
+    /// `ASSUMPTION_DEFAULT_SOURCE_PORT` among its assumptions when the source port was defaulted.
+    ///
+    /// # Errors
+    /// As [`FlowQuery::resolve`].
+    pub fn explain(&self, t: &Topology) -> Result<Verdict, QueryError> {
+        let r = self.resolve(t)?;
+        let mut v = t.evaluate(&r.flow);
+        if r.source_port_defaulted && !v.assumptions.contains(&Assumption::DefaultSourcePort) {
+            v.assumptions.push(Assumption::DefaultSourcePort);
+            v.assumptions.sort();
+        }
+        Ok(v)
+    }
+}
+
+/// Splits a word into an endpoint and an optional port.
+fn parse_word(text: &str, side: Side) -> Result<(Endpoint, Option<u16>), QueryError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(QueryError::Empty { side });
+    }
+    let port = |p: &str| -> Result<u16, QueryError> {
+        let bad = || QueryError::BadPort {
+            side,
+            text: t.to_string(),
+            port: p.to_string(),
+        };
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        p.parse::<u16>().map_err(|_| bad())
+    };
+    if let Some(rest) = t.strip_prefix('[') {
+        let bracket = || QueryError::BadBracket {
+            side,
+            text: t.to_string(),
+        };
+        let (inside, after) = rest.split_once(']').ok_or_else(bracket)?;
+        let ip: Ipv6Addr = inside.parse().map_err(|_| bracket())?;
+        let p = match after {
+            "" => None,
+            a => Some(port(a.strip_prefix(':').ok_or_else(bracket)?)?),
+        };
+        return Ok((Endpoint::Ip(IpAddr::V6(ip)), p));
+    }
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok((Endpoint::Ip(ip), None));
+    }
+    let (word, p) = match t.rsplit_once(':') {
+        Some((w, p)) => (w, Some(port(p)?)),
+        None => (t, None),
+    };
+    if word.contains(':') || word.is_empty() {
+        return Err(QueryError::AmbiguousColon {
+            side,
+            text: t.to_string(),
+        });
+    }
+    let ep = if word.eq_ignore_ascii_case("apim") {
+        Endpoint::Apim
+    } else if let Ok(ip) = word.parse::<IpAddr>() {
+        Endpoint::Ip(ip)
+    } else {
+        Endpoint::Host(word.to_string())
+    };
+    Ok((ep, p))
+}
+
+fn resolve_endpoint(t: &Topology, ep: &Endpoint, side: Side) -> Result<IpAddr, QueryError> {
+    match ep {
+        Endpoint::Ip(ip) => Ok(*ip),
+        Endpoint::Apim => match side {
+            Side::Source => t.apim_source(),
+            Side::Destination => t.apim_endpoint(),
+        }
+        .ok_or(QueryError::NoApim { side }),
+        Endpoint::Host(name) => {
+            let by_name = t.host_index(name);
+            let dns = normalize_dns(name);
+            let by_dns = || t.hosts().iter().position(|h| h.dns.contains(&dns));
+            match by_name.or_else(by_dns) {
+                Some(h) => Ok(t.hosts()[h].address),
+                None => {
+                    let mut known: Vec<String> = t.hosts().iter().map(|h| h.name.clone()).collect();
+                    known.sort_by_key(|n| n.to_ascii_lowercase());
+                    Err(QueryError::UnknownHost {
+                        side,
+                        name: name.clone(),
+                        known,
+                    })
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim::fixture::{Fixture, Format};
+    use sim::{ServiceTagTable, VerdictKind};
+
+    fn topology() -> Topology {
+        let f = Fixture::parse(include_str!("../fixtures/default.toml"), Format::Toml).unwrap();
+        Topology::build(&f, ServiceTagTable::builtin()).topology
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn words_and_ports() {
+        let p = |s| parse_word(s, Side::Destination);
+        assert_eq!(p("apim").unwrap(), (Endpoint::Apim, None));
+        assert_eq!(p("APIM:443").unwrap(), (Endpoint::Apim, Some(443)));
+        assert_eq!(
+            p("orders:443").unwrap(),
+            (Endpoint::Host("orders".into()), Some(443))
+        );
+        assert_eq!(
+            p("10.0.2.4:8080").unwrap(),
+            (Endpoint::Ip(ip("10.0.2.4")), Some(8080))
+        );
+        assert_eq!(p("fd00::4").unwrap(), (Endpoint::Ip(ip("fd00::4")), None));
+        assert_eq!(p("[fd00::4]").unwrap(), (Endpoint::Ip(ip("fd00::4")), None));
+        assert_eq!(
+            p("[fd00::4]:443").unwrap(),
+            (Endpoint::Ip(ip("fd00::4")), Some(443))
+        );
+        // A bare IPv6 address swallows what looks like a port, so the bracket form is required.
+        assert_eq!(p("fd00::4:443").unwrap().1, None);
+        assert!(matches!(p("orders:99999"), Err(QueryError::BadPort { .. })));
+        assert!(matches!(p("orders:+80"), Err(QueryError::BadPort { .. })));
+        assert!(matches!(p("[fd00::4"), Err(QueryError::BadBracket { .. })));
+        assert!(matches!(
+            p("[10.0.0.1]:80"),
+            Err(QueryError::BadBracket { .. })
+        ));
+        assert!(matches!(
+            p("[fd00::4]443"),
+            Err(QueryError::BadBracket { .. })
+        ));
+        assert!(matches!(
+            p("a:b:80"),
+            Err(QueryError::AmbiguousColon { .. })
+        ));
+        assert!(matches!(p("  "), Err(QueryError::Empty { .. })));
+    }
+
+    #[test]
+    fn protocol_and_port_rules() {
+        let q = |to, proto, sport| FlowQuery::parse("apim", to, proto, sport);
+        assert!(matches!(
+            q("orders", None, None),
+            Err(QueryError::PortRequired { .. })
+        ));
+        assert!(matches!(
+            q("orders", Some(Protocol::Udp), None),
+            Err(QueryError::PortRequired { .. })
+        ));
+        assert!(matches!(
+            q("orders:443", Some(Protocol::Icmp), None),
+            Err(QueryError::PortNotAllowed { .. })
+        ));
+        assert!(matches!(
+            q("orders", Some(Protocol::Esp), Some(5)),
+            Err(QueryError::SourcePortNotAllowed { .. })
+        ));
+        assert!(q("orders", Some(Protocol::Ah), None).is_ok());
+        assert!(matches!(
+            FlowQuery::parse("orders:80", "apim:443", None, None),
+            Err(QueryError::PortOnSource { .. })
+        ));
+    }
+
+    #[test]
+    fn resolution() {
+        let t = topology();
+        let r = FlowQuery::parse("APIM", "Orders:443", None, None)
+            .unwrap()
+            .resolve(&t)
+            .unwrap();
+        assert_eq!(
+            r.flow.source,
+            ip("10.0.1.4"),
+            "integrated: first usable subnet address"
+        );
+        assert_eq!(r.flow.destination, ip("10.0.2.4"));
+        assert_eq!(r.flow.source_port, Some(DEFAULT_SOURCE_PORT));
+        assert!(r.source_port_defaulted);
+        // A DNS name of a host resolves to its address too.
+        let r = FlowQuery::parse("apim", "legacy.internal.contoso.com:8080", None, Some(1234))
+            .unwrap()
+            .resolve(&t)
+            .unwrap();
+        assert_eq!(
+            (r.flow.destination, r.flow.source_port),
+            (ip("10.0.2.5"), Some(1234))
+        );
+        assert!(!r.source_port_defaulted);
+        // Icmp carries no ports, so nothing is defaulted.
+        let r = FlowQuery::parse("apim", "orders", Some(Protocol::Icmp), None)
+            .unwrap()
+            .resolve(&t)
+            .unwrap();
+        assert_eq!((r.flow.source_port, r.flow.destination_port), (None, None));
+        assert!(!r.source_port_defaulted);
+    }
+
+    #[test]
+    fn resolution_errors() {
+        let t = topology();
+        let e = FlowQuery::parse("apim", "ordrs:443", None, None)
+            .unwrap()
+            .resolve(&t)
+            .unwrap_err();
+        assert!(e.to_string().contains("legacy, orders, payments"), "{e}");
+        let e = FlowQuery::parse("10.0.9.9", "orders:443", None, None)
+            .unwrap()
+            .resolve(&t)
+            .unwrap_err();
+        assert!(
+            matches!(&e, QueryError::SourceNotInSubnet { vnet, .. } if vnet == "vnet-app"),
+            "{e}"
+        );
+        let e = FlowQuery::parse("apim", "[fd00::4]:443", None, None)
+            .unwrap()
+            .resolve(&t)
+            .unwrap_err();
+        assert!(matches!(e, QueryError::FamilyMismatch { .. }));
+        let empty = Topology::build(&Fixture::default(), ServiceTagTable::builtin()).topology;
+        let e = FlowQuery::parse("apim", "10.0.0.1:1", None, None)
+            .unwrap()
+            .resolve(&empty)
+            .unwrap_err();
+        assert_eq!(e, QueryError::NoApim { side: Side::Source });
+    }
+
+    #[test]
+    fn explain_records_the_defaulted_source_port() {
+        let t = topology();
+        let v = FlowQuery::parse("apim", "orders:443", None, None)
+            .unwrap()
+            .explain(&t)
+            .unwrap();
+        assert_eq!(v.verdict, VerdictKind::Allow);
+        assert!(v.assumptions.contains(&Assumption::DefaultSourcePort));
+        let mut sorted = v.assumptions.clone();
+        sorted.sort();
+        assert_eq!(sorted, v.assumptions, "assumptions stay sorted");
+        let v = FlowQuery::parse("apim", "orders:443", None, Some(50000))
+            .unwrap()
+            .explain(&t)
+            .unwrap();
+        assert!(!v.assumptions.contains(&Assumption::DefaultSourcePort));
+    }
+}
