@@ -13,6 +13,7 @@
 //!   the pass/fail report.
 //! - [`junit`] — JUnit XML for an expectations report.
 //! - [`atomic`] — writing a file atomically (temporary file, then rename).
+//! - [`loadgen`] — an HTTP load generator (keep-alive or connection-per-request, HdrHistogram).
 //!
 //! Library code returns typed errors that name the file and position or the resource path;
 //! exit codes and printing belong to the binary.
@@ -23,6 +24,7 @@ pub mod atomic;
 pub mod expect;
 pub mod junit;
 pub mod load;
+pub mod loadgen;
 pub mod query;
 
 pub use load::{load_path, load_str, LoadError, Loaded, TagSource};
