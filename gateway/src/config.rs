@@ -1,0 +1,181 @@
+//! The gateway's limits, resolved once per policy snapshot from the fixture's `[gateway]`
+//! table and the caller's overrides (overrides win). Every limit has a documented default here,
+//! the same one `sim::fixture::GatewayFile` documents.
+
+use std::time::Duration;
+
+use sim::fixture::{DenyMode, GatewayFile};
+
+/// Largest request head (request line and header fields), in bytes: 16 KiB, nginx's
+/// `large_client_header_buffers` order of magnitude. Larger → 431 `HEADERS_TOO_LARGE`.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Largest request body: 10 MiB. Larger → 413 `BODY_TOO_LARGE`.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Most concurrent client connections: 4096; further clients wait in the listen backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Time a client has to send a request head: 10 s (then 408 `CLIENT_TIMEOUT` and close). It
+/// is also the keep-alive idle limit between requests.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Backend connect (TCP and TLS handshake) timeout: 5 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Backend response-head timeout: 30 s (then 504 `BACKEND_TIMEOUT`).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Grace period for in-flight requests at shutdown: 10 s.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Idle pooled connections older than this are closed instead of reused: 4 minutes, Azure's
+/// default TCP idle timeout for outbound flows (Learn, "Azure Load Balancer TCP reset and idle
+/// timeout": default 4 minutes).
+pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(240);
+/// Most idle connections kept per backend; more are closed when they return.
+pub const MAX_IDLE_PER_BACKEND: usize = 256;
+
+/// Limits that override the fixture's `[gateway]` values (each `None` keeps the fixture's).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    /// `max_header_bytes`.
+    pub max_header_bytes: Option<usize>,
+    /// `max_body_bytes`.
+    pub max_body_bytes: Option<u64>,
+    /// `max_connections`.
+    pub max_connections: Option<usize>,
+    /// `header_read_timeout_ms`.
+    pub header_read_timeout: Option<Duration>,
+    /// `connect_timeout_ms`.
+    pub connect_timeout: Option<Duration>,
+    /// `response_timeout_ms`.
+    pub response_timeout: Option<Duration>,
+    /// `shutdown_grace_ms`.
+    pub shutdown_grace: Option<Duration>,
+    /// `deny_mode`.
+    pub deny_mode: Option<DenyMode>,
+}
+
+/// The limits in force for one policy snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// See [`DEFAULT_MAX_HEADER_BYTES`].
+    pub max_header_bytes: usize,
+    /// See [`DEFAULT_MAX_BODY_BYTES`].
+    pub max_body_bytes: u64,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// See [`DEFAULT_CONNECT_TIMEOUT`].
+    pub connect_timeout: Duration,
+    /// See [`DEFAULT_RESPONSE_TIMEOUT`].
+    pub response_timeout: Duration,
+    /// See [`DEFAULT_SHUTDOWN_GRACE`].
+    pub shutdown_grace: Duration,
+    /// Answer denied flows at once or wait like a dropped SYN.
+    pub deny_mode: DenyMode,
+    /// Whether `upstream` sockets may be non-loopback.
+    pub allow_non_loopback_upstreams: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::resolve(&GatewayFile::default(), &LimitOverrides::default())
+    }
+}
+
+// === impl Limits ===
+
+impl Limits {
+    /// The fixture's values, overridden by `o`, defaults elsewhere. Zero sizes and durations
+    /// are raised to the smallest usable value (1 byte / 1 ms / 1 connection).
+    ///
+    /// ```
+    /// use gateway::config::{Limits, LimitOverrides};
+    /// let mut g = sim::fixture::GatewayFile::default();
+    /// g.connect_timeout_ms = Some(250);
+    /// let l = Limits::resolve(&g, &LimitOverrides::default());
+    /// assert_eq!(l.connect_timeout.as_millis(), 250);
+    /// assert_eq!(l.max_header_bytes, gateway::config::DEFAULT_MAX_HEADER_BYTES);
+    /// ```
+    pub fn resolve(g: &GatewayFile, o: &LimitOverrides) -> Limits {
+        let ms = |v: Option<u64>| v.map(|v| Duration::from_millis(v.max(1)));
+        Limits {
+            max_header_bytes: o
+                .max_header_bytes
+                .or(g.max_header_bytes)
+                .unwrap_or(DEFAULT_MAX_HEADER_BYTES)
+                .max(1),
+            max_body_bytes: o
+                .max_body_bytes
+                .or(g.max_body_bytes)
+                .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            max_connections: o
+                .max_connections
+                .or(g.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .max(1),
+            header_read_timeout: o
+                .header_read_timeout
+                .or(ms(g.header_read_timeout_ms))
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT)
+                .max(Duration::from_millis(1)),
+            connect_timeout: o
+                .connect_timeout
+                .or(ms(g.connect_timeout_ms))
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+                .max(Duration::from_millis(1)),
+            response_timeout: o
+                .response_timeout
+                .or(ms(g.response_timeout_ms))
+                .unwrap_or(DEFAULT_RESPONSE_TIMEOUT)
+                .max(Duration::from_millis(1)),
+            shutdown_grace: o
+                .shutdown_grace
+                .or(ms(g.shutdown_grace_ms))
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            deny_mode: o.deny_mode.unwrap_or(g.deny_mode),
+            allow_non_loopback_upstreams: g.allow_non_loopback_upstreams,
+        }
+    }
+
+    /// hyper's HTTP/1 read buffer: room for the largest accepted head plus slack, so heads a
+    /// little over the limit still parse and get a 431 problem document from the gateway
+    /// (hyper itself answers a bare 431 beyond this).
+    pub(crate) fn h1_max_buf(&self) -> usize {
+        self.max_header_bytes
+            .saturating_mul(2)
+            .saturating_add(16 * 1024)
+            .max(8 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_win_over_the_fixture() {
+        let g = GatewayFile {
+            header_read_timeout_ms: Some(500),
+            max_body_bytes: Some(10),
+            ..GatewayFile::default()
+        };
+        let o = LimitOverrides {
+            header_read_timeout: Some(Duration::from_millis(20)),
+            ..LimitOverrides::default()
+        };
+        let l = Limits::resolve(&g, &o);
+        assert_eq!(l.header_read_timeout, Duration::from_millis(20));
+        assert_eq!(l.max_body_bytes, 10);
+        assert_eq!(l.response_timeout, DEFAULT_RESPONSE_TIMEOUT);
+        assert_eq!(l.deny_mode, DenyMode::Answer);
+    }
+
+    #[test]
+    fn zero_values_are_raised() {
+        let g = GatewayFile {
+            connect_timeout_ms: Some(0),
+            max_connections: Some(0),
+            ..GatewayFile::default()
+        };
+        let l = Limits::resolve(&g, &LimitOverrides::default());
+        assert_eq!(l.connect_timeout, Duration::from_millis(1));
+        assert_eq!(l.max_connections, 1);
+    }
+}

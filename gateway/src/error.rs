@@ -1,0 +1,639 @@
+//! Failures are answers: [`ProxyError`] is every way a proxied request can fail, each with a
+//! stable [`ErrorCode`]. [`ProxyError::status`] is the one place that maps a code to an HTTP
+//! status (the contract table of the gateway issue); [`ProxyError::to_response`] renders the
+//! `application/problem+json` body and, on policy outcomes, the `x-vnetsim-verdict` header.
+//!
+//! This module knows nothing about sockets or `sim`: callers build the error with the facts they
+//! have (the verdict, the backend, the cause) and this module only formats them.
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+/// Media type of every error body (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Header naming the verdict on policy outcomes: `Deny; code=NSG_DENIED; rule=securityRules/x`.
+pub const VERDICT_HEADER: &str = "x-vnetsim-verdict";
+
+/// The stable code of a failure. Tests and clients match on these, never on text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorCode {
+    /// An NSG rule denied the new backend flow.
+    NsgDenied,
+    /// The backend address is private and the instance is not integrated with a VNet.
+    NotIntegrated,
+    /// No route from the instance to the backend address.
+    NoRoute,
+    /// The backend has no public endpoint the instance could reach.
+    NoPublicEndpoint,
+    /// The backend host name did not resolve from the instance.
+    DnsFailure,
+    /// No API matches the request path.
+    NoApi,
+    /// Nothing accepted the backend connection (or nothing plays that host:port).
+    BackendRefused,
+    /// The backend connection was reset or closed (including a flow cut by `flush_connection`).
+    BackendReset,
+    /// The backend did not accept the connection or answer in time.
+    BackendTimeout,
+    /// The TLS handshake with the backend failed (untrusted certificate, wrong name, ...).
+    BackendTls,
+    /// The backend answered something that is not HTTP/1.1.
+    BackendProtocol,
+    /// The socket mapped to the backend is not a loopback address and that is not allowed.
+    UpstreamNotLoopback,
+    /// The request head is larger than `max_header_bytes`.
+    HeadersTooLarge,
+    /// The request body is larger than `max_body_bytes`.
+    BodyTooLarge,
+    /// The client did not send its request head within `header_read_timeout_ms`.
+    ClientTimeout,
+    /// An absolute-form request target (`GET http://host/ HTTP/1.1`): forward-proxy use.
+    AbsoluteFormRefused,
+    /// A `CONNECT` request: tunnelling is refused.
+    ConnectRefused,
+    /// A protocol upgrade (WebSocket, h2c upgrade) was requested; the gateway does not tunnel.
+    UpgradeRefused,
+    /// The gateway is shutting down.
+    ShuttingDown,
+}
+
+// === impl ErrorCode ===
+
+impl ErrorCode {
+    /// The code as it appears in bodies and headers (`NSG_DENIED`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NsgDenied => "NSG_DENIED",
+            ErrorCode::NotIntegrated => "NOT_INTEGRATED",
+            ErrorCode::NoRoute => "NO_ROUTE",
+            ErrorCode::NoPublicEndpoint => "NO_PUBLIC_ENDPOINT",
+            ErrorCode::DnsFailure => "DNS_FAILURE",
+            ErrorCode::NoApi => "NO_API",
+            ErrorCode::BackendRefused => "BACKEND_REFUSED",
+            ErrorCode::BackendReset => "BACKEND_RESET",
+            ErrorCode::BackendTimeout => "BACKEND_TIMEOUT",
+            ErrorCode::BackendTls => "BACKEND_TLS",
+            ErrorCode::BackendProtocol => "BACKEND_PROTOCOL",
+            ErrorCode::UpstreamNotLoopback => "UPSTREAM_NOT_LOOPBACK",
+            ErrorCode::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            ErrorCode::BodyTooLarge => "BODY_TOO_LARGE",
+            ErrorCode::ClientTimeout => "CLIENT_TIMEOUT",
+            ErrorCode::AbsoluteFormRefused => "ABSOLUTE_FORM_REFUSED",
+            ErrorCode::ConnectRefused => "CONNECT_REFUSED",
+            ErrorCode::UpgradeRefused => "UPGRADE_REFUSED",
+            ErrorCode::ShuttingDown => "SHUTTING_DOWN",
+        }
+    }
+
+    /// The code for a `sim` verdict code string (`NSG_DENIED`, `NO_ROUTE`, ...), if it is one.
+    pub fn from_verdict_code(code: &str) -> Option<ErrorCode> {
+        Some(match code {
+            "NSG_DENIED" => ErrorCode::NsgDenied,
+            "NOT_INTEGRATED" => ErrorCode::NotIntegrated,
+            "NO_ROUTE" => ErrorCode::NoRoute,
+            "NO_PUBLIC_ENDPOINT" => ErrorCode::NoPublicEndpoint,
+            _ => return None,
+        })
+    }
+
+    /// A short, fixed title for the code (RFC 9457 `title`).
+    pub fn title(self) -> &'static str {
+        match self {
+            ErrorCode::NsgDenied => "The backend flow was denied by a network security group",
+            ErrorCode::NotIntegrated => {
+                "The backend is private and the API Management instance is not integrated with its virtual network"
+            }
+            ErrorCode::NoRoute => "There is no route from the API Management instance to the backend",
+            ErrorCode::NoPublicEndpoint => "The backend has no public endpoint",
+            ErrorCode::DnsFailure => "The backend host name did not resolve",
+            ErrorCode::NoApi => "No API matches the request path",
+            ErrorCode::BackendRefused => "The backend refused the connection",
+            ErrorCode::BackendReset => "The backend connection was reset",
+            ErrorCode::BackendTimeout => "The backend did not answer in time",
+            ErrorCode::BackendTls => "The TLS handshake with the backend failed",
+            ErrorCode::BackendProtocol => "The backend did not answer with valid HTTP",
+            ErrorCode::UpstreamNotLoopback => "The backend socket is not on loopback",
+            ErrorCode::HeadersTooLarge => "The request head is too large",
+            ErrorCode::BodyTooLarge => "The request body is too large",
+            ErrorCode::ClientTimeout => "The request head was not received in time",
+            ErrorCode::AbsoluteFormRefused => {
+                "Absolute-form request targets are refused: this is a reverse proxy, not a forward proxy"
+            }
+            ErrorCode::ConnectRefused => "CONNECT is refused: this is a reverse proxy, not a tunnel",
+            ErrorCode::UpgradeRefused => "Protocol upgrades are not supported",
+            ErrorCode::ShuttingDown => "The gateway is shutting down",
+        }
+    }
+
+    /// `type` URI of the problem document.
+    pub fn type_uri(self) -> String {
+        format!(
+            "urn:vnetsim:problem:{}",
+            self.as_str().to_ascii_lowercase().replace('_', "-")
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `sim` verdict behind a policy outcome, in the words of the answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyOutcome {
+    /// `Deny` or `Unreachable` (the verdict kind).
+    pub verdict: &'static str,
+    /// The verdict's code.
+    pub code: ErrorCode,
+    /// The NSG whose rule decided, when one did.
+    pub nsg: Option<String>,
+    /// The deciding rule, `securityRules/<name>` or `defaultSecurityRules/<name>`.
+    pub rule: Option<String>,
+    /// The deciding rule's priority.
+    pub priority: Option<u32>,
+    /// The flow in question, e.g. `Tcp 10.0.1.4:50000 -> 10.0.2.4:443`.
+    pub flow: String,
+    /// `sim`'s explanation.
+    pub reason: String,
+}
+
+impl PolicyOutcome {
+    /// The `x-vnetsim-verdict` header value.
+    pub fn header_value(&self) -> String {
+        match &self.rule {
+            Some(rule) => format!("{}; code={}; rule={rule}", self.verdict, self.code),
+            None => format!("{}; code={}", self.verdict, self.code),
+        }
+    }
+}
+
+impl fmt::Display for PolicyOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.verdict, self.flow, self.reason)?;
+        if let (Some(nsg), Some(rule)) = (&self.nsg, &self.rule) {
+            write!(f, " (nsgs/{nsg}/{rule}")?;
+            if let Some(p) = self.priority {
+                write!(f, ", priority {p}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every way a proxied request fails. Each layer adds its context once (the backend, the
+/// target socket); [`ProxyError::code`] gives the stable code and [`ProxyError::status`] the
+/// HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// `sim` did not allow the new backend flow.
+    #[error("backend `{backend}`: {outcome}")]
+    Policy {
+        /// The backend authority.
+        backend: String,
+        /// The verdict (boxed: the error stays small on the happy path's `Result`).
+        outcome: Box<PolicyOutcome>,
+    },
+    /// `sim` denied the flow and `deny_mode = "drop"`: the SYN went unanswered.
+    #[error(
+        "backend `{backend}`: no answer within {waited_ms} ms (the SYN was dropped: {outcome})"
+    )]
+    Dropped {
+        /// The backend authority.
+        backend: String,
+        /// How long the gateway waited (the connect timeout).
+        waited_ms: u64,
+        /// The verdict that dropped it.
+        outcome: Box<PolicyOutcome>,
+    },
+    /// The backend host name did not resolve from the instance.
+    #[error("backend `{backend}`: {reason}")]
+    Dns {
+        /// The backend authority.
+        backend: String,
+        /// `sim`'s reason.
+        reason: String,
+    },
+    /// No API matches the path.
+    #[error("no API matches the path `{path}`")]
+    NoApi {
+        /// The request path.
+        path: String,
+    },
+    /// Nothing listens where the backend is played (or nothing plays it).
+    #[error("backend `{backend}`: {reason}")]
+    Refused {
+        /// The backend authority.
+        backend: String,
+        /// What was refused, e.g. `connect to 127.0.0.1:9 refused`.
+        reason: String,
+    },
+    /// The backend connection was reset or closed.
+    #[error("backend `{backend}`: {reason}")]
+    Reset {
+        /// The backend authority.
+        backend: String,
+        /// Why, e.g. the flow was cut by `flush_connection`.
+        reason: String,
+    },
+    /// The backend did not accept or answer in time.
+    #[error("backend `{backend}`: {what} did not complete within {waited_ms} ms")]
+    Timeout {
+        /// The backend authority.
+        backend: String,
+        /// `connect`, `TLS handshake` or `response`.
+        what: &'static str,
+        /// The limit that was hit.
+        waited_ms: u64,
+    },
+    /// TLS with the backend failed.
+    #[error("backend `{backend}`: TLS handshake failed: {reason}")]
+    Tls {
+        /// The backend authority.
+        backend: String,
+        /// rustls' reason.
+        reason: String,
+    },
+    /// The backend's answer was not valid HTTP/1.1.
+    #[error("backend `{backend}`: {reason}")]
+    Protocol {
+        /// The backend authority.
+        backend: String,
+        /// hyper's reason.
+        reason: String,
+    },
+    /// The socket playing the backend is not loopback and that is not allowed.
+    #[error("backend `{backend}`: refusing to dial {target}: not a loopback address (set `allow_non_loopback_upstreams` to allow it)")]
+    NotLoopback {
+        /// The backend authority.
+        backend: String,
+        /// The socket it maps to.
+        target: std::net::SocketAddr,
+    },
+    /// The request head is too large.
+    #[error("the request head is {size} bytes; the limit is {limit}")]
+    HeadersTooLarge {
+        /// Size of the head (request line and fields).
+        size: usize,
+        /// `max_header_bytes`.
+        limit: usize,
+    },
+    /// The request body is too large.
+    #[error("the request body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// `max_body_bytes`.
+        limit: u64,
+    },
+    /// The request head did not arrive in time.
+    #[error("the request head was not received within {limit_ms} ms")]
+    ClientTimeout {
+        /// `header_read_timeout_ms`.
+        limit_ms: u64,
+    },
+    /// Absolute-form request target.
+    #[error(
+        "the request target `{target}` is in absolute form; send origin-form paths (`/api/...`)"
+    )]
+    AbsoluteForm {
+        /// The target as received.
+        target: String,
+    },
+    /// CONNECT.
+    #[error("CONNECT {target} refused")]
+    Connect {
+        /// The authority the client asked to tunnel to.
+        target: String,
+    },
+    /// An upgrade request.
+    #[error("upgrade to `{protocol}` refused")]
+    Upgrade {
+        /// The `Upgrade` header value.
+        protocol: String,
+    },
+    /// The gateway is shutting down.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+// === impl ProxyError ===
+
+impl ProxyError {
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProxyError::Policy { outcome, .. } => outcome.code,
+            ProxyError::Dropped { .. } => ErrorCode::BackendTimeout,
+            ProxyError::Dns { .. } => ErrorCode::DnsFailure,
+            ProxyError::NoApi { .. } => ErrorCode::NoApi,
+            ProxyError::Refused { .. } => ErrorCode::BackendRefused,
+            ProxyError::Reset { .. } => ErrorCode::BackendReset,
+            ProxyError::Timeout { .. } => ErrorCode::BackendTimeout,
+            ProxyError::Tls { .. } => ErrorCode::BackendTls,
+            ProxyError::Protocol { .. } => ErrorCode::BackendProtocol,
+            ProxyError::NotLoopback { .. } => ErrorCode::UpstreamNotLoopback,
+            ProxyError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
+            ProxyError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            ProxyError::ClientTimeout { .. } => ErrorCode::ClientTimeout,
+            ProxyError::AbsoluteForm { .. } => ErrorCode::AbsoluteFormRefused,
+            ProxyError::Connect { .. } => ErrorCode::ConnectRefused,
+            ProxyError::Upgrade { .. } => ErrorCode::UpgradeRefused,
+            ProxyError::ShuttingDown => ErrorCode::ShuttingDown,
+        }
+    }
+
+    /// The HTTP status: the one code → status table (the gateway issue's contract).
+    ///
+    /// ```
+    /// use gateway::error::ProxyError;
+    /// assert_eq!(ProxyError::NoApi { path: "/x".into() }.status(), 404);
+    /// assert_eq!(ProxyError::BodyTooLarge { limit: 1 }.status(), 413);
+    /// ```
+    pub fn status(&self) -> StatusCode {
+        match self.code() {
+            ErrorCode::NsgDenied
+            | ErrorCode::NotIntegrated
+            | ErrorCode::NoRoute
+            | ErrorCode::NoPublicEndpoint
+            | ErrorCode::DnsFailure
+            | ErrorCode::BackendRefused
+            | ErrorCode::BackendReset
+            | ErrorCode::BackendTls
+            | ErrorCode::BackendProtocol
+            | ErrorCode::UpstreamNotLoopback => StatusCode::BAD_GATEWAY,
+            ErrorCode::BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::NoApi => StatusCode::NOT_FOUND,
+            ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::AbsoluteFormRefused => StatusCode::BAD_REQUEST,
+            ErrorCode::ConnectRefused => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::UpgradeRefused => StatusCode::NOT_IMPLEMENTED,
+            ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The verdict, on policy outcomes (also on a dropped SYN, which explains the timeout).
+    pub fn policy(&self) -> Option<&PolicyOutcome> {
+        match self {
+            ProxyError::Policy { outcome, .. } | ProxyError::Dropped { outcome, .. } => {
+                Some(outcome)
+            }
+            _ => None,
+        }
+    }
+
+    /// The problem document.
+    pub fn problem(&self) -> Problem {
+        let code = self.code();
+        let mut p = Problem::new(code.as_str(), self.status(), code.title(), self.to_string());
+        p.type_uri = code.type_uri();
+        if let Some(o) = self.policy() {
+            p.policy = Some(PolicyFields {
+                nsg: o.nsg.clone(),
+                rule: o.rule.clone(),
+                priority: o.priority,
+            });
+        }
+        p
+    }
+
+    /// The whole answer: status, `application/problem+json` body, `x-vnetsim-verdict` on
+    /// policy outcomes. `Allow` lists the methods for `CONNECT_REFUSED`.
+    pub fn to_response<B: From<Bytes>>(&self) -> Response<B> {
+        let mut resp = self.problem().to_response::<B>();
+        if let Some(o) = self.policy() {
+            if let Ok(v) = HeaderValue::from_str(&o.header_value()) {
+                resp.headers_mut().insert(VERDICT_HEADER, v);
+            }
+        }
+        if self.code() == ErrorCode::ConnectRefused {
+            resp.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+        }
+        if matches!(
+            self.code(),
+            ErrorCode::ClientTimeout | ErrorCode::HeadersTooLarge
+        ) {
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+/// The policy part of a problem document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyFields {
+    /// The deciding NSG, or `null` when no NSG decided (e.g. `NO_ROUTE`).
+    pub nsg: Option<String>,
+    /// The deciding rule.
+    pub rule: Option<String>,
+    /// Its priority.
+    pub priority: Option<u32>,
+}
+
+/// An RFC 9457 problem document: `{"type","title","status","code","detail"}`, plus
+/// `"nsg","rule","priority"` on policy outcomes and any extra members.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Problem {
+    /// A URI naming the problem kind.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Fixed per code.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The stable code.
+    pub code: String,
+    /// What happened this time.
+    pub detail: String,
+    /// The verdict's NSG, rule and priority (policy outcomes only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyFields>,
+    /// Extra members (e.g. `findings` on a refused change).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+// === impl Problem ===
+
+impl Problem {
+    /// A problem with a code, status, title and detail.
+    pub fn new(
+        code: &str,
+        status: StatusCode,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            type_uri: format!(
+                "urn:vnetsim:problem:{}",
+                code.to_ascii_lowercase().replace('_', "-")
+            ),
+            title: title.into(),
+            status: status.as_u16(),
+            code: code.to_string(),
+            detail: detail.into(),
+            policy: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// The body bytes.
+    pub fn to_bytes(&self) -> Bytes {
+        // Serializing plain strings and numbers cannot fail; an empty object is a safe fallback.
+        Bytes::from(serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec()))
+    }
+
+    /// A response carrying this problem.
+    pub fn to_response<B: From<Bytes>>(&self) -> Response<B> {
+        let mut resp = Response::new(B::from(self.to_bytes()));
+        *resp.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(rule: Option<&str>) -> PolicyOutcome {
+        PolicyOutcome {
+            verdict: "Deny",
+            code: ErrorCode::NsgDenied,
+            nsg: rule.map(|_| "nsg-apim".to_string()),
+            rule: rule.map(str::to_string),
+            priority: rule.map(|_| 100),
+            flow: "Tcp 10.0.1.4:50000 -> 10.0.2.4:443".into(),
+            reason: "denied".into(),
+        }
+    }
+
+    #[test]
+    fn contract_statuses() {
+        // The table of the gateway issue, code by code.
+        let table = [
+            (ErrorCode::NsgDenied, 502),
+            (ErrorCode::NotIntegrated, 502),
+            (ErrorCode::NoRoute, 502),
+            (ErrorCode::NoPublicEndpoint, 502),
+            (ErrorCode::DnsFailure, 502),
+            (ErrorCode::BackendRefused, 502),
+            (ErrorCode::BackendReset, 502),
+            (ErrorCode::BackendTls, 502),
+        ];
+        for (code, status) in table {
+            let mut o = outcome(None);
+            o.code = code;
+            let e = ProxyError::Policy {
+                backend: "b".into(),
+                outcome: Box::new(o),
+            };
+            assert_eq!(e.status().as_u16(), status, "{code}");
+        }
+        let cases: Vec<(ProxyError, &str, u16)> = vec![
+            (ProxyError::NoApi { path: "/".into() }, "NO_API", 404),
+            (
+                ProxyError::Timeout {
+                    backend: "b".into(),
+                    what: "response",
+                    waited_ms: 1,
+                },
+                "BACKEND_TIMEOUT",
+                504,
+            ),
+            (
+                ProxyError::HeadersTooLarge { size: 2, limit: 1 },
+                "HEADERS_TOO_LARGE",
+                431,
+            ),
+            (ProxyError::BodyTooLarge { limit: 1 }, "BODY_TOO_LARGE", 413),
+            (
+                ProxyError::ClientTimeout { limit_ms: 1 },
+                "CLIENT_TIMEOUT",
+                408,
+            ),
+            (
+                ProxyError::AbsoluteForm {
+                    target: "http://x/".into(),
+                },
+                "ABSOLUTE_FORM_REFUSED",
+                400,
+            ),
+            (
+                ProxyError::Connect {
+                    target: "x:443".into(),
+                },
+                "CONNECT_REFUSED",
+                405,
+            ),
+            (
+                ProxyError::Dns {
+                    backend: "b".into(),
+                    reason: "NXDOMAIN".into(),
+                },
+                "DNS_FAILURE",
+                502,
+            ),
+            (
+                ProxyError::Dropped {
+                    backend: "b".into(),
+                    waited_ms: 1,
+                    outcome: Box::new(outcome(Some("securityRules/x"))),
+                },
+                "BACKEND_TIMEOUT",
+                504,
+            ),
+        ];
+        for (e, code, status) in cases {
+            assert_eq!(e.code().as_str(), code);
+            assert_eq!(e.status().as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn policy_outcomes_carry_header_and_fields() {
+        let e = ProxyError::Policy {
+            backend: "orders.internal.contoso.com".into(),
+            outcome: Box::new(outcome(Some("securityRules/deny-orders"))),
+        };
+        let resp: Response<Bytes> = e.to_response();
+        assert_eq!(
+            resp.headers()[VERDICT_HEADER],
+            "Deny; code=NSG_DENIED; rule=securityRules/deny-orders"
+        );
+        assert_eq!(resp.headers()[CONTENT_TYPE], PROBLEM_JSON);
+        let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(v["code"], "NSG_DENIED");
+        assert_eq!(v["status"], 502);
+        assert_eq!(v["nsg"], "nsg-apim");
+        assert_eq!(v["rule"], "securityRules/deny-orders");
+        assert_eq!(v["priority"], 100);
+        assert!(v["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:vnetsim:problem:"));
+    }
+
+    #[test]
+    fn non_policy_outcomes_have_no_policy_fields() {
+        let resp: Response<Bytes> = ProxyError::NoApi { path: "/x".into() }.to_response();
+        assert!(resp.headers().get(VERDICT_HEADER).is_none());
+        let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        assert!(v.get("nsg").is_none());
+        assert_eq!(v["detail"], "no API matches the path `/x`");
+    }
+}

@@ -1,0 +1,245 @@
+//! The slow-client guard: [`TimedIo`] wraps a client connection and enforces the header-read
+//! timeout itself, because hyper's own timeout closes the socket without an answer and the
+//! contract is "408 `CLIENT_TIMEOUT`, then close".
+//!
+//! The clock runs whenever no request of the connection is being served ([`ConnState`] counts
+//! requests in flight; the proxy holds an [`InflightGuard`] from the moment hyper hands it a
+//! parsed head until the response body ends). It restarts each time the connection becomes
+//! idle, so it is also the keep-alive idle limit. When it expires:
+//! * HTTP/1, with part of a head received, or before the first request: a complete
+//!   `408` problem response is written and the connection is closed;
+//! * HTTP/1 idle between requests: closed silently (an unsolicited 408 there races with the
+//!   client's next request);
+//! * HTTP/2 (detected from the connection preface, or ALPN): a request head arrives in one
+//!   HEADERS block, so the guard is on the connection: no preface or no stream within the
+//!   limit → closed.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::error::ProxyError;
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Requests in flight on one client connection, shared by [`TimedIo`] and the service.
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    inflight: AtomicUsize,
+    /// Bumped each time the connection becomes idle; [`TimedIo`] restarts its clock on change.
+    idle_epoch: AtomicU64,
+}
+
+impl ConnState {
+    /// Marks a request as in flight until the guard drops.
+    pub(crate) fn begin(self: &Arc<Self>) -> InflightGuard {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        InflightGuard(self.clone())
+    }
+}
+
+/// Holds a request in flight (see [`ConnState`]).
+#[derive(Debug)]
+pub(crate) struct InflightGuard(Arc<ConnState>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.0.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle_epoch.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Clear text, protocol not known yet (`matched` preface bytes so far).
+    Detect {
+        matched: usize,
+    },
+    Http1,
+    Http2,
+}
+
+enum Phase {
+    Active,
+    Writing408 { bytes: Bytes, pos: usize },
+    Closed,
+}
+
+/// A client connection with the header-read deadline (see the module docs).
+pub(crate) struct TimedIo<T> {
+    inner: T,
+    state: Arc<ConnState>,
+    timeout: Duration,
+    sleep: Pin<Box<Sleep>>,
+    seen_epoch: u64,
+    served_any: bool,
+    head_bytes: usize,
+    mode: Mode,
+    phase: Phase,
+}
+
+// === impl TimedIo ===
+
+impl<T> TimedIo<T> {
+    /// Wraps `inner`; `h2` is true when ALPN already chose HTTP/2.
+    pub(crate) fn new(
+        inner: T,
+        state: Arc<ConnState>,
+        timeout: Duration,
+        h2: Option<bool>,
+    ) -> Self {
+        TimedIo {
+            inner,
+            state,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+            seen_epoch: 0,
+            served_any: false,
+            head_bytes: 0,
+            mode: match h2 {
+                Some(true) => Mode::Http2,
+                Some(false) => Mode::Http1,
+                None => Mode::Detect { matched: 0 },
+            },
+            phase: Phase::Active,
+        }
+    }
+
+    fn observe(&mut self, data: &[u8]) {
+        if self.state.inflight.load(Ordering::Acquire) == 0 {
+            self.head_bytes = self.head_bytes.saturating_add(data.len());
+        }
+        if let Mode::Detect { matched } = self.mode {
+            let want = &H2_PREFACE[matched..];
+            let n = want.len().min(data.len());
+            self.mode = if data[..n] != want[..n] {
+                Mode::Http1
+            } else if matched + n == H2_PREFACE.len() {
+                Mode::Http2
+            } else {
+                Mode::Detect {
+                    matched: matched + n,
+                }
+            };
+        }
+    }
+
+    fn on_deadline(&mut self) -> Phase {
+        let answer = match self.mode {
+            Mode::Http2 => false,
+            Mode::Detect { matched } if matched > 0 => false,
+            Mode::Http1 | Mode::Detect { .. } => self.head_bytes > 0 || !self.served_any,
+        };
+        if !answer {
+            return Phase::Closed;
+        }
+        let err = ProxyError::ClientTimeout {
+            limit_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        let body = err.problem().to_bytes();
+        let mut head = format!(
+            "HTTP/1.1 408 Request Timeout\r\ncontent-type: {}\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+            crate::error::PROBLEM_JSON,
+            body.len()
+        )
+        .into_bytes();
+        head.extend_from_slice(&body);
+        Phase::Writing408 {
+            bytes: Bytes::from(head),
+            pos: 0,
+        }
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "request head not received in time")
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.phase {
+                Phase::Closed => return Poll::Ready(Err(timed_out())),
+                Phase::Writing408 { bytes, pos } => {
+                    while *pos < bytes.len() {
+                        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &bytes[*pos..]))?;
+                        if n == 0 {
+                            break;
+                        }
+                        *pos += n;
+                    }
+                    ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+                    let _ = Pin::new(&mut this.inner).poll_shutdown(cx);
+                    this.phase = Phase::Closed;
+                }
+                Phase::Active => {
+                    let epoch = this.state.idle_epoch.load(Ordering::Acquire);
+                    if epoch != this.seen_epoch {
+                        this.seen_epoch = epoch;
+                        this.served_any = true;
+                        this.head_bytes = 0;
+                        this.sleep.as_mut().reset(Instant::now() + this.timeout);
+                    }
+                    if this.state.inflight.load(Ordering::Acquire) == 0
+                        && this.sleep.as_mut().poll(cx).is_ready()
+                    {
+                        this.phase = this.on_deadline();
+                        continue;
+                    }
+                    let before = buf.filled().len();
+                    ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                    let new = &buf.filled()[before..];
+                    if !new.is_empty() {
+                        this.observe(new);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

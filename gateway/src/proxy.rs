@@ -1,0 +1,408 @@
+//! One proxied request, from the parsed head to the response head.
+//!
+//! Safe by default: `CONNECT` (405) and absolute-form targets (400) are refused — this is a
+//! reverse proxy, not a forward proxy — and the `Host` header never selects an upstream: only
+//! the path does (longest API prefix on whole segments, via `sim`). The request is then
+//! rewritten **in place**: the rest of the path is joined to the backend URL's path, the query
+//! passes verbatim, hop-by-hop headers go (one scan of the names), `Host` becomes the backend's
+//! authority, and `x-forwarded-for` and `forwarded` (for, proto, host) are appended. The
+//! backend's response is passed back the same way, its hop-by-hop headers stripped.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use tracing::field::Empty;
+
+use crate::body::{GatewayBody, ReqBody};
+use crate::error::ProxyError;
+use crate::io::ConnState;
+use crate::policy::{PolicyState, Shared};
+use crate::upstream;
+
+/// What the proxy knows about one client connection.
+pub(crate) struct ConnInfo {
+    /// The client's socket address.
+    pub(crate) peer: SocketAddr,
+    /// Requests in flight (the slow-client clock).
+    pub(crate) state: Arc<ConnState>,
+    /// The client address as an `x-forwarded-for` value.
+    xff: HeaderValue,
+    /// `for=...;proto=...` (the `forwarded` element without `host`).
+    forwarded_prefix: String,
+}
+
+impl ConnInfo {
+    pub(crate) fn new(peer: SocketAddr, tls: bool, state: Arc<ConnState>) -> ConnInfo {
+        let proto = if tls { "https" } else { "http" };
+        let ip = peer.ip();
+        let for_value = if ip.is_ipv6() {
+            format!("\"[{ip}]\"")
+        } else {
+            ip.to_string()
+        };
+        ConnInfo {
+            peer,
+            state,
+            xff: HeaderValue::from_str(&ip.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            forwarded_prefix: format!("for={for_value};proto={proto}"),
+        }
+    }
+}
+
+/// The hyper service: answers every request (failures are problem documents).
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
+    let guard = conn.state.begin();
+    let start = Instant::now();
+    let state = shared.snapshot();
+    let span = tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        api = Empty,
+        backend = Empty,
+        flow = Empty,
+        verdict = Empty,
+        rule = Empty,
+        upstream_ms = Empty,
+        status = Empty,
+    );
+    let client_version = req.version();
+    let (mut resp, route) = match proxy(&shared, &state, &conn, req, &span).await {
+        Ok((resp, route)) => (resp, Some(route)),
+        Err((e, route)) => {
+            if let Some(o) = e.policy() {
+                span.record("verdict", o.verdict);
+                if let Some(r) = &o.rule {
+                    span.record("rule", r.as_str());
+                }
+            }
+            tracing::debug!(parent: &span, code = e.code().as_str(), cause = %e, "request refused");
+            (e.to_response::<GatewayBody>(), route)
+        }
+    };
+    let status = resp.status().as_u16();
+    span.record("status", status);
+    let metrics = route
+        .and_then(|i| state.routes.get(i))
+        .map_or(&state.no_api, |r| &r.metrics);
+    metrics.record(status, start.elapsed());
+    *resp.version_mut() = client_version;
+    resp.body_mut().set_guard(guard);
+    Ok(resp)
+}
+
+type Failed = (ProxyError, Option<usize>);
+
+async fn proxy(
+    shared: &Shared,
+    state: &PolicyState,
+    conn: &ConnInfo,
+    mut req: Request<Incoming>,
+    span: &tracing::Span,
+) -> Result<(Response<GatewayBody>, usize), Failed> {
+    let limits = &state.limits;
+    if req.method() == Method::CONNECT {
+        let target = req
+            .uri()
+            .authority()
+            .map_or_else(|| req.uri().to_string(), |a| a.to_string());
+        return Err((ProxyError::Connect { target }, None));
+    }
+    // HTTP/2 always carries :scheme and :authority; only HTTP/1 can send an absolute form.
+    if req.version() < Version::HTTP_2
+        && (req.uri().scheme().is_some() || req.uri().authority().is_some())
+    {
+        let target = req.uri().to_string();
+        return Err((ProxyError::AbsoluteForm { target }, None));
+    }
+    if let Some(up) = req.headers().get(UPGRADE) {
+        // `Upgrade: h2c` may be ignored (RFC 9113 §3.1 removed it; we answer in HTTP/1.1).
+        if !up.as_bytes().eq_ignore_ascii_case(b"h2c") {
+            let protocol = String::from_utf8_lossy(up.as_bytes()).into_owned();
+            return Err((ProxyError::Upgrade { protocol }, None));
+        }
+    }
+    let size = head_size(&req);
+    if size > limits.max_header_bytes {
+        return Err((
+            ProxyError::HeadersTooLarge {
+                size,
+                limit: limits.max_header_bytes,
+            },
+            None,
+        ));
+    }
+    if content_length(req.headers()).is_some_and(|n| n > limits.max_body_bytes) {
+        return Err((
+            ProxyError::BodyTooLarge {
+                limit: limits.max_body_bytes,
+            },
+            None,
+        ));
+    }
+    let path = req.uri().path();
+    let routed = if path.starts_with('/') {
+        state.topology.route(path)
+    } else {
+        None
+    };
+    let Some((index, rest)) = routed else {
+        return Err((
+            ProxyError::NoApi {
+                path: path.to_string(),
+            },
+            None,
+        ));
+    };
+    let Some(route) = state.routes.get(index) else {
+        return Err((
+            ProxyError::NoApi {
+                path: path.to_string(),
+            },
+            None,
+        ));
+    };
+    span.record("api", route.name.as_str());
+    span.record("backend", route.backend.authority.as_str());
+
+    // Rewrite the target: backend path + rest of the path + verbatim query.
+    let b = &route.backend;
+    let query = req.uri().query();
+    let mut pq =
+        String::with_capacity(b.path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
+    pq.push_str(&b.path);
+    pq.push_str(rest);
+    if pq.is_empty() {
+        pq.push('/');
+    }
+    if let Some(q) = query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    let original_path = path.to_string();
+    match PathAndQuery::from_maybe_shared(Bytes::from(pq)) {
+        Ok(pq) => *req.uri_mut() = Uri::from(pq),
+        Err(_) => {
+            return Err((
+                ProxyError::NoApi {
+                    path: original_path,
+                },
+                Some(index),
+            ))
+        }
+    }
+
+    // Headers, in place.
+    let client_host = req.headers().get(HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    headers.insert(HOST, route.host_header.clone());
+    append_xff(headers, &conn.xff);
+    if let Some(v) = forwarded(conn, client_host.as_ref(), state) {
+        headers.append(http::header::FORWARDED, v);
+    }
+    *req.version_mut() = Version::HTTP_11;
+    let req = req.map(|body| ReqBody::new(body, limits.max_body_bytes));
+
+    let sent_at = Instant::now();
+    match upstream::send(&shared.res, state, route, req).await {
+        Ok((resp, checkout, new_flow)) => {
+            span.record("upstream_ms", sent_at.elapsed().as_secs_f64() * 1e3);
+            span.record("verdict", if new_flow { "Allow" } else { "Established" });
+            span.record("flow", checkout.flow_id());
+            let mut resp = resp.map(|body| GatewayBody::upstream(body, checkout));
+            strip_hop_by_hop(resp.headers_mut());
+            Ok((resp, index))
+        }
+        Err(e) => Err((e, Some(index))),
+    }
+}
+
+/// Appends the client address to `x-forwarded-for`, as one comma-separated list.
+fn append_xff(headers: &mut HeaderMap, client: &HeaderValue) {
+    if !headers.contains_key(&X_FORWARDED_FOR) {
+        headers.insert(X_FORWARDED_FOR, client.clone());
+        return;
+    }
+    let mut joined: Vec<u8> = Vec::with_capacity(64);
+    for v in headers.get_all(&X_FORWARDED_FOR) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    joined.extend_from_slice(b", ");
+    joined.extend_from_slice(client.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+}
+
+/// `x-forwarded-for`.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The `forwarded` element this hop adds: `for=...;proto=...;host=...` (RFC 7239).
+fn forwarded(
+    conn: &ConnInfo,
+    client_host: Option<&HeaderValue>,
+    state: &PolicyState,
+) -> Option<HeaderValue> {
+    let host = client_host
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(state.topology.gateway().hostname.as_str());
+    let mut v = String::with_capacity(conn.forwarded_prefix.len() + host.len() + 8);
+    v.push_str(&conn.forwarded_prefix);
+    v.push_str(";host=");
+    push_token_or_quoted(&mut v, host);
+    HeaderValue::from_str(&v).ok()
+}
+
+/// Appends `s` as an RFC 7230 token, or as a quoted string when it is not one.
+fn push_token_or_quoted(out: &mut String, s: &str) {
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !s.is_empty() && s.chars().all(is_tchar) {
+        out.push_str(s);
+        return;
+    }
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+/// Size of the request head as it would be on the wire in HTTP/1.1.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let mut n = req.method().as_str().len() + 1 + target + 11;
+    for (k, v) in req.headers() {
+        n += k.as_str().len() + 2 + v.len() + 2;
+    }
+    n + 2
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == TE
+        || name == TRAILER
+        || name == TRANSFER_ENCODING
+        || name == UPGRADE
+        || name == PROXY_AUTHORIZATION
+        || name == PROXY_AUTHENTICATE
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`. The
+/// common case — none present — is one scan of the names.
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
+    let mut listed: Vec<HeaderName> = Vec::new();
+    for v in h.get_all(CONNECTION) {
+        if let Ok(s) = v.to_str() {
+            for token in s.split(',') {
+                if let Ok(n) = HeaderName::from_bytes(token.trim().as_bytes()) {
+                    if n != HOST {
+                        listed.push(n);
+                    }
+                }
+            }
+        }
+    }
+    for n in [
+        CONNECTION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+        PROXY_AUTHORIZATION,
+        PROXY_AUTHENTICATE,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ] {
+        h.remove(n);
+    }
+    for n in listed {
+        h.remove(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_connection_tokens_go() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        h.insert(HOST, HeaderValue::from_static("a"));
+        strip_hop_by_hop(&mut h);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, vec!["host", "x-kept"]);
+    }
+
+    #[test]
+    fn no_hop_headers_is_a_no_op() {
+        let mut h = HeaderMap::new();
+        h.insert("x-a", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn forwarded_values_are_tokens_or_quoted() {
+        let mut s = String::new();
+        push_token_or_quoted(&mut s, "apim.azure-api.net");
+        assert_eq!(s, "apim.azure-api.net");
+        let mut s = String::new();
+        push_token_or_quoted(&mut s, "localhost:8080");
+        assert_eq!(s, "\"localhost:8080\"");
+        let c = ConnInfo::new("[::1]:5".parse().unwrap(), true, Arc::default());
+        assert_eq!(c.forwarded_prefix, "for=\"[::1]\";proto=https");
+    }
+
+    #[test]
+    fn head_size_counts_the_wire_form() {
+        let req = Request::builder()
+            .uri("/a?b")
+            .header("x", "yy")
+            .body(())
+            .unwrap();
+        // "GET /a?b HTTP/1.1\r\n" (19) + "x: yy\r\n" (7) + "\r\n" (2)
+        assert_eq!(head_size(&req), 28);
+    }
+}

@@ -1,0 +1,385 @@
+//! Upstream connections: per-backend keep-alive pools of `hyper::client::conn::http1`
+//! connections, dialled only to the loopback socket that plays the backend, and only after
+//! [`crate::policy`] admitted the new flow.
+//!
+//! A pooled connection is an established flow: reusing it asks `sim` nothing. A connection goes
+//! back to its pool when the response body reaches its end ([`Checkout::release`]); a body
+//! dropped early closes it. A request that a reused connection could not even start (the
+//! backend closed it while idle) is retried once on another connection.
+//!
+//! Failures map to codes here, once: connection refused → `BACKEND_REFUSED`, reset →
+//! `BACKEND_RESET`, connect or response timeout → `BACKEND_TIMEOUT`, TLS → `BACKEND_TLS`.
+
+use std::error::Error as _;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::body::{BodyError, ReqBody};
+use crate::config::{MAX_IDLE_PER_BACKEND, UPSTREAM_IDLE_TIMEOUT};
+use crate::error::ProxyError;
+use crate::flows::{FlowEntry, FlowTable, NewFlow};
+use crate::metrics::PoolGauge;
+use crate::policy::{Admitted, PolicyState, Resources, Route};
+
+/// One open upstream connection and the flow it is.
+pub(crate) struct Conn {
+    sender: SendRequest<ReqBody>,
+    pub(crate) flow: Arc<FlowEntry>,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// Keep-alive connections to one backend (scheme, host, port).
+pub(crate) struct Pool {
+    /// `https://orders.internal.contoso.com:443`.
+    pub(crate) label: String,
+    idle: Mutex<Vec<Idle>>,
+    /// Open connections (idle or busy).
+    open: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+// === impl Pool ===
+
+impl Pool {
+    pub(crate) fn new(label: String) -> Pool {
+        Pool {
+            label,
+            idle: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
+        }
+    }
+
+    /// The most recently used live idle connection (LIFO keeps few connections warm).
+    fn take(&self) -> Option<Conn> {
+        let now = Instant::now();
+        let mut idle = lock(&self.idle);
+        while let Some(i) = idle.pop() {
+            if i.conn.sender.is_closed() || i.conn.flow.is_cut() {
+                continue;
+            }
+            if now.saturating_duration_since(i.since) > UPSTREAM_IDLE_TIMEOUT {
+                i.conn.flow.close();
+                continue;
+            }
+            return Some(i.conn);
+        }
+        None
+    }
+
+    fn put(&self, conn: Conn) {
+        if conn.sender.is_closed() || conn.flow.is_cut() {
+            return;
+        }
+        let mut idle = lock(&self.idle);
+        if idle.len() >= MAX_IDLE_PER_BACKEND {
+            conn.flow.close();
+            return;
+        }
+        idle.push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    /// Closes every idle connection (shutdown).
+    pub(crate) fn clear(&self) {
+        for i in lock(&self.idle).drain(..) {
+            i.conn.flow.close();
+        }
+    }
+
+    pub(crate) fn gauge(&self) -> PoolGauge {
+        PoolGauge {
+            backend: self.label.clone(),
+            idle: lock(&self.idle).len(),
+            open: self.open.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A connection lent to one request; [`Checkout::release`] hands it back.
+pub(crate) struct Checkout {
+    pool: Arc<Pool>,
+    conn: Conn,
+}
+
+impl Checkout {
+    /// Returns the connection to its pool (the response ended cleanly).
+    pub(crate) fn release(self) {
+        self.pool.put(self.conn);
+    }
+
+    /// The id of the flow carrying the request.
+    pub(crate) fn flow_id(&self) -> u64 {
+        self.conn.flow.id
+    }
+}
+
+/// Sends `req` to the route's backend on a pooled connection or a newly admitted flow.
+/// Returns the response head and the connection (to hand back when the body ends) and, for a
+/// new flow, its id.
+pub(crate) async fn send(
+    res: &Resources,
+    state: &PolicyState,
+    route: &Route,
+    mut req: Request<ReqBody>,
+) -> Result<(Response<Incoming>, Checkout, bool), ProxyError> {
+    let mut retried = false;
+    loop {
+        let (mut conn, reused) = match route.pool.take() {
+            Some(c) => (c, true),
+            None => (dial(res, state, route).await?, false),
+        };
+        if conn.sender.ready().await.is_err() {
+            if reused {
+                continue;
+            }
+            return Err(ProxyError::Reset {
+                backend: route.backend.authority.clone(),
+                reason: "the new connection closed before the request could be sent".into(),
+            });
+        }
+        conn.flow.requests.fetch_add(1, Ordering::Relaxed);
+        let fut = conn.sender.try_send_request(req);
+        match tokio::time::timeout(state.limits.response_timeout, fut).await {
+            Err(_) => {
+                conn.flow.close();
+                return Err(ProxyError::Timeout {
+                    backend: route.backend.authority.clone(),
+                    what: "the response head",
+                    waited_ms: millis(state.limits.response_timeout),
+                });
+            }
+            Ok(Ok(resp)) => {
+                let checkout = Checkout {
+                    pool: route.pool.clone(),
+                    conn,
+                };
+                return Ok((resp, checkout, !reused));
+            }
+            Ok(Err(mut e)) => {
+                if let Some(r) = e.take_message() {
+                    if reused && !retried {
+                        req = r;
+                        retried = true;
+                        continue;
+                    }
+                }
+                return Err(send_error(&e.into_error(), &conn.flow, route));
+            }
+        }
+    }
+}
+
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Opens a new flow: policy admission, TCP (and TLS) to the loopback socket, HTTP/1.1 handshake.
+async fn dial(res: &Resources, state: &PolicyState, route: &Route) -> Result<Conn, ProxyError> {
+    let source_port = res.flows.next_source_port();
+    let admitted = match state.admit(route, source_port, &res.metrics) {
+        Ok(a) => a,
+        Err(e) => return Err(drop_or_answer(state, e).await),
+    };
+    let backend = &route.backend.authority;
+    let target = admitted.target;
+    let limit = state.limits.connect_timeout;
+    let tcp = match tokio::time::timeout(limit, TcpStream::connect(target)).await {
+        Err(_) => {
+            return Err(ProxyError::Timeout {
+                backend: backend.clone(),
+                what: "the TCP connect",
+                waited_ms: millis(limit),
+            })
+        }
+        Ok(Err(e)) => return Err(connect_error(&e, backend, target)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = tcp.set_nodelay(true);
+    if route.backend.https {
+        let connector = tokio_rustls::TlsConnector::from(res.upstream_tls.clone());
+        let tls =
+            match tokio::time::timeout(limit, connector.connect(route.server_name.clone(), tcp))
+                .await
+            {
+                Err(_) => {
+                    return Err(ProxyError::Timeout {
+                        backend: backend.clone(),
+                        what: "the TLS handshake",
+                        waited_ms: millis(limit),
+                    })
+                }
+                Ok(Err(e)) => return Err(tls_error(&e, backend, target)),
+                Ok(Ok(s)) => s,
+            };
+        handshake(res, route, admitted, tls).await
+    } else {
+        handshake(res, route, admitted, tcp).await
+    }
+}
+
+/// In `drop` mode a denied SYN goes unanswered: wait the connect timeout, then time out.
+async fn drop_or_answer(state: &PolicyState, e: ProxyError) -> ProxyError {
+    match e {
+        ProxyError::Policy { backend, outcome }
+            if state.limits.deny_mode == sim::fixture::DenyMode::Drop
+                && outcome.code == crate::error::ErrorCode::NsgDenied =>
+        {
+            tokio::time::sleep(state.limits.connect_timeout).await;
+            ProxyError::Dropped {
+                backend,
+                waited_ms: millis(state.limits.connect_timeout),
+                outcome,
+            }
+        }
+        other => other,
+    }
+}
+
+async fn handshake<I>(
+    res: &Resources,
+    route: &Route,
+    admitted: Admitted,
+    io: I,
+) -> Result<Conn, ProxyError>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new()
+        .writev(false)
+        .handshake::<_, ReqBody>(TokioIo::new(io))
+        .await
+        .map_err(|e| ProxyError::Reset {
+            backend: route.backend.authority.clone(),
+            reason: format!("HTTP/1.1 handshake with {} failed: {e}", admitted.target),
+        })?;
+    let flow = res.flows.insert(NewFlow {
+        flow: admitted.flow,
+        backend: route.backend.authority.clone(),
+        host: admitted.host,
+        upstream: admitted.target,
+        tls: route.backend.https,
+        hops: admitted.hops,
+    });
+    route.pool.open.fetch_add(1, Ordering::Relaxed);
+    tokio::spawn(drive(
+        conn,
+        flow.clone(),
+        res.flows.clone(),
+        route.pool.clone(),
+    ));
+    Ok(Conn { sender, flow })
+}
+
+/// Runs one upstream connection until it ends or its flow is closed (cut, timeout, shutdown).
+async fn drive<F>(conn: F, flow: Arc<FlowEntry>, table: Arc<FlowTable>, pool: Arc<Pool>)
+where
+    F: Future<Output = hyper::Result<()>>,
+{
+    tokio::select! {
+        biased;
+        () = flow.close.notified() => {
+            debug!(flow = %flow.describe(), "upstream connection closed by the gateway");
+        }
+        r = conn => {
+            if let Err(e) = r {
+                debug!(flow = %flow.describe(), cause = %e, "upstream connection ended");
+            }
+        }
+    }
+    table.remove(flow.id);
+    pool.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn connect_error(e: &io::Error, backend: &str, target: SocketAddr) -> ProxyError {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => ProxyError::Reset {
+            backend: backend.to_string(),
+            reason: format!("connection to {target} reset while connecting"),
+        },
+        io::ErrorKind::ConnectionRefused => ProxyError::Refused {
+            backend: backend.to_string(),
+            reason: format!("connection to {target} refused (nothing listens there)"),
+        },
+        _ => ProxyError::Refused {
+            backend: backend.to_string(),
+            reason: format!("connecting to {target}: {e}"),
+        },
+    }
+}
+
+fn tls_error(e: &io::Error, backend: &str, target: SocketAddr) -> ProxyError {
+    if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return ProxyError::Tls {
+            backend: backend.to_string(),
+            reason: format!("{r} (with {target}; trusted roots: the local CA)"),
+        };
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ProxyError::Reset {
+            backend: backend.to_string(),
+            reason: format!("connection to {target} reset during the TLS handshake"),
+        },
+        _ => ProxyError::Tls {
+            backend: backend.to_string(),
+            reason: format!("{e} (with {target})"),
+        },
+    }
+}
+
+fn send_error(e: &hyper::Error, flow: &FlowEntry, route: &Route) -> ProxyError {
+    let backend = route.backend.authority.clone();
+    if let Some(reason) = flow.cut_reason() {
+        return ProxyError::Reset {
+            backend,
+            reason: reason.to_string(),
+        };
+    }
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(BodyError::TooLarge { limit }) = s.downcast_ref::<BodyError>() {
+            return ProxyError::BodyTooLarge { limit: *limit };
+        }
+        src = s.source();
+    }
+    if e.is_parse() {
+        return ProxyError::Protocol {
+            backend,
+            reason: format!("invalid HTTP response: {e}"),
+        };
+    }
+    let cause = e
+        .source()
+        .map(|s| format!("{e}: {s}"))
+        .unwrap_or_else(|| e.to_string());
+    ProxyError::Reset {
+        backend,
+        reason: format!(
+            "connection to {} ended before the response: {cause}",
+            flow.upstream
+        ),
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the gateway: one binary, a module per stage (see `support` for the
+//! topology builder, the client and the misbehaving backends).
+
+mod admin;
+mod backends;
+mod front;
+mod live;
+mod policy;
+mod routing;
+mod support;
