@@ -431,6 +431,15 @@ fn place(err: &QueryError, from: Position, to: Position, sport: Option<Position>
     }
 }
 
+/// `addr:port`, `[addr]:port` for IPv6, or the address alone when there is no port.
+fn socket(addr: &str, port: Option<u16>) -> String {
+    match port {
+        Some(p) if addr.contains(':') => format!("[{addr}]:{p}"),
+        Some(p) => format!("{addr}:{p}"),
+        None => addr.to_string(),
+    }
+}
+
 /// `Allow`, `Deny` or `Unreachable`.
 pub fn kind_str(k: VerdictKind) -> &'static str {
     match k {
@@ -541,16 +550,13 @@ impl Outcome {
         if lines.is_empty() {
             lines.push("no NSG evaluated".into());
         }
-        let port = |p: Option<u16>| p.map_or(String::new(), |p| format!(":{p}"));
         lines.push(format!(
-            "=> {} ({}) for {} {}{} -> {}{}: {}",
+            "=> {} ({}) for {} {} -> {}: {}",
             kind_str(v.verdict),
             v.code,
             v.flow.protocol,
-            v.flow.source,
-            port(v.flow.source_port),
-            v.flow.destination,
-            port(v.flow.destination_port),
+            socket(&v.flow.source, v.flow.source_port),
+            socket(&v.flow.destination, v.flow.destination_port),
             v.detail
         ));
         lines
@@ -586,7 +592,7 @@ impl fmt::Display for Report {
             .map(|r| r.name.chars().count())
             .max()
             .unwrap_or(4)
-            .clamp(4, 48);
+            .clamp(4, 80);
         writeln!(
             f,
             "{:<6} {:<w$}  {:<12} ACTUAL",

@@ -1,1 +1,8 @@
-//! Integration tests (one binary).
+//! Integration tests (one binary): the fixtures table, and the `vnetsim` binary end to end.
+
+mod check;
+mod expectations;
+mod fixtures_table;
+mod formats;
+mod support;
+mod validate;
