@@ -101,7 +101,8 @@ fn every_finding_code_has_an_invalid_fixture() {
     }
     assert!(
         missing.is_empty(),
-        "no fixtures/invalid file for {missing:?}"
+        "no fixtures/invalid/<code-in-kebab-case>.toml for {missing:?}: add one, or, if no \
+         fixture can produce the code, list it in NOT_PRODUCIBLE with the reason"
     );
 }
 
