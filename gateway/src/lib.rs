@@ -23,6 +23,14 @@
 //! - `admin` — the admin listener: reload, rule changes, flows, metrics.
 //! - `metrics` — counters in the Prometheus text format.
 //!
+//! # Runtime and what can change
+//! [`start`] spawns its tasks on the calling Tokio runtime. `../shared/PERF-NOTES.md` found a
+//! `current_thread` runtime per free core fastest on small machines; the gateway needs nothing
+//! from a multi-thread runtime. Every topology and limit may change at runtime
+//! ([`GatewayHandle::reload`], [`GatewayHandle::set_nsg_rules`], the admin API) except the
+//! listen addresses and the admin token, which are fixed at start; a changed
+//! `max_header_bytes` or `header_read_timeout_ms` applies to new client connections.
+//!
 //! # Example
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -266,8 +274,8 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
         None => Arc::new(LocalCa::new()?),
     };
     let upstream_tls = ca.client_config(&opts.extra_roots, &[b"http/1.1"])?;
-    let ca_pem_path = match &opts.ca_pem_path {
-        Some(p) => p.clone(),
+    let (ca_pem_path, ca_dir) = match &opts.ca_pem_path {
+        Some(p) => (p.clone(), None),
         None => {
             let dir = std::env::temp_dir().join(format!(
                 "vnetsim-{}-{}",
@@ -280,7 +288,7 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
                     source,
                 })
             })?;
-            dir.join("ca.pem")
+            (dir.join("ca.pem"), Some(dir))
         }
     };
     ca.write_pem(&ca_pem_path)?;
@@ -321,6 +329,7 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
         token,
         ca,
         ca_pem_path,
+        ca_dir,
         stop,
         tasks: vec![front_task, admin_task],
     })
@@ -336,6 +345,8 @@ pub struct GatewayHandle {
     token: Arc<str>,
     ca: Arc<LocalCa>,
     ca_pem_path: PathBuf,
+    /// The temp directory created for the CA file, removed on drop.
+    ca_dir: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -352,6 +363,9 @@ impl std::fmt::Debug for GatewayHandle {
 impl Drop for GatewayHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(dir) = self.ca_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -87,6 +87,9 @@ pub(crate) async fn run(
         }
     }
     conns.shutdown().await;
+    // Idle pooled connections hold their pool alive from their own tasks: close them here so a
+    // dropped handle releases everything too.
+    shared.res.close_all();
 }
 
 async fn serve_conn(

@@ -124,6 +124,7 @@ async fn slow_clients_are_timed_out() {
     assert!(out.starts_with("HTTP/1.1 408"), "{out}");
 
     // After a complete exchange, an idle keep-alive connection is closed without a 408.
+    let t = Instant::now();
     let out = raw(
         gw.addr(),
         b"GET /payments/x HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -132,6 +133,10 @@ async fn slow_clients_are_timed_out() {
     .await;
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(!out.contains("408"), "{out}");
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "closed by the idle limit"
+    );
 
     // HTTP/2: a client that does not complete the connection preface is disconnected.
     let t = Instant::now();
