@@ -20,17 +20,20 @@
 //! returns a [`Report`] whose `Display` is the pass/fail table. JUnit XML is [`crate::junit`]'s.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use sim::{Protocol, ServiceTagsInfo, Topology, Verdict, VerdictCode, VerdictKind};
+use sim::{Protocol, Topology, VerdictCode, VerdictKind};
 
 use crate::load::{at, load_path, LoadError, Loaded, TagSource};
 use crate::query::{FlowQuery, QueryError, Side};
+
+mod report;
+
+pub use report::{kind_str, Expected, Outcome, Report};
 
 /// A 1-based line and column in an expectations file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -428,218 +431,6 @@ fn place(err: &QueryError, from: Position, to: Position, sport: Option<Position>
         QueryError::PortRequired { .. }
         | QueryError::PortNotAllowed { .. }
         | QueryError::FamilyMismatch { .. } => to,
-    }
-}
-
-/// `addr:port`, `[addr]:port` for IPv6, or the address alone when there is no port.
-fn socket(addr: &str, port: Option<u16>) -> String {
-    match port {
-        Some(p) if addr.contains(':') => format!("[{addr}]:{p}"),
-        Some(p) => format!("{addr}:{p}"),
-        None => addr.to_string(),
-    }
-}
-
-/// `Allow`, `Deny` or `Unreachable`.
-pub fn kind_str(k: VerdictKind) -> &'static str {
-    match k {
-        VerdictKind::Allow => "Allow",
-        VerdictKind::Deny => "Deny",
-        VerdictKind::Unreachable => "Unreachable",
-    }
-}
-
-/// What an expectation asked for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Expected {
-    /// The verdict.
-    pub verdict: VerdictKind,
-    /// The deciding rule, when given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-    /// The code, when given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<VerdictCode>,
-}
-
-/// One expectation's result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Outcome {
-    /// The expectation's name.
-    pub name: String,
-    /// Whether everything it asked for holds.
-    pub passed: bool,
-    /// The source as written.
-    pub from: String,
-    /// The destination as written.
-    pub to: String,
-    /// What it asked for.
-    pub expected: Expected,
-    /// One line per field that differs (empty when passed).
-    pub mismatches: Vec<String>,
-    /// The actual verdict, with its chain.
-    pub actual: Verdict,
-}
-
-// === impl Outcome ===
-
-impl Outcome {
-    fn compare(e: &Expectation, actual: Verdict) -> Outcome {
-        let mut mismatches = Vec::new();
-        let got_rule = actual
-            .decided_by
-            .as_ref()
-            .map_or_else(|| "none".to_string(), |d| format!("{} / {}", d.nsg, d.rule));
-        if actual.verdict != e.verdict {
-            mismatches.push(format!(
-                "verdict: expected {}, got {} ({})",
-                kind_str(e.verdict),
-                kind_str(actual.verdict),
-                actual.code
-            ));
-        }
-        if let Some(rule) = &e.rule {
-            let same = actual
-                .decided_by
-                .as_ref()
-                .is_some_and(|d| d.rule.eq_ignore_ascii_case(rule));
-            if !same {
-                mismatches.push(format!("rule: expected {rule}, got {got_rule}"));
-            }
-        }
-        if let Some(code) = e.code {
-            if actual.code != code {
-                mismatches.push(format!("code: expected {code}, got {}", actual.code));
-            }
-        }
-        Outcome {
-            name: e.name.clone(),
-            passed: mismatches.is_empty(),
-            from: e.from.clone(),
-            to: e.to.clone(),
-            expected: Expected {
-                verdict: e.verdict,
-                rule: e.rule.clone(),
-                code: e.code,
-            },
-            mismatches,
-            actual,
-        }
-    }
-
-    /// The actual chain, one line per NSG evaluated (in Azure's order) and a last line with
-    /// the verdict, its code and why.
-    pub fn chain(&self) -> Vec<String> {
-        let v = &self.actual;
-        let mut lines: Vec<String> = v
-            .evaluated
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                format!(
-                    "{}. {} on {} ({}): {} -> {}",
-                    i + 1,
-                    e.nsg,
-                    e.applied_to,
-                    e.direction,
-                    e.matched_rule,
-                    e.access
-                )
-            })
-            .collect();
-        if lines.is_empty() {
-            lines.push("no NSG evaluated".into());
-        }
-        lines.push(format!(
-            "=> {} ({}) for {} {} -> {}: {}",
-            kind_str(v.verdict),
-            v.code,
-            v.flow.protocol,
-            socket(&v.flow.source, v.flow.source_port),
-            socket(&v.flow.destination, v.flow.destination_port),
-            v.detail
-        ));
-        lines
-    }
-}
-
-/// The result of running an expectations file (the `vnetsim test --output json` document).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[must_use]
-pub struct Report {
-    /// Whether every expectation passed.
-    pub passed: bool,
-    /// The expectations file.
-    pub expectations: String,
-    /// The topology fixture.
-    pub topology: String,
-    /// Number of expectations.
-    pub total: usize,
-    /// Number that failed.
-    pub failed: usize,
-    /// Every result, in file order.
-    pub results: Vec<Outcome>,
-    /// The service tag table used.
-    pub service_tags: ServiceTagsInfo,
-}
-
-impl fmt::Display for Report {
-    /// The pass/fail table; failures show their mismatches and the actual chain.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w = self
-            .results
-            .iter()
-            .map(|r| r.name.chars().count())
-            .max()
-            .unwrap_or(4)
-            .clamp(4, 80);
-        writeln!(
-            f,
-            "{:<6} {:<w$}  {:<12} ACTUAL",
-            "RESULT", "NAME", "EXPECTED"
-        )?;
-        for r in &self.results {
-            let actual = match &r.actual.decided_by {
-                Some(d) => format!(
-                    "{} ({}) {} / {}",
-                    kind_str(r.actual.verdict),
-                    r.actual.code,
-                    d.nsg,
-                    d.rule
-                ),
-                None => format!("{} ({})", kind_str(r.actual.verdict), r.actual.code),
-            };
-            writeln!(
-                f,
-                "{:<6} {:<w$}  {:<12} {}",
-                if r.passed { "pass" } else { "FAIL" },
-                r.name,
-                kind_str(r.expected.verdict),
-                actual
-            )?;
-            if !r.passed {
-                for m in &r.mismatches {
-                    writeln!(f, "{:6}   {m}", "")?;
-                }
-                writeln!(f, "{:6}   actual chain ({} -> {}):", "", r.from, r.to)?;
-                for line in r.chain() {
-                    writeln!(f, "{:6}     {line}", "")?;
-                }
-            }
-        }
-        let tags = &self.service_tags;
-        write!(
-            f,
-            "\n{}: {} of {} expectations passed, {} failed (topology {}; service tags {}{})",
-            self.expectations,
-            self.total - self.failed,
-            self.total,
-            self.failed,
-            self.topology,
-            tags.source,
-            tags.change_number
-                .map_or(String::new(), |c| format!(", changeNumber {c}"))
-        )
     }
 }
 
