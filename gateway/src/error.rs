@@ -58,8 +58,6 @@ pub enum ErrorCode {
     ConnectRefused,
     /// A protocol upgrade (WebSocket, h2c upgrade) was requested; the gateway does not tunnel.
     UpgradeRefused,
-    /// The gateway is shutting down.
-    ShuttingDown,
 }
 
 // === impl ErrorCode ===
@@ -86,7 +84,6 @@ impl ErrorCode {
             ErrorCode::AbsoluteFormRefused => "ABSOLUTE_FORM_REFUSED",
             ErrorCode::ConnectRefused => "CONNECT_REFUSED",
             ErrorCode::UpgradeRefused => "UPGRADE_REFUSED",
-            ErrorCode::ShuttingDown => "SHUTTING_DOWN",
         }
     }
 
@@ -126,7 +123,6 @@ impl ErrorCode {
             }
             ErrorCode::ConnectRefused => "CONNECT is refused: this is a reverse proxy, not a tunnel",
             ErrorCode::UpgradeRefused => "Protocol upgrades are not supported",
-            ErrorCode::ShuttingDown => "The gateway is shutting down",
         }
     }
 
@@ -317,9 +313,6 @@ pub enum ProxyError {
         /// The `Upgrade` header value.
         protocol: String,
     },
-    /// The gateway is shutting down.
-    #[error("the gateway is shutting down")]
-    ShuttingDown,
 }
 
 // === impl ProxyError ===
@@ -344,7 +337,6 @@ impl ProxyError {
             ProxyError::AbsoluteForm { .. } => ErrorCode::AbsoluteFormRefused,
             ProxyError::Connect { .. } => ErrorCode::ConnectRefused,
             ProxyError::Upgrade { .. } => ErrorCode::UpgradeRefused,
-            ProxyError::ShuttingDown => ErrorCode::ShuttingDown,
         }
     }
 
@@ -375,7 +367,6 @@ impl ProxyError {
             ErrorCode::AbsoluteFormRefused => StatusCode::BAD_REQUEST,
             ErrorCode::ConnectRefused => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UpgradeRefused => StatusCode::NOT_IMPLEMENTED,
-            ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

@@ -194,16 +194,11 @@ async fn proxy(
         pq.push('?');
         pq.push_str(q);
     }
-    let original_path = path.to_string();
     match PathAndQuery::from_maybe_shared(Bytes::from(pq)) {
         Ok(pq) => *req.uri_mut() = Uri::from(pq),
         Err(_) => {
-            return Err((
-                ProxyError::NoApi {
-                    path: original_path,
-                },
-                Some(index),
-            ))
+            let path = req.uri().path().to_string();
+            return Err((ProxyError::NoApi { path }, Some(index)));
         }
     }
 
