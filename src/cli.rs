@@ -3,6 +3,7 @@
 //! stderr as `error: <what, where, what was expected>`.
 
 mod check;
+mod demo;
 mod output;
 mod test;
 mod validate;
@@ -19,16 +20,18 @@ use vnetsim::TagSource;
 #[command(
     name = "vnetsim",
     version,
-    arg_required_else_help = true,
     after_help = "Exit codes: 0 success, 1 a negative answer (error findings, Deny/Unreachable, a failed expectation), 2 bad input."
 )]
 struct Cli {
+    /// The command; without one, `vnetsim` runs `demo`.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole mission on the embedded default topology: real traffic through the gateway, eight checks with evidence (exit 0 all passed, 1 a check failed, 2 setup error).
+    Demo(demo::Args),
     /// Check a fixture and report every finding (exit 0 valid, 1 error findings, 2 unreadable).
     Validate(validate::Args),
     /// Explain one flow's verdict: each NSG on its path, the deciding rule (exit 0 Allow, 1 Deny or Unreachable, 2 bad input).
@@ -78,12 +81,15 @@ pub(crate) fn tag_source(file: &Option<PathBuf>) -> TagSource {
 
 /// Parses, runs and maps the result to an exit code.
 pub(crate) fn main() -> ExitCode {
-    // clap prints usage errors and the no-argument help itself, exiting 2 (0 for --help).
+    // clap prints usage errors itself, exiting 2 (0 for --help).
     let cli = Cli::parse();
+    let demo_default = demo::Args::default();
     let result = match &cli.command {
-        Command::Validate(a) => validate::run(a),
-        Command::Check(a) => check::run(a),
-        Command::Test(a) => test::run(a),
+        None => demo::run(&demo_default),
+        Some(Command::Demo(a)) => demo::run(a),
+        Some(Command::Validate(a)) => validate::run(a),
+        Some(Command::Check(a)) => check::run(a),
+        Some(Command::Test(a)) => test::run(a),
     };
     match result {
         Ok(status) => status.into(),

@@ -13,6 +13,9 @@
 //!   the pass/fail report.
 //! - [`junit`] — JUnit XML for an expectations report.
 //! - [`atomic`] — writing a file atomically (temporary file, then rename).
+//! - [`demo`] — the eight checks of `vnetsim demo` on the embedded default topology.
+//! - [`harness`] — start a topology with its gateway and backends from your own tests.
+//! - [`client`] — the small HTTP(S) client the harness hands out.
 //! - [`loadgen`] — an HTTP load generator (keep-alive or connection-per-request, HdrHistogram).
 //!
 //! Library code returns typed errors that name the file and position or the resource path;
@@ -21,7 +24,10 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod client;
+pub mod demo;
 pub mod expect;
+pub mod harness;
 pub mod junit;
 pub mod load;
 pub mod loadgen;

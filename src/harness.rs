@@ -1,0 +1,358 @@
+//! The test harness: start a simulated VNet with its gateway and backends on loopback from your
+//! own `#[tokio::test]`, in the spirit of wiremock.
+//!
+//! ```no_run
+//! use vnetsim::harness::Simulation;
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Bind the topology's private backend to your own server (a wiremock MockServer, say).
+//! let my_server: std::net::SocketAddr = "127.0.0.1:9000".parse()?;
+//! let sim = Simulation::from_file("fixtures/default.toml")?
+//!     .bind("orders", 443, my_server)
+//!     .start()
+//!     .await?;
+//! let resp = sim.get("/payments/health").await?;
+//! assert_eq!(resp.status, 200);
+//! let denied = sim.get("/legacy/x").await?;
+//! assert_eq!(denied.problem().unwrap().code, "NSG_DENIED");
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Dropping a [`Simulation`] only signals shutdown; `shutdown().await` also waits for it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gateway::{ChangeError, ChangeReport, FlowInfo, GatewayHandle, LimitOverrides, StartOptions};
+use sim::fixture::{Fixture, RawRule};
+use sim::{Built, Finding, Topology, Verdict};
+
+use crate::client::{Client, ClientError, Response};
+use crate::load::{load_path, load_str, LoadError, Loaded, TagSource};
+use crate::query::{FlowQuery, QueryError};
+
+/// The embedded default topology (`fixtures/default.toml`): what `vnetsim demo` runs.
+pub const DEFAULT_FIXTURE: &str = include_str!("../fixtures/default.toml");
+
+/// Why a simulation could not be set up or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The fixture could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The fixture has error findings (structural or preflight): nothing was started.
+    #[error("{name} has error findings:\n{}", list(.findings))]
+    Findings {
+        /// The fixture's name.
+        name: String,
+        /// Every error finding.
+        findings: Vec<Finding>,
+    },
+    /// The gateway did not start.
+    #[error("starting the gateway: {0}")]
+    Start(#[from] gateway::StartError),
+    /// A change was refused; the running state is unchanged.
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    /// A verdict lookup was malformed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The TLS client configuration could not be built.
+    #[error("TLS client configuration: {0}")]
+    Tls(String),
+}
+
+fn list(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| format!("  {f}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A topology loaded and ready to start; configure bindings and limits, then [`start`](Self::start).
+#[must_use]
+pub struct SimulationBuilder {
+    loaded: Loaded,
+    path: Option<PathBuf>,
+    options: StartOptions,
+    allow_preflight_errors: bool,
+}
+
+/// A running simulation: gateway, admin listener and backends on loopback.
+pub struct Simulation {
+    gateway: GatewayHandle,
+    client: Client,
+    name: String,
+}
+
+// === impl Simulation (constructors) ===
+
+impl Simulation {
+    /// Loads a fixture file (TOML, JSON or YAML by extension).
+    ///
+    /// # Errors
+    /// [`HarnessError::Load`] when it cannot be read or parsed.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<SimulationBuilder, HarnessError> {
+        let path = path.as_ref();
+        let loaded = load_path(path, &TagSource::Fixture)?;
+        Ok(SimulationBuilder::new(loaded, Some(path.to_path_buf())))
+    }
+
+    /// Loads a fixture from text; `name` chooses the syntax by extension (`x.json`) and appears
+    /// in messages. Relative service tag files are read from the current directory.
+    ///
+    /// # Errors
+    /// [`HarnessError::Load`] when it does not parse.
+    pub fn from_str(name: &str, text: &str) -> Result<SimulationBuilder, HarnessError> {
+        Ok(SimulationBuilder::new(
+            load_str(name, text, None, &TagSource::Fixture)?,
+            None,
+        ))
+    }
+
+    /// The embedded default topology.
+    ///
+    /// # Errors
+    /// Never in practice (the embedded fixture is tested); typed for uniformity.
+    pub fn default_topology() -> Result<SimulationBuilder, HarnessError> {
+        Simulation::from_str("fixtures/default.toml", DEFAULT_FIXTURE)
+    }
+}
+
+// === impl SimulationBuilder ===
+
+impl SimulationBuilder {
+    fn new(loaded: Loaded, path: Option<PathBuf>) -> SimulationBuilder {
+        let mut options = StartOptions::default();
+        if let Some(p) = &path {
+            options = options.fixture_path(p.clone());
+        }
+        SimulationBuilder {
+            loaded,
+            path,
+            options,
+            allow_preflight_errors: false,
+        }
+    }
+
+    /// Every finding of the loaded topology.
+    pub fn findings(&self) -> &[Finding] {
+        self.loaded.findings()
+    }
+
+    /// The topology that will start.
+    pub fn topology(&self) -> &Topology {
+        self.loaded.topology()
+    }
+
+    /// Plays the topology's `host:port` with your own loopback server (e.g. a wiremock
+    /// `MockServer`); `host` is a `[[hosts]]` name or one of its DNS names.
+    pub fn bind(mut self, host: &str, port: u16, addr: SocketAddr) -> SimulationBuilder {
+        self.options = self.options.upstream(host, port, addr);
+        self
+    }
+
+    /// Whether to start the built-in echo backends for `serve = "echo"` services (default yes).
+    pub fn start_echo(mut self, yes: bool) -> SimulationBuilder {
+        self.options.start_echo = yes;
+        self
+    }
+
+    /// Overrides limits and timeouts (tests make them milliseconds).
+    pub fn limits(mut self, limits: LimitOverrides) -> SimulationBuilder {
+        self.options = self.options.limits(limits);
+        self
+    }
+
+    /// Fixes the front door address (default: an ephemeral loopback port).
+    pub fn listen(mut self, addr: SocketAddr) -> SimulationBuilder {
+        self.options.listen = Some(addr);
+        self
+    }
+
+    /// Fixes the admin listener address (default: an ephemeral loopback port).
+    pub fn admin_listen(mut self, addr: SocketAddr) -> SimulationBuilder {
+        self.options.admin_listen = Some(addr);
+        self
+    }
+
+    /// Starts even when the APIM preflight reports errors (structural errors still refuse):
+    /// useful to watch a misconfigured instance fail on the wire.
+    pub fn allow_preflight_errors(mut self) -> SimulationBuilder {
+        self.allow_preflight_errors = true;
+        self
+    }
+
+    /// Starts the gateway, its admin listener and the echo backends.
+    ///
+    /// # Errors
+    /// [`HarnessError::Findings`] when the topology has error findings (nothing is started),
+    /// [`HarnessError::Start`] when a listener cannot be bound.
+    pub async fn start(self) -> Result<Simulation, HarnessError> {
+        let errors: Vec<Finding> = if self.allow_preflight_errors {
+            self.loaded
+                .structural_errors()
+                .into_iter()
+                .cloned()
+                .collect()
+        } else {
+            self.loaded
+                .findings()
+                .iter()
+                .filter(|f| f.is_error())
+                .cloned()
+                .collect()
+        };
+        if !errors.is_empty() {
+            return Err(HarnessError::Findings {
+                name: self.loaded.name.clone(),
+                findings: errors,
+            });
+        }
+        let name = self
+            .path
+            .as_ref()
+            .map_or_else(|| self.loaded.name.clone(), |p| p.display().to_string());
+        let hostname = self.loaded.topology().gateway().hostname.clone();
+        let gateway = gateway::start(self.loaded.built, self.options).await?;
+        let tls = if gateway.is_tls() {
+            let config = rustls::ClientConfig::builder()
+                .with_root_certificates(gateway.ca().root_store())
+                .with_no_client_auth();
+            Some(Arc::new(config))
+        } else {
+            None
+        };
+        let client = Client::new(gateway.addr(), hostname, tls);
+        Ok(Simulation {
+            gateway,
+            client,
+            name,
+        })
+    }
+}
+
+// === impl Simulation ===
+
+impl Simulation {
+    /// The fixture's name or path.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `http://127.0.0.1:PORT` of the gateway (https when the front door speaks TLS).
+    pub fn gateway_url(&self) -> String {
+        self.gateway.url()
+    }
+
+    /// A client for the gateway (one connection per request).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `GET path` through the gateway.
+    ///
+    /// # Errors
+    /// [`ClientError`] when no HTTP response arrived (gateway failures are responses).
+    pub async fn get(&self, path: &str) -> Result<Response, ClientError> {
+        self.client.get(path).await
+    }
+
+    /// The gateway handle (admin URL and token, metrics, reloads, ...).
+    pub fn gateway(&self) -> &GatewayHandle {
+        &self.gateway
+    }
+
+    /// The local CA certificate (PEM) that issued every TLS certificate of the simulation.
+    pub fn ca_cert_pem(&self) -> &str {
+        self.gateway.ca_pem()
+    }
+
+    /// Where the CA certificate is written.
+    pub fn ca_cert_path(&self) -> &Path {
+        self.gateway.ca_pem_path()
+    }
+
+    /// Replaces an NSG's custom rules live: new flows see them, established flows continue
+    /// (unless the NSG has `flush_connection = true`).
+    ///
+    /// # Errors
+    /// [`HarnessError::Change`] when refused (unknown NSG, error findings); nothing changes.
+    pub fn set_nsg_rules(
+        &self,
+        nsg: &str,
+        rules: &[RawRule],
+    ) -> Result<ChangeReport, HarnessError> {
+        Ok(self.gateway.set_nsg_rules(nsg, rules)?)
+    }
+
+    /// Adds one rule to an NSG's custom rules, live.
+    ///
+    /// # Errors
+    /// As [`Simulation::set_nsg_rules`].
+    pub fn add_security_rule(
+        &self,
+        nsg: &str,
+        rule: RawRule,
+    ) -> Result<ChangeReport, HarnessError> {
+        let mut rules = self.current_rules(nsg);
+        rules.push(rule);
+        self.set_nsg_rules(nsg, &rules)
+    }
+
+    /// The custom rules of an NSG as they are in force (file shape), empty when unknown.
+    pub fn current_rules(&self, nsg: &str) -> Vec<RawRule> {
+        self.gateway.with_topology(|t| {
+            t.fixture()
+                .nsgs
+                .iter()
+                .find(|n| n.name.eq_ignore_ascii_case(nsg))
+                .map(|n| n.security_rules.iter().map(RawRule::from).collect())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Changes the topology live by editing its fixture (e.g. turn integration off).
+    ///
+    /// # Errors
+    /// [`HarnessError::Change`] when the result is refused; nothing changes.
+    pub fn modify(&self, edit: impl FnOnce(&mut Fixture)) -> Result<ChangeReport, HarnessError> {
+        let built: Built = self.gateway.with_topology(|t| {
+            let mut fixture = t.fixture().clone();
+            edit(&mut fixture);
+            Topology::build(&fixture, t.service_tags().clone())
+        });
+        Ok(self.gateway.reload(built)?)
+    }
+
+    /// The established flows (gateway → backend connections) and the rules that allowed them.
+    pub fn flows(&self) -> Vec<FlowInfo> {
+        self.gateway.flows()
+    }
+
+    /// The explained verdict of a flow in the topology in force, written as for `vnetsim check`
+    /// (`"apim"`, a host name or an IP; `"host:port"` or `"[v6]:port"` for the destination).
+    ///
+    /// # Errors
+    /// [`HarnessError::Query`] when the words do not name a flow of the topology.
+    pub fn verdict(&self, from: &str, to: &str) -> Result<Verdict, HarnessError> {
+        let q = FlowQuery::parse(from, to, None, None)?;
+        Ok(self.gateway.with_topology(|t| q.explain(t))?)
+    }
+
+    /// Requests received so far by the built-in echo backend playing `host:port`.
+    pub fn echo_requests(&self, host: &str, port: u16) -> Option<u64> {
+        self.gateway
+            .echo_servers()
+            .into_iter()
+            .find(|e| e.host.eq_ignore_ascii_case(host) && e.port == port)
+            .map(|e| e.requests)
+    }
+
+    /// Stops the gateway gracefully (in-flight requests finish) and every backend it started.
+    pub async fn shutdown(self) {
+        self.gateway.shutdown().await;
+    }
+}
