@@ -243,3 +243,55 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(h2: Option<bool>) -> TimedIo<tokio::io::DuplexStream> {
+        let (a, _b) = tokio::io::duplex(64);
+        TimedIo::new(a, Arc::default(), Duration::from_secs(1), h2)
+    }
+
+    #[tokio::test]
+    async fn the_h2_preface_is_detected_across_reads() {
+        let mut t = io(None);
+        t.observe(b"PRI * HTTP/2");
+        assert_eq!(t.mode, Mode::Detect { matched: 12 });
+        t.observe(b".0\r\n\r\nSM\r\n\r\n");
+        assert_eq!(t.mode, Mode::Http2);
+        let mut t = io(None);
+        t.observe(b"GET / HTTP/1.1\r\n");
+        assert_eq!(t.mode, Mode::Http1);
+    }
+
+    #[tokio::test]
+    async fn only_http1_heads_get_a_408() {
+        // Part of an HTTP/1 head: answer 408.
+        let mut t = io(None);
+        t.observe(b"GET / HT");
+        assert!(matches!(t.on_deadline(), Phase::Writing408 { .. }));
+        // A fresh connection that sent nothing: answer 408 as well.
+        assert!(matches!(io(None).on_deadline(), Phase::Writing408 { .. }));
+        // HTTP/2 (ALPN or partial preface): close without HTTP/1 text.
+        assert!(matches!(io(Some(true)).on_deadline(), Phase::Closed));
+        let mut t = io(None);
+        t.observe(b"PRI *");
+        assert!(matches!(t.on_deadline(), Phase::Closed));
+        // Idle between requests: close silently.
+        let mut t = io(Some(false));
+        t.served_any = true;
+        assert!(matches!(t.on_deadline(), Phase::Closed));
+    }
+
+    #[test]
+    fn guards_count_requests_in_flight() {
+        let s = Arc::new(ConnState::default());
+        let a = s.begin();
+        let b = s.begin();
+        drop(a);
+        assert_eq!(s.idle_epoch.load(Ordering::Acquire), 0);
+        drop(b);
+        assert_eq!(s.idle_epoch.load(Ordering::Acquire), 1);
+    }
+}

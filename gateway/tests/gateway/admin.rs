@@ -103,6 +103,25 @@ async fn invalid_rule_change_is_refused_and_the_old_state_kept() {
     assert_eq!(r.code(), "INVALID_CHANGE");
     assert_eq!(gw.generation(), 1);
     assert_eq!(get(&gw, "/orders/1").await.status, 200);
+
+    // A valid fixture in the body is applied (here as JSON).
+    let fixture =
+        sim::fixture::Fixture::parse(&Topo::default().toml(), sim::fixture::Format::Toml).unwrap();
+    let r = send(
+        gw.admin_addr(),
+        http::Request::builder()
+            .method("POST")
+            .uri("/admin/reload")
+            .header("authorization", "Bearer t0ken")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                serde_json::to_vec(&fixture).unwrap(),
+            )))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(gw.generation(), 2);
     gw.shutdown().await;
 }
 

@@ -224,3 +224,30 @@ async fn graceful_shutdown_completes_an_in_flight_request() {
     // The listener is closed.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn connection_cap_holds_further_clients_in_the_backlog() {
+    let limits = LimitOverrides {
+        max_connections: Some(1),
+        ..fast_limits()
+    };
+    let gw = start(&Topo::default(), opts().limits(limits)).await;
+    // The only permit is taken by a client that sends nothing...
+    let idle = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    eventually("the idle client to hold the permit", || {
+        gw.metrics_text()
+            .contains("vnetsim_gateway_client_connections 1\n")
+    })
+    .await;
+    // ...so the next client is served only once that one is timed out (300 ms).
+    let t = Instant::now();
+    let r = get(&gw, "/payments/1").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+    drop(idle);
+    gw.shutdown().await;
+}
