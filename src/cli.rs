@@ -6,6 +6,7 @@ mod check;
 mod demo;
 mod output;
 mod test;
+mod up;
 mod validate;
 
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ enum Command {
     Validate(validate::Args),
     /// Explain one flow's verdict: each NSG on its path, the deciding rule (exit 0 Allow, 1 Deny or Unreachable, 2 bad input).
     Check(check::Args),
+    /// Start the gateway and the fixture's echo backends on loopback until Ctrl-C or SIGTERM (exit 2 when the fixture has error findings).
+    Up(up::Args),
     /// Run an expectations file against its topology (exit 0 all passed, 1 a mismatch, 2 bad input).
     Test(test::Args),
 }
@@ -90,6 +93,7 @@ pub(crate) fn main() -> ExitCode {
         Some(Command::Validate(a)) => validate::run(a),
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Test(a)) => test::run(a),
+        Some(Command::Up(a)) => up::run(a),
     };
     match result {
         Ok(status) => status.into(),

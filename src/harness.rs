@@ -100,6 +100,19 @@ impl Simulation {
         Ok(SimulationBuilder::new(loaded, Some(path.to_path_buf())))
     }
 
+    /// Loads a fixture file with a service tag table of your choice (`--service-tags FILE`).
+    ///
+    /// # Errors
+    /// [`HarnessError::Load`] when the fixture or the tag file cannot be read or parsed.
+    pub fn from_file_with_tags(
+        path: impl AsRef<Path>,
+        tags: &TagSource,
+    ) -> Result<SimulationBuilder, HarnessError> {
+        let path = path.as_ref();
+        let loaded = load_path(path, tags)?;
+        Ok(SimulationBuilder::new(loaded, Some(path.to_path_buf())))
+    }
+
     /// Loads a fixture from text; `name` chooses the syntax by extension (`x.json`) and appears
     /// in messages. Relative service tag files are read from the current directory.
     ///

@@ -1,0 +1,164 @@
+//! `vnetsim up FIXTURE`: starts the gateway and every `serve = "echo"` backend of a fixture on
+//! loopback, prints where they are and the verdict of every API's backend flow, writes the ready
+//! file once requests are accepted, and runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde_json::json;
+use sim::Topology;
+use vnetsim::harness::{HarnessError, Simulation};
+
+use super::{tag_source, Status};
+
+/// Arguments of `vnetsim up`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The fixture (TOML, JSON or YAML).
+    fixture: PathBuf,
+    /// Front door address (loopback; default: the fixture's `[gateway] listen`, else an ephemeral port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Admin listener address (loopback; default: ephemeral).
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Write `{"gateway_url", "admin_url", "admin_token", "ca_cert", "backends"}` here (atomically) once ready.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+    /// A `ServiceTags_Public` JSON file (overrides the fixture's `[service_tags]`).
+    #[arg(long, value_name = "FILE")]
+    service_tags: Option<PathBuf>,
+}
+
+/// One row per API: where its backend resolves from the instance and what the NSGs say about
+/// a new flow to it right now.
+fn backends(
+    t: &Topology,
+    upstream_of: impl Fn(&str, u16) -> Option<SocketAddr>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for api in t.apis() {
+        let b = &api.backend;
+        let host = api.host.map(|h| t.hosts()[h].name.clone());
+        let (address, verdict, code, rule) = match (t.resolve_from_apim(&b.host), t.apim_source()) {
+            (Ok(ip), Some(src)) => {
+                let d = t.decide(&sim::Flow::tcp(src, 60000, ip, b.port));
+                let rule = d.decided_by.map(|r| {
+                    let i = t.rule_info(r);
+                    format!("{} {}", i.nsg, i.rule)
+                });
+                (
+                    Some(ip.to_string()),
+                    format!("{:?}", d.verdict),
+                    d.code.as_str().to_string(),
+                    rule,
+                )
+            }
+            (Err(e), _) => (
+                None,
+                "Unreachable".into(),
+                "DNS_FAILURE".into(),
+                Some(e.reason),
+            ),
+            (Ok(ip), None) => (
+                Some(ip.to_string()),
+                "Unknown".into(),
+                "NO_APIM".into(),
+                None,
+            ),
+        };
+        let upstream = host.as_deref().and_then(|h| upstream_of(h, b.port));
+        out.insert(
+            api.name.clone(),
+            json!({"path": api.path, "backend": format!("{}://{}{}", if b.https { "https" } else { "http" }, b.authority, b.path),
+                   "host": host, "address": address, "port": b.port, "upstream": upstream,
+                   "verdict": verdict, "code": code, "rule": rule}),
+        );
+    }
+    out
+}
+
+pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
+    let mut builder =
+        match Simulation::from_file_with_tags(&a.fixture, &tag_source(&a.service_tags)) {
+            Ok(b) => b,
+            Err(HarnessError::Load(e)) => return Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+    let errors: Vec<&sim::Finding> = builder.findings().iter().filter(|f| f.is_error()).collect();
+    if !errors.is_empty() {
+        eprintln!(
+            "error: {} has {} error finding(s); nothing was started:",
+            a.fixture.display(),
+            errors.len()
+        );
+        for f in errors {
+            eprintln!("  {f}");
+        }
+        return Ok(Status::BadInput);
+    }
+    if let Some(l) = a.listen {
+        builder = builder.listen(l);
+    }
+    if let Some(l) = a.admin_listen {
+        builder = builder.admin_listen(l);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    rt.block_on(async move {
+        let sim = builder.start().await.context("starting the simulation")?;
+        let gw = sim.gateway();
+        let echo = gw.echo_servers();
+        let rows = gw.with_topology(|t| {
+            backends(t, |h, p| echo.iter().find(|e| e.host.eq_ignore_ascii_case(h) && e.port == p).map(|e| e.addr))
+        });
+        println!("vnetsim up — {}", sim.name());
+        println!("gateway   {}", sim.gateway_url());
+        println!("admin     {}   (Authorization: Bearer {})", gw.admin_url(), gw.admin_token());
+        println!("metrics   {}/metrics", gw.admin_url());
+        println!("CA        {}", gw.ca_pem_path().display());
+        println!();
+        println!("{:<14} {:<12} {:<48} {:<12} {:<18} rule", "api", "path", "backend", "verdict", "code");
+        for (name, r) in &rows {
+            println!(
+                "{:<14} {:<12} {:<48} {:<12} {:<18} {}",
+                name,
+                r["path"].as_str().unwrap_or(""),
+                r["backend"].as_str().unwrap_or(""),
+                r["verdict"].as_str().unwrap_or(""),
+                r["code"].as_str().unwrap_or(""),
+                r["rule"].as_str().unwrap_or("-")
+            );
+        }
+        if let Some(path) = &a.ready_file {
+            let doc = json!({"gateway_url": sim.gateway_url(), "admin_url": gw.admin_url(), "admin_token": gw.admin_token(),
+                             "ca_cert": gw.ca_pem_path(), "backends": rows});
+            let text = serde_json::to_string_pretty(&doc).context("serializing the ready file")?;
+            vnetsim::atomic::write(path, text.as_bytes())?;
+        }
+        println!();
+        println!("ready; Ctrl-C or SIGTERM stops it");
+        wait_for_signal().await?;
+        eprintln!("shutting down (in-flight requests may finish)");
+        sim.shutdown().await;
+        Ok::<Status, anyhow::Error>(Status::Success)
+    })
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+}
