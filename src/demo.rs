@@ -27,7 +27,7 @@ pub const CHECKS: [&str; 8] = [
 ];
 
 /// Header the built-in echo backend honours to answer late (bounded), used to hold a flow busy.
-pub const ECHO_DELAY_HEADER: &str = "x-echo-delay-ms";
+pub const ECHO_DELAY_HEADER: &str = gateway::echo::DELAY_HEADER;
 
 /// Demo settings.
 #[derive(Clone, Debug)]

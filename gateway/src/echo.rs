@@ -11,7 +11,8 @@
 //! Repeated headers are joined with `", "`. It speaks HTTP/1.1 and HTTP/2 (ALPN over TLS, prior
 //! knowledge in clear text) and, for `tls = true` services, presents a certificate from the
 //! local CA for the host's DNS names and addresses. It counts the requests it received so tests
-//! can prove that a denied flow never reached it.
+//! can prove that a denied flow never reached it. A request header `x-echo-delay-ms: N` makes it
+//! answer N ms late (at most 10 s), to play a slow backend or hold a flow busy.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -186,8 +187,21 @@ where
         .await;
 }
 
+/// Request header that makes the echo backend answer late: a whole number of milliseconds,
+/// capped at [`MAX_DELAY`]. Tests use it to hold a flow busy or to play a slow backend.
+pub const DELAY_HEADER: &str = "x-echo-delay-ms";
+
+/// Longest delay [`DELAY_HEADER`] can ask for.
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn answer(req: Request<Incoming>, id: &Identity) -> Response<Full<Bytes>> {
     id.requests.fetch_add(1, Ordering::Relaxed);
+    let delay = req
+        .headers()
+        .get(DELAY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| std::time::Duration::from_millis(ms).min(MAX_DELAY));
     let (parts, mut body) = req.into_parts();
     let mut body_bytes = 0u64;
     while let Some(frame) = body.frame().await {
@@ -222,6 +236,9 @@ async fn answer(req: Request<Incoming>, id: &Identity) -> Response<Full<Bytes>> 
         headers,
         body_bytes,
     };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     let body = serde_json::to_vec(&reply).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     resp.headers_mut()

@@ -633,11 +633,26 @@ fn hops(topology: &Topology, d: &Decision) -> Vec<FlowHop> {
 }
 
 /// Re-decides every established flow against `topology` and cuts those now denied by an NSG
-/// with `flush_connection = true`. Returns (checked, cut).
+/// with `flush_connection = true`, and every flow whose source is no longer the instance's
+/// outbound address. Returns (checked, cut).
 fn reevaluate(flows: &[Arc<FlowEntry>], topology: &Topology) -> (usize, usize) {
     let mut cut = 0;
+    let source = topology.apim_source();
     for f in flows {
         if f.is_cut() {
+            continue;
+        }
+        // The instance's outbound address changed (integration turned off or on, another
+        // subnet or address): the 5-tuple of this flow no longer exists, whatever the rules say.
+        if source != Some(f.flow.source) {
+            let now = source.map_or_else(|| "no outbound address".to_string(), |s| s.to_string());
+            f.cut(format!(
+                "flow {} was cut: the instance's outbound address changed to {now} ({})",
+                f.describe(),
+                sim::Assumption::NetworkChangeResetsFlows.code()
+            ));
+            tracing::info!(flow = %f.describe(), "established flow cut: the instance's network configuration changed");
+            cut += 1;
             continue;
         }
         let d = topology.decide(&f.flow);

@@ -32,6 +32,8 @@ const PE_POLICIES: &str =
     "https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy";
 const PRIVATE_DNS: &str = "https://learn.microsoft.com/azure/dns/private-dns-virtual-network-links";
 const APIM_BACKENDS: &str = "https://learn.microsoft.com/azure/api-management/backends";
+const APIM_CLASSIC: &str =
+    "https://learn.microsoft.com/azure/api-management/virtual-network-reference";
 
 macro_rules! finding_codes {
     ($( $(#[$m:meta])* $variant:ident => $code:literal, $sev:ident, $url:expr; )+) => {
@@ -113,6 +115,8 @@ finding_codes! {
     NameDuplicate => "NAME_DUPLICATE", Error, NSG_OV;
     /// A private endpoint host in a subnet whose network policies make its NSG rules inert (informational).
     PrivateEndpointNsgInert => "PRIVATE_ENDPOINT_NSG_INERT", Warning, PE_POLICIES;
+    /// An exported NSG's `defaultSecurityRules` differ from the six default rules vnetsim applies.
+    DefaultRulesMismatch => "DEFAULT_RULES_MISMATCH", Warning, NSG_OV;
     // --- APIM v2 integration (spec §3.1, §3.2 R1–R8) ---
     /// The tier does not support the requested network mode.
     SkuNotSupported => "SKU_NOT_SUPPORTED", Error, APIM_INTEG;
@@ -146,6 +150,8 @@ finding_codes! {
     ApimSubnetRequired => "APIM_SUBNET_REQUIRED", Error, APIM_INTEG;
     /// The instance's configured address is not a usable address of its subnet.
     ApimAddressInvalid => "APIM_ADDRESS_INVALID", Error, APIM_INTEG;
+    /// A classic-tier instance with `virtualNetworkType` External/Internal (classic VNet injection, not a v2 mode).
+    ClassicTierVnet => "CLASSIC_TIER_VNET", Warning, APIM_CLASSIC;
     // --- gateway model ---
     /// An API's backend URL does not parse as http(s)://host[:port][/path].
     ApiBackendInvalid => "API_BACKEND_INVALID", Error, APIM_BACKENDS;
@@ -304,9 +310,18 @@ assumptions! {
     /// Denied SYN answered at once.
     DenyAnsweredImmediately => "ASSUMPTION_DENY_ANSWERED_IMMEDIATELY",
         "Azure silently drops a denied SYN so the gateway times out; the gateway answers at once by default ([gateway] deny_mode = \"drop\" waits for the connect timeout).";
+    /// A network configuration change ends established flows.
+    NetworkChangeResetsFlows => "ASSUMPTION_NETWORK_CHANGE_RESETS_FLOWS",
+        "Changing the instance's network configuration (integration turned off or on, another subnet or address) ends its established outbound flows: their source address no longer belongs to the instance.";
     /// Established flows identified by pooled connections.
     PooledConnectionIsFlow => "ASSUMPTION_POOLED_CONNECTION_IS_FLOW",
         "A pooled gateway-to-backend connection is one established NSG flow; flows do not expire while pooled (Azure's flow timeout is not documented).";
+    /// Dynamic private addresses of imported NICs.
+    DynamicPrivateAddress => "ASSUMPTION_DYNAMIC_PRIVATE_ADDRESS",
+        "An imported NIC whose private address is dynamic and not given gets the first free usable address of its subnet (offset 4 or higher, skipping static addresses and the APIM instance's address), in resource order; Azure assigns dynamic addresses itself and does not document the order.";
+    /// Deployment scope of imported templates.
+    DeploymentScopeDefaults => "ASSUMPTION_DEPLOYMENT_SCOPE_DEFAULTS",
+        "A template used resourceGroup() or subscription() without --subscription-id, --resource-group or --location: subscription 00000000-0000-0000-0000-000000000000, resource group `vnetsim-rg` and location `westeurope` stand in.";
 }
 
 impl Serialize for Assumption {
