@@ -1724,6 +1724,27 @@ fn preflight_each_code_alone() {
             ],
             vec!["SUBNET_BELOW_RECOMMENDED", "SUBNET_CAPACITY_INSUFFICIENT"],
         ),
+        // Integration and injection need a subnet, and a configured address must be usable.
+        (
+            "integration without a subnet",
+            vec![("subnet = \"vnet-app/snet-apim\"\n", "")],
+            vec!["APIM_SUBNET_REQUIRED"],
+        ),
+        (
+            "address among the reserved first four",
+            vec![("capacity = 1", "capacity = 1\naddress = \"10.0.1.3\"")],
+            vec!["APIM_ADDRESS_INVALID"],
+        ),
+        (
+            "address outside the subnet",
+            vec![("capacity = 1", "capacity = 1\naddress = \"10.0.2.4\"")],
+            vec!["APIM_ADDRESS_INVALID"],
+        ),
+        (
+            "first usable address",
+            vec![("capacity = 1", "capacity = 1\naddress = \"10.0.1.4\"")],
+            vec![],
+        ),
         // Enum values are case-insensitive: `Standardv2` is StandardV2.
         ("Standardv2", vec![(SKU, "sku = \"Standardv2\"")], vec![]),
     ];
