@@ -18,11 +18,13 @@
 //! - [`apim`] — the APIM v2 preflight (integration and injection requirements).
 //! - [`api`] — the gateway's APIs and backend services, as data.
 //! - [`synth`] — seeded synthetic tag tables, NSGs and flows for benchmarks and tests.
+//! - [`arm`] — ARM templates, parameters files and exported Azure resource JSON → a [`fixture::Fixture`].
 
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod apim;
+pub mod arm;
 pub mod cidr;
 mod classifier;
 pub mod dns;

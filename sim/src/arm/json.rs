@@ -1,0 +1,301 @@
+//! Positions in JSON text: RFC 6901 pointers, where a pointer's value starts (for line:column in
+//! messages), and which value a syntax error sits in. `serde_json` parses; this module only scans
+//! the text again when a position is wanted, so values carry no spans.
+
+/// Deepest nesting the scanner follows (serde_json itself stops at 128).
+const MAX_DEPTH: usize = 256;
+
+/// Escapes one reference token (`~` → `~0`, `/` → `~1`).
+pub(crate) fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// `pointer` extended by an object key.
+pub(crate) fn key(pointer: &str, k: &str) -> String {
+    format!("{pointer}/{}", escape(k))
+}
+
+/// `pointer` extended by an array index.
+pub(crate) fn index(pointer: &str, i: usize) -> String {
+    format!("{pointer}/{i}")
+}
+
+fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Line and column where the value at `pointer` starts, when the text has it.
+pub(crate) fn position(text: &str, pointer: &str) -> Option<(usize, usize)> {
+    locate(text, pointer).map(|o| line_col(text, o))
+}
+
+/// Byte offset where the value at `pointer` starts. Keys compare case-insensitively (ARM property
+/// names are case-insensitive, and pointers are built from the keys the importer looked up).
+pub(crate) fn locate(text: &str, pointer: &str) -> Option<usize> {
+    let mut s = Scanner::new(text);
+    s.ws();
+    if pointer.is_empty() {
+        return Some(s.i);
+    }
+    let tokens: Vec<String> = pointer
+        .strip_prefix('/')?
+        .split('/')
+        .map(unescape)
+        .collect();
+    for tok in tokens {
+        s.ws();
+        match s.peek()? {
+            b'{' => {
+                s.i += 1;
+                loop {
+                    s.ws();
+                    if s.peek()? == b'}' {
+                        return None;
+                    }
+                    let k = s.string()?;
+                    s.ws();
+                    s.expect(b':')?;
+                    s.ws();
+                    if k.eq_ignore_ascii_case(&tok) {
+                        break;
+                    }
+                    s.skip_value(0)?;
+                    s.ws();
+                    if s.peek()? == b',' {
+                        s.i += 1;
+                    } else {
+                        return None;
+                    }
+                }
+            }
+            b'[' => {
+                let want: usize = tok.parse().ok()?;
+                s.i += 1;
+                let mut k = 0;
+                loop {
+                    s.ws();
+                    if s.peek()? == b']' {
+                        return None;
+                    }
+                    if k == want {
+                        break;
+                    }
+                    s.skip_value(0)?;
+                    s.ws();
+                    s.expect(b',')?;
+                    k += 1;
+                }
+            }
+            _ => return None,
+        }
+    }
+    s.ws();
+    Some(s.i)
+}
+
+/// The pointer of the innermost value being read where the text stops being valid JSON.
+pub(crate) fn error_pointer(text: &str) -> String {
+    let mut s = Scanner::new(text);
+    let mut path = Vec::new();
+    s.ws();
+    // The walk stops at the first error; what is left on the path is where it happened.
+    let _ = s.walk(&mut path, 0);
+    path.iter().map(|t| format!("/{}", escape(t))).collect()
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(text: &'a str) -> Self {
+        let b = text.as_bytes();
+        let i = if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
+        Scanner { b, i }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// Reads a string literal and decodes its escapes.
+    fn string(&mut self) -> Option<String> {
+        self.expect(b'"')?;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let c = self.peek()?;
+            self.i += 1;
+            match c {
+                b'"' => return String::from_utf8(out).ok(),
+                b'\\' => {
+                    let e = self.peek()?;
+                    self.i += 1;
+                    match e {
+                        b'"' | b'\\' | b'/' => out.push(e),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let mut cp = self.hex4()?;
+                            if (0xD800..0xDC00).contains(&cp) {
+                                self.expect(b'\\')?;
+                                self.expect(b'u')?;
+                                let lo = self.hex4()?;
+                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo.checked_sub(0xDC00)?);
+                            }
+                            let ch = char::from_u32(cp)?;
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        _ => return None,
+                    }
+                }
+                c if c < 0x20 => return None,
+                c => out.push(c),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let s = self.b.get(self.i..self.i + 4)?;
+        self.i += 4;
+        u32::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+    }
+
+    fn literal(&mut self) -> Option<()> {
+        let start = self.i;
+        while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.'))
+        {
+            self.i += 1;
+        }
+        let word = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        let ok = matches!(word, "true" | "false" | "null") || word.parse::<f64>().is_ok();
+        ok.then_some(())
+    }
+
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        let mut scratch = Vec::new();
+        self.walk(&mut scratch, depth)
+    }
+
+    /// Validates one value, keeping `path` at the value being read; on error `path` is left
+    /// pointing at it.
+    fn walk(&mut self, path: &mut Vec<String>, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.ws();
+        match self.peek()? {
+            b'{' => {
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    let k = self.string()?;
+                    path.push(k);
+                    self.ws();
+                    self.expect(b':')?;
+                    self.walk(path, depth + 1)?;
+                    path.pop();
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                let mut k = 0usize;
+                loop {
+                    path.push(k.to_string());
+                    self.walk(path, depth + 1)?;
+                    path.pop();
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                    k += 1;
+                }
+            }
+            b'"' => self.string().map(|_| ()),
+            _ => self.literal(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_finds_nested_values() {
+        let t = "{\n  \"a\": [1, {\"b/c\": \"x\"}],\n  \"Resources\": {\"k\": true}\n}";
+        assert_eq!(position(t, "/a/1/b~1c"), Some((2, 19)));
+        // Keys compare case-insensitively.
+        assert_eq!(position(t, "/resources/k"), Some((3, 23)));
+        assert_eq!(locate(t, "/a/5"), None);
+        assert_eq!(locate(t, ""), Some(0));
+    }
+
+    #[test]
+    fn error_pointer_names_the_broken_value() {
+        let t = r#"{"resources": [{"name": "a"}, {"name": "b", "properties": {"x": }}]}"#;
+        assert_eq!(error_pointer(t), "/resources/1/properties/x");
+        assert_eq!(error_pointer("[1, 2"), "");
+    }
+
+    #[test]
+    fn escapes_round_trip() {
+        assert_eq!(key("", "a/b~c"), "/a~1b~0c");
+        assert_eq!(unescape("a~1b~0c"), "a/b~c");
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

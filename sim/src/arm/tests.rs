@@ -1,0 +1,3 @@
+//! Unit tests of the importer through its public entry points.
+
+use super::*;
