@@ -243,11 +243,15 @@ fn fixture_service_tag_file_is_relative_to_the_fixture() {
 }
 
 #[test]
-fn no_arguments_prints_help_and_exits_2() {
-    let r = cli(&[]);
-    r.expect_code(2);
-    assert!(r.stderr.contains("Usage: vnetsim"), "{}", r.stderr);
+fn help_lists_the_commands() {
+    let r = cli(&["--help"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("Usage: vnetsim"), "{}", r.stdout);
     for cmd in ["validate", "check", "test"] {
-        assert!(r.stderr.contains(cmd), "{}", r.stderr);
+        assert!(r.stdout.contains(cmd), "{}", r.stdout);
     }
+    // A command without its required arguments is a usage error: exit 2, usage on stderr.
+    let r = cli(&["check", "fixtures/default.toml"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--from"), "{}", r.stderr);
 }
