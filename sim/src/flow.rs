@@ -296,20 +296,22 @@ enum Why {
     ViaPublicAddress,
     InVnet,
     ToInternet,
+    PrivateEndpointUnfiltered,
 }
 
 impl Why {
     fn text(self) -> &'static str {
         match self {
             Why::SourceNotInSubnet => "the source address is inside a VNet's address space but in none of its subnets",
-            Why::PrivateSourceOutside => "a private source address outside every VNet has no route into Azure",
+            Why::PrivateSourceOutside => "the source address is outside every VNet and not a public address (private, reserved or documentation range): it has no route into Azure",
             Why::NotPeered => "the destination VNet is neither the source VNet nor connected to it by a two-sided peering (peering is not transitive)",
             Why::DestNotInSubnet => "the destination is inside a VNet's address space but in none of its subnets",
             Why::NotIntegrated => "the API Management instance is not integrated with a VNet, so it cannot reach private addresses",
             Why::NoPublicEndpoint => "the destination is a private address with no public address, unreachable from the internet",
             Why::InjectionNoPublicEndpoint => "with VNet injection the gateway is reachable only at its private address",
             Why::IntegrationOutboundOnly => "VNet integration is outbound-only: nothing accepts traffic on the instance's integration subnet address",
-            Why::PrivateOutside => "the private destination is outside every VNet the source can reach",
+            Why::PrivateOutside => "the destination is outside every VNet the source can reach and not a public address (private, reserved or documentation range)",
+            Why::PrivateEndpointUnfiltered => "the destination is a private endpoint whose subnet has private_endpoint_network_policies Disabled (or RouteTableEnabled): inbound NSG rules do not apply to it",
             Why::GatewayPublic => "the gateway endpoint is public; with integration (or none) no NSG of the integration subnet applies to inbound traffic",
             Why::ViaPublicAddress => "arrives through the host's public address; inbound NSGs see its private address",
             Why::InVnet => "the destination is in the source VNet or a connected peer",
@@ -358,15 +360,19 @@ impl Topology {
         }
     }
 
+    fn pe_unfiltered(&self, dst: IpAddr, vi: usize, si: usize) -> bool {
+        let subnet = &self.vnets[vi].subnets[si];
+        self.host_at(dst).is_some_and(|h| {
+            self.hosts[h].kind == HostKind::PrivateEndpoint
+                && !subnet.private_endpoint_network_policies.nsg_applies()
+        })
+    }
+
     fn inbound_nsgs(&self, dst: IpAddr, vi: usize, si: usize) -> [Option<Apply>; 2] {
         let subnet = &self.vnets[vi].subnets[si];
         let host = self.host_at(dst);
-        if let Some(h) = host {
-            if self.hosts[h].kind == HostKind::PrivateEndpoint
-                && !subnet.private_endpoint_network_policies.nsg_applies()
-            {
-                return [None, None];
-            }
+        if self.pe_unfiltered(dst, vi, si) {
+            return [None, None];
         }
         let sub = subnet.nsg.map(|n| Apply {
             nsg: n,
@@ -434,7 +440,11 @@ impl Topology {
                 matches!(source, Source::Subnet { vnet, .. } if self.connected(vnet, vi));
             if reachable {
                 plan.inbound = self.inbound_nsgs(dst, vi, si);
-                plan.why_allowed = Why::InVnet;
+                plan.why_allowed = if self.pe_unfiltered(dst, vi, si) {
+                    Why::PrivateEndpointUnfiltered
+                } else {
+                    Why::InVnet
+                };
                 Ok(())
             } else {
                 private_dest_fail(Why::NotPeered)
@@ -666,15 +676,17 @@ impl Topology {
 impl fmt::Display for Verdict {
     /// A short table, like `az network watcher test-ip-flow` plus the per-NSG chain.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let port = |p: Option<u16>| p.map_or(String::new(), |p| format!(":{p}"));
+        let ep = |addr: &str, p: Option<u16>| match p {
+            Some(p) if addr.contains(':') => format!("[{addr}]:{p}"),
+            Some(p) => format!("{addr}:{p}"),
+            None => addr.to_string(),
+        };
         writeln!(
             f,
-            "Flow      {} {}{} -> {}{}",
+            "Flow      {} {} -> {}",
             self.flow.protocol,
-            self.flow.source,
-            port(self.flow.source_port),
-            self.flow.destination,
-            port(self.flow.destination_port)
+            ep(&self.flow.source, self.flow.source_port),
+            ep(&self.flow.destination, self.flow.destination_port)
         )?;
         writeln!(f, "Verdict   {:?} ({})", self.verdict, self.code)?;
         match &self.decided_by {
@@ -688,15 +700,26 @@ impl fmt::Display for Verdict {
         writeln!(f, "Why       {}", self.detail)?;
         if !self.evaluated.is_empty() {
             writeln!(f)?;
+            let width = |head: &str, col: &dyn Fn(&NsgEvaluation) -> usize| {
+                self.evaluated
+                    .iter()
+                    .map(col)
+                    .max()
+                    .unwrap_or(0)
+                    .max(head.len())
+            };
+            let wn = width("NSG", &|e| e.nsg.len());
+            let wa = width("Applied to", &|e| e.applied_to.len());
+            let wm = width("Matched rule", &|e| e.matched_rule.len());
             writeln!(
                 f,
-                "  {:<3} {:<18} {:<32} {:<9} {:<44} {:<6}",
-                "#", "NSG", "Applied to", "Direction", "Matched rule", "Access"
+                "  {:<3} {:<wn$} {:<wa$} {:<9} {:<wm$} Access",
+                "#", "NSG", "Applied to", "Direction", "Matched rule"
             )?;
             for (i, e) in self.evaluated.iter().enumerate() {
                 writeln!(
                     f,
-                    "  {:<3} {:<18} {:<32} {:<9} {:<44} {:<6}",
+                    "  {:<3} {:<wn$} {:<wa$} {:<9} {:<wm$} {}",
                     i + 1,
                     e.nsg,
                     e.applied_to,

@@ -755,6 +755,18 @@ impl<'a> Builder<'a> {
                 }
                 break;
             }
+            if h.kind == HostKind::PrivateEndpoint {
+                if let Some((vi, si)) = placement {
+                    let subnet = &vnets[vi].subnets[si];
+                    let nsgs_present = h.nsg.is_some() || subnet.nsg.is_some();
+                    if nsgs_present && !subnet.private_endpoint_network_policies.nsg_applies() {
+                        self.push(FindingCode::PrivateEndpointNsgInert, &hpath, format!(
+                            "inbound NSG rules do not filter traffic to this private endpoint: subnet `{}` has private_endpoint_network_policies = {} (set Enabled or NetworkSecurityGroupEnabled to apply them)",
+                            subnet.name, subnet.private_endpoint_network_policies
+                        ));
+                    }
+                }
+            }
             if let Some(prev) = host_by_addr.get(&address) {
                 let prev_name: &String = &fx.hosts[*prev].name;
                 self.push(

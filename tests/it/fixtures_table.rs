@@ -15,10 +15,6 @@ use crate::support::fixture;
 /// fixture and remove it here (the test below fails until both are done).
 const NOT_PRODUCIBLE: &[(FindingCode, &str)] = &[
     (
-        FindingCode::PrivateEndpointNsgInert,
-        "a gap in sim: declared but never emitted",
-    ),
-    (
         FindingCode::DefaultRulesMismatch,
         "emitted only by the ARM importer (sim::arm): a fixture has no defaultSecurityRules",
     ),

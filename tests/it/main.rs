@@ -1,8 +1,10 @@
 //! Integration tests (one binary): the fixtures table, and the `vnetsim` binary end to end.
 
 mod check;
+mod e2e;
 mod expectations;
 mod fixtures_table;
 mod formats;
 mod support;
+mod up;
 mod validate;
