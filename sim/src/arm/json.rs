@@ -278,9 +278,9 @@ mod tests {
     #[test]
     fn locate_finds_nested_values() {
         let t = "{\n  \"a\": [1, {\"b/c\": \"x\"}],\n  \"Resources\": {\"k\": true}\n}";
-        assert_eq!(position(t, "/a/1/b~1c"), Some((2, 19)));
+        assert_eq!(position(t, "/a/1/b~1c"), Some((2, 20)));
         // Keys compare case-insensitively.
-        assert_eq!(position(t, "/resources/k"), Some((3, 23)));
+        assert_eq!(position(t, "/resources/k"), Some((3, 22)));
         assert_eq!(locate(t, "/a/5"), None);
         assert_eq!(locate(t, ""), Some(0));
     }
