@@ -1,19 +1,20 @@
 //! The test harness: start a simulated VNet with its gateway and backends on loopback from your
 //! own `#[tokio::test]`, in the spirit of wiremock.
 //!
-//! ```no_run
+//! ```
 //! use vnetsim::harness::Simulation;
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! // Bind the topology's private backend to your own server (a wiremock MockServer, say).
-//! let my_server: std::net::SocketAddr = "127.0.0.1:9000".parse()?;
-//! let sim = Simulation::from_file("fixtures/default.toml")?
-//!     .bind("orders", 443, my_server)
-//!     .start()
-//!     .await?;
-//! let resp = sim.get("/payments/health").await?;
-//! assert_eq!(resp.status, 200);
-//! let denied = sim.get("/legacy/x").await?;
-//! assert_eq!(denied.problem().unwrap().code, "NSG_DENIED");
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The embedded default topology; bind any host:port to your own loopback server with
+//! // `.bind("orders", 443, addr)` (e.g. a wiremock MockServer), else built-in echoes answer.
+//! let sim = Simulation::default_topology()?.start().await?;
+//! let ok = sim.get("/orders/42").await?;
+//! assert_eq!(ok.status, 200);
+//! assert_eq!(ok.echo().unwrap().host, "orders"); // the private backend answered
+//! let denied = sim.get("/legacy/ping").await?;
+//! let problem = denied.problem().unwrap();
+//! assert_eq!((problem.code.as_str(), problem.rule.as_deref()), ("NSG_DENIED", Some("securityRules/deny-legacy")));
+//! assert_eq!(sim.echo_requests("legacy", 8080), Some(0)); // nothing reached it
 //! sim.shutdown().await;
 //! # Ok(()) }
 //! ```

@@ -37,9 +37,14 @@ fn wait_for(path: &Path, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
-            return serde_json::from_str(&text).expect("the ready file is complete JSON (written atomically)");
+            return serde_json::from_str(&text)
+                .expect("the ready file is complete JSON (written atomically)");
         }
-        assert!(start.elapsed() < limit, "no ready file at {} after {limit:?}", path.display());
+        assert!(
+            start.elapsed() < limit,
+            "no ready file at {} after {limit:?}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -47,49 +52,91 @@ fn wait_for(path: &Path, limit: Duration) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_starts_and_serves_every_fixture_with_apis() {
     let fixtures = fixtures_with_apis();
-    assert!(!fixtures.is_empty(), "fixtures/ has topologies with [[apis]]");
+    assert!(
+        !fixtures.is_empty(),
+        "fixtures/ has topologies with [[apis]]"
+    );
     for fx in fixtures {
         let dir = tempfile::tempdir().unwrap();
         let ready = dir.path().join("ready.json");
-        let mut child = Command::new(bin())
-            .args(["up", fx.to_str().unwrap(), "--ready-file", ready.to_str().unwrap()])
+        let child = Command::new(bin())
+            .args([
+                "up",
+                fx.to_str().unwrap(),
+                "--ready-file",
+                ready.to_str().unwrap(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let doc = wait_for(&ready, Duration::from_secs(30));
-        for key in ["gateway_url", "admin_url", "admin_token", "ca_cert", "backends"] {
-            assert!(doc.get(key).is_some(), "{}: ready file lacks {key}: {doc}", fx.display());
+        for key in [
+            "gateway_url",
+            "admin_url",
+            "admin_token",
+            "ca_cert",
+            "backends",
+        ] {
+            assert!(
+                doc.get(key).is_some(),
+                "{}: ready file lacks {key}: {doc}",
+                fx.display()
+            );
         }
         let url = doc["gateway_url"].as_str().unwrap();
         let addr = url.trim_start_matches("http://").parse().unwrap();
         let client = Client::new(addr, "gateway.test", None);
         for (name, b) in doc["backends"].as_object().unwrap() {
-            let path = format!("{}/probe", b["path"].as_str().unwrap().trim_end_matches('/'));
+            let path = format!(
+                "{}/probe",
+                b["path"].as_str().unwrap().trim_end_matches('/')
+            );
             let r = client.get(&path).await.unwrap();
             match b["verdict"].as_str().unwrap() {
                 // An allowed backend answers (a built-in echo names the host it plays).
                 "Allow" => assert_eq!(r.status, 200, "{}: api {name}: {}", fx.display(), r.text()),
                 // Anything else is a documented failure code, with the same code as the table.
                 _ => {
-                    let p = r.problem().unwrap_or_else(|| panic!("{}: api {name}: no problem body", fx.display()));
-                    assert_eq!(p.code, b["code"].as_str().unwrap(), "{}: api {name}", fx.display());
+                    let p = r
+                        .problem()
+                        .unwrap_or_else(|| panic!("{}: api {name}: no problem body", fx.display()));
+                    assert_eq!(
+                        p.code,
+                        b["code"].as_str().unwrap(),
+                        "{}: api {name}",
+                        fx.display()
+                    );
                 }
             }
         }
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}: up did not stop cleanly: {}", fx.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: up did not stop cleanly: {}",
+            fx.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("gateway") && stdout.contains("admin"), "{stdout}");
+        assert!(
+            stdout.contains("gateway") && stdout.contains("admin"),
+            "{stdout}"
+        );
     }
 }
 
 #[test]
 fn up_refuses_a_fixture_with_error_findings() {
     let fx = root().join("fixtures/invalid/subnet-overlap.toml");
-    let out = Command::new(bin()).args(["up", fx.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(bin())
+        .args(["up", fx.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SUBNET_OVERLAP"), "{stderr}");
@@ -98,12 +145,33 @@ fn up_refuses_a_fixture_with_error_findings() {
 
 #[test]
 fn demo_json_reports_all_eight_checks_passed() {
-    let out = Command::new(bin()).args(["demo", "--output", "json", "--sample-ms", "200", "--connections", "4"]).output().unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let names: Vec<&str> = doc["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let out = Command::new(bin())
+        .args([
+            "demo",
+            "--output",
+            "json",
+            "--sample-ms",
+            "200",
+            "--connections",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let names: Vec<&str> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vnetsim::demo::CHECKS);
     for c in doc["checks"].as_array().unwrap() {
-        assert_eq!(c["passed"], true, "check {} failed: {}", c["name"], c["summary"]);
+        assert_eq!(
+            c["passed"], true,
+            "check {} failed: {}",
+            c["name"], c["summary"]
+        );
     }
     assert_eq!(doc["passed"], true);
     assert_eq!(out.status.code(), Some(0));
@@ -113,10 +181,17 @@ fn demo_json_reports_all_eight_checks_passed() {
 fn readme_lists_every_code_and_the_two_commands() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     for c in sim::FindingCode::ALL {
-        assert!(readme.contains(&format!("`{}`", c.as_str())), "README lacks finding code {c}");
+        assert!(
+            readme.contains(&format!("`{}`", c.as_str())),
+            "README lacks finding code {c}"
+        );
     }
     for a in sim::Assumption::ALL {
-        assert!(readme.contains(a.code()), "README lacks assumption {}", a.code());
+        assert!(
+            readme.contains(a.code()),
+            "README lacks assumption {}",
+            a.code()
+        );
     }
     assert!(readme.contains("cargo run --release -- demo"));
     assert!(readme.contains("cargo test --workspace"));
