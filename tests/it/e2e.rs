@@ -14,8 +14,14 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// so the NSG rules are exactly the default fixture's.
 fn plain_http_topology() -> String {
     DEFAULT_FIXTURE
-        .replace("backend = \"https://orders.internal.contoso.com/v1\"", "backend = \"http://orders.internal.contoso.com:443/v1\"")
-        .replace("backend = \"https://api.payments.example\"", "backend = \"http://api.payments.example:443\"")
+        .replace(
+            "backend = \"https://orders.internal.contoso.com/v1\"",
+            "backend = \"http://orders.internal.contoso.com:443/v1\"",
+        )
+        .replace(
+            "backend = \"https://api.payments.example\"",
+            "backend = \"http://api.payments.example:443\"",
+        )
         .replace("port = 443\n  tls = true\n", "port = 443\n")
 }
 
@@ -26,7 +32,11 @@ struct Backends {
 }
 
 async fn start() -> (Simulation, Backends) {
-    let b = Backends { orders: MockServer::start().await, payments: MockServer::start().await, legacy: MockServer::start().await };
+    let b = Backends {
+        orders: MockServer::start().await,
+        payments: MockServer::start().await,
+        legacy: MockServer::start().await,
+    };
     let sim = Simulation::from_str("e2e.toml", &plain_http_topology())
         .expect("the e2e topology parses")
         .bind("orders", 443, *b.orders.address())
@@ -38,7 +48,14 @@ async fn start() -> (Simulation, Backends) {
     (sim, b)
 }
 
-fn rule(name: &str, priority: i64, direction: Direction, access: Access, dst: &str, port: &str) -> RawRule {
+fn rule(
+    name: &str,
+    priority: i64,
+    direction: Direction,
+    access: Access,
+    dst: &str,
+    port: &str,
+) -> RawRule {
     RawRule {
         name: name.into(),
         priority,
@@ -59,13 +76,21 @@ async fn claim_1_preflight_passes() {
     let errors: Vec<_> = b.findings().iter().filter(|f| f.is_error()).collect();
     // The default topology meets every integration requirement (R1–R8) and the dependency check.
     assert!(errors.is_empty(), "{errors:#?}");
-    assert!(!b.findings().iter().any(|f| f.code.as_str() == "DEPENDENCY_BLOCKED"));
+    assert!(!b
+        .findings()
+        .iter()
+        .any(|f| f.code.as_str() == "DEPENDENCY_BLOCKED"));
 }
 
 #[tokio::test]
 async fn claim_2_public_backend_reachable() {
     let (sim, b) = start().await;
-    Mock::given(method("GET")).and(path("/status")).respond_with(ResponseTemplate::new(200).set_body_string("pay-ok")).expect(1).mount(&b.payments).await;
+    Mock::given(method("GET"))
+        .and(path("/status"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("pay-ok"))
+        .expect(1)
+        .mount(&b.payments)
+        .await;
     let r = sim.get("/payments/status").await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "pay-ok", "the payments mock answered");
@@ -75,25 +100,49 @@ async fn claim_2_public_backend_reachable() {
 #[tokio::test]
 async fn claim_3_private_backend_reachable() {
     let (sim, b) = start().await;
-    Mock::given(method("GET")).and(path("/v1/orders/7")).respond_with(ResponseTemplate::new(200).set_body_string("order-7")).expect(1).mount(&b.orders).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/orders/7"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("order-7"))
+        .expect(1)
+        .mount(&b.orders)
+        .await;
     let r = sim.get("/orders/orders/7").await.unwrap();
     // Reached through the private DNS name, the integration subnet and both NSGs.
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "order-7"));
     let flows = sim.flows();
-    assert!(flows.iter().any(|f| f.host == "orders" && f.source.to_string() == "10.0.1.4"), "{flows:#?}");
+    assert!(
+        flows
+            .iter()
+            .any(|f| f.host == "orders" && f.source.to_string() == "10.0.1.4"),
+        "{flows:#?}"
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn claim_4_nsg_deny_enforced_and_explained() {
     let (sim, b) = start().await;
-    Mock::given(path_regex(".*")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&b.legacy).await;
+    Mock::given(path_regex(".*"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&b.legacy)
+        .await;
     let r = sim.get("/legacy/ping").await.unwrap();
     assert_eq!(r.status, 502);
     let p = r.problem().expect("problem+json body");
     assert_eq!(p.code, "NSG_DENIED");
-    assert_eq!((p.nsg.as_deref(), p.rule.as_deref(), p.priority), (Some("nsg-apim"), Some("securityRules/deny-legacy"), Some(150)));
-    assert_eq!(r.verdict_header(), Some("Deny; code=NSG_DENIED; rule=securityRules/deny-legacy"));
+    assert_eq!(
+        (p.nsg.as_deref(), p.rule.as_deref(), p.priority),
+        (
+            Some("nsg-apim"),
+            Some("securityRules/deny-legacy"),
+            Some(150)
+        )
+    );
+    assert_eq!(
+        r.verdict_header(),
+        Some("Deny; code=NSG_DENIED; rule=securityRules/deny-legacy")
+    );
     sim.shutdown().await;
     // `expect(0)` is verified when `b.legacy` drops: nothing reached the backend.
 }
@@ -101,23 +150,51 @@ async fn claim_4_nsg_deny_enforced_and_explained() {
 #[tokio::test]
 async fn claim_5_private_unreachable_without_integration() {
     let (sim, b) = start().await;
-    Mock::given(path("/v1/after")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&b.orders).await;
-    Mock::given(path("/status")).respond_with(ResponseTemplate::new(200)).expect(1).mount(&b.payments).await;
-    sim.modify(|f| f.apim.as_mut().unwrap().virtual_network = NetworkMode::None).unwrap();
+    Mock::given(path("/v1/after"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&b.orders)
+        .await;
+    Mock::given(path("/status"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&b.payments)
+        .await;
+    sim.modify(|f| f.apim.as_mut().unwrap().virtual_network = NetworkMode::None)
+        .unwrap();
     let r = sim.get("/orders/after").await.unwrap();
     assert_eq!(r.status, 502);
     let code = r.problem().unwrap().code;
     // The private zone does not resolve from public DNS; either way the backend is not reached.
     assert!(code == "DNS_FAILURE" || code == "NOT_INTEGRATED", "{code}");
-    assert_eq!(sim.get("/payments/status").await.unwrap().status, 200, "the public backend still works");
+    assert_eq!(
+        sim.get("/payments/status").await.unwrap().status,
+        200,
+        "the public backend still works"
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn claim_6_gateway_inbound_stays_public() {
     let (sim, b) = start().await;
-    Mock::given(path("/status")).respond_with(ResponseTemplate::new(200)).expect(1).mount(&b.payments).await;
-    sim.add_security_rule("nsg-apim", rule("deny-all-inbound", 100, Direction::Inbound, Access::Deny, "*", "*")).unwrap();
+    Mock::given(path("/status"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&b.payments)
+        .await;
+    sim.add_security_rule(
+        "nsg-apim",
+        rule(
+            "deny-all-inbound",
+            100,
+            Direction::Inbound,
+            Access::Deny,
+            "*",
+            "*",
+        ),
+    )
+    .unwrap();
     assert_eq!(sim.get("/payments/status").await.unwrap().status, 200);
     // The model agrees: no NSG is evaluated for internet traffic to the gateway endpoint.
     let v = sim.verdict("203.0.114.10", "apim:443").unwrap();
@@ -129,34 +206,84 @@ async fn claim_6_gateway_inbound_stays_public() {
 #[tokio::test]
 async fn claim_7_live_rule_change_keeps_established_flows() {
     let (sim, b) = start().await;
-    Mock::given(path("/v1/warm")).respond_with(ResponseTemplate::new(200)).expect(1).mount(&b.orders).await;
-    Mock::given(path("/v1/slow")).respond_with(ResponseTemplate::new(200).set_body_string("slow").set_delay(Duration::from_millis(400))).expect(1).mount(&b.orders).await;
-    Mock::given(path("/v1/new")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&b.orders).await;
+    Mock::given(path("/v1/warm"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&b.orders)
+        .await;
+    Mock::given(path("/v1/slow"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string("slow")
+                .set_delay(Duration::from_millis(400)),
+        )
+        .expect(1)
+        .mount(&b.orders)
+        .await;
+    Mock::given(path("/v1/new"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&b.orders)
+        .await;
     assert_eq!(sim.get("/orders/warm").await.unwrap().status, 200);
-    let established: Vec<_> = sim.flows().into_iter().filter(|f| f.host == "orders").collect();
+    let established: Vec<_> = sim
+        .flows()
+        .into_iter()
+        .filter(|f| f.host == "orders")
+        .collect();
     assert_eq!(established.len(), 1, "one pooled flow to orders");
-    sim.add_security_rule("nsg-apim", rule("deny-orders", 120, Direction::Outbound, Access::Deny, "10.0.2.4", "443")).unwrap();
+    sim.add_security_rule(
+        "nsg-apim",
+        rule(
+            "deny-orders",
+            120,
+            Direction::Outbound,
+            Access::Deny,
+            "10.0.2.4",
+            "443",
+        ),
+    )
+    .unwrap();
     // The established flow carries a slow request…
     let client = sim.client().clone();
     let slow = tokio::spawn(async move { client.get("/orders/slow").await });
     let start = Instant::now();
-    while sim.flows().iter().find(|f| f.id == established[0].id).map_or(0, |f| f.requests) < 2 {
-        assert!(start.elapsed() < Duration::from_secs(5), "the slow request never reached the established flow");
+    while sim
+        .flows()
+        .iter()
+        .find(|f| f.id == established[0].id)
+        .map_or(0, |f| f.requests)
+        < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the slow request never reached the established flow"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // …so this one needs a new flow, which the new rule denies.
     let fresh = sim.get("/orders/new").await.unwrap();
     assert_eq!(fresh.status, 502);
-    assert_eq!(fresh.problem().unwrap().rule.as_deref(), Some("securityRules/deny-orders"));
+    assert_eq!(
+        fresh.problem().unwrap().rule.as_deref(),
+        Some("securityRules/deny-orders")
+    );
     let slow = slow.await.unwrap().unwrap();
-    assert_eq!((slow.status.as_u16(), slow.text().as_str()), (200, "slow"), "the established flow continued");
+    assert_eq!(
+        (slow.status.as_u16(), slow.text().as_str()),
+        (200, "slow"),
+        "the established flow continued"
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn claim_8_throughput_sample() {
     let (sim, b) = start().await;
-    Mock::given(path("/v1/bench")).respond_with(ResponseTemplate::new(200).set_body_string("ok")).mount(&b.orders).await;
+    Mock::given(path("/v1/bench"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&b.orders)
+        .await;
     let spec = |addr, host: &str, p: &str| LoadSpec {
         addr,
         host: host.into(),
@@ -167,8 +294,20 @@ async fn claim_8_throughput_sample() {
         connection_per_request: false,
         tls: None,
     };
-    let direct = loadgen::run(spec(*b.orders.address(), "orders.internal.contoso.com", "/v1/bench")).await.unwrap();
-    let gw = loadgen::run(spec(sim.gateway().addr(), "apim-contoso.azure-api.net", "/orders/bench")).await.unwrap();
+    let direct = loadgen::run(spec(
+        *b.orders.address(),
+        "orders.internal.contoso.com",
+        "/v1/bench",
+    ))
+    .await
+    .unwrap();
+    let gw = loadgen::run(spec(
+        sim.gateway().addr(),
+        "apim-contoso.azure-api.net",
+        "/orders/bench",
+    ))
+    .await
+    .unwrap();
     // Both samples complete with zero errors and a non-zero rate; the ratio is evidence only.
     assert_eq!((direct.errors, gw.errors), (0, 0), "{direct:?} {gw:?}");
     assert!(direct.rps > 0.0 && gw.rps > 0.0);
