@@ -1,0 +1,201 @@
+//! The API Management instance (tier, capacity, region, network mode) and its APIs.
+
+use std::str::FromStr;
+
+use super::{invalid, read, split_child, unrepresentable, ApiDef, ApimDef, Got, Mapped, Mapper};
+use crate::arm::error::ImportError;
+use crate::arm::json;
+use crate::arm::resource::{subnet_of_id, Res};
+use crate::arm::value::Val;
+use crate::arm::IgnoredResource;
+use crate::finding::{Finding, FindingCode};
+use crate::fixture::{ApiFile, ApimFile, NetworkMode, Sku};
+
+// === impl Mapper (API Management) ===
+
+impl Mapper {
+    pub(super) fn apim(&mut self, r: &Res) -> Result<ApimDef, ImportError> {
+        let region = self.location(r, "apim/region")?;
+        let sku_v = r.body.get("sku");
+        let sp = json::key(&r.at.pointer, "sku");
+        let sku = match read(sku_v.and_then(|s| s.get("name")))? {
+            Got::Known(Val::Str(s)) => Sku::from_str(s)
+                .map_err(|e| invalid(&r.at, &json::key(&sp, "name"), e.to_string()))?,
+            Got::Unknown(u) => {
+                return Err(unrepresentable(&u, "the API Management tier (sku.name)"))
+            }
+            _ => {
+                return Err(invalid(
+                    &r.at,
+                    &sp,
+                    format!("API Management instance `{}` has no sku.name", r.name),
+                ))
+            }
+        };
+        let capacity = match read(sku_v.and_then(|s| s.get("capacity")))? {
+            Got::Missing => 1,
+            Got::Known(Val::Int(i)) => u32::try_from(*i).map_err(|_| {
+                invalid(
+                    &r.at,
+                    &json::key(&sp, "capacity"),
+                    format!("capacity {i} is not a unit count"),
+                )
+            })?,
+            Got::Unknown(u) => {
+                return Err(unrepresentable(
+                    &u,
+                    "the API Management capacity (sku.capacity)",
+                ))
+            }
+            Got::Known(o) => {
+                return Err(invalid(
+                    &r.at,
+                    &json::key(&sp, "capacity"),
+                    format!("capacity must be an int, got {}", o.type_name()),
+                ))
+            }
+        };
+        let (p, pp) = r.props();
+        let tp = json::key(&pp, "virtualNetworkType");
+        let vnet_type = match read(p.get("virtualNetworkType"))? {
+            Got::Missing => "none".to_string(),
+            Got::Known(Val::Str(s)) => s.to_ascii_lowercase(),
+            Got::Unknown(u) => return Err(unrepresentable(&u, "virtualNetworkType")),
+            Got::Known(o) => {
+                return Err(invalid(
+                    &r.at,
+                    &tp,
+                    format!("virtualNetworkType must be a string, got {}", o.type_name()),
+                ))
+            }
+        };
+        let cp = json::key(
+            &json::key(&pp, "virtualNetworkConfiguration"),
+            "subnetResourceId",
+        );
+        let subnet = match self.text(
+            p.get("virtualNetworkConfiguration")
+                .and_then(|c| c.get("subnetResourceId")),
+            &r.at,
+            &cp,
+            "apim/subnet",
+            "subnetResourceId",
+        )? {
+            Some(m) if crate::arm::is_marker(&m) => Some(m),
+            Some(id) => Some(
+                subnet_of_id(&id)
+                    .ok_or_else(|| invalid(&r.at, &cp, format!("`{id}` is not a subnet id")))?,
+            ),
+            None => None,
+        };
+        let v2 = matches!(sku, Sku::BasicV2 | Sku::StandardV2 | Sku::PremiumV2);
+        let (mode, classic) = match vnet_type.as_str() {
+            "none" | "" => (NetworkMode::None, None),
+            "external" if v2 => (NetworkMode::Integration, None),
+            "internal" if v2 => (NetworkMode::Injection, None),
+            "external" | "internal" => (NetworkMode::None, Some(vnet_type.clone())),
+            other => {
+                return Err(invalid(
+                    &r.at,
+                    &tp,
+                    format!("virtualNetworkType `{other}` is not None, External or Internal"),
+                ))
+            }
+        };
+        let mut address = None;
+        let mut public_address = None;
+        if r.export {
+            let first = |k: &str| match p.get(k) {
+                Some(Val::Arr(a)) => a.first().and_then(Val::as_str).map(str::to_string),
+                _ => None,
+            };
+            if mode == NetworkMode::Injection {
+                address = first("privateIPAddresses");
+            }
+            public_address = first("publicIPAddresses").filter(|a| {
+                a.parse::<std::net::IpAddr>()
+                    .is_ok_and(crate::cidr::is_public)
+            });
+        }
+        if let Some(kind) = &classic {
+            self.findings.push(Finding::new(
+                FindingCode::ClassicTierVnet,
+                "apim",
+                format!(
+                    "`{}` is a classic {sku} instance with virtualNetworkType {kind}: classic VNet injection, not v2 integration or injection, so the v2 preflight does not apply; it is imported with virtual_network = \"none\" (subnet kept for reference), and the subnet's NSG rules still evaluate for flows in the VNet",
+                    r.name
+                ),
+            ));
+        }
+        Ok(ApimDef {
+            file: ApimFile {
+                name: r.name.clone(),
+                sku,
+                capacity,
+                region,
+                subscription: self.own_subscription(r),
+                virtual_network: mode,
+                subnet,
+                previous_virtual_network: None,
+                address,
+                public_address,
+            },
+            classic_vnet: classic,
+        })
+    }
+
+    pub(super) fn api(&mut self, r: &Res) -> Result<Mapped, ImportError> {
+        let (service, api) = split_child(r)?;
+        let ignore = |reason: String| {
+            Ok(Mapped::Ignored(IgnoredResource {
+                resource_type: r.ty.clone(),
+                name: r.name.clone(),
+                input: r.at.input.clone(),
+                pointer: r.at.pointer.clone(),
+                reason,
+            }))
+        };
+        if api.contains(";rev=") {
+            return ignore("an API revision (only the current revision is routed)".into());
+        }
+        let (p, pp) = r.props();
+        if matches!(p.get("isCurrent"), Some(Val::Bool(false))) {
+            return ignore("not the current revision".into());
+        }
+        let subject = format!("apis/{api}");
+        let path = self
+            .text(
+                p.get("path"),
+                &r.at,
+                &json::key(&pp, "path"),
+                &format!("{subject}/path"),
+                "path",
+            )?
+            .unwrap_or_default();
+        let Some(backend) = self.text(
+            p.get("serviceUrl"),
+            &r.at,
+            &json::key(&pp, "serviceUrl"),
+            &format!("{subject}/backend"),
+            "serviceUrl",
+        )?
+        else {
+            return ignore(
+                "the API has no serviceUrl (a backend set by policy is not modelled)".into(),
+            );
+        };
+        let path = if crate::arm::is_marker(&path) {
+            path
+        } else {
+            format!("/{}", path.trim_start_matches('/'))
+        };
+        Ok(Mapped::Api(ApiDef {
+            service,
+            file: ApiFile {
+                name: api,
+                path,
+                backend,
+            },
+        }))
+    }
+}
