@@ -321,7 +321,7 @@ assumptions! {
         "An imported NIC whose private address is dynamic and not given gets the first free usable address of its subnet (offset 4 or higher, skipping static addresses and the APIM instance's address), in resource order; Azure assigns dynamic addresses itself and does not document the order.";
     /// Deployment scope of imported templates.
     DeploymentScopeDefaults => "ASSUMPTION_DEPLOYMENT_SCOPE_DEFAULTS",
-        "A template used resourceGroup() or subscription() without --subscription-id, --resource-group or --location: subscription 00000000-0000-0000-0000-000000000000, resource group `vnetsim-rg` and location `westeurope` stand in.";
+        "A template used resourceGroup(), subscription() or resourceId() while the deployment scope was not fully given: a missing --subscription-id (with no exported resource id to take it from) is 00000000-0000-0000-0000-000000000000, a missing --resource-group is `vnetsim-rg`, a missing --location is `westeurope`.";
 }
 
 impl Serialize for Assumption {

@@ -430,16 +430,14 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
             .then(|| first_subscription(doc))
             .flatten()
     });
+    let subscription_known = options.subscription_id.is_some() || export_sub.is_some();
     let subscription = options
         .subscription_id
         .clone()
         .or(export_sub)
         .unwrap_or_else(|| DEFAULT_SUBSCRIPTION_ID.to_string());
     let scope = DeployScope {
-        subscription_id: options
-            .subscription_id
-            .clone()
-            .unwrap_or_else(|| subscription.clone()),
+        subscription_id: subscription.clone(),
         resource_group: options
             .resource_group
             .clone()
@@ -448,7 +446,7 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
             .location
             .clone()
             .unwrap_or_else(|| DEFAULT_LOCATION.to_string()),
-        defaulted: options.subscription_id.is_none()
+        defaulted: !subscription_known
             || options.resource_group.is_none()
             || options.location.is_none(),
     };

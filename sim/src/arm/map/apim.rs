@@ -93,7 +93,8 @@ impl Mapper {
             "none" | "" => (NetworkMode::None, None),
             "external" if v2 => (NetworkMode::Integration, None),
             "internal" if v2 => (NetworkMode::Injection, None),
-            "external" | "internal" => (NetworkMode::None, Some(vnet_type.clone())),
+            "external" => (NetworkMode::None, Some("External".to_string())),
+            "internal" => (NetworkMode::None, Some("Internal".to_string())),
             other => {
                 return Err(invalid(
                     &r.at,
