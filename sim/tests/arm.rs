@@ -1187,3 +1187,37 @@ proptest! {
         round_trip(&r);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Any expression text gives a value, an unknown or an error: never a panic.
+    #[test]
+    fn import_never_panics_on_random_expressions(expr in "[a-zA-Z(),.'\\[\\]0-9 -]{0,48}") {
+        let t = json!({
+            "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+            "parameters": { "p": { "type": "array", "defaultValue": [1, "a", {"b": [2]}] } },
+            "resources": [{ "type": "Microsoft.Network/virtualNetworks", "name": "v", "location": "westeurope",
+                "properties": { "addressSpace": { "addressPrefixes": [format!("[{expr}]")] } } }]
+        })
+        .to_string();
+        let _ = import(&[Input::new("t.json", t)], &ImportOptions::default());
+    }
+
+    /// A template damaged by a few edits still imports or fails with an error: never a panic.
+    #[test]
+    fn import_never_panics_on_damaged_templates(edits in prop::collection::vec((any::<prop::sample::Index>(), 0..4usize, "[\\[\\]{}\",:a0 ]"), 1..8)) {
+        let mut text = arm_input("apim-integration.json").text.into_bytes();
+        for (at, op, s) in edits {
+            let i = at.index(text.len().max(1));
+            match op {
+                0 if i < text.len() => { text.remove(i); }
+                1 => text.splice(i.min(text.len())..i.min(text.len()), s.bytes()).for_each(drop),
+                2 if i < text.len() => text[i] = s.as_bytes()[0],
+                _ => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let _ = import(&[Input::new("damaged.json", text)], &ImportOptions::default());
+    }
+}

@@ -505,18 +505,27 @@ pub(crate) fn cidr_subnet(network: &str, new_len: i64, index: i64) -> Result<Str
             "new prefix length {new_len} must lie between {len} and {max}"
         ));
     }
-    let count: u128 = 1u128 << u32::try_from(new_len - len).map_err(|_| "bad length")?;
+    let shift = |bits: i64| u32::try_from(bits).ok().and_then(|b| 1u128.checked_shl(b));
     let idx = u128::try_from(index).map_err(|_| format!("subnet index {index} is negative"))?;
-    if idx >= count {
+    if shift(new_len - len).is_some_and(|count| idx >= count) {
         return Err(format!(
-            "subnet index {index} is out of range: {network} holds {count} /{new_len} subnets"
+            "subnet index {index} is out of range: {network} holds 2^{} /{new_len} subnets",
+            new_len - len
         ));
     }
-    let step = 1u128 << u32::try_from(max - new_len).map_err(|_| "bad length")?;
+    let offset = if idx == 0 {
+        0
+    } else {
+        shift(max - new_len)
+            .and_then(|step| idx.checked_mul(step))
+            .ok_or_else(|| format!("subnet index {index} is out of range"))?
+    };
     let start = match net.network() {
         IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a),
-    } + idx * step;
+    }
+    .checked_add(offset)
+    .ok_or_else(|| format!("subnet index {index} is out of range"))?;
     let addr: IpAddr = match net.network() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(
             u32::try_from(start).map_err(|_| "address overflow")?,
@@ -587,6 +596,10 @@ mod tests {
         assert!(cidr_subnet("10.144.0.0/20", 24, 16).is_err());
         assert!(cidr_subnet("10.144.0.0/20", 19, 0).is_err());
         assert_eq!(cidr_subnet("fd00::/48", 64, 1).unwrap(), "fd00:0:0:1::/64");
+        // Extreme lengths do not overflow.
+        assert_eq!(cidr_subnet("::/0", 128, 5).unwrap(), "::5/128");
+        assert_eq!(cidr_subnet("::/0", 0, 0).unwrap(), "::/0");
+        assert!(cidr_subnet("::/0", 1, 2).is_err());
     }
 
     #[test]

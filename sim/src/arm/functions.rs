@@ -387,7 +387,9 @@ pub(crate) fn apply(
                 }
             };
             match env.copy_index(loops, loop_name) {
-                Some(i) => Val::Int(i + offset),
+                Some(i) => i
+                    .checked_add(offset)
+                    .map_or_else(|| fail("copyIndex() offset overflows".into()), Val::Int),
                 None => fail(match loop_name {
                     Some(l) => format!("copyIndex('{l}') is used outside the copy loop `{l}`"),
                     None => "copyIndex() is used outside a resource copy loop".into(),
@@ -470,6 +472,9 @@ fn resource_id(
     Ok(id)
 }
 
+/// Widest padding `format()` produces (keeps a hostile `{0,999999999}` from allocating).
+const MAX_WIDTH: usize = 1024;
+
 /// .NET composite formatting: `{n}`, `{n,align}`, `{n:Dk}`, `{{` and `}}`.
 fn format(env: &Env<'_>, fmt: &str, args: &[Val], pointer: &str, text: &str) -> Val {
     let mut out = String::new();
@@ -520,7 +525,7 @@ fn format(env: &Env<'_>, fmt: &str, args: &[Val], pointer: &str, text: &str) -> 
                         None => return a.first_pending().cloned().unwrap_or(Val::Null),
                     },
                     (Some(f), Val::Int(v)) if f.starts_with(['D', 'd']) => {
-                        let width: usize = f[1..].parse().unwrap_or(0);
+                        let width: usize = f[1..].parse::<usize>().unwrap_or(0).min(MAX_WIDTH);
                         let digits = format!("{:0width$}", v.unsigned_abs());
                         if *v < 0 {
                             format!("-{digits}")
@@ -536,14 +541,12 @@ fn format(env: &Env<'_>, fmt: &str, args: &[Val], pointer: &str, text: &str) -> 
                         )
                     }
                 };
+                let width = align.map_or(0, |w| {
+                    usize::try_from(w.unsigned_abs()).map_or(MAX_WIDTH, |w| w.min(MAX_WIDTH))
+                });
                 match align {
-                    Some(w) if w > 0 => {
-                        out.push_str(&format!("{piece:>width$}", width = w as usize))
-                    }
-                    Some(w) if w < 0 => out.push_str(&format!(
-                        "{piece:<width$}",
-                        width = w.unsigned_abs() as usize
-                    )),
+                    Some(w) if w > 0 => out.push_str(&format!("{piece:>width$}")),
+                    Some(w) if w < 0 => out.push_str(&format!("{piece:<width$}")),
                     _ => out.push_str(&piece),
                 }
             }
