@@ -897,3 +897,47 @@ fn upstreams_replace_echo() {
     assert!(set_upstream(&mut f, "nowhere:1", "127.0.0.1:1").is_err());
     assert!(set_upstream(&mut f, "no-port", "127.0.0.1:1").is_err());
 }
+
+#[test]
+fn flattened_cli_vnet_and_subnet_exports() {
+    // `az network vnet show`: no `properties` wrapper anywhere.
+    let vnet = json!({
+        "addressSpace": { "addressPrefixes": ["10.7.0.0/16"] }, "location": "westeurope", "name": "v7",
+        "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v7",
+        "resourceGroup": "rg", "type": "Microsoft.Network/virtualNetworks",
+        "subnets": [{
+            "addressPrefix": "10.7.1.0/24", "name": "apim", "resourceGroup": "rg",
+            "delegations": [{ "name": "d", "serviceName": "Microsoft.Web/hostingEnvironments", "actions": [] }],
+            "privateEndpointNetworkPolicies": "NetworkSecurityGroupEnabled",
+            "networkSecurityGroup": null
+        }],
+        "virtualNetworkPeerings": []
+    });
+    // `az network vnet subnet show` of the same subnet, and of another one.
+    let same = json!({ "addressPrefix": "10.7.1.0/24", "name": "apim",
+        "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v7/subnets/apim",
+        "type": "Microsoft.Network/virtualNetworks/subnets", "privateEndpointNetworkPolicies": "NetworkSecurityGroupEnabled",
+        "delegations": [{ "serviceName": "Microsoft.Web/hostingEnvironments" }] });
+    let other = json!({ "addressPrefixes": ["10.7.2.0/24"], "name": "b",
+        "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v7/subnets/b",
+        "type": "Microsoft.Network/virtualNetworks/subnets" });
+    let r = import(
+        &[
+            Input::new("v.json", vnet.to_string()),
+            Input::new("s.json", json!([same, other]).to_string()),
+        ],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let v = &r.fixture.vnets[0];
+    assert_eq!(v.subnets.len(), 2);
+    assert_eq!(
+        v.subnets[0].delegations,
+        vec!["Microsoft.Web/hostingEnvironments"]
+    );
+    assert_eq!(
+        v.subnets[0].private_endpoint_network_policies,
+        crate::fixture::PrivateEndpointPolicies::NetworkSecurityGroupEnabled
+    );
+    assert_eq!(v.subnets[1].address_prefixes, vec!["10.7.2.0/24"]);
+}
