@@ -2,6 +2,7 @@
 //! Commands return a [`Status`] or an error; every error is bad input (exit 2) and is printed to
 //! stderr as `error: <what, where, what was expected>`.
 
+mod bench;
 mod check;
 mod demo;
 mod output;
@@ -41,6 +42,14 @@ enum Command {
     Up(up::Args),
     /// Run an expectations file against its topology (exit 0 all passed, 1 a mismatch, 2 bad input).
     Test(test::Args),
+    /// Measure the outbound path: direct, through the gateway and through nginx (when on PATH), CPU per request, policy cost, NSG evaluation.
+    Bench(bench::Args),
+    /// (bench child) Run a gateway until SIGTERM.
+    #[command(name = "__gateway", hide = true)]
+    GatewayChild(bench::GatewayArgs),
+    /// (bench child) Run the hello backend until SIGTERM.
+    #[command(name = "__echo", hide = true)]
+    EchoChild(bench::EchoArgs),
 }
 
 /// Output format of every command.
@@ -94,6 +103,9 @@ pub(crate) fn main() -> ExitCode {
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Test(a)) => test::run(a),
         Some(Command::Up(a)) => up::run(a),
+        Some(Command::Bench(a)) => bench::run(a),
+        Some(Command::GatewayChild(a)) => bench::run_gateway(a),
+        Some(Command::EchoChild(a)) => bench::run_echo(a),
     };
     match result {
         Ok(status) => status.into(),

@@ -1,6 +1,8 @@
 //! A small HTTP load generator of our own: N connections (keep-alive, or a new connection per
 //! request), bounded by duration and by request count, latencies in an HdrHistogram. Used by the
-//! demo's throughput sample and by `vnetsim bench`. Loopback targets only.
+//! demo's throughput sample and by `vnetsim bench`. Loopback targets only. HTTP/1.1 by default;
+//! [`run_proto`] with [`Proto::Http2`] speaks HTTP/2 (prior knowledge in clear text, one stream
+//! at a time per connection, so N connections compare with N HTTP/1.1 keep-alive connections).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
@@ -90,21 +92,51 @@ impl Shared {
     }
 }
 
-type Conn = http1::SendRequest<Empty<Bytes>>;
+/// The HTTP version the load generator speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Proto {
+    /// HTTP/1.1 (keep-alive unless `connection_per_request`).
+    #[default]
+    Http1,
+    /// HTTP/2: prior knowledge in clear text, ALPN `h2` over TLS; one stream at a time per
+    /// connection.
+    Http2,
+}
 
-async fn connect(spec: &LoadSpec) -> Result<Conn, String> {
+enum Conn {
+    H1(http1::SendRequest<Empty<Bytes>>),
+    H2(http2::SendRequest<Empty<Bytes>>),
+}
+
+async fn handshake<I>(io: I, proto: Proto) -> Result<Conn, String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match proto {
+        Proto::Http1 => {
+            let (s, conn) = http1::handshake(TokioIo::new(io))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(conn);
+            Ok(Conn::H1(s))
+        }
+        Proto::Http2 => {
+            let (s, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(conn);
+            Ok(Conn::H2(s))
+        }
+    }
+}
+
+async fn connect(spec: &LoadSpec, proto: Proto) -> Result<Conn, String> {
     let tcp = TcpStream::connect(spec.addr)
         .await
         .map_err(|e| format!("connect {}: {e}", spec.addr))?;
     let _ = tcp.set_nodelay(true);
-    let sender = match &spec.tls {
-        None => {
-            let (s, conn) = http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-            tokio::spawn(conn);
-            s
-        }
+    match &spec.tls {
+        None => handshake(tcp, proto).await,
         Some(t) => {
             let name = ServerName::try_from(t.server_name.clone())
                 .map_err(|e| format!("server name: {e}"))?;
@@ -112,26 +144,32 @@ async fn connect(spec: &LoadSpec) -> Result<Conn, String> {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("tls: {e}"))?;
-            let (s, conn) = http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-            tokio::spawn(conn);
-            s
+            handshake(tls, proto).await
         }
-    };
-    Ok(sender)
+    }
 }
 
 async fn one(s: &mut Conn, spec: &LoadSpec) -> Result<(), String> {
-    s.ready().await.map_err(|e| format!("connection: {e}"))?;
-    let req = http::Request::get(spec.path.as_str())
-        .header(http::header::HOST, spec.host.as_str())
+    let mut req = http::Request::get(spec.path.as_str())
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("request: {e}"))?;
-    let resp = s
-        .send_request(req)
-        .await
-        .map_err(|e| format!("send: {e}"))?;
+    let sent = match s {
+        Conn::H1(s) => {
+            req.headers_mut().insert(
+                http::header::HOST,
+                http::HeaderValue::from_str(&spec.host).map_err(|e| format!("host: {e}"))?,
+            );
+            s.ready().await.map_err(|e| format!("connection: {e}"))?;
+            s.send_request(req).await
+        }
+        Conn::H2(s) => {
+            let uri = format!("http://{}{}", spec.host, spec.path);
+            *req.uri_mut() = uri.parse().map_err(|e| format!("uri {uri}: {e}"))?;
+            s.ready().await.map_err(|e| format!("connection: {e}"))?;
+            s.send_request(req).await
+        }
+    };
+    let resp = sent.map_err(|e| format!("send: {e}"))?;
     let status = resp.status();
     resp.into_body()
         .collect()
@@ -151,7 +189,7 @@ struct Worker {
     first_error: Option<String>,
 }
 
-async fn worker(spec: Arc<LoadSpec>, shared: Arc<Shared>) -> Worker {
+async fn worker(spec: Arc<LoadSpec>, shared: Arc<Shared>, proto: Proto) -> Worker {
     let mut w = Worker {
         hist: Histogram::new_with_bounds(1, 60_000_000, 3)
             .expect("static histogram bounds are valid"),
@@ -164,7 +202,7 @@ async fn worker(spec: Arc<LoadSpec>, shared: Arc<Shared>) -> Worker {
         let start = Instant::now();
         let result = async {
             if conn.is_none() || spec.connection_per_request {
-                conn = Some(connect(&spec).await?);
+                conn = Some(connect(&spec, proto).await?);
             }
             let c = conn.as_mut().ok_or_else(|| "no connection".to_string())?;
             one(c, &spec).await
@@ -186,11 +224,19 @@ async fn worker(spec: Arc<LoadSpec>, shared: Arc<Shared>) -> Worker {
     w
 }
 
-/// Runs the load and reports throughput and latency percentiles.
+/// Runs the load over HTTP/1.1 and reports throughput and latency percentiles.
 ///
 /// # Errors
 /// [`LoadError`] when the target is not loopback, or when not a single request succeeded.
 pub async fn run(spec: LoadSpec) -> Result<LoadResult, LoadError> {
+    run_proto(spec, Proto::Http1).await
+}
+
+/// Runs the load over `proto` and reports throughput and latency percentiles.
+///
+/// # Errors
+/// [`LoadError`] when the target is not loopback, or when not a single request succeeded.
+pub async fn run_proto(spec: LoadSpec, proto: Proto) -> Result<LoadResult, LoadError> {
     if !spec.addr.ip().is_loopback() {
         return Err(LoadError::NotLoopback(spec.addr));
     }
@@ -207,7 +253,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadResult, LoadError> {
     let spec = Arc::new(spec);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..spec.connections.max(1) {
-        tasks.spawn(worker(spec.clone(), shared.clone()));
+        tasks.spawn(worker(spec.clone(), shared.clone(), proto));
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .expect("static histogram bounds are valid");

@@ -111,6 +111,21 @@ pub struct StartOptions {
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// Where to write the CA certificate (default: a fresh directory under the temp dir).
     pub ca_pem_path: Option<PathBuf>,
+    /// Bench-only switches (all off by default); see [`BenchKnobs`].
+    pub bench: BenchKnobs,
+}
+
+/// **Bench-only** switches that `vnetsim bench` uses to isolate the cost of the per-flow policy
+/// check. Both are off by default, and a real deployment never turns them on: with
+/// `skip_policy` the gateway stops enforcing NSG verdicts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BenchKnobs {
+    /// Admit every new upstream flow **without asking `sim`** (no verdict, no flow-verdict
+    /// metric, no NSG hops on the flow). Only to measure the gateway without its policy check.
+    pub skip_policy: bool,
+    /// Close each upstream connection after one response instead of pooling it, so every
+    /// request opens (and asks `sim` about) a new flow.
+    pub upstream_per_request: bool,
 }
 
 impl Default for StartOptions {
@@ -126,6 +141,7 @@ impl Default for StartOptions {
             ca: None,
             extra_roots: Vec::new(),
             ca_pem_path: None,
+            bench: BenchKnobs::default(),
         }
     }
 }
@@ -304,6 +320,7 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
         limits: opts.limits.clone(),
         start_echo: opts.start_echo,
         fixture_path: opts.fixture_path.clone(),
+        bench: opts.bench,
     };
     let res = policy::Resources::new(ca.clone(), upstream_tls, options, rt.clone());
     let shared = Arc::new(policy::Shared::new(res, built)?);

@@ -207,6 +207,8 @@ pub(crate) struct PolicyOptions {
     pub(crate) limits: LimitOverrides,
     pub(crate) start_echo: bool,
     pub(crate) fixture_path: Option<PathBuf>,
+    /// Bench-only switches (see [`crate::BenchKnobs`]).
+    pub(crate) bench: crate::BenchKnobs,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -484,11 +486,13 @@ impl PolicyState {
     }
 
     /// Admits a new flow for `route` from the synthetic `source_port`, or says why not.
+    /// `check = false` (bench only, [`crate::BenchKnobs::skip_policy`]) skips the verdict.
     pub(crate) fn admit(
         &self,
         route: &Route,
         source_port: u16,
         metrics: &Metrics,
+        check: bool,
     ) -> Result<Admitted, ProxyError> {
         let topo = &self.topology;
         let b = &route.backend;
@@ -514,14 +518,19 @@ impl PolicyState {
             });
         };
         let flow = Flow::tcp(source, source_port, destination, b.port);
-        let d = topo.decide(&flow);
-        metrics.flow(flow_labels(topo, &d));
-        if !d.allowed() {
-            return Err(ProxyError::Policy {
-                backend: backend(),
-                outcome: Box::new(self.outcome(&flow, &d)),
-            });
-        }
+        let hops = if check {
+            let d = topo.decide(&flow);
+            metrics.flow(flow_labels(topo, &d));
+            if !d.allowed() {
+                return Err(ProxyError::Policy {
+                    backend: backend(),
+                    outcome: Box::new(self.outcome(&flow, &d)),
+                });
+            }
+            hops(topo, &d)
+        } else {
+            Vec::new()
+        };
         let Some((h, s)) = topo.service_at(destination, b.port) else {
             return Err(ProxyError::Refused {
                 backend: backend(),
@@ -554,7 +563,7 @@ impl PolicyState {
             });
         }
         Ok(Admitted {
-            hops: hops(topo, &d),
+            hops,
             flow,
             target,
             host: host.name.clone(),

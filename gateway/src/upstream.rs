@@ -120,11 +120,17 @@ impl Pool {
 pub(crate) struct Checkout {
     pool: Arc<Pool>,
     conn: Conn,
+    /// Bench only ([`crate::BenchKnobs::upstream_per_request`]): close instead of pooling.
+    close_after: bool,
 }
 
 impl Checkout {
     /// Returns the connection to its pool (the response ended cleanly).
     pub(crate) fn release(self) {
+        if self.close_after {
+            self.conn.flow.close();
+            return;
+        }
         self.pool.put(self.conn);
     }
 
@@ -173,6 +179,7 @@ pub(crate) async fn send(
                 let checkout = Checkout {
                     pool: route.pool.clone(),
                     conn,
+                    close_after: res.options.bench.upstream_per_request,
                 };
                 return Ok((resp, checkout, !reused));
             }
@@ -197,7 +204,8 @@ pub(crate) fn millis(d: std::time::Duration) -> u64 {
 /// Opens a new flow: policy admission, TCP (and TLS) to the loopback socket, HTTP/1.1 handshake.
 async fn dial(res: &Resources, state: &PolicyState, route: &Route) -> Result<Conn, ProxyError> {
     let source_port = res.flows.next_source_port();
-    let admitted = match state.admit(route, source_port, &res.metrics) {
+    let check = !res.options.bench.skip_policy;
+    let admitted = match state.admit(route, source_port, &res.metrics, check) {
         Ok(a) => a,
         Err(e) => return Err(drop_or_answer(state, e).await),
     };

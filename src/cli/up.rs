@@ -29,6 +29,9 @@ pub(crate) struct Args {
     /// A `ServiceTags_Public` JSON file (overrides the fixture's `[service_tags]`).
     #[arg(long, value_name = "FILE")]
     service_tags: Option<PathBuf>,
+    /// Proxy threads: 1 runs the gateway on one `current_thread` runtime (fastest on small machines); N > 1 a multi-thread runtime (default: one per free core, at least one).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    threads: Option<u64>,
 }
 
 /// One row per API: where its backend resolves from the instance and what the NSGs say about
@@ -104,10 +107,10 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     if let Some(l) = a.admin_listen {
         builder = builder.admin_listen(l);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the Tokio runtime")?;
+    let threads = a
+        .threads
+        .map_or_else(vnetsim::bench::default_proxy_threads, |t| t as usize);
+    let rt = vnetsim::bench::proxy_runtime(threads).context("starting the Tokio runtime")?;
     rt.block_on(async move {
         let sim = builder.start().await.context("starting the simulation")?;
         let gw = sim.gateway();

@@ -1,0 +1,978 @@
+//! `vnetsim bench`: the outbound path measured side by side on loopback — **direct** (client →
+//! backend), **gateway** (client → gateway → backend, run exactly as `vnetsim up` runs it) and,
+//! when `nginx` is on `PATH`, **nginx** as a plain keep-alive reverse proxy — plus the per-flow
+//! policy cost and the NSG micro-measure.
+//!
+//! The backend, every gateway and nginx are **child processes** ([`child`]), so each one's CPU
+//! time is its own (`/proc/PID/stat`, every thread). The load generator ([`crate::loadgen`])
+//! runs in this process on one thread. Variants run **alternately**, round after round; a
+//! gateway run is divided by the mean of the nginx runs on either side of it (the "paired
+//! ratio": the machines are noisy, so only ratios of neighbouring runs are trusted) and the
+//! median over the rounds is reported. One closing nginx run gives the last gateway run its
+//! second neighbour.
+//!
+//! Rows (each the median over the rounds; `errors` is the sum):
+//! - `direct`, `nginx`, `gateway` — HTTP/1.1 keep-alive, `connections` connections;
+//! - `gateway_new_flow`, `gateway_new_flow_no_policy` — the gateway opening a new upstream flow
+//!   for every request ([`gateway::BenchKnobs::upstream_per_request`]) with and without the NSG
+//!   verdict ([`gateway::BenchKnobs::skip_policy`]): `policy_overhead = 1 − rps(with) /
+//!   rps(without)`, paired per round;
+//! - `direct_1conn`, `nginx_1conn`, `gateway_1conn` — one connection: the p50 latency each hop
+//!   adds over direct;
+//! - `gateway_h2` — HTTP/2 (prior knowledge) from the client to the gateway;
+//! - `gateway_tls_backend` — the API's backend over TLS, as the fixture says (the others speak
+//!   clear text to the same host and port, to compare with nginx's clear-text proxy).
+
+mod child;
+mod nginx;
+mod nsg;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::loadgen::{self, ClientTls, LoadSpec, Proto};
+
+pub use child::process_exists;
+pub use nginx::find_on_path as find_nginx;
+pub use nsg::NsgMeasure;
+pub use serve::{
+    default_proxy_threads, proxy_runtime, run_echo_child, run_gateway_child, EchoChild,
+    GatewayChild, HELLO_BODY,
+};
+
+/// Why the bench could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The fixture could not be loaded.
+    #[error("{0}")]
+    Fixture(String),
+    /// The fixture has error findings.
+    #[error("the fixture has error findings: {0}")]
+    Findings(String),
+    /// No API of the fixture has an allowed backend flow to measure.
+    #[error("no API of the fixture has a backend flow the NSGs allow (the bench measures an allowed path)")]
+    NoAllowedApi,
+    /// The gateway's front door speaks TLS; the bench compares clear-text front doors.
+    #[error("the fixture's gateway front door speaks TLS (`[gateway] tls = true`); the bench compares clear-text proxies: set it to false")]
+    TlsFrontDoor,
+    /// An address is not loopback.
+    #[error("{0} is not a loopback address")]
+    NotLoopback(SocketAddr),
+    /// An I/O operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A ready file could not be written.
+    #[error(transparent)]
+    Write(#[from] crate::atomic::WriteError),
+    /// A child process failed.
+    #[error("the {name} process {detail}")]
+    ChildFailed {
+        /// Which child.
+        name: String,
+        /// What happened, with its stderr.
+        detail: String,
+    },
+    /// A ready file lacked a field.
+    #[error("the {name} ready file has no valid `{field}`")]
+    Ready {
+        /// Which child.
+        name: String,
+        /// The field.
+        field: &'static str,
+    },
+    /// TLS setup failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The gateway did not start.
+    #[error("the gateway did not start: {0}")]
+    Gateway(String),
+    /// A load run failed entirely.
+    #[error("{variant}: {source}")]
+    Load {
+        /// The row.
+        variant: String,
+        /// The cause.
+        source: loadgen::LoadError,
+    },
+}
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// The `vnetsim` binary that runs the child processes (`__echo`, `__gateway`).
+    pub exe: PathBuf,
+    /// The fixture (`None`: the embedded default topology).
+    pub fixture: Option<PathBuf>,
+    /// Length of each run.
+    pub duration: Duration,
+    /// Connections of the multi-connection rows.
+    pub connections: usize,
+    /// Rounds (each variant runs once per round).
+    pub rounds: usize,
+    /// The nginx binary (`None`: no nginx rows).
+    pub nginx: Option<PathBuf>,
+    /// Proxy threads of the gateway children.
+    pub gateway_threads: usize,
+}
+
+/// Progress of a run, for a progress bar.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Steps done.
+    pub done: usize,
+    /// Steps in total.
+    pub total: usize,
+    /// What runs now.
+    pub label: String,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// The variant (see the module docs).
+    pub name: String,
+    /// Successful requests per second (median over the rounds).
+    pub rps: f64,
+    /// Median latency, µs (median over the rounds).
+    pub p50_us: f64,
+    /// 99th percentile latency, µs (median over the rounds).
+    pub p99_us: f64,
+    /// Proxy CPU time (user + system, every thread) per request, µs (median over the rounds);
+    /// `null` for rows without a proxy.
+    pub cpu_us_per_req: Option<f64>,
+    /// Failed requests, summed over the rounds.
+    pub errors: u64,
+    /// Successful requests, summed over the rounds.
+    pub requests: u64,
+    /// Runs measured.
+    pub runs: usize,
+    /// Client connections.
+    pub connections: usize,
+    /// The first error seen, if any.
+    pub first_error: Option<String>,
+}
+
+/// The ratios the issue's targets are about.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ratios {
+    /// rps(gateway) / rps(direct), median of the per-round ratios.
+    pub gateway_vs_direct: f64,
+    /// rps(gateway) / mean rps of the neighbouring nginx runs, median over the rounds.
+    pub gateway_vs_nginx: Option<f64>,
+    /// CPU per request of the gateway / of the neighbouring nginx runs, median over the rounds.
+    pub gateway_cpu_vs_nginx: Option<f64>,
+    /// `1 − rps(gateway_new_flow) / rps(gateway_new_flow_no_policy)`, median over the rounds.
+    pub policy_overhead: f64,
+    /// The same from CPU per request: `1 − cpu(no policy) / cpu(with policy)`.
+    pub policy_overhead_cpu: Option<f64>,
+    /// p50(gateway_1conn) − p50(direct_1conn), µs: the latency the gateway hop adds.
+    pub gateway_added_p50_us: f64,
+    /// p50(nginx_1conn) − p50(direct_1conn), µs.
+    pub nginx_added_p50_us: Option<f64>,
+    /// The per-round paired ratios behind `gateway_vs_nginx`.
+    pub gateway_vs_nginx_rounds: Vec<f64>,
+}
+
+/// One target of the issue and whether this run met it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetCheck {
+    /// What is measured.
+    pub name: &'static str,
+    /// The target, as text.
+    pub target: &'static str,
+    /// The measured value (`null` when not measured, e.g. without nginx).
+    pub value: Option<f64>,
+    /// Whether it was met (`null` when not measured).
+    pub met: Option<bool>,
+}
+
+/// Memory figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct Memory {
+    /// Peak RSS of the keep-alive gateway child over the whole bench, KiB.
+    pub gateway_peak_rss_kib: Option<u64>,
+    /// Peak RSS of the nginx processes (master + worker), KiB.
+    pub nginx_peak_rss_kib: Option<u64>,
+}
+
+/// Where the bench ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// Logical CPUs available.
+    pub nproc: usize,
+    /// `model name` of `/proc/cpuinfo`.
+    pub cpu_model: Option<String>,
+    /// `/proc/sys/kernel/osrelease`.
+    pub kernel: Option<String>,
+}
+
+/// The settings of the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    /// Fixture measured (`embedded default` without one).
+    pub fixture: String,
+    /// The API whose path was loaded, and its backend host:port.
+    pub api: String,
+    /// Milliseconds per run.
+    pub duration_ms: u64,
+    /// Connections of the multi-connection rows.
+    pub connections: usize,
+    /// Rounds.
+    pub rounds: usize,
+    /// Proxy threads of the gateway.
+    pub gateway_threads: usize,
+    /// The nginx binary and its version line, when used.
+    pub nginx: Option<String>,
+    /// Process ids of every child the bench started (all stopped and reaped by the time the
+    /// report exists).
+    pub child_pids: Vec<u32>,
+}
+
+/// The whole result (`--output json` prints it).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// One row per variant.
+    pub rows: Vec<Row>,
+    /// The ratios.
+    pub ratios: Ratios,
+    /// The NSG micro-measure.
+    pub nsg: NsgMeasure,
+    /// The issue's targets, met or not.
+    pub targets: Vec<TargetCheck>,
+    /// Memory.
+    pub memory: Memory,
+    /// The machine.
+    pub machine: Machine,
+    /// The settings.
+    pub settings: Settings,
+}
+
+/// Median of `v` (sorted in place); `None` when empty.
+pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
+    let v: &mut [f64] = v;
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// A temp dir removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir() -> Result<TempDir, BenchError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let p = std::env::temp_dir().join(format!("vnetsim-bench-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&p).map_err(|source| BenchError::Io {
+        what: format!("creating {}", p.display()),
+        source,
+    })?;
+    Ok(TempDir(p))
+}
+
+/// The API the bench loads: the first whose backend flow the NSGs allow.
+struct Target {
+    api: String,
+    path: String,
+    host: String,
+    dns_name: String,
+    port: u16,
+    gateway_host: String,
+}
+
+fn pick_target(t: &sim::Topology) -> Result<Target, BenchError> {
+    if t.gateway().tls {
+        return Err(BenchError::TlsFrontDoor);
+    }
+    let source = t.apim_source().ok_or(BenchError::NoAllowedApi)?;
+    for api in t.apis() {
+        let b = &api.backend;
+        let (Some(h), Ok(ip)) = (api.host, t.resolve_from_apim(&b.host)) else {
+            continue;
+        };
+        if t.decide(&sim::Flow::tcp(source, 60000, ip, b.port))
+            .allowed()
+        {
+            return Ok(Target {
+                api: api.name.clone(),
+                path: format!("{}/bench", api.path.trim_end_matches('/')),
+                host: t.hosts()[h].name.clone(),
+                dns_name: b.host.clone(),
+                port: b.port,
+                gateway_host: t.gateway().hostname.clone(),
+            });
+        }
+    }
+    Err(BenchError::NoAllowedApi)
+}
+
+fn ready_addr(doc: &serde_json::Value, name: &str) -> Result<SocketAddr, BenchError> {
+    doc["addr"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| BenchError::Ready {
+            name: name.to_string(),
+            field: "addr",
+        })
+}
+
+/// One run's figures.
+#[derive(Clone, Debug)]
+struct RunResult {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    cpu_us_per_req: Option<f64>,
+    errors: u64,
+    requests: u64,
+    first_error: Option<String>,
+}
+
+/// One variant: where to send what, and whose CPU counts.
+struct Variant {
+    name: &'static str,
+    addr: SocketAddr,
+    host: String,
+    connections: usize,
+    proto: Proto,
+    tls: Option<ClientTls>,
+    /// The proxy processes (empty for direct rows).
+    pids: Vec<u32>,
+    runs: Vec<RunResult>,
+}
+
+async fn run_once(v: &Variant, path: &str, duration: Duration) -> Result<RunResult, BenchError> {
+    let spec = LoadSpec {
+        addr: v.addr,
+        host: v.host.clone(),
+        path: path.to_string(),
+        connections: v.connections,
+        duration,
+        max_requests: None,
+        connection_per_request: false,
+        tls: v.tls.clone(),
+    };
+    let before = child::cpu_us(&v.pids);
+    let r = loadgen::run_proto(spec, v.proto)
+        .await
+        .map_err(|source| BenchError::Load {
+            variant: v.name.to_string(),
+            source,
+        })?;
+    let after = child::cpu_us(&v.pids);
+    let cpu_us_per_req = match (v.pids.is_empty(), before, after) {
+        (false, Some(b), Some(a)) if r.requests > 0 => Some((a - b) / r.requests as f64),
+        _ => None,
+    };
+    Ok(RunResult {
+        rps: r.rps,
+        p50: r.p50_us,
+        p99: r.p99_us,
+        cpu_us_per_req,
+        errors: r.errors,
+        requests: r.requests,
+        first_error: r.first_error,
+    })
+}
+
+struct Children {
+    dir: PathBuf,
+    exe: PathBuf,
+    /// Every child, stopped in reverse order on drop.
+    procs: Vec<child::ChildProc>,
+}
+
+impl Children {
+    async fn echo(
+        &mut self,
+        name: &str,
+        tls_name: Option<&str>,
+    ) -> Result<(SocketAddr, Option<PathBuf>), BenchError> {
+        let ready = self.dir.join(format!("{name}.json"));
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(["__echo", "--listen", "127.0.0.1:0", "--ready-file"])
+            .arg(&ready);
+        if let Some(n) = tls_name {
+            cmd.args(["--tls-name", n]);
+        }
+        let mut p = child::ChildProc::spawn(name, cmd, &self.dir)?;
+        let doc = p.wait_ready_file(&ready).await;
+        self.procs.push(p);
+        let doc = doc?;
+        let ca = doc["ca_pem"].as_str().map(PathBuf::from);
+        Ok((ready_addr(&doc, name)?, ca))
+    }
+
+    async fn gateway(
+        &mut self,
+        name: &str,
+        args: &[String],
+    ) -> Result<(SocketAddr, u32), BenchError> {
+        let ready = self.dir.join(format!("{name}.json"));
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("__gateway")
+            .args(args)
+            .arg("--ready-file")
+            .arg(&ready);
+        let mut p = child::ChildProc::spawn(name, cmd, &self.dir)?;
+        let doc = p.wait_ready_file(&ready).await;
+        let pid = p.pid();
+        self.procs.push(p);
+        Ok((ready_addr(&doc?, name)?, pid))
+    }
+
+    async fn nginx(
+        &mut self,
+        bin: &Path,
+        backend: SocketAddr,
+    ) -> Result<(SocketAddr, Vec<u32>), BenchError> {
+        let dir = self.dir.join("nginx");
+        std::fs::create_dir_all(&dir).map_err(|source| BenchError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
+        let listen = SocketAddr::from(([127, 0, 0, 1], child::free_port()?));
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, nginx::config(&dir, listen, backend)).map_err(|source| {
+            BenchError::Io {
+                what: format!("writing {}", conf.display()),
+                source,
+            }
+        })?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.join("error.log"));
+        let mut p = child::ChildProc::spawn("nginx", cmd, &self.dir)?;
+        let up = p.wait_listening(listen).await;
+        let master = p.pid();
+        self.procs.push(p);
+        up?;
+        let mut pids = vec![master];
+        pids.extend(child::children_of(master));
+        Ok((listen, pids))
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        while let Some(mut p) = self.procs.pop() {
+            p.stop();
+        }
+    }
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        cpu_model: cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|v| v.split_once(':'))
+            .map(|(_, v)| v.trim().to_string()),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_string()),
+    }
+}
+
+fn nginx_version(bin: &Path) -> String {
+    let v = Command::new(bin)
+        .arg("-v")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+        .unwrap_or_default();
+    format!("{} ({v})", bin.display())
+}
+
+/// Runs the bench (see the module docs). `progress` is called before each step.
+///
+/// # Errors
+/// [`BenchError`] when the fixture has no allowed API, a child does not start, or a whole run
+/// fails (a run with some errors is reported, not an error).
+pub async fn run(
+    opts: &BenchOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Report, BenchError> {
+    let loaded = match &opts.fixture {
+        Some(p) => crate::load_path(p, &crate::TagSource::Fixture),
+        None => crate::load_str(
+            "fixtures/default.toml",
+            crate::harness::DEFAULT_FIXTURE,
+            None,
+            &crate::TagSource::Fixture,
+        ),
+    }
+    .map_err(|e| BenchError::Fixture(e.to_string()))?;
+    let target = pick_target(loaded.topology())?;
+    let dir = temp_dir()?;
+    let mut kids = Children {
+        dir: dir.0.clone(),
+        exe: opts.exe.clone(),
+        procs: Vec::new(),
+    };
+
+    let (backend, _) = kids.echo("backend", None).await?;
+    let (tls_backend, tls_ca) = kids.echo("backend-tls", Some(&target.dns_name)).await?;
+    let mut base: Vec<String> = Vec::new();
+    if let Some(f) = &opts.fixture {
+        base.push(f.display().to_string());
+    }
+    base.extend(["--threads".to_string(), opts.gateway_threads.to_string()]);
+    let upstream = |addr: SocketAddr| {
+        vec![
+            "--upstream".to_string(),
+            format!("{}:{}={addr}", target.host, target.port),
+        ]
+    };
+    let plain = [
+        base.clone(),
+        upstream(backend),
+        vec!["--plain-upstreams".into()],
+    ]
+    .concat();
+    let (gw, gw_pid) = kids.gateway("gateway", &plain).await?;
+    let per_flow = [plain.clone(), vec!["--bench-upstream-per-request".into()]].concat();
+    let (gw_flow, gw_flow_pid) = kids.gateway("gateway-new-flow", &per_flow).await?;
+    let no_policy = [per_flow.clone(), vec!["--bench-skip-policy".into()]].concat();
+    let (gw_np, gw_np_pid) = kids
+        .gateway("gateway-new-flow-no-policy", &no_policy)
+        .await?;
+    let tls_ca = tls_ca.ok_or(BenchError::Ready {
+        name: "backend-tls".into(),
+        field: "ca_pem",
+    })?;
+    let tls_args = [
+        base.clone(),
+        upstream(tls_backend),
+        vec!["--extra-root-pem".into(), tls_ca.display().to_string()],
+    ]
+    .concat();
+    let (gw_tls, gw_tls_pid) = kids.gateway("gateway-tls-backend", &tls_args).await?;
+    let nginx = match &opts.nginx {
+        Some(bin) => Some(kids.nginx(bin, backend).await?),
+        None => None,
+    };
+
+    let n = opts.connections.max(1);
+    let v = |name, addr, host: &str, connections, pids: Vec<u32>| Variant {
+        name,
+        addr,
+        host: host.to_string(),
+        connections,
+        proto: Proto::Http1,
+        tls: None,
+        pids,
+        runs: Vec::new(),
+    };
+    let gh = target.gateway_host.as_str();
+    let mut vars: Vec<Variant> = vec![v("direct", backend, "localhost", n, vec![])];
+    if let Some((addr, pids)) = &nginx {
+        vars.push(v("nginx", *addr, "localhost", n, pids.clone()));
+    }
+    vars.push(v("gateway", gw, gh, n, vec![gw_pid]));
+    vars.push(v("gateway_new_flow", gw_flow, gh, n, vec![gw_flow_pid]));
+    vars.push(v(
+        "gateway_new_flow_no_policy",
+        gw_np,
+        gh,
+        n,
+        vec![gw_np_pid],
+    ));
+    vars.push(v("direct_1conn", backend, "localhost", 1, vec![]));
+    if let Some((addr, pids)) = &nginx {
+        vars.push(v("nginx_1conn", *addr, "localhost", 1, pids.clone()));
+    }
+    vars.push(v("gateway_1conn", gw, gh, 1, vec![gw_pid]));
+    let mut h2 = v("gateway_h2", gw, gh, n, vec![gw_pid]);
+    h2.proto = Proto::Http2;
+    vars.push(h2);
+    vars.push(v("gateway_tls_backend", gw_tls, gh, n, vec![gw_tls_pid]));
+    let _ = tls_client(&tls_ca, &target.dns_name)?; // validates the CA file early
+
+    let rounds = opts.rounds.max(1);
+    let has_nginx = nginx.is_some();
+    let total = vars.len() * (rounds + 1) + usize::from(has_nginx) + 1;
+    let mut done = 0;
+    let mut step = |label: String, progress: &mut dyn FnMut(&Progress)| {
+        progress(&Progress { done, total, label });
+        done += 1;
+    };
+    let warm = opts.duration.min(Duration::from_millis(500));
+    for var in &vars {
+        step(format!("warm-up {}", var.name), progress);
+        run_once(var, &target.path, warm).await?;
+    }
+    // The two new-flow rows swap order every round, so neither always runs first.
+    let flow_idx: Vec<usize> = ["gateway_new_flow", "gateway_new_flow_no_policy"]
+        .iter()
+        .filter_map(|n| vars.iter().position(|v| v.name == *n))
+        .collect();
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..vars.len()).collect();
+        if round % 2 == 1 && flow_idx.len() == 2 {
+            order.swap(flow_idx[0], flow_idx[1]);
+        }
+        for i in order {
+            step(
+                format!("round {}/{rounds}: {}", round + 1, vars[i].name),
+                progress,
+            );
+            let r = run_once(&vars[i], &target.path, opts.duration).await?;
+            vars[i].runs.push(r);
+        }
+    }
+    if let Some(i) = vars.iter().position(|v| v.name == "nginx") {
+        step("closing nginx run".into(), progress);
+        let r = run_once(&vars[i], &target.path, opts.duration).await?;
+        vars[i].runs.push(r);
+    }
+    let memory = Memory {
+        gateway_peak_rss_kib: child::peak_rss_kib(gw_pid),
+        nginx_peak_rss_kib: nginx.as_ref().and_then(|(_, pids)| {
+            pids.iter()
+                .map(|p| child::peak_rss_kib(*p))
+                .sum::<Option<u64>>()
+        }),
+    };
+    let mut child_pids: Vec<u32> = kids.procs.iter().map(child::ChildProc::pid).collect();
+    if let Some((_, pids)) = &nginx {
+        child_pids.extend(pids.iter().skip(1));
+    }
+    drop(kids);
+    drop(dir);
+
+    step("NSG micro-measure".into(), progress);
+    let nsg = tokio::task::spawn_blocking(nsg::measure)
+        .await
+        .map_err(|e| BenchError::Io {
+            what: "the NSG micro-measure".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+
+    let ratios = ratios(&vars);
+    let targets = targets(&ratios, &vars);
+    Ok(Report {
+        rows: vars.iter().map(row).collect(),
+        ratios,
+        nsg,
+        targets,
+        memory,
+        machine: machine(),
+        settings: Settings {
+            fixture: opts.fixture.as_ref().map_or_else(
+                || "embedded default".to_string(),
+                |p| p.display().to_string(),
+            ),
+            api: format!("{} ({}:{})", target.api, target.dns_name, target.port),
+            duration_ms: u64::try_from(opts.duration.as_millis()).unwrap_or(u64::MAX),
+            connections: n,
+            rounds,
+            gateway_threads: opts.gateway_threads,
+            nginx: opts.nginx.as_deref().map(nginx_version),
+            child_pids,
+        },
+    })
+}
+
+fn tls_client(ca: &Path, name: &str) -> Result<ClientTls, BenchError> {
+    Ok(ClientTls {
+        config: serve::client_tls(ca)?,
+        server_name: name.to_string(),
+    })
+}
+
+fn row(v: &Variant) -> Row {
+    let col = |f: fn(&RunResult) -> f64| {
+        let mut xs: Vec<f64> = v.runs.iter().map(f).collect();
+        median(&mut xs).unwrap_or(0.0)
+    };
+    let mut cpu: Vec<f64> = v.runs.iter().filter_map(|r| r.cpu_us_per_req).collect();
+    Row {
+        name: v.name.to_string(),
+        rps: col(|r| r.rps),
+        p50_us: col(|r| r.p50),
+        p99_us: col(|r| r.p99),
+        cpu_us_per_req: median(&mut cpu),
+        errors: v.runs.iter().map(|r| r.errors).sum(),
+        requests: v.runs.iter().map(|r| r.requests).sum(),
+        runs: v.runs.len(),
+        connections: v.connections,
+        first_error: v.runs.iter().find_map(|r| r.first_error.clone()),
+    }
+}
+
+fn runs<'a>(vars: &'a [Variant], name: &str) -> &'a [RunResult] {
+    vars.iter()
+        .find(|v| v.name == name)
+        .map_or(&[], |v| v.runs.as_slice())
+}
+
+/// Per-round `f(a[i], b[i])`, median.
+fn paired(
+    a: &[RunResult],
+    b: &[RunResult],
+    f: impl Fn(&RunResult, &RunResult) -> Option<f64>,
+) -> Option<f64> {
+    let mut xs: Vec<f64> = a.iter().zip(b).filter_map(|(x, y)| f(x, y)).collect();
+    median(&mut xs)
+}
+
+/// Gateway run `i` against the mean of nginx runs `i` and `i + 1` (its neighbours).
+fn paired_with_nginx(
+    gw: &[RunResult],
+    ngx: &[RunResult],
+    f: impl Fn(&RunResult) -> Option<f64>,
+) -> Vec<f64> {
+    gw.iter()
+        .enumerate()
+        .filter_map(|(i, g)| {
+            let neighbours: Vec<f64> = ngx[i.min(ngx.len())..ngx.len().min(i + 2)]
+                .iter()
+                .filter_map(&f)
+                .collect();
+            if neighbours.is_empty() {
+                return None;
+            }
+            let mean = neighbours.iter().sum::<f64>() / neighbours.len() as f64;
+            Some(f(g)? / mean)
+        })
+        .collect()
+}
+
+fn ratios(vars: &[Variant]) -> Ratios {
+    let gw = runs(vars, "gateway");
+    let ngx = runs(vars, "nginx");
+    let mut rps_pairs = paired_with_nginx(gw, ngx, |r| Some(r.rps));
+    let rounds = rps_pairs.clone();
+    let mut cpu_pairs = paired_with_nginx(gw, ngx, |r| r.cpu_us_per_req);
+    let with = runs(vars, "gateway_new_flow");
+    let without = runs(vars, "gateway_new_flow_no_policy");
+    let p50 = |name| {
+        let mut xs: Vec<f64> = runs(vars, name).iter().map(|r| r.p50).collect();
+        median(&mut xs)
+    };
+    let direct_p50 = p50("direct_1conn").unwrap_or(0.0);
+    Ratios {
+        gateway_vs_direct: paired(gw, runs(vars, "direct"), |g, d| Some(g.rps / d.rps))
+            .unwrap_or(0.0),
+        gateway_vs_nginx: median(&mut rps_pairs),
+        gateway_cpu_vs_nginx: median(&mut cpu_pairs),
+        policy_overhead: paired(with, without, |w, o| Some(1.0 - w.rps / o.rps)).unwrap_or(0.0),
+        policy_overhead_cpu: paired(with, without, |w, o| {
+            Some(1.0 - o.cpu_us_per_req? / w.cpu_us_per_req?)
+        }),
+        gateway_added_p50_us: p50("gateway_1conn").unwrap_or(0.0) - direct_p50,
+        nginx_added_p50_us: p50("nginx_1conn").map(|n| n - direct_p50),
+        gateway_vs_nginx_rounds: rounds,
+    }
+}
+
+fn targets(r: &Ratios, vars: &[Variant]) -> Vec<TargetCheck> {
+    let check = |name, target, value: Option<f64>, ok: fn(f64) -> bool| TargetCheck {
+        name,
+        target,
+        value,
+        met: value.map(ok),
+    };
+    let errors: u64 = ["direct", "gateway", "nginx"]
+        .iter()
+        .flat_map(|n| runs(vars, n))
+        .map(|r| r.errors)
+        .sum();
+    vec![
+        check("gateway_vs_nginx", "≥ 0.90", r.gateway_vs_nginx, |v| {
+            v >= 0.90
+        }),
+        check(
+            "gateway_cpu_vs_nginx",
+            "≤ 1.10",
+            r.gateway_cpu_vs_nginx,
+            |v| v <= 1.10,
+        ),
+        check(
+            "errors (direct, gateway, nginx)",
+            "= 0",
+            Some(errors as f64),
+            |v| v == 0.0,
+        ),
+        check("policy_overhead", "≤ 3%", Some(r.policy_overhead), |v| {
+            v <= 0.03
+        }),
+        check(
+            "gateway_added_p50_us (1 connection)",
+            "≤ 60 µs",
+            Some(r.gateway_added_p50_us),
+            |v| v <= 60.0,
+        ),
+    ]
+}
+
+/// The report as text: the table, the ratios against their targets, the NSG measure.
+pub fn render_text(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let opt =
+        |v: Option<f64>, prec: usize| v.map_or_else(|| "-".to_string(), |v| format!("{v:.prec$}"));
+    let _ = writeln!(
+        s,
+        "{:<28} {:>5} {:>10} {:>9} {:>9} {:>12} {:>7}",
+        "row", "conns", "req/s", "p50 µs", "p99 µs", "CPU µs/req", "errors"
+    );
+    for row in &r.rows {
+        let _ = writeln!(
+            s,
+            "{:<28} {:>5} {:>10.0} {:>9.0} {:>9.0} {:>12} {:>7}",
+            row.name,
+            row.connections,
+            row.rps,
+            row.p50_us,
+            row.p99_us,
+            opt(row.cpu_us_per_req, 1),
+            row.errors
+        );
+    }
+    let _ = writeln!(s);
+    let x = &r.ratios;
+    let _ = writeln!(s, "gateway vs direct           {:.3}", x.gateway_vs_direct);
+    let _ = writeln!(
+        s,
+        "gateway vs nginx (paired)   {}",
+        opt(x.gateway_vs_nginx, 3)
+    );
+    let _ = writeln!(
+        s,
+        "gateway CPU vs nginx        {}",
+        opt(x.gateway_cpu_vs_nginx, 3)
+    );
+    let _ = writeln!(
+        s,
+        "policy overhead (req/s)     {:.1}%",
+        x.policy_overhead * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "policy overhead (CPU)       {}",
+        x.policy_overhead_cpu
+            .map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
+    );
+    let _ = writeln!(
+        s,
+        "added p50, 1 connection     gateway {:.0} µs, nginx {} µs",
+        x.gateway_added_p50_us,
+        opt(x.nginx_added_p50_us, 0)
+    );
+    let _ = writeln!(s);
+    for t in &r.targets {
+        let verdict = match t.met {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            s,
+            "target {:<36} {:<9} {:>10}  {verdict}",
+            t.name,
+            t.target,
+            opt(t.value, 3)
+        );
+    }
+    let _ = writeln!(s);
+    let n = &r.nsg;
+    let _ = writeln!(
+        s,
+        "NSG {} rules ({} prefixes/side, {} flows): compiled {:.1} ns/flow, reference {:.1} ns/flow, {:.1}× faster",
+        n.rules, n.prefixes_per_side, n.flows, n.compiled_ns, n.reference_ns, n.speedup
+    );
+    let _ = writeln!(
+        s,
+        "memory: gateway peak RSS {} KiB, nginx peak RSS {} KiB",
+        r.memory
+            .gateway_peak_rss_kib
+            .map_or("-".into(), |v| v.to_string()),
+        r.memory
+            .nginx_peak_rss_kib
+            .map_or("-".into(), |v| v.to_string())
+    );
+    let m = &r.machine;
+    let _ = writeln!(
+        s,
+        "machine: {} CPUs, {}, Linux {}; {} rounds × {} ms, {} connections, gateway threads {}, API {}",
+        m.nproc,
+        m.cpu_model.as_deref().unwrap_or("?"),
+        m.kernel.as_deref().unwrap_or("?"),
+        r.settings.rounds,
+        r.settings.duration_ms,
+        r.settings.connections,
+        r.settings.gateway_threads,
+        r.settings.api
+    );
+    if let Some(n) = &r.settings.nginx {
+        let _ = writeln!(s, "nginx: {n}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(rps: f64, cpu: f64) -> RunResult {
+        RunResult {
+            rps,
+            p50: 0.0,
+            p99: 0.0,
+            cpu_us_per_req: Some(cpu),
+            errors: 0,
+            requests: 1,
+            first_error: None,
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_lengths() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn gateway_runs_are_divided_by_their_neighbouring_nginx_runs() {
+        let gw = [run(45.0, 1.0), run(45.0, 1.0)];
+        // nginx ran before round 1, before round 2 and once more at the end.
+        let ngx = [run(100.0, 1.0), run(80.0, 1.0), run(20.0, 1.0)];
+        let r = paired_with_nginx(&gw, &ngx, |r| Some(r.rps));
+        // 45 / mean(100, 80) = 0.5; 45 / mean(80, 20) = 0.9.
+        assert_eq!(r, vec![0.5, 0.9]);
+        // Without a closing run the last gateway run has one neighbour.
+        let r = paired_with_nginx(&gw, &ngx[..2], |r| Some(r.rps));
+        assert_eq!(r, vec![0.5, 45.0 / 80.0]);
+    }
+}

@@ -1,0 +1,82 @@
+//! The NSG micro-measure of `vnetsim bench`: one NSG of 1,000 rules (augmented up to 4,000
+//! prefixes per side, service tags from a `ServiceTags_Public`-sized table) from `sim::synth`,
+//! evaluated for 10,000 seeded flows by the compiled evaluator and by the reference
+//! (first-match linear scan over pre-parsed rules), alternately, in the same process. The same
+//! workload as `sim/benches/nsg.rs`, without criterion: the median of several passes.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use serde::Serialize;
+use sim::nsg::Context;
+use sim::{synth, Direction};
+
+/// Rules of the measured NSG (Azure's maximum).
+pub const RULES: usize = 1000;
+/// Prefixes per side of the augmented rules (Azure's maximum per NSG side).
+pub const PREFIXES: usize = 4000;
+/// Distinct flows evaluated per pass.
+pub const FLOWS: usize = 10_000;
+/// Passes per evaluator; the median is reported.
+const PASSES: usize = 15;
+
+/// Median nanoseconds per flow of both evaluators.
+#[derive(Clone, Debug, Serialize)]
+pub struct NsgMeasure {
+    /// Rules in the NSG.
+    pub rules: usize,
+    /// Compiled evaluator, median ns per flow.
+    pub compiled_ns: f64,
+    /// Reference evaluator, median ns per flow.
+    pub reference_ns: f64,
+    /// `reference_ns / compiled_ns`.
+    pub speedup: f64,
+    /// Prefixes per side of the augmented rules.
+    pub prefixes_per_side: usize,
+    /// Distinct flows per pass.
+    pub flows: usize,
+}
+
+/// Runs the measure (a second or two, most of it building the tag table).
+pub fn measure() -> NsgMeasure {
+    let table = synth::tag_table(42, 3039, 93_362);
+    let (vnet, asgs) = synth::context_parts();
+    let ctx = Context {
+        virtual_network: &vnet,
+        tags: &table,
+        asg_members: &asgs,
+    };
+    let nsg = synth::nsg(RULES as u64, RULES, PREFIXES, &table);
+    let compiled = nsg.compile(&ctx);
+    let reference = nsg.reference(&ctx);
+    let flows = synth::flows(9, &nsg, &table, FLOWS);
+    let per_flow = |start: Instant| start.elapsed().as_nanos() as f64 / flows.len() as f64;
+    let (mut c, mut r) = (Vec::with_capacity(PASSES), Vec::with_capacity(PASSES));
+    for pass in 0..=PASSES {
+        let start = Instant::now();
+        for f in &flows {
+            black_box(compiled.decide(Direction::Outbound, black_box(f)));
+        }
+        let ct = per_flow(start);
+        let start = Instant::now();
+        for f in &flows {
+            black_box(reference.decide(Direction::Outbound, black_box(f)));
+        }
+        let rt = per_flow(start);
+        // The first pass warms caches and branch predictors.
+        if pass > 0 {
+            c.push(ct);
+            r.push(rt);
+        }
+    }
+    let compiled_ns = super::median(&mut c).unwrap_or(f64::NAN);
+    let reference_ns = super::median(&mut r).unwrap_or(f64::NAN);
+    NsgMeasure {
+        rules: RULES,
+        compiled_ns,
+        reference_ns,
+        speedup: reference_ns / compiled_ns,
+        prefixes_per_side: PREFIXES,
+        flows: FLOWS,
+    }
+}

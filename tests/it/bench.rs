@@ -1,0 +1,116 @@
+//! `vnetsim bench` end to end, short: the JSON contract, no errors on the direct and gateway
+//! rows, a policy overhead, and no child process left behind. Speed targets are not asserted
+//! here (they live in the benchmark); nginx rows appear only when nginx is on PATH.
+
+use crate::support::{cli, has_keys};
+
+#[test]
+fn bench_json_has_the_contract_shape_and_reaps_its_children() {
+    let run = cli(&[
+        "bench",
+        "--duration",
+        "200ms",
+        "--rounds",
+        "2",
+        "--connections",
+        "4",
+        "--output",
+        "json",
+    ]);
+    run.expect_code(0);
+    // Quiet with --output json: no progress bar on stderr.
+    assert!(!run.stderr.contains('['), "{}", run.stderr);
+    let doc = run.json();
+    has_keys(&doc, &["rows", "ratios", "nsg"]);
+    let rows = doc["rows"].as_array().expect("rows is an array");
+    for r in rows {
+        has_keys(
+            r,
+            &[
+                "name",
+                "rps",
+                "p50_us",
+                "p99_us",
+                "cpu_us_per_req",
+                "errors",
+            ],
+        );
+    }
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no row `{name}` in {doc}"))
+    };
+    for name in ["direct", "gateway"] {
+        let r = row(name);
+        assert_eq!(r["errors"], 0, "{name}: {r}");
+        assert!(r["rps"].as_f64().unwrap() > 0.0, "{name}: {r}");
+    }
+    // The gateway is a child process, so its CPU per request is measured.
+    assert!(row("gateway")["cpu_us_per_req"].as_f64().unwrap() > 0.0);
+    assert!(row("direct")["cpu_us_per_req"].is_null());
+
+    let ratios = &doc["ratios"];
+    has_keys(
+        ratios,
+        &[
+            "gateway_vs_direct",
+            "gateway_vs_nginx",
+            "gateway_cpu_vs_nginx",
+            "policy_overhead",
+        ],
+    );
+    assert!(ratios["policy_overhead"].is_f64(), "{ratios}");
+    assert!(ratios["gateway_vs_direct"].as_f64().unwrap() > 0.0);
+    let with_nginx = vnetsim::bench::find_nginx().is_some();
+    // Without nginx the nginx ratios are null; with it they are numbers.
+    assert_eq!(ratios["gateway_vs_nginx"].is_f64(), with_nginx, "{ratios}");
+    assert_eq!(
+        ratios["gateway_cpu_vs_nginx"].is_f64(),
+        with_nginx,
+        "{ratios}"
+    );
+
+    let nsg = &doc["nsg"];
+    has_keys(nsg, &["rules", "compiled_ns", "reference_ns", "speedup"]);
+    assert_eq!(nsg["rules"], 1000);
+    assert!(nsg["compiled_ns"].as_f64().unwrap() > 0.0);
+
+    // Every child (backends, gateways, nginx master and worker) is gone.
+    let pids = doc["settings"]["child_pids"]
+        .as_array()
+        .expect("child pids");
+    assert!(pids.len() >= 5, "{pids:?}");
+    for p in pids {
+        let pid = u32::try_from(p.as_u64().unwrap()).unwrap();
+        assert!(
+            !vnetsim::bench::process_exists(pid),
+            "child {pid} still exists"
+        );
+    }
+}
+
+#[test]
+fn bench_without_nginx_reports_null_nginx_ratios() {
+    let run = cli(&[
+        "bench",
+        "--duration",
+        "100ms",
+        "--rounds",
+        "1",
+        "--connections",
+        "2",
+        "--no-nginx",
+        "--output",
+        "json",
+    ]);
+    run.expect_code(0);
+    let doc = run.json();
+    assert!(doc["ratios"]["gateway_vs_nginx"].is_null());
+    assert!(doc["ratios"]["gateway_cpu_vs_nginx"].is_null());
+    assert!(doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| !r["name"].as_str().unwrap().starts_with("nginx")));
+}
