@@ -30,6 +30,9 @@ pub enum ErrorCode {
     NoRoute,
     /// The backend has no public endpoint the instance could reach.
     NoPublicEndpoint,
+    /// The verdict depends on a value only known at deployment time (an imported template's
+    /// unknown): the gateway never dials on a guess.
+    UnknownValue,
     /// The backend host name did not resolve from the instance.
     DnsFailure,
     /// No API matches the request path.
@@ -70,6 +73,7 @@ impl ErrorCode {
             ErrorCode::NotIntegrated => "NOT_INTEGRATED",
             ErrorCode::NoRoute => "NO_ROUTE",
             ErrorCode::NoPublicEndpoint => "NO_PUBLIC_ENDPOINT",
+            ErrorCode::UnknownValue => "UNKNOWN_VALUE",
             ErrorCode::DnsFailure => "DNS_FAILURE",
             ErrorCode::NoApi => "NO_API",
             ErrorCode::BackendRefused => "BACKEND_REFUSED",
@@ -94,6 +98,7 @@ impl ErrorCode {
             "NOT_INTEGRATED" => ErrorCode::NotIntegrated,
             "NO_ROUTE" => ErrorCode::NoRoute,
             "NO_PUBLIC_ENDPOINT" => ErrorCode::NoPublicEndpoint,
+            "UNKNOWN_VALUE" => ErrorCode::UnknownValue,
             _ => return None,
         })
     }
@@ -107,6 +112,7 @@ impl ErrorCode {
             }
             ErrorCode::NoRoute => "There is no route from the API Management instance to the backend",
             ErrorCode::NoPublicEndpoint => "The backend has no public endpoint",
+            ErrorCode::UnknownValue => "The backend flow depends on a value only known at deployment time",
             ErrorCode::DnsFailure => "The backend host name did not resolve",
             ErrorCode::NoApi => "No API matches the request path",
             ErrorCode::BackendRefused => "The backend refused the connection",
@@ -353,6 +359,7 @@ impl ProxyError {
             | ErrorCode::NotIntegrated
             | ErrorCode::NoRoute
             | ErrorCode::NoPublicEndpoint
+            | ErrorCode::UnknownValue
             | ErrorCode::DnsFailure
             | ErrorCode::BackendRefused
             | ErrorCode::BackendReset
@@ -521,6 +528,7 @@ mod tests {
             (ErrorCode::NotIntegrated, 502),
             (ErrorCode::NoRoute, 502),
             (ErrorCode::NoPublicEndpoint, 502),
+            (ErrorCode::UnknownValue, 502),
             (ErrorCode::DnsFailure, 502),
             (ErrorCode::BackendRefused, 502),
             (ErrorCode::BackendReset, 502),

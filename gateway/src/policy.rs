@@ -572,11 +572,7 @@ impl PolicyState {
 
     fn outcome(&self, flow: &Flow, d: &Decision) -> PolicyOutcome {
         let topo = &self.topology;
-        let verdict = match d.verdict {
-            VerdictKind::Deny => "Deny",
-            VerdictKind::Unreachable => "Unreachable",
-            VerdictKind::Allow => "Allow",
-        };
+        let verdict = d.verdict.as_str();
         let code = ErrorCode::from_verdict_code(d.code.as_str()).unwrap_or(match d.verdict {
             VerdictKind::Deny => ErrorCode::NsgDenied,
             _ => ErrorCode::NoRoute,
@@ -615,11 +611,7 @@ fn flow_labels(topo: &Topology, d: &Decision) -> FlowLabels {
         None => (String::new(), String::new()),
     };
     FlowLabels {
-        verdict: match d.verdict {
-            VerdictKind::Allow => "Allow",
-            VerdictKind::Deny => "Deny",
-            VerdictKind::Unreachable => "Unreachable",
-        },
+        verdict: d.verdict.as_str(),
         code: d.code.as_str().to_string(),
         nsg,
         rule,

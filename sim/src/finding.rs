@@ -117,6 +117,10 @@ finding_codes! {
     PrivateEndpointNsgInert => "PRIVATE_ENDPOINT_NSG_INERT", Warning, PE_POLICIES;
     /// An exported NSG's `defaultSecurityRules` differ from the six default rules vnetsim applies.
     DefaultRulesMismatch => "DEFAULT_RULES_MISMATCH", Warning, NSG_OV;
+    /// A rule field is only known at deployment time (`<unknown:POINTER>`): flows that reach the rule are Indeterminate.
+    UnknownValue => "UNKNOWN_VALUE", Warning, NSG_OV;
+    /// A VNet, subnet, host or instance address is only known at deployment time: the topology cannot be evaluated.
+    UnknownAddress => "UNKNOWN_ADDRESS", Error, VNET_FAQ;
     // --- APIM v2 integration (spec §3.1, §3.2 R1–R8) ---
     /// The tier does not support the requested network mode.
     SkuNotSupported => "SKU_NOT_SUPPORTED", Error, APIM_INTEG;

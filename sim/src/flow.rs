@@ -78,6 +78,27 @@ pub enum VerdictKind {
     Deny,
     /// No route (or no endpoint) exists.
     Unreachable,
+    /// The outcome depends on a value only known at deployment time (`UNKNOWN_VALUE`).
+    Indeterminate,
+}
+
+impl VerdictKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [VerdictKind; 4] = [
+        VerdictKind::Allow,
+        VerdictKind::Deny,
+        VerdictKind::Unreachable,
+        VerdictKind::Indeterminate,
+    ];
+    /// `Allow`, `Deny`, `Unreachable` or `Indeterminate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Allow => "Allow",
+            VerdictKind::Deny => "Deny",
+            VerdictKind::Unreachable => "Unreachable",
+            VerdictKind::Indeterminate => "Indeterminate",
+        }
+    }
 }
 
 /// The stable code of a verdict.
@@ -93,10 +114,13 @@ pub enum VerdictCode {
     NotIntegrated,
     /// The destination has no public endpoint for an internet source.
     NoPublicEndpoint,
+    /// The outcome depends on a rule field only known at deployment time.
+    UnknownValue,
 }
 
 impl VerdictCode {
-    /// The code as printed: `ALLOWED`, `NSG_DENIED`, `NO_ROUTE`, `NOT_INTEGRATED`, `NO_PUBLIC_ENDPOINT`.
+    /// The code as printed: `ALLOWED`, `NSG_DENIED`, `NO_ROUTE`, `NOT_INTEGRATED`,
+    /// `NO_PUBLIC_ENDPOINT`, `UNKNOWN_VALUE`.
     pub fn as_str(self) -> &'static str {
         match self {
             VerdictCode::Allowed => "ALLOWED",
@@ -104,8 +128,19 @@ impl VerdictCode {
             VerdictCode::NoRoute => "NO_ROUTE",
             VerdictCode::NotIntegrated => "NOT_INTEGRATED",
             VerdictCode::NoPublicEndpoint => "NO_PUBLIC_ENDPOINT",
+            VerdictCode::UnknownValue => "UNKNOWN_VALUE",
         }
     }
+
+    /// Every code, in declaration order.
+    pub const ALL: [VerdictCode; 6] = [
+        VerdictCode::Allowed,
+        VerdictCode::NsgDenied,
+        VerdictCode::NoRoute,
+        VerdictCode::NotIntegrated,
+        VerdictCode::NoPublicEndpoint,
+        VerdictCode::UnknownValue,
+    ];
 }
 
 impl fmt::Display for VerdictCode {
@@ -477,58 +512,67 @@ impl Topology {
         let mut path = [None; 4];
         let mut n = 0;
         let mut last = None;
-        let out_key = flow.key(flow.destination);
-        for a in plan.outbound.iter().flatten() {
-            let Some(c) = self.compiled(a.nsg, a.vnet) else {
-                continue;
-            };
-            let m = c.decide(Direction::Outbound, &out_key);
-            let r = Topology::rule_ref(a, m, Direction::Outbound);
-            path[n] = Some(r);
-            n += 1;
-            last = Some(r);
-            if m.access == Access::Deny {
-                return Decision {
-                    verdict: VerdictKind::Deny,
-                    code: VerdictCode::NsgDenied,
-                    decided_by: Some(r),
-                    path,
+        let mut unknown: Option<RuleRef> = None;
+        let phases = [
+            (Direction::Outbound, plan.outbound, flow.destination),
+            (Direction::Inbound, plan.inbound, plan.inbound_destination),
+        ];
+        for (i, (dir, applies, dst)) in phases.iter().enumerate() {
+            if i == 1 {
+                if let Err((code, _)) = plan.route {
+                    return Decision {
+                        verdict: VerdictKind::Unreachable,
+                        code,
+                        decided_by: None,
+                        path,
+                    };
+                }
+            }
+            let key = flow.key(*dst);
+            for a in applies.iter().flatten() {
+                let Some(c) = self.compiled(a.nsg, a.vnet) else {
+                    continue;
                 };
+                let m = c.decide(*dir, &key);
+                let r = Topology::rule_ref(a, m, *dir);
+                path[n] = Some(r);
+                n += 1;
+                last = Some(r);
+                if self.depends_on_unknown(a, m, &key) {
+                    // Explore the branch where the unknown rule does not decide: a later
+                    // definite Deny still decides the flow.
+                    unknown.get_or_insert(r);
+                } else if m.access == Access::Deny {
+                    return Decision {
+                        verdict: VerdictKind::Deny,
+                        code: VerdictCode::NsgDenied,
+                        decided_by: Some(r),
+                        path,
+                    };
+                }
             }
         }
-        if let Err((code, _)) = plan.route {
-            return Decision {
-                verdict: VerdictKind::Unreachable,
-                code,
-                decided_by: None,
+        match unknown {
+            Some(r) => Decision {
+                verdict: VerdictKind::Indeterminate,
+                code: VerdictCode::UnknownValue,
+                decided_by: Some(r),
                 path,
-            };
+            },
+            None => Decision {
+                verdict: VerdictKind::Allow,
+                code: VerdictCode::Allowed,
+                decided_by: last,
+                path,
+            },
         }
-        let in_key = flow.key(plan.inbound_destination);
-        for a in plan.inbound.iter().flatten() {
-            let Some(c) = self.compiled(a.nsg, a.vnet) else {
-                continue;
-            };
-            let m = c.decide(Direction::Inbound, &in_key);
-            let r = Topology::rule_ref(a, m, Direction::Inbound);
-            path[n] = Some(r);
-            n += 1;
-            last = Some(r);
-            if m.access == Access::Deny {
-                return Decision {
-                    verdict: VerdictKind::Deny,
-                    code: VerdictCode::NsgDenied,
-                    decided_by: Some(r),
-                    path,
-                };
-            }
-        }
-        Decision {
-            verdict: VerdictKind::Allow,
-            code: VerdictCode::Allowed,
-            decided_by: last,
-            path,
-        }
+    }
+
+    /// Whether the matched rule decided only because a field only known at deployment time was
+    /// taken as a wildcard (so the flow's outcome depends on that value).
+    fn depends_on_unknown(&self, a: &Apply, m: RuleMatch, key: &FlowKey) -> bool {
+        let rule = &self.nsgs[a.nsg].rules[m.rule];
+        !rule.unknown.is_empty() && !rule.definitely_matches(&self.context(a.vnet), key)
     }
 
     /// Names of a rule reference.
@@ -556,6 +600,7 @@ impl Topology {
         let mut evaluated = Vec::new();
         let mut last: Option<RuleRef> = None;
         let mut outcome: Option<(VerdictKind, VerdictCode, &'static str)> = None;
+        let mut unknown: Option<RuleRef> = None;
         let steps = [
             (Direction::Outbound, plan.outbound, flow.destination),
             (Direction::Inbound, plan.inbound, plan.inbound_destination),
@@ -585,7 +630,9 @@ impl Topology {
                     rules,
                 });
                 last = Some(r);
-                if m.access == Access::Deny {
+                if self.depends_on_unknown(a, m, &key) {
+                    unknown.get_or_insert(r);
+                } else if m.access == Access::Deny {
                     outcome = Some((
                         VerdictKind::Deny,
                         VerdictCode::NsgDenied,
@@ -598,11 +645,22 @@ impl Topology {
                 break;
             }
         }
-        let (verdict, code, why) = outcome.unwrap_or((
-            VerdictKind::Allow,
-            VerdictCode::Allowed,
-            plan.why_allowed.text(),
-        ));
+        let (verdict, code, why) = match (outcome, unknown) {
+            (Some(o), _) => o,
+            (None, Some(r)) => {
+                last = Some(r);
+                (
+                    VerdictKind::Indeterminate,
+                    VerdictCode::UnknownValue,
+                    "the outcome depends on a rule field only known at deployment time",
+                )
+            }
+            (None, None) => (
+                VerdictKind::Allow,
+                VerdictCode::Allowed,
+                plan.why_allowed.text(),
+            ),
+        };
         let decided_by = last.map(|r| {
             let info = self.rule_info(r);
             DecidedBy {
@@ -614,6 +672,11 @@ impl Topology {
             }
         });
         let mut detail = why.to_string();
+        if let (VerdictKind::Indeterminate, Some(r)) = (verdict, unknown) {
+            let info = self.rule_info(r);
+            let pointers = self.nsgs[r.nsg].rules[r.rule].unknown.pointers.join(", ");
+            detail = format!("{detail}: nsgs/{}/{} ({pointers})", info.nsg, info.rule);
+        }
         if plan.inbound_destination != flow.destination && verdict != VerdictKind::Unreachable {
             detail = format!(
                 "{detail} ({} → {})",

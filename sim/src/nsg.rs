@@ -63,6 +63,9 @@ pub struct AddressSpec {
     pub asgs: Vec<String>,
     /// The field as the user wrote it, for display.
     pub text: Vec<String>,
+    /// JSON pointers of parts only known at deployment time (`<unknown:POINTER>` markers); such
+    /// a side matches like `*` and makes the rule's decisions Indeterminate.
+    pub unknown: Vec<String>,
 }
 
 impl AddressSpec {
@@ -81,6 +84,28 @@ impl AddressSpec {
             text: vec![t.as_str().into()],
             ..AddressSpec::default()
         }
+    }
+}
+
+/// Which fields of a rule are only known at deployment time (`<unknown:POINTER>` markers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnknownFields {
+    /// The markers' JSON pointers, in field order.
+    pub pointers: Vec<String>,
+    /// The source address field holds a marker.
+    pub source: bool,
+    /// The source port field holds a marker.
+    pub source_ports: bool,
+    /// The destination address field holds a marker.
+    pub destination: bool,
+    /// The destination port field holds a marker.
+    pub destination_ports: bool,
+}
+
+impl UnknownFields {
+    /// Whether every field is known.
+    pub fn is_empty(&self) -> bool {
+        self.pointers.is_empty()
     }
 }
 
@@ -109,6 +134,9 @@ pub struct SecurityRule {
     pub is_default: bool,
     /// Description.
     pub description: Option<String>,
+    /// Fields only known at deployment time; the rule is a wildcard on them, and a flow it
+    /// matches only thanks to that wildcard is Indeterminate (`UNKNOWN_VALUE`).
+    pub unknown: UnknownFields,
 }
 
 // === impl SecurityRule ===
@@ -122,6 +150,24 @@ impl SecurityRule {
         } else {
             format!("securityRules/{}", self.name)
         }
+    }
+
+    /// For a rule with unknown fields that matched a flow as a wildcard: whether its *known*
+    /// items alone already match, so the unknown parts cannot change the decision. Port fields
+    /// with a marker never count as known. Allocates (only on this rare path).
+    pub fn definitely_matches(&self, ctx: &Context<'_>, flow: &FlowKey) -> bool {
+        if self.unknown.source_ports || self.unknown.destination_ports {
+            return false;
+        }
+        let known = |spec: &AddressSpec| AddressSpec {
+            unknown: Vec::new(),
+            ..spec.clone()
+        };
+        (!self.unknown.source || ctx.resolve(&known(&self.source)).contains(flow.source))
+            && (!self.unknown.destination
+                || ctx
+                    .resolve(&known(&self.destination))
+                    .contains(flow.destination))
     }
 
     /// Parses a fixture rule; `subject` is its resource path. Returns every finding at once.
@@ -191,7 +237,26 @@ impl SecurityRule {
         if !f.is_empty() {
             return Err(f);
         }
+        let (sp, dp) = (
+            unknown_ports(&r.source_ports),
+            unknown_ports(&r.destination_ports),
+        );
+        let unknown = UnknownFields {
+            source: !source.unknown.is_empty(),
+            source_ports: !sp.is_empty(),
+            destination: !destination.unknown.is_empty(),
+            destination_ports: !dp.is_empty(),
+            pointers: source
+                .unknown
+                .iter()
+                .chain(&sp)
+                .chain(&destination.unknown)
+                .chain(&dp)
+                .cloned()
+                .collect(),
+        };
         Ok(SecurityRule {
+            unknown,
             name: r.name.clone(),
             priority: u32::try_from(r.priority).expect("priority range checked above"),
             direction: r.direction,
@@ -263,7 +328,9 @@ fn parse_address_field(
     for item in items {
         let t = item.trim();
         spec.text.push(t.to_string());
-        if t == "*" {
+        if let Some(pointer) = parse_unknown_marker(t) {
+            spec.unknown.push(pointer.to_string());
+        } else if t == "*" {
             spec.any = true;
         } else if let Some(v) = VirtualTag::parse(t) {
             tag_count += 1;
@@ -301,12 +368,32 @@ fn parse_address_field(
     spec
 }
 
+/// The pointer of an `<unknown:POINTER>` marker (a value only known at deployment time, written
+/// by the ARM importer and round-tripped through TOML).
+pub fn parse_unknown_marker(value: &str) -> Option<&str> {
+    value.trim().strip_prefix("<unknown:")?.strip_suffix('>')
+}
+
+fn unknown_ports(field: &PortField) -> Vec<String> {
+    let items: Vec<&String> = match field {
+        PortField::Range(r) => vec![r],
+        PortField::Ranges(rs) => rs.iter().collect(),
+    };
+    items
+        .into_iter()
+        .filter_map(|i| parse_unknown_marker(i).map(str::to_string))
+        .collect()
+}
+
 fn parse_port_field(
     field: &PortField,
     side: &str,
     subject: &str,
     f: &mut Vec<Finding>,
 ) -> Option<PortSet> {
+    if !unknown_ports(field).is_empty() {
+        return Some(PortSet::any());
+    }
     let parsed = match field {
         PortField::Range(r) => PortSet::parse(r),
         PortField::Ranges(rs) => PortSet::parse_list(rs),
@@ -344,6 +431,7 @@ pub fn default_rules() -> Vec<SecurityRule> {
         destination_ports: PortSet::any(),
         is_default: true,
         description: Some(desc.to_string()),
+        unknown: UnknownFields::default(),
     };
     use Access::{Allow, Deny};
     use Direction::{Inbound, Outbound};
@@ -472,7 +560,19 @@ impl Nsg {
             src_count += count_prefixes(&r.source);
             dst_count += count_prefixes(&r.destination);
             match SecurityRule::from_file(r, tags, known_asgs, &subject) {
-                Ok(rule) => custom.push(rule),
+                Ok(rule) => {
+                    if !rule.unknown.is_empty() {
+                        findings.push(Finding::new(
+                            FindingCode::UnknownValue,
+                            &subject,
+                            format!(
+                                "{} only known at deployment time; it matches like `*` and flows that reach this rule are Indeterminate",
+                                rule.unknown.pointers.join(", ")
+                            ),
+                        ));
+                    }
+                    custom.push(rule)
+                }
                 Err(mut fs) => findings.append(&mut fs),
             }
         }
@@ -580,7 +680,7 @@ impl Context<'_> {
 
     /// The compiled address set of one side.
     pub fn resolve(&self, spec: &AddressSpec) -> AddrSet {
-        if spec.any {
+        if spec.any || !spec.unknown.is_empty() {
             return AddrSet::any();
         }
         let mut cidrs: Vec<Cidr> = spec.prefixes.clone();
@@ -612,7 +712,7 @@ impl Context<'_> {
 
     fn reference_addr(&self, spec: &AddressSpec) -> RefAddr {
         let mut r = RefAddr {
-            any: spec.any,
+            any: spec.any || !spec.unknown.is_empty(),
             cidrs: spec.prefixes.clone(),
             internet_outside: None,
         };

@@ -152,6 +152,7 @@ pub fn nsg(seed: u64, rules: usize, prefixes_per_side: usize, table: &ServiceTag
             destination_ports,
             is_default: false,
             description: None,
+            unknown: crate::nsg::UnknownFields::default(),
         });
     }
     Nsg::new("synthetic", false, out)

@@ -16,7 +16,7 @@ use crate::fixture::{
     DnsZoneFile, Fixture, GatewayFile, HostKind, NetworkMode, PrivateEndpointPolicies, RawRule,
     RuleFile, ServeKind, Sku,
 };
-use crate::nsg::{CompiledNsg, Context, Nsg, ReferenceNsg};
+use crate::nsg::{parse_unknown_marker, CompiledNsg, Context, Nsg, ReferenceNsg};
 use crate::tags::ServiceTagTable;
 
 /// Default public address of a non-integrated instance (*assumption* `ASSUMPTION_APIM_PUBLIC_ADDRESS`).
@@ -523,6 +523,14 @@ impl<'a> Builder<'a> {
                 );
             }
             for p in &v.address_space {
+                if let Some(ptr) = parse_unknown_marker(p) {
+                    self.push(
+                        FindingCode::UnknownAddress,
+                        &vpath,
+                        unknown_address_message("an address space prefix", ptr),
+                    );
+                    continue;
+                }
                 match p.parse::<Cidr>() {
                     Err(e) => self.push(
                         FindingCode::AddressPrefixInvalid,
@@ -560,6 +568,14 @@ impl<'a> Builder<'a> {
                 }
                 let mut prefixes = Vec::new();
                 for p in &s.address_prefixes {
+                    if let Some(ptr) = parse_unknown_marker(p) {
+                        self.push(
+                            FindingCode::UnknownAddress,
+                            &spath,
+                            unknown_address_message("the subnet prefix", ptr),
+                        );
+                        continue;
+                    }
                     let c = match p.parse::<Cidr>() {
                         Ok(c) => c,
                         Err(e) => {
@@ -693,6 +709,14 @@ impl<'a> Builder<'a> {
         let mut dns_owner: BTreeMap<String, String> = BTreeMap::new();
         for h in &fx.hosts {
             let hpath = format!("hosts/{}", h.name);
+            if let Some(ptr) = parse_unknown_marker(&h.address) {
+                self.push(
+                    FindingCode::UnknownAddress,
+                    &hpath,
+                    unknown_address_message("the host address", ptr),
+                );
+                continue;
+            }
             let Ok(address) = h.address.trim().parse::<IpAddr>() else {
                 self.push(
                     FindingCode::HostAddressInvalid,
@@ -1086,6 +1110,10 @@ impl<'a> Builder<'a> {
             links,
         }
     }
+}
+
+fn unknown_address_message(what: &str, pointer: &str) -> String {
+    format!("{what} is only known at deployment time (<unknown:{pointer}>); flows cannot be evaluated without it — give the value as a parameter or write it into the fixture")
 }
 
 fn first_overlap(a: &[Cidr], b: &[Cidr]) -> Option<(Cidr, Cidr)> {

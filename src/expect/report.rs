@@ -19,13 +19,9 @@ fn socket(addr: &str, port: Option<u16>) -> String {
     }
 }
 
-/// `Allow`, `Deny` or `Unreachable`.
+/// `Allow`, `Deny`, `Unreachable` or `Indeterminate`.
 pub fn kind_str(k: VerdictKind) -> &'static str {
-    match k {
-        VerdictKind::Allow => "Allow",
-        VerdictKind::Deny => "Deny",
-        VerdictKind::Unreachable => "Unreachable",
-    }
+    k.as_str()
 }
 
 /// What an expectation asked for.
