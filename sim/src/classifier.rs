@@ -4,94 +4,301 @@
 //!
 //! Each field (source/destination address per family, source/destination port, protocol) is cut
 //! into *elementary intervals* at every rule boundary; each interval carries the bit set of rules
-//! that match it. A lookup is one binary search per field, then an AND of five bit sets and the
-//! first set bit — rules are stored in priority order, so the lowest set bit is the first match.
-//! Cost is `O(fields × log boundaries + rules / 64)` with no allocation; memory is
-//! `classes × rules / 8` bytes per field, built by one sweep over sorted boundary events.
+//! that match it. Rules are stored in priority order, so the lowest set bit of the AND of the
+//! fields' bit sets is the first match.
+//!
+//! Layout, chosen from profiles of the 1,000-rule / 4,000-prefix benchmark:
+//! * Bit sets are **deduplicated** per dimension: an interval stores a `u32` row id, and many
+//!   intervals (every gap between a rule's prefixes, say) share one row. Fewer distinct rows means
+//!   less memory and fewer cache misses.
+//! * IPv4 addresses and ports are found with a **two-level index**: a direct table on the top
+//!   `k` bits (`2^k` ≈ the number of intervals) gives the interval at the bucket's start and where
+//!   the bucket's own boundaries begin; most buckets have none, so a lookup is one table read
+//!   instead of a ~14-step binary search of dependent loads. IPv6 keeps a binary search.
+//! * Protocol and source port are **pre-combined** into one row (`protocol × source-port row`),
+//!   so a lookup ANDs four rows, not five; the source-port lookup is skipped when every rule has
+//!   the same source ports (Azure rules nearly always say `*`).
+//! * The AND runs word by word and stops at the first non-zero word; rules are in priority
+//!   order, so early hits read one word per row.
+//!
+//! Cost: four independent table lookups, then `≤ rules / 64` words per row, no allocation.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use crate::cidr::AddrSet;
 use crate::nsg::FlowKey;
 use crate::proto::{PortSet, Protocol, NO_PORT};
 
-/// One field: class `i` covers `[bounds[i], bounds[i + 1])`; its rule bits are
-/// `bits[i * width .. (i + 1) * width]`.
+/// Distinct rule bit sets of `width` words each: row `i` is `words[i * width..(i + 1) * width]`.
 #[derive(Clone, Debug, Default)]
-struct Field<T> {
-    bounds: Vec<T>,
-    bits: Vec<u64>,
+struct Rows {
+    width: usize,
+    words: Vec<u64>,
 }
 
-trait Point: Copy + Ord + Default {
-    fn next(self) -> Option<Self>;
-}
-impl Point for u32 {
-    fn next(self) -> Option<u32> {
-        self.checked_add(1)
-    }
-}
-impl Point for u128 {
-    fn next(self) -> Option<u128> {
-        self.checked_add(1)
-    }
-}
-
-impl<T: Point> Field<T> {
-    /// Builds the field from each rule's sorted, disjoint intervals.
-    fn build(rules: &[&[(T, T)]], width: usize) -> Field<T> {
-        // Events: (position, is_add, rule). Removals sort before additions at one position.
-        let mut events: Vec<(T, bool, u32)> = Vec::new();
-        for (r, ivs) in rules.iter().enumerate() {
-            for &(lo, hi) in ivs.iter() {
-                events.push((lo, true, r as u32));
-                if let Some(end) = hi.next() {
-                    events.push((end, false, r as u32));
-                }
-            }
-        }
-        events.sort_unstable();
-        let mut bounds: Vec<T> = Vec::new();
-        let mut bits: Vec<u64> = Vec::new();
-        let mut cur = vec![0u64; width];
-        let mut i = 0;
-        // Class 0 always starts at the domain's minimum.
-        let mut pos = T::default();
-        loop {
-            while i < events.len() && events[i].0 == pos {
-                let (_, add, r) = events[i];
-                let (w, b) = (r as usize / 64, r % 64);
-                if add {
-                    cur[w] |= 1 << b;
-                } else {
-                    cur[w] &= !(1 << b);
-                }
-                i += 1;
-            }
-            // Merge with the previous class when the rule set did not change.
-            let same = !bounds.is_empty() && bits[bits.len() - width..] == cur[..];
-            if !same {
-                bounds.push(pos);
-                bits.extend_from_slice(&cur);
-            }
-            match events.get(i) {
-                Some(e) => pos = e.0,
-                None => break,
-            }
-        }
-        bounds.shrink_to_fit();
-        bits.shrink_to_fit();
-        Field { bounds, bits }
+impl Rows {
+    #[inline(always)]
+    fn row(&self, id: u32) -> &[u64] {
+        let w = self.width;
+        &self.words[id as usize * w..][..w]
     }
 
-    #[inline]
-    fn class(&self, x: T, width: usize) -> &[u64] {
-        let i = self.bounds.partition_point(|b| *b <= x).saturating_sub(1);
-        &self.bits[i * width..(i + 1) * width]
+    fn len(&self) -> usize {
+        self.words.len() / self.width.max(1)
     }
 
     fn heap_bytes(&self) -> usize {
-        self.bounds.capacity() * std::mem::size_of::<T>() + self.bits.capacity() * 8
+        self.words.capacity() * 8
+    }
+}
+
+/// Row hashes are computed by the caller; the map only passes them through.
+#[derive(Default)]
+struct PassThrough(u64);
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
+}
+
+/// A hash of a row from its set bits (the XOR of their [`zobrist`] keys).
+fn row_hash(row: &[u64]) -> u64 {
+    let mut h = 0u64;
+    for (i, &w) in row.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            h ^= zobrist(i as u32 * 64 + w.trailing_zeros());
+            w &= w - 1;
+        }
+    }
+    h
+}
+
+/// Builds a [`Rows`] store, interning equal rows to one id.
+struct RowsBuilder {
+    rows: Rows,
+    ids: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
+}
+
+impl RowsBuilder {
+    fn new(width: usize) -> RowsBuilder {
+        RowsBuilder {
+            rows: Rows {
+                width,
+                words: Vec::new(),
+            },
+            ids: HashMap::default(),
+        }
+    }
+
+    /// The id of `row`, whose hash is `h` (equal rows must have equal hashes).
+    fn intern(&mut self, row: &[u64], h: u64) -> u32 {
+        if let Some(&id) = self.ids.get(&h) {
+            if self.rows.row(id) == row {
+                return id;
+            }
+            // A hash collision between different rows: keep the row un-shared (still correct).
+        }
+        let id = self.rows.len() as u32;
+        self.rows.words.extend_from_slice(row);
+        self.ids.entry(h).or_insert(id);
+        id
+    }
+
+    fn finish(mut self) -> Rows {
+        self.rows.words.shrink_to_fit();
+        self.rows
+    }
+}
+
+trait Point: Copy + Ord + Default {
+    /// A sort key for a boundary event; removals sort before additions at one position.
+    type Key: Copy + Ord;
+    fn next(self) -> Option<Self>;
+    fn key(self, add: bool, rule: u32) -> Self::Key;
+    fn unkey(k: Self::Key) -> (Self, bool, u32);
+}
+impl Point for u32 {
+    type Key = u64;
+    fn next(self) -> Option<u32> {
+        self.checked_add(1)
+    }
+    #[inline]
+    fn key(self, add: bool, rule: u32) -> u64 {
+        (u64::from(self) << 32) | (u64::from(add) << 31) | u64::from(rule)
+    }
+    #[inline]
+    fn unkey(k: u64) -> (u32, bool, u32) {
+        (
+            (k >> 32) as u32,
+            k & (1 << 31) != 0,
+            (k as u32) & !(1 << 31),
+        )
+    }
+}
+impl Point for u128 {
+    type Key = (u128, bool, u32);
+    fn next(self) -> Option<u128> {
+        self.checked_add(1)
+    }
+    fn key(self, add: bool, rule: u32) -> (u128, bool, u32) {
+        (self, add, rule)
+    }
+    fn unkey(k: (u128, bool, u32)) -> (u128, bool, u32) {
+        k
+    }
+}
+
+/// Zobrist keys: a row's hash is the XOR of its rules' keys, updated per event in O(1).
+fn zobrist(rule: u32) -> u64 {
+    let mut z = u64::from(rule)
+        .wrapping_add(1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Cuts one field into elementary intervals from each rule's sorted, disjoint intervals:
+/// `(start, row id)` in ascending order, the first starting at the domain's minimum, adjacent
+/// intervals with the same rule set merged. Points above `max` are never looked up: no interval
+/// starts there.
+fn sweep<T: Point>(rules: &[&[(T, T)]], max: T, rows: &mut RowsBuilder) -> Vec<(T, u32)> {
+    let width = rows.rows.width;
+    let mut events: Vec<T::Key> =
+        Vec::with_capacity(2 * rules.iter().map(|r| r.len()).sum::<usize>());
+    for (r, ivs) in rules.iter().enumerate() {
+        let r = r as u32;
+        for &(lo, hi) in ivs.iter() {
+            events.push(lo.key(true, r));
+            if let Some(end) = hi.next().filter(|e| *e <= max) {
+                events.push(end.key(false, r));
+            }
+        }
+    }
+    events.sort_unstable();
+    let mut out: Vec<(T, u32)> = Vec::new();
+    let mut cur = vec![0u64; width];
+    let mut hash = 0u64;
+    let mut prev_hash = 0u64;
+    let mut prev_id = u32::MAX;
+    let mut i = 0;
+    let mut pos = T::default();
+    loop {
+        while let Some(&k) = events.get(i) {
+            let (p, add, r) = T::unkey(k);
+            if p != pos {
+                break;
+            }
+            let (w, b) = (r as usize / 64, r % 64);
+            if add {
+                cur[w] |= 1 << b;
+            } else {
+                cur[w] &= !(1 << b);
+            }
+            hash ^= zobrist(r);
+            i += 1;
+        }
+        // Merge with the previous interval when the rule set did not change.
+        if prev_id == u32::MAX || hash != prev_hash || rows.rows.row(prev_id) != cur {
+            prev_id = rows.intern(&cur, hash);
+            prev_hash = hash;
+            out.push((pos, prev_id));
+        }
+        match events.get(i) {
+            Some(&k) => pos = T::unkey(k).0,
+            None => break,
+        }
+    }
+    out.shrink_to_fit();
+    out
+}
+
+/// A field over `0..2^bits` (IPv4 addresses, ports) with a direct table on the top bits.
+#[derive(Clone, Debug, Default)]
+struct IndexedField {
+    shift: u32,
+    /// Per bucket `h` (and one past the last): `(n, row)` where `n` is the number of intervals
+    /// starting at or before the bucket's first point and `row` is the row of interval `n - 1`
+    /// (the one holding that point). Intervals `n[h]..n[h + 1]` start inside the bucket.
+    table: Vec<(u32, u32)>,
+    /// `(start, row)` of every interval, ascending.
+    intervals: Vec<(u32, u32)>,
+}
+
+impl IndexedField {
+    fn new(intervals: Vec<(u32, u32)>, bits: u32) -> IndexedField {
+        let n = intervals.len();
+        // About one bucket per interval, at most 2^16 buckets.
+        let k = (usize::BITS - n.leading_zeros()).clamp(1, bits.min(16));
+        let shift = bits - k;
+        let buckets = 1u64 << k;
+        let mut table = Vec::with_capacity(buckets as usize + 1);
+        let mut j = 0usize;
+        for h in 0..=buckets {
+            let first = h << shift;
+            while j < n && u64::from(intervals[j].0) <= first {
+                j += 1;
+            }
+            // `intervals[0]` starts at 0, so `j >= 1`.
+            table.push((j as u32, intervals[j - 1].1));
+        }
+        IndexedField {
+            shift,
+            table,
+            intervals,
+        }
+    }
+
+    /// Row id of the interval holding `x` (`x < 2^bits`).
+    #[inline(always)]
+    fn row(&self, x: u32) -> u32 {
+        let h = (x >> self.shift) as usize;
+        let (lo, row) = self.table[h];
+        let hi = self.table[h + 1].0;
+        if lo == hi {
+            return row;
+        }
+        let inside = &self.intervals[lo as usize..hi as usize];
+        let k = if inside.len() <= 8 {
+            inside.iter().take_while(|iv| iv.0 <= x).count()
+        } else {
+            inside.partition_point(|iv| iv.0 <= x)
+        };
+        match k {
+            0 => row,
+            k => inside[k - 1].1,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        (self.table.capacity() + self.intervals.capacity()) * 8
+    }
+}
+
+/// A field searched by binary search (IPv6 addresses).
+#[derive(Clone, Debug, Default)]
+struct SortedField {
+    intervals: Vec<(u128, u32)>,
+}
+
+impl SortedField {
+    #[inline]
+    fn row(&self, x: u128) -> u32 {
+        let i = self.intervals.partition_point(|iv| iv.0 <= x);
+        self.intervals[i.saturating_sub(1)].1
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.intervals.capacity() * std::mem::size_of::<(u128, u32)>()
     }
 }
 
@@ -99,13 +306,20 @@ impl<T: Point> Field<T> {
 #[derive(Clone, Debug)]
 pub(crate) struct Classifier {
     width: usize,
-    proto: Vec<u64>,
-    src4: Field<u32>,
-    src6: Field<u128>,
-    dst4: Field<u32>,
-    dst6: Field<u128>,
-    sport: Field<u32>,
-    dport: Field<u32>,
+    /// Row (in `proto_sport_rows`) of each `protocol × source-port row` pair.
+    proto_sport: Vec<u32>,
+    proto_sport_rows: Rows,
+    /// `None` when every rule has the same source ports (one source-port row).
+    sport: Option<IndexedField>,
+    sport_count: usize,
+    src4: IndexedField,
+    src6: SortedField,
+    src_rows: Rows,
+    dst4: IndexedField,
+    dst6: SortedField,
+    dst_rows: Rows,
+    dport: IndexedField,
+    dport_rows: Rows,
 }
 
 /// What the classifier needs of a rule.
@@ -117,53 +331,94 @@ pub(crate) struct RuleFields<'a> {
     pub dport: &'a PortSet,
 }
 
+/// Number of bits of the port domain (`0..=NO_PORT`).
+const PORT_BITS: u32 = u32::BITS - NO_PORT.leading_zeros();
+
 impl Classifier {
     /// Builds the classifier for rules in priority order.
     pub(crate) fn build(rules: &[RuleFields<'_>]) -> Classifier {
         let width = rules.len().div_ceil(64).max(1);
-        let mut proto = vec![0u64; Protocol::ALL.len() * width];
-        for (r, rule) in rules.iter().enumerate() {
-            for p in Protocol::ALL {
-                if rule.proto_mask & p.bit() != 0 {
-                    proto[(*p as usize) * width + r / 64] |= 1 << (r % 64);
+
+        let sport_iv: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.sport.ranges()).collect();
+        let mut sport_b = RowsBuilder::new(width);
+        let sport_field = IndexedField::new(sweep(&sport_iv, NO_PORT, &mut sport_b), PORT_BITS);
+        let sport_rows = sport_b.finish();
+        let sport_count = sport_rows.len();
+
+        let mut ps_b = RowsBuilder::new(width);
+        let mut proto_sport = Vec::with_capacity(Protocol::ALL.len() * sport_count);
+        let mut row = vec![0u64; width];
+        for p in Protocol::ALL {
+            for s in 0..sport_count as u32 {
+                row.copy_from_slice(sport_rows.row(s));
+                for (r, rule) in rules.iter().enumerate() {
+                    if rule.proto_mask & p.bit() == 0 {
+                        row[r / 64] &= !(1 << (r % 64));
+                    }
                 }
+                proto_sport.push(ps_b.intern(&row, row_hash(&row)));
             }
         }
+
+        let mut src_b = RowsBuilder::new(width);
         let src4: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.src.v4_intervals()).collect();
         let src6: Vec<&[(u128, u128)]> = rules.iter().map(|r| r.src.v6_intervals()).collect();
+        let src4 = IndexedField::new(sweep(&src4, u32::MAX, &mut src_b), u32::BITS);
+        let src6 = SortedField {
+            intervals: sweep(&src6, u128::MAX, &mut src_b),
+        };
+        let mut dst_b = RowsBuilder::new(width);
         let dst4: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.dst.v4_intervals()).collect();
         let dst6: Vec<&[(u128, u128)]> = rules.iter().map(|r| r.dst.v6_intervals()).collect();
-        let sport: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.sport.ranges()).collect();
+        let dst4 = IndexedField::new(sweep(&dst4, u32::MAX, &mut dst_b), u32::BITS);
+        let dst6 = SortedField {
+            intervals: sweep(&dst6, u128::MAX, &mut dst_b),
+        };
+        let mut dport_b = RowsBuilder::new(width);
         let dport: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.dport.ranges()).collect();
+        let dport = IndexedField::new(sweep(&dport, NO_PORT, &mut dport_b), PORT_BITS);
+
         Classifier {
             width,
-            proto,
-            src4: Field::build(&src4, width),
-            src6: Field::build(&src6, width),
-            dst4: Field::build(&dst4, width),
-            dst6: Field::build(&dst6, width),
-            sport: Field::build(&sport, width),
-            dport: Field::build(&dport, width),
+            proto_sport,
+            proto_sport_rows: ps_b.finish(),
+            sport: (sport_count > 1).then_some(sport_field),
+            sport_count,
+            src4,
+            src6,
+            src_rows: src_b.finish(),
+            dst4,
+            dst6,
+            dst_rows: dst_b.finish(),
+            dport,
+            dport_rows: dport_b.finish(),
         }
     }
 
     /// Position (in priority order) of the first rule matching `f`, if any. Allocates nothing.
     #[inline]
     pub(crate) fn first_match(&self, f: &FlowKey) -> Option<usize> {
-        let w = self.width;
-        let p = &self.proto[(f.protocol as usize) * w..(f.protocol as usize + 1) * w];
-        let s = match f.source {
-            IpAddr::V4(a) => self.src4.class(u32::from(a), w),
-            IpAddr::V6(a) => self.src6.class(u128::from(a), w),
-        };
+        // Four independent lookups; the CPU overlaps their loads.
         let d = match f.destination {
-            IpAddr::V4(a) => self.dst4.class(u32::from(a), w),
-            IpAddr::V6(a) => self.dst6.class(u128::from(a), w),
+            IpAddr::V4(a) => self.dst4.row(u32::from(a)),
+            IpAddr::V6(a) => self.dst6.row(u128::from(a)),
         };
-        let sp = self.sport.class(f.source_port.min(NO_PORT), w);
-        let dp = self.dport.class(f.destination_port.min(NO_PORT), w);
-        for i in 0..w {
-            let x = p[i] & s[i] & d[i] & sp[i] & dp[i];
+        let dp = self.dport.row(f.destination_port.min(NO_PORT));
+        let s = match f.source {
+            IpAddr::V4(a) => self.src4.row(u32::from(a)),
+            IpAddr::V6(a) => self.src6.row(u128::from(a)),
+        };
+        let sp = match &self.sport {
+            Some(field) => field.row(f.source_port.min(NO_PORT)) as usize,
+            None => 0,
+        };
+        let ps = self.proto_sport[f.protocol as usize * self.sport_count + sp];
+        let d = self.dst_rows.row(d);
+        let dp = self.dport_rows.row(dp);
+        let s = self.src_rows.row(s);
+        let ps = self.proto_sport_rows.row(ps);
+        for (i, (((d, dp), s), ps)) in d.iter().zip(dp).zip(s).zip(ps).enumerate() {
+            let x = d & dp & s & ps;
             if x != 0 {
                 return Some(i * 64 + x.trailing_zeros() as usize);
             }
@@ -173,12 +428,80 @@ impl Classifier {
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.proto.capacity() * 8
+        self.proto_sport.capacity() * 4
+            + self.proto_sport_rows.heap_bytes()
+            + self.sport.as_ref().map_or(0, IndexedField::heap_bytes)
             + self.src4.heap_bytes()
             + self.src6.heap_bytes()
+            + self.src_rows.heap_bytes()
             + self.dst4.heap_bytes()
             + self.dst6.heap_bytes()
-            + self.sport.heap_bytes()
+            + self.dst_rows.heap_bytes()
             + self.dport.heap_bytes()
+            + self.dport_rows.heap_bytes()
+    }
+
+    /// A one-line description: intervals and distinct rows per field.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "{} rule words; intervals/distinct rows: dst {}+{}/{}, dport {}/{}, src {}+{}/{}, \
+             sport {}, proto×sport rows {}",
+            self.width,
+            self.dst4.intervals.len(),
+            self.dst6.intervals.len(),
+            self.dst_rows.len(),
+            self.dport.intervals.len(),
+            self.dport_rows.len(),
+            self.src4.intervals.len(),
+            self.src6.intervals.len(),
+            self.src_rows.len(),
+            self.sport_count,
+            self.proto_sport_rows.len(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two-level index answers like a scan of the intervals, at bucket edges and domain ends.
+    #[test]
+    fn indexed_field_matches_a_scan() {
+        let rules: Vec<Vec<(u32, u32)>> = vec![
+            vec![(0, 0), (5, 9), (4096, 8191)],
+            vec![(1, 4095), (u32::MAX - 3, u32::MAX)],
+            vec![(8192, 8192), (1 << 31, (1 << 31) + 63)],
+            vec![(0, u32::MAX)],
+        ];
+        let refs: Vec<&[(u32, u32)]> = rules.iter().map(Vec::as_slice).collect();
+        let mut b = RowsBuilder::new(1);
+        let ivs = sweep(&refs, u32::MAX, &mut b);
+        let rows = b.finish();
+        let field = IndexedField::new(ivs, u32::BITS);
+        let expect = |x: u32| -> u64 {
+            (0..rules.len())
+                .filter(|&r| rules[r].iter().any(|&(lo, hi)| lo <= x && x <= hi))
+                .fold(0, |m, r| m | 1 << r)
+        };
+        let mut probes = vec![0, 1, 4, 5, 9, 10, 4095, 4096, 8191, 8192, 8193, u32::MAX];
+        probes.extend([(1 << 31) - 1, 1 << 31, (1 << 31) + 63, (1 << 31) + 64]);
+        probes.extend((0..64).map(|i| i << 26));
+        probes.extend((0..64u32).map(|i| (i << 26).wrapping_sub(1)));
+        for x in probes {
+            assert_eq!(rows.row(field.row(x)), [expect(x)], "{x}");
+        }
+    }
+
+    /// Equal rows share one id; a port field is cut only up to `NO_PORT`.
+    #[test]
+    fn rows_are_deduplicated() {
+        let rules: Vec<Vec<(u32, u32)>> =
+            vec![vec![(10, 19), (30, 39), (50, 59)], vec![(0, NO_PORT)]];
+        let refs: Vec<&[(u32, u32)]> = rules.iter().map(Vec::as_slice).collect();
+        let mut b = RowsBuilder::new(1);
+        let ivs = sweep(&refs, NO_PORT, &mut b);
+        assert_eq!(ivs.len(), 7);
+        assert_eq!(b.finish().len(), 2);
     }
 }

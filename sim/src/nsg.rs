@@ -891,11 +891,7 @@ impl CompiledNsg {
     #[inline]
     pub fn decide(&self, direction: Direction, flow: &FlowKey) -> RuleMatch {
         let list = self.list(direction);
-        let classifier = match direction {
-            Direction::Inbound => &self.inbound_classifier,
-            Direction::Outbound => &self.outbound_classifier,
-        };
-        if let Some(c) = classifier {
+        if let Some(c) = self.classifier(direction) {
             if let Some(r) = c.first_match(flow).and_then(|i| list.get(i)) {
                 return RuleMatch {
                     access: r.access,
@@ -982,10 +978,20 @@ impl CompiledNsg {
 
     /// Whether `direction` is decided by the bit-vector classifier (else a linear scan).
     pub fn uses_classifier(&self, direction: Direction) -> bool {
+        self.classifier(direction).is_some()
+    }
+
+    fn classifier(&self, direction: Direction) -> Option<&Classifier> {
         match direction {
-            Direction::Inbound => self.inbound_classifier.is_some(),
-            Direction::Outbound => self.outbound_classifier.is_some(),
+            Direction::Inbound => self.inbound_classifier.as_ref(),
+            Direction::Outbound => self.outbound_classifier.as_ref(),
         }
+    }
+
+    /// A one-line description of `direction`'s classifier (intervals and distinct rule bit sets
+    /// per field), or `None` when that direction is a linear scan. For benchmarks and debugging.
+    pub fn classifier_summary(&self, direction: Direction) -> Option<String> {
+        self.classifier(direction).map(Classifier::describe)
     }
 }
 
