@@ -5,6 +5,8 @@
 mod bench;
 mod check;
 mod demo;
+mod import;
+mod inputs;
 mod output;
 mod test;
 mod up;
@@ -40,6 +42,8 @@ enum Command {
     Check(check::Args),
     /// Start the gateway and the fixture's echo backends on loopback until Ctrl-C or SIGTERM (exit 2 when the fixture has error findings).
     Up(up::Args),
+    /// Write the vnetsim TOML fixture equivalent to Azure inputs (ARM templates, parameters files, exported resources), listing every ignored resource, unknown value and assumption (exit 0 written, 2 bad input).
+    Import(import::Args),
     /// Run an expectations file against its topology (exit 0 all passed, 1 a mismatch, 2 bad input).
     Test(test::Args),
     /// Measure the outbound path: direct, through the gateway and through nginx (when on PATH), CPU per request, policy cost, NSG evaluation.
@@ -103,6 +107,7 @@ pub(crate) fn main() -> ExitCode {
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Test(a)) => test::run(a),
         Some(Command::Up(a)) => up::run(a),
+        Some(Command::Import(a)) => import::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::GatewayChild(a)) => bench::run_gateway(a),
         Some(Command::EchoChild(a)) => bench::run_echo(a),

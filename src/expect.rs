@@ -15,6 +15,19 @@
 //! code = "ALLOWED"                     # optional: ALLOWED, NSG_DENIED, NO_ROUTE, ...
 //! ```
 //!
+//! `topology` may also name Azure input — an ARM template, exported resource JSON, or a folder
+//! of them — with these optional keys for the import (paths relative to this file; the
+//! command line's `--parameters`, `--parameter`, ... are added on top and win):
+//!
+//! ```toml
+//! topology = "arm/apim-integration.json"
+//! parameters = ["arm/apim-integration.parameters.json"]   # ARM parameters files
+//! parameter = { backendCount = 3, allowSsh = true }      # read per the declared type
+//! subscription_id = "11111111-2222-3333-4444-555555555555"
+//! resource_group = "rg-prod"
+//! location = "westeurope"
+//! ```
+//!
 //! This module parses the file ([`Expectations::parse`], unknown keys and bad values are errors
 //! with line:col), loads its topology, evaluates every expectation ([`Expectations::run`]) and
 //! returns a [`Report`] whose `Display` is the pass/fail table. JUnit XML is [`crate::junit`]'s.
@@ -28,7 +41,8 @@ use toml::Spanned;
 
 use sim::{Protocol, Topology, VerdictCode, VerdictKind};
 
-use crate::load::{at, load_path, LoadError, Loaded, TagSource};
+use crate::azure::AzureOptions;
+use crate::load::{at, load_inputs, LoadError, LoadOptions, Loaded, TagSource};
 use crate::query::{FlowQuery, QueryError, Side};
 
 mod report;
@@ -154,9 +168,33 @@ impl<'de> Deserialize<'de> for ExpectedCode {
                 serde::de::Error::custom(format!(
                     "unknown verdict code `{s}`, expected one of: {}",
                     CODES.map(VerdictCode::as_str).join(", ")
+    parameters: Vec<String>,
+    #[serde(default)]
+    parameter: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    subscription_id: Option<String>,
+    #[serde(default)]
+    resource_group: Option<String>,
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
                 ))
             })
     }
+/// `name=value` for `--parameter`: strings as they are, numbers and booleans as written,
+/// arrays and tables as JSON.
+fn parameter_pair(name: &str, v: &toml::Value) -> String {
+    let value = match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    };
+    format!("{name}={value}")
+}
+
 }
 
 #[derive(Deserialize)]
@@ -207,6 +245,9 @@ pub struct Expectation {
     to_at: Position,
     source_port_at: Option<Position>,
 }
+    /// Import options for an Azure topology (`parameters`, `parameter`, `subscription_id`,
+    /// `resource_group`, `location`; parameters files resolved against the file's directory).
+    pub azure: AzureOptions,
 
 /// A parsed expectations file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -342,10 +383,22 @@ impl Expectations {
                 code: e.code.map(|c| c.0),
                 from_at,
                 to_at,
+        let azure = AzureOptions {
+            parameter_files: raw.parameters.iter().map(|p| base_dir.join(p)).collect(),
+            parameters: raw
+                .parameter
+                .iter()
+                .map(|(k, v)| parameter_pair(k, v))
+                .collect(),
+            subscription_id: raw.subscription_id,
+            resource_group: raw.resource_group,
+            location: raw.location,
+        };
                 source_port_at,
             });
         }
         if !problems.is_empty() {
+            azure,
             problems.sort_by_key(|p| p.position);
             return Err(ExpectError::Invalid {
                 name: name.to_string(),
@@ -365,10 +418,29 @@ impl Expectations {
     /// # Errors
     /// [`ExpectError::Topology`] wrapping the [`LoadError`], at the `topology` value.
     pub fn load_topology(&self, tags: &TagSource) -> Result<Loaded, ExpectError> {
-        load_path(&self.topology, tags).map_err(|e| ExpectError::Topology {
-            name: self.name.clone(),
-            position: self.topology_at,
-            source: Box::new(e),
+        self.load_topology_with(&LoadOptions {
+            tags: tags.clone(),
+            ..LoadOptions::default()
+        })
+    }
+
+    /// Loads the topology the file names with the file's import options, `options.azure`
+    /// added on top (winning), and `options`' service tags and upstream mappings.
+    ///
+    /// # Errors
+    /// [`ExpectError::Topology`] wrapping the [`LoadError`], at the `topology` value.
+    pub fn load_topology_with(&self, options: &LoadOptions) -> Result<Loaded, ExpectError> {
+        let options = LoadOptions {
+            tags: options.tags.clone(),
+            azure: self.azure.merged_with(&options.azure),
+            upstreams: options.upstreams.clone(),
+        };
+        load_inputs(std::slice::from_ref(&self.topology), &options).map_err(|e| {
+            ExpectError::Topology {
+                name: self.name.clone(),
+                position: self.topology_at,
+                source: Box::new(e),
+            }
         })
     }
 

@@ -91,14 +91,15 @@ pub struct Simulation {
 // === impl Simulation (constructors) ===
 
 impl Simulation {
-    /// Loads a fixture file (TOML, JSON or YAML by extension).
+    /// Loads a fixture file (TOML, JSON or YAML by extension), or Azure inputs (an ARM template,
+    /// exported resources, a folder of them; see [`crate::load::load_inputs`]).
     ///
     /// # Errors
     /// [`HarnessError::Load`] when it cannot be read or parsed.
     pub fn from_file(path: impl AsRef<Path>) -> Result<SimulationBuilder, HarnessError> {
         let path = path.as_ref();
         let loaded = load_path(path, &TagSource::Fixture)?;
-        Ok(SimulationBuilder::new(loaded, Some(path.to_path_buf())))
+        Ok(Simulation::from_loaded(loaded))
     }
 
     /// Loads a fixture file with a service tag table of your choice (`--service-tags FILE`).
@@ -111,7 +112,22 @@ impl Simulation {
     ) -> Result<SimulationBuilder, HarnessError> {
         let path = path.as_ref();
         let loaded = load_path(path, tags)?;
-        Ok(SimulationBuilder::new(loaded, Some(path.to_path_buf())))
+        Ok(Simulation::from_loaded(loaded))
+    }
+
+    /// A topology already loaded (e.g. by [`crate::load::load_inputs`] from Azure inputs, with
+    /// `--upstream` mappings applied). A fixture file's folder is where relative paths in it
+    /// are read from, and what the gateway reloads.
+    ///
+    /// ```no_run
+    /// use vnetsim::{harness::Simulation, load_inputs, LoadOptions};
+    /// let loaded = load_inputs(&["fixtures/arm/apim-integration.json".into()], &LoadOptions::default())?;
+    /// let builder = Simulation::from_loaded(loaded);
+    /// # Ok::<(), vnetsim::LoadError>(())
+    /// ```
+    pub fn from_loaded(loaded: Loaded) -> SimulationBuilder {
+        let path = loaded.fixture_path.clone();
+        SimulationBuilder::new(loaded, path)
     }
 
     /// Loads a fixture from text; `name` chooses the syntax by extension (`x.json`) and appears

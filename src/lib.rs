@@ -7,6 +7,9 @@
 //! - [`load`] — a fixture from a path or from a string: format by extension, load errors as
 //!   `path:line:col: message`, the service tag table (`[service_tags] file` relative to the
 //!   fixture, or an override), built into a [`sim::Topology`] with every finding.
+//! - [`azure`] — Azure inputs (ARM templates, parameters files, exported resources) on the
+//!   file-system side: files and folders, content detection, import options; [`load`] builds
+//!   them into the same topology as a fixture.
 //! - [`query`] — a flow as a user writes it (`apim`, a host name, an IP, `[addr]:port`, protocol
 //!   and ports with their defaults), resolved against a topology and explained.
 //! - [`expect`] — expectations files (`vnetsim test`): parsing with line:col errors, evaluation,
@@ -25,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod azure;
 pub mod bench;
 pub mod client;
 pub mod demo;
@@ -35,5 +39,6 @@ pub mod load;
 pub mod loadgen;
 pub mod query;
 
-pub use load::{load_path, load_str, LoadError, Loaded, TagSource};
+pub use azure::AzureOptions;
+pub use load::{load_inputs, load_path, load_str, LoadError, LoadOptions, Loaded, TagSource};
 pub use query::{FlowQuery, QueryError};

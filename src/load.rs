@@ -4,14 +4,24 @@
 //! file name's extension, finding the service tag file it names — and leaves the schema and the
 //! checks to [`sim::fixture`] and [`sim::topology`]. Every error names the file, and the position
 //! in it when the parser knows one (`fixtures/x.toml:12:3: unknown field ...`).
+//!
+//! Every entry point also takes Azure's own formats ([`load_inputs`]): ARM templates,
+//! parameters files and exported resource JSON, detected from content, one or several files or
+//! a folder of `*.json`, imported by [`sim::arm::import`] (see [`crate::azure`]). The import's
+//! findings join the topology's; what it ignored, the unknown values and its assumptions travel
+//! in [`Loaded`].
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use sim::arm::{IgnoredResource, ImportError, Unknown};
+use sim::finding::sort_findings;
 use sim::fixture::{Fixture, Format};
 use sim::tags::TagTableError;
-use sim::{Built, Finding, ServiceTagTable, Topology};
+use sim::{Assumption, Built, Finding, ServiceTagTable, Topology};
+
+use crate::azure::{import_files, read_inputs, AzureOptions, InputFile};
 
 /// Where the service tag table comes from.
 #[derive(Clone, Debug, Default)]
@@ -86,6 +96,66 @@ pub enum LoadError {
         #[source]
         source: Box<TagTableError>,
     },
+    /// A folder given as input could not be listed.
+    #[error("{}: cannot list the folder: {source}", path.display())]
+    ReadDir {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A folder given as input has no `*.json` file.
+    #[error("{}: the folder has no *.json file (expected ARM templates, parameters files or exported Azure resource JSON)", path.display())]
+    EmptyDir {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A `--parameters FILE` could not be read.
+    #[error("{}: cannot read the parameters file (--parameters): {source}", path.display())]
+    ReadParameters {
+        /// The parameters file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// An input that is not an Azure format was given together with others (only Azure inputs
+    /// merge; a vnetsim fixture stands alone).
+    #[error("{}: not an ARM template, parameters file or exported Azure resource JSON (a vnetsim fixture is given alone, not with other inputs{}); several inputs must all be Azure JSON", path.display(), if others.is_empty() { String::new() } else { format!(": {}", others.join(", ")) })]
+    NotAzure {
+        /// The input that is not Azure JSON.
+        path: PathBuf,
+        /// The other inputs given with it.
+        others: Vec<String>,
+    },
+    /// Import options were given for a vnetsim fixture, which has no parameters to read them.
+    #[error("{name}: {} appl{} only to Azure inputs (ARM templates, exported resources); this is a vnetsim fixture", options.join(", "), if options.len() == 1 { "ies" } else { "y" })]
+    AzureOptionsForFixture {
+        /// The fixture.
+        name: String,
+        /// The options given (`--parameters`, `--location`, ...).
+        options: Vec<&'static str>,
+    },
+    /// The Azure inputs could not be imported.
+    #[error("{source} [{}]", source.code())]
+    Import {
+        /// The importer's error: input, line:col and JSON pointer, and what was expected.
+        #[source]
+        source: Box<ImportError>,
+    },
+    /// An `--upstream HOST:PORT=ADDR` mapping names no backend of the topology.
+    #[error("{name}: --upstream {target}={upstream}: {message}")]
+    Upstream {
+        /// The topology's name.
+        name: String,
+        /// `HOST:PORT` as given.
+        target: String,
+        /// The local server as given.
+        upstream: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// `name:line:col: message`, or `name: message` when the position is unknown.
@@ -107,6 +177,19 @@ pub struct Loaded {
     pub built: Built,
     /// The service tag file that was read, if any (else the built-in table or one in memory).
     pub tags_file: Option<PathBuf>,
+    /// The vnetsim fixture file, when the topology came from one (relative paths in it, such as
+    /// `[gateway] tls_cert`, are read from its folder; the gateway reloads it); `None` for Azure
+    /// inputs and text.
+    pub fixture_path: Option<PathBuf>,
+    /// The Azure input files that were imported (empty for a vnetsim fixture).
+    pub azure_inputs: Vec<PathBuf>,
+    /// Resources of the Azure inputs that vnetsim does not model.
+    pub ignored: Vec<IgnoredResource>,
+    /// Values of the Azure inputs known only at deployment time, held as `<unknown:POINTER>`
+    /// markers in the topology.
+    pub unknowns: Vec<Unknown>,
+    /// Assumptions the import relied on (dynamic private addresses, deployment scope defaults).
+    pub import_assumptions: Vec<Assumption>,
 }
 
 // === impl Loaded ===
@@ -132,10 +215,142 @@ impl Loaded {
     pub fn structural_errors(&self) -> Vec<&Finding> {
         self.built.structural_errors()
     }
+
+    /// Whether the topology came from Azure inputs.
+    pub fn is_azure(&self) -> bool {
+        !self.azure_inputs.is_empty()
+    }
+
+    /// The assumptions answers about this topology rest on. For a vnetsim fixture, every
+    /// [`Assumption`] (a fixture may itself have been imported, so the import's are kept); for
+    /// Azure inputs, the model's own followed by the import assumptions this import relied on
+    /// (those it did not rely on provably do not apply).
+    pub fn assumptions(&self) -> Vec<Assumption> {
+        if !self.is_azure() {
+            return Assumption::ALL.to_vec();
+        }
+        let mut v: Vec<Assumption> = Assumption::ALL
+            .iter()
+            .copied()
+            .filter(|a| !IMPORT_ASSUMPTIONS.contains(a))
+            .collect();
+        v.extend(self.import_assumptions.iter().copied());
+        v
+    }
+}
+
+/// Assumptions that only an import makes.
+const IMPORT_ASSUMPTIONS: [Assumption; 2] = [
+    Assumption::DynamicPrivateAddress,
+    Assumption::DeploymentScopeDefaults,
+];
+
+/// Everything a command needs to turn its inputs into a topology.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The service tag table.
+    pub tags: TagSource,
+    /// Options for Azure inputs (refused for a vnetsim fixture).
+    pub azure: AzureOptions,
+    /// `--upstream HOST:PORT=127.0.0.1:N` mappings, applied with [`sim::arm::set_upstream`]
+    /// before the topology is built.
+    pub upstreams: Vec<(String, String)>,
+}
+
+/// Loads one or more inputs: a single vnetsim fixture (TOML, JSON or YAML), or Azure inputs —
+/// ARM templates, parameters files and exported resources, files or folders of `*.json` —
+/// detected from content and merged by [`sim::arm::import`].
+///
+/// # Errors
+/// [`LoadError`] naming the file and position: unreadable files, a fixture mixed with other
+/// inputs, import options for a fixture, parse and import errors, service tag files, upstream
+/// mappings that name no backend.
+///
+/// ```
+/// use vnetsim::load::{load_inputs, LoadOptions};
+/// let arm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/arm");
+/// let loaded = load_inputs(
+///     &[arm.join("apim-integration.json"), arm.join("apim-integration.parameters.json")],
+///     &LoadOptions::default(),
+/// )?;
+/// assert!(loaded.is_azure() && !loaded.has_errors());
+/// assert_eq!(loaded.topology().hosts().len(), 4);
+/// # Ok::<(), vnetsim::LoadError>(())
+/// ```
+pub fn load_inputs(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let files = read_inputs(paths)?;
+    let name = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let [InputFile {
+        path,
+        text,
+        kind: None,
+    }] = files.as_slice()
+    {
+        let given = options.azure.given();
+        if !given.is_empty() {
+            return Err(LoadError::AzureOptionsForFixture {
+                name,
+                options: given,
+            });
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut loaded = load_fixture(
+            &path.display().to_string(),
+            text,
+            Some(dir),
+            &options.tags,
+            &options.upstreams,
+        )?;
+        loaded.fixture_path = Some(path.clone());
+        return Ok(loaded);
+    }
+    let result = import_files(&files, &options.azure)?;
+    let mut fixture = result.fixture;
+    apply_upstreams(&mut fixture, &name, &options.upstreams)?;
+    let (table, tags_file) = tag_table(&fixture, &name, None, &options.tags)?;
+    let mut built = Topology::build(&fixture, table);
+    built.findings.extend(result.findings);
+    sort_findings(&mut built.findings);
+    Ok(Loaded {
+        name,
+        built,
+        tags_file,
+        fixture_path: None,
+        azure_inputs: files.into_iter().map(|f| f.path).collect(),
+        ignored: result.ignored,
+        unknowns: result.unknowns,
+        import_assumptions: result.assumptions,
+    })
+}
+
+fn apply_upstreams(
+    fixture: &mut Fixture,
+    name: &str,
+    upstreams: &[(String, String)],
+) -> Result<(), LoadError> {
+    for (target, upstream) in upstreams {
+        sim::arm::set_upstream(fixture, target, upstream).map_err(|message| {
+            LoadError::Upstream {
+                name: name.to_string(),
+                target: target.clone(),
+                upstream: upstream.clone(),
+                message,
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Loads a fixture file. The syntax follows the extension (`.json`, `.yaml`/`.yml`, else TOML);
-/// `[service_tags] file` is read relative to the fixture's directory.
+/// `[service_tags] file` is read relative to the fixture's directory. Azure inputs (an ARM
+/// template, exported resources, a folder of them) are imported as by [`load_inputs`].
 ///
 /// # Errors
 /// [`LoadError`] naming the file (and line:col for parse errors).
@@ -146,15 +361,13 @@ impl Loaded {
 /// # Ok::<(), vnetsim::LoadError>(())
 /// ```
 pub fn load_path(path: &Path, tags: &TagSource) -> Result<Loaded, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    load_str(&path.display().to_string(), &text, Some(dir), tags)
+    load_inputs(
+        &[path.to_path_buf()],
+        &LoadOptions {
+            tags: tags.clone(),
+            ..LoadOptions::default()
+        },
+    )
 }
 
 /// Loads a fixture from text. `name` is used in messages and chooses the syntax by its
@@ -179,16 +392,32 @@ pub fn load_str(
     base_dir: Option<&Path>,
     tags: &TagSource,
 ) -> Result<Loaded, LoadError> {
-    let fixture =
+    load_fixture(name, text, base_dir, tags, &[])
+}
+
+fn load_fixture(
+    name: &str,
+    text: &str,
+    base_dir: Option<&Path>,
+    tags: &TagSource,
+    upstreams: &[(String, String)],
+) -> Result<Loaded, LoadError> {
+    let mut fixture =
         Fixture::parse(text, Format::from_file_name(name)).map_err(|error| LoadError::Parse {
             name: name.to_string(),
             error,
         })?;
+    apply_upstreams(&mut fixture, name, upstreams)?;
     let (table, tags_file) = tag_table(&fixture, name, base_dir, tags)?;
     Ok(Loaded {
         name: name.to_string(),
         built: Topology::build(&fixture, table),
         tags_file,
+        fixture_path: None,
+        azure_inputs: Vec::new(),
+        ignored: Vec::new(),
+        unknowns: Vec::new(),
+        import_assumptions: Vec::new(),
     })
 }
 

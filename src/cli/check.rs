@@ -1,18 +1,17 @@
 //! `vnetsim check FIXTURE --from SRC --to DST[:PORT]`: one flow's explained verdict.
 
-use std::path::PathBuf;
-
 use sim::{Protocol, VerdictKind};
 use vnetsim::FlowQuery;
 
+use super::inputs::InputArgs;
 use super::output::{out, refuse_fixture};
-use super::{tag_source, Output, Status};
+use super::{Output, Status};
 
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The fixture: TOML, or JSON/YAML by extension (.json, .yaml, .yml).
-    fixture: PathBuf,
+    #[command(flatten)]
+    inputs: InputArgs,
     /// Source: `apim` (the instance's outbound address), a host name or DNS name of the fixture, or an IP address.
     #[arg(long, value_name = "SRC", allow_hyphen_values = true)]
     from: String,
@@ -28,9 +27,6 @@ pub(crate) struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t, ignore_case = true)]
     output: Output,
-    /// A ServiceTags_Public JSON file to use instead of the fixture's [service_tags] (or the built-in table).
-    #[arg(long, value_name = "FILE")]
-    service_tags: Option<PathBuf>,
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
@@ -40,7 +36,7 @@ fn parse_protocol(s: &str) -> Result<Protocol, String> {
 pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     // Arguments first: a malformed flow is reported without reading the fixture.
     let query = FlowQuery::parse(&a.from, &a.to, a.protocol, a.source_port)?;
-    let loaded = vnetsim::load_path(&a.fixture, &tag_source(&a.service_tags))?;
+    let loaded = a.inputs.load(Vec::new())?;
     let structural = loaded.structural_errors();
     if !structural.is_empty() {
         refuse_fixture(&loaded.name, &structural);

@@ -3,7 +3,8 @@
 
 use std::io::{self, Write};
 
-use sim::{Finding, ServiceTagsInfo, Severity};
+use sim::arm::{IgnoredResource, Unknown};
+use sim::{Assumption, Finding, ServiceTagsInfo, Severity};
 
 /// Writes `text` and a newline to stdout; a reader that went away (`| head`) is not an error.
 pub(crate) fn out(text: &str) -> anyhow::Result<()> {
@@ -80,4 +81,39 @@ pub(crate) fn refuse_fixture(name: &str, errors: &[&Finding]) {
         if errors.len() == 1 { "" } else { "s" }
     );
     let _ = writeln!(stderr, "{}", findings_table(errors.iter().copied()));
+}
+
+/// What an import noticed, as text: every ignored resource, unknown value and import
+/// assumption, one per line under a heading; `None` when there is nothing.
+pub(crate) fn import_notes(
+    ignored: &[IgnoredResource],
+    unknowns: &[Unknown],
+    assumptions: &[Assumption],
+) -> Option<String> {
+    let mut parts = Vec::new();
+    if !ignored.is_empty() {
+        let mut s = format!("Ignored resources ({}):", ignored.len());
+        for i in ignored {
+            s.push_str(&format!("\n  {i}"));
+        }
+        parts.push(s);
+    }
+    if !unknowns.is_empty() {
+        let mut s = format!(
+            "Unknown values ({}; flows that depend on them are Indeterminate):",
+            unknowns.len()
+        );
+        for u in unknowns {
+            s.push_str(&format!("\n  {u}\n    held as {}", u.marker));
+        }
+        parts.push(s);
+    }
+    if !assumptions.is_empty() {
+        let mut s = format!("Import assumptions ({}):", assumptions.len());
+        for a in assumptions {
+            s.push_str(&format!("\n  {}: {}", a.code(), a.message()));
+        }
+        parts.push(s);
+    }
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
 }

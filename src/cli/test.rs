@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use vnetsim::expect::Expectations;
 
+use super::inputs::AzureArgs;
 use super::output::{out, refuse_fixture};
-use super::{tag_source, Output, Status};
+use super::{Output, Status};
 
 /// Arguments of `test`.
 #[derive(Debug, clap::Args)]
@@ -19,14 +20,14 @@ pub(crate) struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t, ignore_case = true)]
     output: Output,
-    /// A ServiceTags_Public JSON file to use instead of the topology's [service_tags] (or the built-in table).
-    #[arg(long, value_name = "FILE")]
-    service_tags: Option<PathBuf>,
+    /// Import options for an Azure topology (added to the file's `parameters`, `parameter`, ...: these win) and the service tag table.
+    #[command(flatten)]
+    azure: AzureArgs,
 }
 
 pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     let exp = Expectations::load(&a.expectations)?;
-    let loaded = exp.load_topology(&tag_source(&a.service_tags))?;
+    let loaded = exp.load_topology_with(&a.azure.load_options())?;
     let structural = loaded.structural_errors();
     if !structural.is_empty() {
         refuse_fixture(&loaded.name, &structural);

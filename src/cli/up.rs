@@ -8,15 +8,19 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde_json::json;
 use sim::Topology;
-use vnetsim::harness::{HarnessError, Simulation};
+use vnetsim::harness::Simulation;
 
-use super::{tag_source, Status};
+use super::inputs::InputArgs;
+use super::Status;
 
 /// Arguments of `vnetsim up`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The fixture (TOML, JSON or YAML).
-    fixture: PathBuf,
+    #[command(flatten)]
+    inputs: InputArgs,
+    /// Play a backend `HOST:PORT` (a host name, DNS name or address of the topology) with your own local server instead of the built-in echo; repeatable.
+    #[arg(long, value_name = "HOST:PORT=127.0.0.1:N", value_parser = vnetsim::azure::parse_upstream)]
+    upstream: Vec<(String, String)>,
     /// Front door address (loopback; default: the fixture's `[gateway] listen`, else an ephemeral port).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
@@ -26,9 +30,6 @@ pub(crate) struct Args {
     /// Write `{"gateway_url", "admin_url", "admin_token", "ca_cert", "backends"}` here (atomically) once ready.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
-    /// A `ServiceTags_Public` JSON file (overrides the fixture's `[service_tags]`).
-    #[arg(long, value_name = "FILE")]
-    service_tags: Option<PathBuf>,
     /// Proxy threads: 1 runs the gateway on one `current_thread` runtime (fastest on small machines); N > 1 a multi-thread runtime (default: one per free core, at least one).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: Option<u64>,
@@ -83,17 +84,20 @@ fn backends(
 }
 
 pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
-    let mut builder =
-        match Simulation::from_file_with_tags(&a.fixture, &tag_source(&a.service_tags)) {
-            Ok(b) => b,
-            Err(HarnessError::Load(e)) => return Err(e.into()),
-            Err(e) => return Err(e.into()),
-        };
+    let loaded = a.inputs.load(a.upstream.clone())?;
+    if let Some(notes) = super::output::import_notes(
+        &loaded.ignored,
+        &loaded.unknowns,
+        &loaded.import_assumptions,
+    ) {
+        eprintln!("{notes}\n");
+    }
+    let name = loaded.name.clone();
+    let mut builder = Simulation::from_loaded(loaded);
     let errors: Vec<&sim::Finding> = builder.findings().iter().filter(|f| f.is_error()).collect();
     if !errors.is_empty() {
         eprintln!(
-            "error: {} has {} error finding(s); nothing was started:",
-            a.fixture.display(),
+            "error: {name} has {} error finding(s); nothing was started:",
             errors.len()
         );
         for f in errors {

@@ -1,24 +1,22 @@
-//! `vnetsim validate FIXTURE`: every finding at once, as a table or JSON.
-
-use std::path::PathBuf;
+//! `vnetsim validate FIXTURE`: every finding at once, as a table or JSON; for Azure inputs also
+//! every ignored resource, unknown value and import assumption.
 
 use serde::Serialize;
+use sim::arm::{IgnoredResource, Unknown};
 use sim::{Assumption, Finding, ServiceTagsInfo};
 
-use super::output::{findings_table, out, tags_line};
-use super::{tag_source, Output, Status};
+use super::inputs::InputArgs;
+use super::output::{findings_table, import_notes, out, tags_line};
+use super::{Output, Status};
 
 /// Arguments of `validate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The fixture: TOML, or JSON/YAML by extension (.json, .yaml, .yml).
-    fixture: PathBuf,
+    #[command(flatten)]
+    inputs: InputArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t, ignore_case = true)]
     output: Output,
-    /// A ServiceTags_Public JSON file to use instead of the fixture's [service_tags] (or the built-in table).
-    #[arg(long, value_name = "FILE")]
-    service_tags: Option<PathBuf>,
 }
 
 /// The `validate --output json` document.
@@ -29,12 +27,14 @@ struct Report<'a> {
     errors: usize,
     warnings: usize,
     findings: &'a [Finding],
-    assumptions: &'static [Assumption],
+    assumptions: Vec<Assumption>,
+    ignored: &'a [IgnoredResource],
+    unknowns: &'a [Unknown],
     service_tags: &'a ServiceTagsInfo,
 }
 
 pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
-    let loaded = vnetsim::load_path(&a.fixture, &tag_source(&a.service_tags))?;
+    let loaded = a.inputs.load(Vec::new())?;
     let findings = loaded.findings();
     let errors = findings.iter().filter(|f| f.is_error()).count();
     let warnings = findings.len() - errors;
@@ -46,7 +46,9 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
             errors,
             warnings,
             findings,
-            assumptions: Assumption::ALL,
+            assumptions: loaded.assumptions(),
+            ignored: &loaded.ignored,
+            unknowns: &loaded.unknowns,
             service_tags: tags,
         })?)?,
         Output::Text => {
@@ -54,9 +56,22 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
                 out(&findings_table(findings))?;
                 out("")?;
             }
+            if let Some(notes) = import_notes(
+                &loaded.ignored,
+                &loaded.unknowns,
+                &loaded.import_assumptions,
+            ) {
+                out(&notes)?;
+                out("")?;
+            }
             let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+            let unknowns = if loaded.unknowns.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", plural(loaded.unknowns.len(), "unknown value"))
+            };
             out(&format!(
-                "{}: {} — {}, {} (service tags: {})",
+                "{}: {} — {}, {}{unknowns} (service tags: {})",
                 loaded.name,
                 if errors == 0 { "valid" } else { "invalid" },
                 plural(errors, "error"),

@@ -1,0 +1,94 @@
+//! The topology flags every command shares (`#[command(flatten)]`), so `validate`, `check`,
+//! `test`, `up` and `import` cannot drift: the inputs (a fixture, or Azure inputs detected from
+//! content), the import options, and the service tag table.
+
+use std::path::PathBuf;
+
+use vnetsim::{AzureOptions, LoadOptions, Loaded, TagSource};
+
+/// Import options for Azure inputs, and the service tag table.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub(crate) struct AzureArgs {
+    /// An ARM parameters file (`deploymentParameters.json` format) for the template inputs; repeatable, later files win.
+    #[arg(long = "parameters", value_name = "FILE")]
+    pub parameters: Vec<PathBuf>,
+    /// A template parameter, read per its declared type (`int`, `bool`, `array`/`object` as JSON); repeatable, wins over --parameters.
+    #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    pub parameter: Vec<String>,
+    /// Subscription id for `subscription()`, `resourceId()` and the topology's subscription (default: the exports', else all zeros).
+    #[arg(long, value_name = "ID")]
+    pub subscription_id: Option<String>,
+    /// Resource group name for `resourceGroup()` and `resourceId()` (default `vnetsim-rg`).
+    #[arg(long, value_name = "NAME")]
+    pub resource_group: Option<String>,
+    /// Location for `resourceGroup().location` (default `westeurope`).
+    #[arg(long, value_name = "REGION")]
+    pub location: Option<String>,
+    /// A ServiceTags_Public JSON file to use instead of the fixture's [service_tags] (or the built-in table).
+    #[arg(long, value_name = "FILE")]
+    pub service_tags: Option<PathBuf>,
+}
+
+fn parse_pair(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((n, _)) if !n.trim().is_empty() => Ok(s.to_string()),
+        _ => Err(format!(
+            "`{s}` is not NAME=VALUE (a template parameter's name, `=`, its value)"
+        )),
+    }
+}
+
+impl AzureArgs {
+    /// The import options.
+    pub fn azure(&self) -> AzureOptions {
+        AzureOptions {
+            parameter_files: self.parameters.clone(),
+            parameters: self.parameter.clone(),
+            subscription_id: self.subscription_id.clone(),
+            resource_group: self.resource_group.clone(),
+            location: self.location.clone(),
+        }
+    }
+
+    /// The service tag table for `--service-tags FILE`, else the fixture's choice.
+    pub fn tags(&self) -> TagSource {
+        super::tag_source(&self.service_tags)
+    }
+
+    /// Load options with these flags (and no upstream mappings).
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            tags: self.tags(),
+            azure: self.azure(),
+            upstreams: Vec::new(),
+        }
+    }
+}
+
+/// The topology of a command: FIXTURE, `--input` and the import options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InputArgs {
+    /// The topology: a vnetsim fixture (TOML, or JSON/YAML by extension), or Azure input detected from content — an ARM template, a parameters file, exported resource JSON, or a folder (every *.json in it).
+    pub fixture: PathBuf,
+    /// More Azure inputs merged with FIXTURE (a file or folder; repeatable).
+    #[arg(long = "input", value_name = "PATH")]
+    pub input: Vec<PathBuf>,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+impl InputArgs {
+    /// FIXTURE, then every `--input`.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        std::iter::once(self.fixture.clone())
+            .chain(self.input.iter().cloned())
+            .collect()
+    }
+
+    /// Loads the topology with `upstreams` (`--upstream`) applied.
+    pub fn load(&self, upstreams: Vec<(String, String)>) -> Result<Loaded, vnetsim::LoadError> {
+        let mut options = self.azure.load_options();
+        options.upstreams = upstreams;
+        vnetsim::load_inputs(&self.paths(), &options)
+    }
+}
