@@ -72,7 +72,15 @@ fn backends(
                 None,
             ),
         };
-        let upstream = host.as_deref().and_then(|h| upstream_of(h, b.port));
+        // A configured upstream (`--upstream`, the fixture's `upstream`) or the echo playing it.
+        let configured = api.host.and_then(|h| {
+            t.hosts()[h]
+                .services
+                .iter()
+                .find(|s| s.port == b.port)
+                .and_then(|s| s.upstream)
+        });
+        let upstream = configured.or_else(|| host.as_deref().and_then(|h| upstream_of(h, b.port)));
         out.insert(
             api.name.clone(),
             json!({"path": api.path, "backend": format!("{}://{}{}", if b.https { "https" } else { "http" }, b.authority, b.path),

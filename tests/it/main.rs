@@ -1,5 +1,6 @@
 //! Integration tests (one binary): the fixtures table, and the `vnetsim` binary end to end.
 
+mod azure;
 mod bench;
 mod check;
 mod e2e;
