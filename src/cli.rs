@@ -38,7 +38,7 @@ enum Command {
     Demo(demo::Args),
     /// Check a fixture and report every finding (exit 0 valid, 1 error findings, 2 unreadable).
     Validate(validate::Args),
-    /// Explain one flow's verdict: each NSG on its path, the deciding rule (exit 0 Allow, 1 Deny or Unreachable, 2 bad input).
+    /// Explain one flow's verdict: each NSG on its path, the deciding rule (exit 0 Allow, 1 Deny, Unreachable or Indeterminate, 2 bad input).
     Check(check::Args),
     /// Start the gateway and the fixture's echo backends on loopback until Ctrl-C or SIGTERM (exit 2 when the fixture has error findings).
     Up(up::Args),
