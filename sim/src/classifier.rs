@@ -222,26 +222,42 @@ fn sweep<T: Point>(rules: &[&[(T, T)]], max: T, rows: &mut RowsBuilder) -> Vec<(
     out
 }
 
-/// A field over `0..2^bits` (IPv4 addresses, ports) with a direct table on the top bits.
+/// A field over `base..base + 2^bits` (IPv4 addresses, ports) with a direct table on the top
+/// bits. A bucket holding more than [`IndexedField::SCAN`] interval starts gets a table of its own
+/// (addresses cluster: every `10.0.x.0/24` of a VNet falls in one top-level bucket), so a lookup
+/// is a few table reads and a fixed-length, branch-free scan, whatever the distribution.
 #[derive(Clone, Debug, Default)]
 struct IndexedField {
+    base: u32,
     shift: u32,
-    /// Per bucket `h` (and one past the last): `(n, row)` where `n` is the number of intervals
-    /// starting at or before the bucket's first point and `row` is the row of interval `n - 1`
-    /// (the one holding that point). Intervals `n[h]..n[h + 1]` start inside the bucket.
+    /// Per bucket `h` (and one past the last): `(n, sub)` where `n` is the number of intervals
+    /// starting at or before the bucket's first point (so interval `n - 1` holds that point and
+    /// intervals `n[h]..n[h + 1]` start inside the bucket), and `sub` is the index in `subs` of
+    /// the bucket's own table, or [`IndexedField::NO_SUB`].
     table: Vec<(u32, u32)>,
-    /// `(start, row)` of every interval, ascending.
+    /// `(start, row)` of every interval, ascending (starts relative to `base`), then `SCAN`
+    /// padding entries so that a scan never runs off the end.
     intervals: Vec<(u32, u32)>,
+    subs: Vec<IndexedField>,
 }
 
 impl IndexedField {
+    /// Buckets with at most this many interval starts are scanned.
+    const SCAN: usize = 4;
+    const NO_SUB: u32 = u32::MAX;
+
+    /// `intervals` start at 0 and lie in `0..2^bits`.
     fn new(intervals: Vec<(u32, u32)>, bits: u32) -> IndexedField {
+        Self::with_base(intervals, bits, 0)
+    }
+
+    fn with_base(mut intervals: Vec<(u32, u32)>, bits: u32, base: u32) -> IndexedField {
         let n = intervals.len();
         // About one bucket per interval, at most 2^16 buckets.
         let k = (usize::BITS - n.leading_zeros()).clamp(1, bits.min(16));
         let shift = bits - k;
         let buckets = 1u64 << k;
-        let mut table = Vec::with_capacity(buckets as usize + 1);
+        let mut table: Vec<(u32, u32)> = Vec::with_capacity(buckets as usize + 1);
         let mut j = 0usize;
         for h in 0..=buckets {
             let first = h << shift;
@@ -249,38 +265,68 @@ impl IndexedField {
                 j += 1;
             }
             // `intervals[0]` starts at 0, so `j >= 1`.
-            table.push((j as u32, intervals[j - 1].1));
+            table.push((j as u32, Self::NO_SUB));
         }
+        let mut subs = Vec::new();
+        for h in 0..buckets as usize {
+            let (lo, hi) = (table[h].0 as usize, table[h + 1].0 as usize);
+            if hi - lo > Self::SCAN {
+                // `shift > 0` here: a bucket of one point holds at most one start.
+                let first = (h as u32) << shift;
+                let mut inner = Vec::with_capacity(hi - lo + 1);
+                inner.push((0, intervals[lo - 1].1));
+                inner.extend(intervals[lo..hi].iter().map(|&(p, r)| (p - first, r)));
+                table[h].1 = subs.len() as u32;
+                subs.push(Self::with_base(inner, shift, base.wrapping_add(first)));
+            }
+        }
+        intervals.extend([(u32::MAX, 0); Self::SCAN]);
+        intervals.shrink_to_fit();
         IndexedField {
+            base,
             shift,
             table,
             intervals,
+            subs,
         }
     }
 
-    /// Row id of the interval holding `x` (`x < 2^bits`).
-    #[inline(always)]
+    /// Row id of the interval holding `x` (`base <= x < base + 2^bits`).
+    #[inline]
     fn row(&self, x: u32) -> u32 {
-        let h = (x >> self.shift) as usize;
-        let (lo, row) = self.table[h];
-        let hi = self.table[h + 1].0;
-        if lo == hi {
-            return row;
+        let mut f = self;
+        loop {
+            let rel = x.wrapping_sub(f.base);
+            let h = (rel >> f.shift) as usize;
+            let (lo, sub) = f.table[h];
+            if sub != Self::NO_SUB {
+                f = &f.subs[sub as usize];
+                continue;
+            }
+            let (lo, hi) = (lo as usize, f.table[h + 1].0 as usize);
+            // Interval `lo - 1` holds the bucket's first point; at most `SCAN` more start inside
+            // the bucket, and every later start (padding included, once clamped) is past `rel`.
+            let w: &[(u32, u32); Self::SCAN + 1] = f.intervals[lo - 1..lo + Self::SCAN]
+                .try_into()
+                .expect("SCAN + 1 entries");
+            let c: usize = w[1..].iter().map(|iv| usize::from(iv.0 <= rel)).sum();
+            return w[c.min(hi - lo)].1;
         }
-        let inside = &self.intervals[lo as usize..hi as usize];
-        let k = if inside.len() <= 8 {
-            inside.iter().take_while(|iv| iv.0 <= x).count()
-        } else {
-            inside.partition_point(|iv| iv.0 <= x)
-        };
-        match k {
-            0 => row,
-            k => inside[k - 1].1,
-        }
+    }
+
+    /// Number of intervals (without padding).
+    fn len(&self) -> usize {
+        self.intervals.len() - Self::SCAN
     }
 
     fn heap_bytes(&self) -> usize {
         (self.table.capacity() + self.intervals.capacity()) * 8
+            + self.subs.capacity() * std::mem::size_of::<IndexedField>()
+            + self
+                .subs
+                .iter()
+                .map(IndexedField::heap_bytes)
+                .sum::<usize>()
     }
 }
 
@@ -447,12 +493,12 @@ impl Classifier {
             "{} rule words; intervals/distinct rows: dst {}+{}/{}, dport {}/{}, src {}+{}/{}, \
              sport {}, proto×sport rows {}",
             self.width,
-            self.dst4.intervals.len(),
+            self.dst4.len(),
             self.dst6.intervals.len(),
             self.dst_rows.len(),
-            self.dport.intervals.len(),
+            self.dport.len(),
             self.dport_rows.len(),
-            self.src4.intervals.len(),
+            self.src4.len(),
             self.src6.intervals.len(),
             self.src_rows.len(),
             self.sport_count,
@@ -490,6 +536,29 @@ mod tests {
         probes.extend((0..64u32).map(|i| (i << 26).wrapping_sub(1)));
         for x in probes {
             assert_eq!(rows.row(field.row(x)), [expect(x)], "{x}");
+        }
+    }
+
+    /// Clustered starts (every /24 of one /16, as a VNet's subnets) get nested bucket tables.
+    #[test]
+    fn clustered_intervals_use_sub_tables() {
+        let base = 0x0A00_0000u32;
+        let rules: Vec<Vec<(u32, u32)>> = (0..64u32)
+            .map(|i| {
+                let at = base + i * 1024;
+                vec![(at, at + 255), (at + 300 + i, at + 300 + i)]
+            })
+            .collect();
+        let refs: Vec<&[(u32, u32)]> = rules.iter().map(Vec::as_slice).collect();
+        let mut b = RowsBuilder::new(1);
+        let field = IndexedField::new(sweep(&refs, u32::MAX, &mut b), u32::BITS);
+        let rows = b.finish();
+        assert!(!field.subs.is_empty());
+        for x in (base - 5..base + 70_000).step_by(3).chain([0, u32::MAX]) {
+            let expect = (0..rules.len())
+                .filter(|&r| rules[r].iter().any(|&(lo, hi)| lo <= x && x <= hi))
+                .fold(0u64, |m, r| m | 1 << r);
+            assert_eq!(rows.row(field.row(x)), [expect], "{x}");
         }
     }
 
