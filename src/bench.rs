@@ -474,8 +474,22 @@ impl Children {
         let master = p.pid();
         self.procs.push(p);
         up?;
+        // The master accepts into the backlog before its worker exists: wait for the worker,
+        // whose CPU is the one that matters.
+        let start = std::time::Instant::now();
+        let mut workers = child::children_of(master);
+        while workers.is_empty() && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            workers = child::children_of(master);
+        }
+        if workers.is_empty() {
+            return Err(BenchError::ChildFailed {
+                name: "nginx".into(),
+                detail: "started no worker process".into(),
+            });
+        }
         let mut pids = vec![master];
-        pids.extend(child::children_of(master));
+        pids.extend(workers);
         Ok((listen, pids))
     }
 }
