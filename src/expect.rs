@@ -129,29 +129,19 @@ struct ExpectedVerdict(VerdictKind);
 impl<'de> Deserialize<'de> for ExpectedVerdict {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        [
-            VerdictKind::Allow,
-            VerdictKind::Deny,
-            VerdictKind::Unreachable,
-        ]
-        .into_iter()
-        .find(|k| kind_str(*k).eq_ignore_ascii_case(s.trim()))
-        .map(ExpectedVerdict)
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "unknown verdict `{s}`, expected one of: Allow, Deny, Unreachable"
+        VerdictKind::ALL
+            .into_iter()
+            .find(|k| kind_str(*k).eq_ignore_ascii_case(s.trim()))
+            .map(ExpectedVerdict)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                "unknown verdict `{s}`, expected one of: Allow, Deny, Unreachable, Indeterminate"
             ))
-        })
+            })
     }
 }
 
-const CODES: [VerdictCode; 5] = [
-    VerdictCode::Allowed,
-    VerdictCode::NsgDenied,
-    VerdictCode::NoRoute,
-    VerdictCode::NotIntegrated,
-    VerdictCode::NoPublicEndpoint,
-];
+const CODES: [VerdictCode; 6] = VerdictCode::ALL;
 
 /// The expected verdict code as written (case-insensitive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +158,16 @@ impl<'de> Deserialize<'de> for ExpectedCode {
                 serde::de::Error::custom(format!(
                     "unknown verdict code `{s}`, expected one of: {}",
                     CODES.map(VerdictCode::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    topology: Spanned<String>,
+    #[serde(default)]
     parameters: Vec<String>,
     #[serde(default)]
     parameter: BTreeMap<String, toml::Value>,
@@ -178,9 +178,9 @@ impl<'de> Deserialize<'de> for ExpectedCode {
     #[serde(default)]
     location: Option<String>,
     #[serde(default)]
-                ))
-            })
-    }
+    expect: Vec<RawEntry>,
+}
+
 /// `name=value` for `--parameter`: strings as they are, numbers and booleans as written,
 /// arrays and tables as JSON.
 fn parameter_pair(name: &str, v: &toml::Value) -> String {
@@ -193,16 +193,6 @@ fn parameter_pair(name: &str, v: &toml::Value) -> String {
         other => serde_json::to_string(other).unwrap_or_default(),
     };
     format!("{name}={value}")
-}
-
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    topology: Spanned<String>,
-    #[serde(default)]
-    expect: Vec<RawEntry>,
 }
 
 #[derive(Deserialize)]
@@ -245,9 +235,6 @@ pub struct Expectation {
     to_at: Position,
     source_port_at: Option<Position>,
 }
-    /// Import options for an Azure topology (`parameters`, `parameter`, `subscription_id`,
-    /// `resource_group`, `location`; parameters files resolved against the file's directory).
-    pub azure: AzureOptions,
 
 /// A parsed expectations file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,6 +245,9 @@ pub struct Expectations {
     pub topology: PathBuf,
     /// Where the `topology` value is.
     pub topology_at: Position,
+    /// Import options for an Azure topology (`parameters`, `parameter`, `subscription_id`,
+    /// `resource_group`, `location`; parameters files resolved against the file's directory).
+    pub azure: AzureOptions,
     /// The expectations, in file order.
     pub entries: Vec<Expectation>,
 }
@@ -383,6 +373,16 @@ impl Expectations {
                 code: e.code.map(|c| c.0),
                 from_at,
                 to_at,
+                source_port_at,
+            });
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.position);
+            return Err(ExpectError::Invalid {
+                name: name.to_string(),
+                problems,
+            });
+        }
         let azure = AzureOptions {
             parameter_files: raw.parameters.iter().map(|p| base_dir.join(p)).collect(),
             parameters: raw
@@ -394,21 +394,11 @@ impl Expectations {
             resource_group: raw.resource_group,
             location: raw.location,
         };
-                source_port_at,
-            });
-        }
-        if !problems.is_empty() {
-            azure,
-            problems.sort_by_key(|p| p.position);
-            return Err(ExpectError::Invalid {
-                name: name.to_string(),
-                problems,
-            });
-        }
         Ok(Expectations {
             name: name.to_string(),
             topology: base_dir.join(raw.topology.get_ref()),
             topology_at: pos(raw.topology.span()),
+            azure,
             entries,
         })
     }

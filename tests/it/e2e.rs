@@ -317,16 +317,38 @@ async fn claim_8_throughput_sample() {
 #[tokio::test]
 async fn an_indeterminate_flow_is_never_dialled() {
     let (sim, b) = start().await;
-    Mock::given(path_regex(".*")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&b.orders).await;
+    Mock::given(path_regex(".*"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&b.orders)
+        .await;
     // A rule whose destination is only known at deployment time, before the rule that allows
     // the backend subnet: whether orders is reachable depends on that value.
-    let mut maybe = rule("deny-maybe", 120, Direction::Outbound, Access::Deny, "*", "443");
-    maybe.destination_address_prefix = Some("<unknown:/resources/1/properties/securityRules/0/properties/destinationAddressPrefix>".into());
+    let mut maybe = rule(
+        "deny-maybe",
+        120,
+        Direction::Outbound,
+        Access::Deny,
+        "*",
+        "443",
+    );
+    maybe.destination_address_prefix = Some(
+        "<unknown:/resources/1/properties/securityRules/0/properties/destinationAddressPrefix>"
+            .into(),
+    );
     sim.add_security_rule("nsg-apim", maybe).unwrap();
     let r = sim.get("/orders/1").await.unwrap();
     assert_eq!(r.status, 502);
     let p = r.problem().expect("problem+json");
-    assert_eq!((p.code.as_str(), p.rule.as_deref()), ("UNKNOWN_VALUE", Some("securityRules/deny-maybe")));
-    assert!(r.verdict_header().is_some_and(|h| h.starts_with("Indeterminate; code=UNKNOWN_VALUE")), "{:?}", r.verdict_header());
+    assert_eq!(
+        (p.code.as_str(), p.rule.as_deref()),
+        ("UNKNOWN_VALUE", Some("securityRules/deny-maybe"))
+    );
+    assert!(
+        r.verdict_header()
+            .is_some_and(|h| h.starts_with("Indeterminate; code=UNKNOWN_VALUE")),
+        "{:?}",
+        r.verdict_header()
+    );
     sim.shutdown().await;
 }

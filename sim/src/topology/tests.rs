@@ -109,7 +109,11 @@ fn unknown_rule_fields_make_dependent_flows_indeterminate() {
     let b = build(UNKNOWN_TOPOLOGY);
     // The rule loads with a warning naming the pointer; nothing structural blocks evaluation.
     assert!(b.structural_errors().is_empty(), "{:#?}", b.findings);
-    assert!(b.findings.iter().any(|f| f.code.as_str() == "UNKNOWN_VALUE" && f.subject == "nsgs/n/securityRules/deny-unknown"));
+    assert!(b
+        .findings
+        .iter()
+        .any(|f| f.code.as_str() == "UNKNOWN_VALUE"
+            && f.subject == "nsgs/n/securityRules/deny-unknown"));
     let t = &b.topology;
     let ip = |s: &str| s.parse().unwrap();
     // Decided before the unknown rule: a definite answer.
@@ -117,38 +121,71 @@ fn unknown_rule_fields_make_dependent_flows_indeterminate() {
     assert_eq!(d.verdict, VerdictKind::Allow);
     // The known item of the unknown rule matches: the rule decides whatever the unknown is.
     let d = t.decide(&Flow::tcp(ip("10.0.1.4"), 50000, ip("10.0.9.9"), 443));
-    assert_eq!((d.verdict, d.code.as_str()), (VerdictKind::Deny, "NSG_DENIED"));
+    assert_eq!(
+        (d.verdict, d.code.as_str()),
+        (VerdictKind::Deny, "NSG_DENIED")
+    );
     // Only the unknown item could match: the outcome depends on it.
     let f = Flow::tcp(ip("10.0.1.4"), 50000, ip("10.0.2.4"), 443);
     let d = t.decide(&f);
-    assert_eq!((d.verdict, d.code.as_str()), (VerdictKind::Indeterminate, "UNKNOWN_VALUE"));
-    assert_eq!(t.rule_info(d.decided_by.unwrap()).rule, "securityRules/deny-unknown");
+    assert_eq!(
+        (d.verdict, d.code.as_str()),
+        (VerdictKind::Indeterminate, "UNKNOWN_VALUE")
+    );
+    assert_eq!(
+        t.rule_info(d.decided_by.unwrap()).rule,
+        "securityRules/deny-unknown"
+    );
     let v = t.evaluate(&f);
     assert_eq!(v.verdict, VerdictKind::Indeterminate);
-    assert!(v.detail.contains("nsgs/n/securityRules/deny-unknown") && v.detail.contains("destinationAddressPrefixes/1"), "{}", v.detail);
+    assert!(
+        v.detail.contains("nsgs/n/securityRules/deny-unknown")
+            && v.detail.contains("destinationAddressPrefixes/1"),
+        "{}",
+        v.detail
+    );
     // A rule that fails on a known field is skipped, unknown or not.
-    let d = t.decide(&Flow { protocol: crate::Protocol::Udp, ..f });
+    let d = t.decide(&Flow {
+        protocol: crate::Protocol::Udp,
+        ..f
+    });
     assert_eq!(d.verdict, VerdictKind::Allow);
     // 8443 fails deny-unknown's known port (443): the rule is skipped, n allows by default and
     // nb denies for sure.
     let d = t.decide(&Flow::tcp(ip("10.0.1.4"), 50000, ip("10.0.2.4"), 8443));
-    assert_eq!((d.verdict, t.rule_info(d.decided_by.unwrap()).rule.as_str()), (VerdictKind::Deny, "securityRules/deny-8443-in"));
+    assert_eq!(
+        (d.verdict, t.rule_info(d.decided_by.unwrap()).rule.as_str()),
+        (VerdictKind::Deny, "securityRules/deny-8443-in")
+    );
 }
 
 #[test]
 fn a_later_definite_deny_wins_over_an_unknown() {
-    let text = UNKNOWN_TOPOLOGY.replace("destination_port_range = \"443\"", "destination_port_ranges = [\"443\", \"8443\"]");
+    let text = UNKNOWN_TOPOLOGY.replace(
+        "destination_port_range = \"443\"",
+        "destination_port_ranges = [\"443\", \"8443\"]",
+    );
     let t = build(&text).topology;
     let ip = |s: &str| s.parse().unwrap();
     // nsg n: deny-unknown may or may not match; nsg nb (inbound) denies 8443 for sure.
     let d = t.decide(&Flow::tcp(ip("10.0.1.4"), 50000, ip("10.0.2.4"), 8443));
-    assert_eq!((d.verdict, t.rule_info(d.decided_by.unwrap()).rule.as_str()), (VerdictKind::Deny, "securityRules/deny-8443-in"));
+    assert_eq!(
+        (d.verdict, t.rule_info(d.decided_by.unwrap()).rule.as_str()),
+        (VerdictKind::Deny, "securityRules/deny-8443-in")
+    );
 }
 
 #[test]
 fn unknown_addresses_are_structural_errors() {
-    let text = UNKNOWN_TOPOLOGY.replace("address_prefix = \"10.0.2.0/24\"", "address_prefix = \"<unknown:/resources/3/properties/addressPrefix>\"");
+    let text = UNKNOWN_TOPOLOGY.replace(
+        "address_prefix = \"10.0.2.0/24\"",
+        "address_prefix = \"<unknown:/resources/3/properties/addressPrefix>\"",
+    );
     let b = build(&text);
-    let e: Vec<&str> = b.structural_errors().iter().map(|f| f.code.as_str()).collect();
+    let e: Vec<&str> = b
+        .structural_errors()
+        .iter()
+        .map(|f| f.code.as_str())
+        .collect();
     assert_eq!(e, ["UNKNOWN_ADDRESS"], "{:#?}", b.findings);
 }
