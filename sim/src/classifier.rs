@@ -230,13 +230,13 @@ fn sweep<T: Point>(rules: &[&[(T, T)]], max: T, rows: &mut RowsBuilder) -> Vec<(
 struct IndexedField {
     base: u32,
     shift: u32,
-    /// Per bucket `h` (and one past the last): `(n, sub)` where `n` is the number of intervals
-    /// starting at or before the bucket's first point (so interval `n - 1` holds that point and
-    /// intervals `n[h]..n[h + 1]` start inside the bucket), and `sub` is the index in `subs` of
-    /// the bucket's own table, or [`IndexedField::NO_SUB`].
-    table: Vec<(u32, u32)>,
+    /// Per bucket `h`: the number `n` of intervals starting at or before the bucket's first
+    /// point (so interval `n - 1` holds that point and at most `SCAN` intervals from `n` on
+    /// start inside the bucket), or `SUB | i` when the bucket is `subs[i]`.
+    table: Vec<u32>,
     /// `(start, row)` of every interval, ascending (starts relative to `base`), then `SCAN`
-    /// padding entries so that a scan never runs off the end.
+    /// padding entries repeating the last row, so that a scan never runs off the end (and a
+    /// padding entry counted at `rel == u32::MAX` still answers the last row).
     intervals: Vec<(u32, u32)>,
     subs: Vec<IndexedField>,
 }
@@ -244,7 +244,7 @@ struct IndexedField {
 impl IndexedField {
     /// Buckets with at most this many interval starts are scanned.
     const SCAN: usize = 4;
-    const NO_SUB: u32 = u32::MAX;
+    const SUB: u32 = 1 << 31;
 
     /// `intervals` start at 0 and lie in `0..2^bits`.
     fn new(intervals: Vec<(u32, u32)>, bits: u32) -> IndexedField {
@@ -257,7 +257,7 @@ impl IndexedField {
         let k = (usize::BITS - n.leading_zeros()).clamp(1, bits.min(16));
         let shift = bits - k;
         let buckets = 1u64 << k;
-        let mut table: Vec<(u32, u32)> = Vec::with_capacity(buckets as usize + 1);
+        let mut table: Vec<u32> = Vec::with_capacity(buckets as usize + 1);
         let mut j = 0usize;
         for h in 0..=buckets {
             let first = h << shift;
@@ -265,22 +265,24 @@ impl IndexedField {
                 j += 1;
             }
             // `intervals[0]` starts at 0, so `j >= 1`.
-            table.push((j as u32, Self::NO_SUB));
+            table.push(j as u32);
         }
         let mut subs = Vec::new();
         for h in 0..buckets as usize {
-            let (lo, hi) = (table[h].0 as usize, table[h + 1].0 as usize);
+            let (lo, hi) = (table[h] as usize, table[h + 1] as usize);
             if hi - lo > Self::SCAN {
                 // `shift > 0` here: a bucket of one point holds at most one start.
                 let first = (h as u32) << shift;
                 let mut inner = Vec::with_capacity(hi - lo + 1);
                 inner.push((0, intervals[lo - 1].1));
                 inner.extend(intervals[lo..hi].iter().map(|&(p, r)| (p - first, r)));
-                table[h].1 = subs.len() as u32;
+                table[h] = Self::SUB | subs.len() as u32;
                 subs.push(Self::with_base(inner, shift, base.wrapping_add(first)));
             }
         }
-        intervals.extend([(u32::MAX, 0); Self::SCAN]);
+        table.pop();
+        let last = intervals[n - 1].1;
+        intervals.extend([(u32::MAX, last); Self::SCAN]);
         intervals.shrink_to_fit();
         IndexedField {
             base,
@@ -298,19 +300,19 @@ impl IndexedField {
         loop {
             let rel = x.wrapping_sub(f.base);
             let h = (rel >> f.shift) as usize;
-            let (lo, sub) = f.table[h];
-            if sub != Self::NO_SUB {
-                f = &f.subs[sub as usize];
+            let lo = f.table[h];
+            if lo & Self::SUB != 0 {
+                f = &f.subs[(lo & !Self::SUB) as usize];
                 continue;
             }
-            let (lo, hi) = (lo as usize, f.table[h + 1].0 as usize);
+            let lo = lo as usize;
             // Interval `lo - 1` holds the bucket's first point; at most `SCAN` more start inside
-            // the bucket, and every later start (padding included, once clamped) is past `rel`.
+            // the bucket, and every later one starts past the bucket, so past `rel`.
             let w: &[(u32, u32); Self::SCAN + 1] = f.intervals[lo - 1..lo + Self::SCAN]
                 .try_into()
                 .expect("SCAN + 1 entries");
             let c: usize = w[1..].iter().map(|iv| usize::from(iv.0 <= rel)).sum();
-            return w[c.min(hi - lo)].1;
+            return w[c].1;
         }
     }
 
@@ -320,7 +322,8 @@ impl IndexedField {
     }
 
     fn heap_bytes(&self) -> usize {
-        (self.table.capacity() + self.intervals.capacity()) * 8
+        self.table.capacity() * 4
+            + self.intervals.capacity() * 8
             + self.subs.capacity() * std::mem::size_of::<IndexedField>()
             + self
                 .subs
