@@ -29,7 +29,7 @@ def main():
     root = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
     out = sys.argv[2] if len(sys.argv) > 2 else "docs/nsg-eval.svg"
     data = {k: [load(root, k, r) for r in RULES] for k, _, _ in SERIES}
-    W, H, L, R, T, B = 640, 420, 70, 20, 40, 60
+    W, H, L, R, T, B = 660, 420, 70, 55, 40, 60
     pw, ph = W - L - R, H - T - B
     xmin, xmax = math.log10(8), math.log10(1250)
     lo = min(min(v) for v in data.values())
@@ -65,7 +65,7 @@ def main():
         yy = y(50)
         s.append(f'<line x1="{L}" y1="{yy:.1f}" x2="{W - R}" y2="{yy:.1f}" stroke="#2ca02c" '
                  'stroke-dasharray="5,4"/>')
-        s.append(f'<text x="{W - R - 4}" y="{yy - 5:.1f}" text-anchor="end" fill="#2ca02c">'
+        s.append(f'<text x="{L + 6}" y="{yy + 15:.1f}" fill="#2ca02c">'
                  'target: 50 ns at 1,000 rules</text>')
     for i, (k, color, name) in enumerate(SERIES):
         pts = " ".join(f"{x(r):.1f},{y(v):.1f}" for r, v in zip(RULES, data[k]))
