@@ -167,6 +167,27 @@ pub(crate) struct Mapper {
     pub referenced_asgs: Vec<String>,
 }
 
+/// The items of an array member: none when it is missing; a list only known at deployment time
+/// cannot be represented (`unknown_what` names it); any other value is invalid.
+pub(crate) fn known_array<'v>(
+    v: Option<&'v Val>,
+    at: &Location,
+    pointer: &str,
+    key: &str,
+    unknown_what: impl FnOnce() -> String,
+) -> Result<&'v [Val], ImportError> {
+    match read(v)? {
+        Got::Missing => Ok(&[]),
+        Got::Unknown(u) => Err(unrepresentable(&u, unknown_what())),
+        Got::Known(Val::Arr(items)) => Ok(items),
+        Got::Known(o) => Err(invalid(
+            at,
+            pointer,
+            format!("{key} must be an array, got {}", o.type_name()),
+        )),
+    }
+}
+
 fn invalid(at: &Location, pointer: &str, message: impl Into<String>) -> ImportError {
     ImportError::Invalid {
         at: Location::new(at.input.clone(), pointer),
@@ -374,53 +395,24 @@ impl Mapper {
             .unwrap_or_default();
         let mut subnets = Vec::new();
         let sp = json::key(&pp, "subnets");
-        match read(p.get("subnets"))? {
-            Got::Missing => {}
-            Got::Unknown(u) => {
-                return Err(unrepresentable(
-                    &u,
-                    format!("the subnet list of VNet `{}`", r.name),
-                ))
-            }
-            Got::Known(Val::Arr(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    subnets.push(self.subnet(item, &json::index(&sp, i), &r.at, &r.name, None)?);
-                }
-            }
-            Got::Known(o) => {
-                return Err(invalid(
-                    &r.at,
-                    &sp,
-                    format!("subnets must be an array, got {}", o.type_name()),
-                ))
-            }
+        let items = known_array(p.get("subnets"), &r.at, &sp, "subnets", || {
+            format!("the subnet list of VNet `{}`", r.name)
+        })?;
+        for (i, item) in items.iter().enumerate() {
+            subnets.push(self.subnet(item, &json::index(&sp, i), &r.at, &r.name, None)?);
         }
         let mut peerings = Vec::new();
         let pp2 = json::key(&pp, "virtualNetworkPeerings");
-        match read(p.get("virtualNetworkPeerings"))? {
-            Got::Missing => {}
-            Got::Unknown(u) => {
-                return Err(unrepresentable(
-                    &u,
-                    format!("the peerings of VNet `{}`", r.name),
-                ))
-            }
-            Got::Known(Val::Arr(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    if let Some(e) = self.peering(item, &json::index(&pp2, i), &r.at, &r.name)? {
-                        peerings.push(e);
-                    }
-                }
-            }
-            Got::Known(o) => {
-                return Err(invalid(
-                    &r.at,
-                    &pp2,
-                    format!(
-                        "virtualNetworkPeerings must be an array, got {}",
-                        o.type_name()
-                    ),
-                ))
+        let items = known_array(
+            p.get("virtualNetworkPeerings"),
+            &r.at,
+            &pp2,
+            "virtualNetworkPeerings",
+            || format!("the peerings of VNet `{}`", r.name),
+        )?;
+        for (i, item) in items.iter().enumerate() {
+            if let Some(e) = self.peering(item, &json::index(&pp2, i), &r.at, &r.name)? {
+                peerings.push(e);
             }
         }
         Ok(VnetDef {

@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use super::{invalid, props_of, read, unrepresentable, Got, Mapper, NsgDef};
+use super::{invalid, known_array, props_of, read, unrepresentable, Got, Mapper, NsgDef};
 use crate::arm::error::{ImportError, Location};
 use crate::arm::json;
 use crate::arm::resource::Res;
@@ -38,26 +38,11 @@ impl Mapper {
         };
         let mut rules = Vec::new();
         let rp = json::key(&pp, "securityRules");
-        match read(p.get("securityRules"))? {
-            Got::Missing => {}
-            Got::Unknown(u) => {
-                return Err(unrepresentable(
-                    &u,
-                    format!("the rule list of NSG `{}`", r.name),
-                ))
-            }
-            Got::Known(Val::Arr(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    rules.push(self.rule(item, &json::index(&rp, i), &r.at, &r.name, None)?);
-                }
-            }
-            Got::Known(o) => {
-                return Err(invalid(
-                    &r.at,
-                    &rp,
-                    format!("securityRules must be an array, got {}", o.type_name()),
-                ))
-            }
+        let items = known_array(p.get("securityRules"), &r.at, &rp, "securityRules", || {
+            format!("the rule list of NSG `{}`", r.name)
+        })?;
+        for (i, item) in items.iter().enumerate() {
+            rules.push(self.rule(item, &json::index(&rp, i), &r.at, &r.name, None)?);
         }
         if let Some(Val::Arr(defaults)) = p.get("defaultSecurityRules") {
             self.check_defaults(&r.name, defaults);
