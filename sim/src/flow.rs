@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::finding::Assumption;
 use crate::fixture::{HostKind, NetworkMode};
-use crate::nsg::{FlowKey, RuleEvaluation, RuleMatch};
+use crate::nsg::{CompiledNsg, FlowKey, RuleEvaluation, RuleMatch};
 use crate::proto::{Access, Direction, Protocol};
 use crate::tags::ServiceTagsInfo;
 use crate::topology::Topology;
@@ -508,7 +508,18 @@ impl Topology {
 
     /// The verdict-only path: no strings, no allocation.
     pub fn decide(&self, flow: &Flow) -> Decision {
-        let plan = self.plan(flow);
+        self.walk(flow, &self.plan(flow), |_, c, dir, key| c.decide(dir, key))
+    }
+
+    /// Walks a flow's path — the source side's outbound NSGs, routing, the destination side's
+    /// inbound NSGs — asking `step` for each NSG's first matching rule. The one place that turns
+    /// matches into a verdict, shared by [`Topology::decide`] and [`Topology::evaluate`].
+    fn walk(
+        &self,
+        flow: &Flow,
+        plan: &Plan,
+        mut step: impl FnMut(&Apply, &CompiledNsg, Direction, &FlowKey) -> RuleMatch,
+    ) -> Decision {
         let mut path = [None; 4];
         let mut n = 0;
         let mut last = None;
@@ -533,7 +544,7 @@ impl Topology {
                 let Some(c) = self.compiled(a.nsg, a.vnet) else {
                     continue;
                 };
-                let m = c.decide(*dir, &key);
+                let m = step(a, c, *dir, &key);
                 let r = Topology::rule_ref(a, m, *dir);
                 path[n] = Some(r);
                 n += 1;
@@ -598,71 +609,35 @@ impl Topology {
     pub fn evaluate(&self, flow: &Flow) -> Verdict {
         let plan = self.plan(flow);
         let mut evaluated = Vec::new();
-        let mut last: Option<RuleRef> = None;
-        let mut outcome: Option<(VerdictKind, VerdictCode, &'static str)> = None;
-        let mut unknown: Option<RuleRef> = None;
-        let steps = [
-            (Direction::Outbound, plan.outbound, flow.destination),
-            (Direction::Inbound, plan.inbound, plan.inbound_destination),
-        ];
-        for (si, (dir, applies, dst)) in steps.iter().enumerate() {
-            if si == 1 {
-                if let Err((code, why)) = plan.route {
-                    outcome = Some((VerdictKind::Unreachable, code, why.text()));
-                    last = None;
-                    break;
-                }
+        let d = self.walk(flow, &plan, |a, c, dir, key| {
+            let nsg = &self.nsgs[a.nsg];
+            let (rules, m) = c.explain(nsg, dir, key);
+            evaluated.push(NsgEvaluation {
+                nsg: nsg.name.clone(),
+                applied_to: self.applied_to_path(a.applied_to),
+                direction: dir,
+                matched_rule: nsg.rules[m.rule].qualified_name(),
+                access: m.access,
+                rules,
+            });
+            m
+        });
+        let (verdict, code) = (d.verdict, d.code);
+        let why = match (verdict, plan.route) {
+            (VerdictKind::Unreachable, Err((_, why))) => why.text(),
+            (VerdictKind::Deny, _) => "an NSG rule denies the flow; later NSGs are not evaluated",
+            (VerdictKind::Indeterminate, _) => {
+                "the outcome depends on a rule field only known at deployment time"
             }
-            let key = flow.key(*dst);
-            for a in applies.iter().flatten() {
-                let Some(c) = self.compiled(a.nsg, a.vnet) else {
-                    continue;
-                };
-                let nsg = &self.nsgs[a.nsg];
-                let (rules, m) = c.explain(nsg, *dir, &key);
-                let r = Topology::rule_ref(a, m, *dir);
-                evaluated.push(NsgEvaluation {
-                    nsg: nsg.name.clone(),
-                    applied_to: self.applied_to_path(a.applied_to),
-                    direction: *dir,
-                    matched_rule: nsg.rules[m.rule].qualified_name(),
-                    access: m.access,
-                    rules,
-                });
-                last = Some(r);
-                if self.depends_on_unknown(a, m, &key) {
-                    unknown.get_or_insert(r);
-                } else if m.access == Access::Deny {
-                    outcome = Some((
-                        VerdictKind::Deny,
-                        VerdictCode::NsgDenied,
-                        "an NSG rule denies the flow; later NSGs are not evaluated",
-                    ));
-                    break;
-                }
-            }
-            if outcome.is_some() {
-                break;
-            }
-        }
-        let (verdict, code, why) = match (outcome, unknown) {
-            (Some(o), _) => o,
-            (None, Some(r)) => {
-                last = Some(r);
-                (
-                    VerdictKind::Indeterminate,
-                    VerdictCode::UnknownValue,
-                    "the outcome depends on a rule field only known at deployment time",
-                )
-            }
-            (None, None) => (
-                VerdictKind::Allow,
-                VerdictCode::Allowed,
-                plan.why_allowed.text(),
-            ),
+            _ => plan.why_allowed.text(),
         };
-        let decided_by = last.map(|r| {
+        let mut detail = why.to_string();
+        let decided_by = d.decided_by.map(|r| {
             let info = self.rule_info(r);
+            if verdict == VerdictKind::Indeterminate {
+                let pointers = self.nsgs[r.nsg].rules[r.rule].unknown.pointers.join(", ");
+                detail = format!("{detail}: nsgs/{}/{} ({pointers})", info.nsg, info.rule);
+            }
             DecidedBy {
                 nsg: info.nsg.to_string(),
                 rule: info.rule,
@@ -671,12 +646,6 @@ impl Topology {
                 direction: r.direction,
             }
         });
-        let mut detail = why.to_string();
-        if let (VerdictKind::Indeterminate, Some(r)) = (verdict, unknown) {
-            let info = self.rule_info(r);
-            let pointers = self.nsgs[r.nsg].rules[r.rule].unknown.pointers.join(", ");
-            detail = format!("{detail}: nsgs/{}/{} ({pointers})", info.nsg, info.rule);
-        }
         if plan.inbound_destination != flow.destination && verdict != VerdictKind::Unreachable {
             detail = format!(
                 "{detail} ({} → {})",
