@@ -105,32 +105,6 @@ fn chain(sim: &Simulation, to: &str) -> Value {
     }
 }
 
-fn rule(
-    name: &str,
-    priority: i64,
-    direction: Direction,
-    access: Access,
-    dst: &str,
-    port: &str,
-) -> RawRule {
-    RawRule {
-        name: name.into(),
-        priority,
-        direction: Some(direction),
-        access: Some(access),
-        protocol: Some(if port == "*" {
-            RuleProtocol::Any
-        } else {
-            RuleProtocol::Tcp
-        }),
-        source_address_prefix: Some("*".into()),
-        source_port_range: Some("*".into()),
-        destination_address_prefix: Some(dst.into()),
-        destination_port_range: Some(port.into()),
-        ..RawRule::default()
-    }
-}
-
 /// Runs the demo.
 ///
 /// # Errors
@@ -347,11 +321,12 @@ async fn without_integration(sim: &Simulation) -> Check {
 
 async fn inbound_public(sim: &Simulation) -> Check {
     let original = sim.current_rules("nsg-apim");
-    let deny_in = rule(
+    let deny_in = RawRule::new(
         "deny-all-inbound",
         100,
         Direction::Inbound,
         Access::Deny,
+        RuleProtocol::Any,
         "*",
         "*",
     );
@@ -418,11 +393,12 @@ async fn live_rule_change(sim: &Simulation) -> Check {
         );
     }
     let original = sim.current_rules("nsg-apim");
-    let deny = rule(
+    let deny = RawRule::new(
         "deny-orders-now",
         120,
         Direction::Outbound,
         Access::Deny,
+        RuleProtocol::Tcp,
         "10.0.2.4",
         "443",
     );

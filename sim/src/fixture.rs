@@ -502,6 +502,40 @@ impl TryFrom<RawRule> for RuleFile {
     }
 }
 
+impl RawRule {
+    /// A rule from any source address and port to `destination` on `destination_port` (a
+    /// prefix, address, tag or `*`; a port, range or `*`) — the shape most live changes take.
+    ///
+    /// ```
+    /// use sim::fixture::RawRule;
+    /// use sim::{Access, Direction, RuleProtocol};
+    /// let r = RawRule::new("deny-orders", 120, Direction::Outbound, Access::Deny, RuleProtocol::Tcp, "10.0.2.4", "443");
+    /// assert_eq!(r.source_address_prefix.as_deref(), Some("*"));
+    /// ```
+    pub fn new(
+        name: &str,
+        priority: i64,
+        direction: Direction,
+        access: Access,
+        protocol: RuleProtocol,
+        destination: &str,
+        destination_port: &str,
+    ) -> RawRule {
+        RawRule {
+            name: name.into(),
+            priority,
+            direction: Some(direction),
+            access: Some(access),
+            protocol: Some(protocol),
+            source_address_prefix: Some("*".into()),
+            source_port_range: Some("*".into()),
+            destination_address_prefix: Some(destination.into()),
+            destination_port_range: Some(destination_port.into()),
+            ..RawRule::default()
+        }
+    }
+}
+
 impl From<&RuleFile> for RawRule {
     fn from(r: &RuleFile) -> RawRule {
         let mut raw = RawRule {

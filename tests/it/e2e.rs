@@ -48,28 +48,6 @@ async fn start() -> (Simulation, Backends) {
     (sim, b)
 }
 
-fn rule(
-    name: &str,
-    priority: i64,
-    direction: Direction,
-    access: Access,
-    dst: &str,
-    port: &str,
-) -> RawRule {
-    RawRule {
-        name: name.into(),
-        priority,
-        direction: Some(direction),
-        access: Some(access),
-        protocol: Some(RuleProtocol::Any),
-        source_address_prefix: Some("*".into()),
-        source_port_range: Some("*".into()),
-        destination_address_prefix: Some(dst.into()),
-        destination_port_range: Some(port.into()),
-        ..RawRule::default()
-    }
-}
-
 #[tokio::test]
 async fn claim_1_preflight_passes() {
     let b = Simulation::default_topology().unwrap();
@@ -185,11 +163,12 @@ async fn claim_6_gateway_inbound_stays_public() {
         .await;
     sim.add_security_rule(
         "nsg-apim",
-        rule(
+        RawRule::new(
             "deny-all-inbound",
             100,
             Direction::Inbound,
             Access::Deny,
+            RuleProtocol::Any,
             "*",
             "*",
         ),
@@ -234,11 +213,12 @@ async fn claim_7_live_rule_change_keeps_established_flows() {
     assert_eq!(established.len(), 1, "one pooled flow to orders");
     sim.add_security_rule(
         "nsg-apim",
-        rule(
+        RawRule::new(
             "deny-orders",
             120,
             Direction::Outbound,
             Access::Deny,
+            RuleProtocol::Any,
             "10.0.2.4",
             "443",
         ),
@@ -324,11 +304,12 @@ async fn an_indeterminate_flow_is_never_dialled() {
         .await;
     // A rule whose destination is only known at deployment time, before the rule that allows
     // the backend subnet: whether orders is reachable depends on that value.
-    let mut maybe = rule(
+    let mut maybe = RawRule::new(
         "deny-maybe",
         120,
         Direction::Outbound,
         Access::Deny,
+        RuleProtocol::Any,
         "*",
         "443",
     );
