@@ -1000,6 +1000,17 @@ impl CompiledNsg {
                 .map_or(0, FastPath::heap_bytes)
     }
 
+    /// The bit-vector classifier's answer alone, without the linear-scan fallback of
+    /// [`CompiledNsg::decide`]: `None` when `direction` has no classifier or it found no rule.
+    /// For tests that check the classifier itself against the reference.
+    pub fn classifier_decide(&self, direction: Direction, flow: &FlowKey) -> Option<RuleMatch> {
+        let fast = self.classifier(direction)?;
+        fast.classifier
+            .first_match(flow)
+            .and_then(|i| fast.matches.get(i))
+            .copied()
+    }
+
     /// Whether `direction` is decided by the bit-vector classifier (else a linear scan).
     pub fn uses_classifier(&self, direction: Direction) -> bool {
         self.classifier(direction).is_some()
