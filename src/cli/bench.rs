@@ -44,6 +44,11 @@ pub(crate) struct Args {
     /// Skip nginx even when it is on PATH (its rows and ratios are then null).
     #[arg(long)]
     no_nginx: bool,
+    /// Measure only these rows (comma-separated: direct, nginx, gateway, gateway_new_flow,
+    /// gateway_new_flow_no_policy, direct_1conn, nginx_1conn, gateway_1conn, gateway_h2,
+    /// gateway_tls_backend); ratios whose rows are missing are null.
+    #[arg(long, value_name = "ROWS", value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// `500ms`, `5s`, `2m`, or a bare number of seconds.
@@ -84,6 +89,7 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
         gateway_threads: a
             .threads
             .map_or_else(bench::default_proxy_threads, |t| t as usize),
+        only: a.only.clone(),
     };
     let show = a.output == Output::Text && std::io::stderr().is_terminal();
     let mut bar = |p: &Progress| {

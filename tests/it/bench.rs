@@ -114,3 +114,46 @@ fn bench_without_nginx_reports_null_nginx_ratios() {
         .iter()
         .all(|r| !r["name"].as_str().unwrap().starts_with("nginx")));
 }
+
+#[test]
+fn bench_only_measures_the_named_rows_and_nulls_the_rest() {
+    let run = cli(&[
+        "bench",
+        "--duration",
+        "100ms",
+        "--rounds",
+        "1",
+        "--connections",
+        "2",
+        "--no-nginx",
+        "--only",
+        "gateway,direct",
+        "--output",
+        "json",
+    ]);
+    run.expect_code(0);
+    let doc = run.json();
+    let names: Vec<&str> = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["direct", "gateway"]);
+    let ratios = &doc["ratios"];
+    assert!(
+        ratios["gateway_vs_direct"].as_f64().unwrap() > 0.0,
+        "{ratios}"
+    );
+    // Rows left out: their ratios are null, never a made-up 0.
+    assert!(ratios["policy_overhead"].is_null(), "{ratios}");
+    assert!(ratios["gateway_added_p50_us"].is_null(), "{ratios}");
+
+    let bad = cli(&["bench", "--only", "gateway,gatway", "--output", "json"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("unknown row `gatway`") && bad.stderr.contains("gateway_new_flow"),
+        "{}",
+        bad.stderr
+    );
+}
