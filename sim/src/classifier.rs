@@ -31,22 +31,72 @@ use crate::cidr::AddrSet;
 use crate::nsg::FlowKey;
 use crate::proto::{PortSet, Protocol, NO_PORT};
 
-/// Distinct rule bit sets of `width` words each: row `i` is `words[i * width..(i + 1) * width]`.
-#[derive(Clone, Debug, Default)]
+/// Distinct rule bit sets of `width` words each: row `i` is `words[off + i * stride..][..width]`.
+/// Rows start on 64-byte cache-line boundaries (`stride` is a power of two up to 8 words, then
+/// a multiple of 8; `off` skips to the first aligned word), so reading the first words of a row
+/// touches one line, not two.
+#[derive(Debug, Default)]
 struct Rows {
     width: usize,
+    stride: usize,
+    off: usize,
     words: Vec<u64>,
 }
 
+impl Clone for Rows {
+    fn clone(&self) -> Rows {
+        let mut r = Rows::new(self.width);
+        for i in 0..self.len() as u32 {
+            r.push(self.row(i));
+        }
+        r.finish()
+    }
+}
+
 impl Rows {
+    fn new(width: usize) -> Rows {
+        let stride = if width < 8 {
+            width.next_power_of_two()
+        } else {
+            width.div_ceil(8) * 8
+        };
+        Rows {
+            width,
+            stride,
+            off: 0,
+            words: Vec::new(),
+        }
+    }
+
     #[inline(always)]
     fn row(&self, id: u32) -> &[u64] {
-        let w = self.width;
-        &self.words[id as usize * w..][..w]
+        &self.words[self.off + id as usize * self.stride..][..self.width]
     }
 
     fn len(&self) -> usize {
-        self.words.len() / self.width.max(1)
+        (self.words.len() - self.off) / self.stride.max(1)
+    }
+
+    fn push(&mut self, row: &[u64]) {
+        self.words.extend_from_slice(row);
+        self.words
+            .resize(self.words.len() + self.stride - self.width, 0);
+    }
+
+    /// Copies the rows into an allocation with room to start them on a cache line.
+    fn finish(self) -> Rows {
+        let n = self.words.len() - self.off;
+        let mut words: Vec<u64> = Vec::with_capacity(n + 7);
+        let misalign = (words.as_ptr() as usize / 8) % 8;
+        let off = (8 - misalign) % 8;
+        words.resize(off, 0);
+        words.extend_from_slice(&self.words[self.off..]);
+        Rows {
+            width: self.width,
+            stride: self.stride,
+            off,
+            words,
+        }
     }
 
     fn heap_bytes(&self) -> usize {
@@ -91,10 +141,7 @@ struct RowsBuilder {
 impl RowsBuilder {
     fn new(width: usize) -> RowsBuilder {
         RowsBuilder {
-            rows: Rows {
-                width,
-                words: Vec::new(),
-            },
+            rows: Rows::new(width),
             ids: HashMap::default(),
         }
     }
@@ -108,14 +155,13 @@ impl RowsBuilder {
             // A hash collision between different rows: keep the row un-shared (still correct).
         }
         let id = self.rows.len() as u32;
-        self.rows.words.extend_from_slice(row);
+        self.rows.push(row);
         self.ids.entry(h).or_insert(id);
         id
     }
 
-    fn finish(mut self) -> Rows {
-        self.rows.words.shrink_to_fit();
-        self.rows
+    fn finish(self) -> Rows {
+        self.rows.finish()
     }
 }
 
