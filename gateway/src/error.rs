@@ -193,7 +193,7 @@ impl fmt::Display for PolicyOutcome {
 /// Every way a proxied request fails. Each layer adds its context once (the backend, the
 /// target socket); [`ProxyError::code`] gives the stable code and [`ProxyError::status`] the
 /// HTTP status.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ProxyError {
     /// `sim` did not allow the new backend flow.
     #[error("backend `{backend}`: {outcome}")]

@@ -14,10 +14,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::task::AbortHandle;
 
 use serde::Serialize;
 use sim::flow::Flow;
-use tokio::sync::Notify;
 
 /// First synthetic source port (the IANA dynamic range, 49152–65535).
 const EPHEMERAL_FIRST: u32 = 49152;
@@ -43,20 +43,23 @@ pub(crate) struct FlowEntry {
     pub(crate) id: u64,
     pub(crate) flow: Flow,
     /// The backend authority (`orders.internal.contoso.com`).
-    pub(crate) backend: String,
+    pub(crate) backend: Arc<str>,
     /// The `[[hosts]]` name that plays it.
-    pub(crate) host: String,
+    pub(crate) host: Arc<str>,
     /// The loopback socket actually dialled.
     pub(crate) upstream: SocketAddr,
     pub(crate) tls: bool,
-    pub(crate) hops: Vec<FlowHop>,
+    /// Shared by every flow the same rules allowed (interned per policy snapshot).
+    pub(crate) hops: Arc<[FlowHop]>,
     pub(crate) established: Instant,
     established_unix_ms: u64,
     pub(crate) requests: AtomicU64,
     cut: AtomicBool,
     cut_by: OnceLock<String>,
-    /// Wakes the connection task to close the socket.
-    pub(crate) close: Notify,
+    /// Set by [`FlowEntry::close`]; checked once the connection task's handle is known.
+    closing: AtomicBool,
+    /// Aborting the connection task drops the connection: the socket closes.
+    task: OnceLock<AbortHandle>,
 }
 
 // === impl FlowEntry ===
@@ -76,12 +79,25 @@ impl FlowEntry {
     pub(crate) fn cut(&self, reason: String) {
         let _ = self.cut_by.set(reason);
         self.cut.store(true, Ordering::Release);
-        self.close.notify_one();
+        self.close();
     }
 
-    /// Closes the connection without marking a cut (timeouts, shutdown).
+    /// Closes the connection without marking a cut (timeouts, shutdown, bench knobs).
     pub(crate) fn close(&self) {
-        self.close.notify_one();
+        self.closing.store(true, Ordering::SeqCst);
+        if let Some(t) = self.task.get() {
+            t.abort();
+        }
+    }
+
+    /// Records the task that runs the connection (once, right after it is spawned). A close
+    /// that came first (from another thread) is carried out now.
+    pub(crate) fn attach(&self, task: AbortHandle) {
+        if self.task.set(task).is_ok() && self.closing.load(Ordering::SeqCst) {
+            if let Some(t) = self.task.get() {
+                t.abort();
+            }
+        }
     }
 
     /// `Tcp 10.0.1.4:49152 -> 10.0.2.4:443`.
@@ -97,11 +113,11 @@ impl FlowEntry {
             source_port: self.flow.source_port.unwrap_or(0),
             destination: self.flow.destination,
             destination_port: self.flow.destination_port.unwrap_or(0),
-            backend: self.backend.clone(),
-            host: self.host.clone(),
+            backend: self.backend.to_string(),
+            host: self.host.to_string(),
             upstream: self.upstream,
             tls: self.tls,
-            allowed_by: self.hops.clone(),
+            allowed_by: self.hops.to_vec(),
             established_unix_ms: self.established_unix_ms,
             age_ms: u64::try_from(now.saturating_duration_since(self.established).as_millis())
                 .unwrap_or(u64::MAX),
@@ -176,11 +192,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What is known about a flow when it is established.
 pub(crate) struct NewFlow {
     pub(crate) flow: Flow,
-    pub(crate) backend: String,
-    pub(crate) host: String,
+    pub(crate) backend: Arc<str>,
+    pub(crate) host: Arc<str>,
     pub(crate) upstream: SocketAddr,
     pub(crate) tls: bool,
-    pub(crate) hops: Vec<FlowHop>,
+    pub(crate) hops: Arc<[FlowHop]>,
 }
 
 // === impl FlowTable ===
@@ -212,7 +228,8 @@ impl FlowTable {
             requests: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             cut_by: OnceLock::new(),
-            close: Notify::new(),
+            closing: AtomicBool::new(false),
+            task: OnceLock::new(),
         });
         lock(&self.entries).insert(id, entry.clone());
         entry
@@ -288,7 +305,7 @@ mod tests {
             host: "orders".into(),
             upstream: "127.0.0.1:1".parse().unwrap(),
             tls: true,
-            hops: vec![],
+            hops: Arc::from([]),
         });
         e.requests.fetch_add(2, Ordering::Relaxed);
         let l = t.list();

@@ -3,7 +3,8 @@
 //! The per-request path only touches atomics: each API's counters live in an [`ApiMetrics`]
 //! that the policy snapshot resolves once (by API name), so a request increments a status
 //! counter and a latency bucket without a lock or a map lookup. Flow verdicts (once per new
-//! backend connection) go to a small locked map keyed by verdict, code, NSG and rule.
+//! backend connection) are counters keyed by verdict, code, NSG and rule; the policy snapshot
+//! looks a counter up once per distinct decision and then only increments it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -78,7 +79,7 @@ pub(crate) struct PoolGauge {
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     apis: Mutex<BTreeMap<String, Arc<ApiMetrics>>>,
-    flows: Mutex<BTreeMap<FlowLabels, u64>>,
+    flows: Mutex<BTreeMap<FlowLabels, Arc<AtomicU64>>>,
     /// Established flows closed by a `flush_connection` re-evaluation.
     pub(crate) flows_cut: AtomicU64,
     /// Client connections open now.
@@ -112,9 +113,15 @@ impl Metrics {
             .clone()
     }
 
+    /// The counter of new-flow verdicts with these labels (created at 0; kept across reloads).
+    pub(crate) fn flow_counter(&self, labels: FlowLabels) -> Arc<AtomicU64> {
+        lock(&self.flows).entry(labels).or_default().clone()
+    }
+
     /// Counts one new-flow verdict.
+    #[cfg(test)]
     pub(crate) fn flow(&self, labels: FlowLabels) {
-        *lock(&self.flows).entry(labels).or_insert(0) += 1;
+        self.flow_counter(labels).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Renders everything in the Prometheus text format.
@@ -176,6 +183,7 @@ impl Metrics {
         out.push_str("# HELP vnetsim_gateway_flows_total New backend flows, by verdict, code and the deciding NSG rule.\n");
         out.push_str("# TYPE vnetsim_gateway_flows_total counter\n");
         for (l, v) in lock(&self.flows).iter() {
+            let v = v.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
                 "vnetsim_gateway_flows_total{{verdict=\"{}\",code=\"{}\",nsg=\"{}\",rule=\"{}\"}} {v}",

@@ -17,9 +17,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use http::HeaderValue;
@@ -358,20 +358,34 @@ impl Resources {
 pub(crate) struct Route {
     pub(crate) name: String,
     pub(crate) backend: BackendUrl,
+    /// `backend.authority`, shared by the flows of this route.
+    pub(crate) authority: Arc<str>,
     /// The upstream `Host` header: the backend URL's authority.
     pub(crate) host_header: HeaderValue,
     /// TLS SNI and the name the backend certificate must carry.
     pub(crate) server_name: ServerName<'static>,
     pub(crate) pool: Arc<Pool>,
     pub(crate) metrics: Arc<ApiMetrics>,
+    /// The flow's source (the instance's outbound address) and destination (the backend name
+    /// as the instance's DNS answers it), or why there is none.
+    pub(crate) endpoints: Result<(IpAddr, IpAddr), ProxyError>,
+    /// The loopback socket that plays the destination and the `[[hosts]]` name, or why none.
+    pub(crate) target: Result<(SocketAddr, Arc<str>), ProxyError>,
 }
 
 /// A new flow `sim` allowed, and where to dial it.
 pub(crate) struct Admitted {
     pub(crate) flow: Flow,
-    pub(crate) hops: Vec<FlowHop>,
+    pub(crate) hops: Arc<[FlowHop]>,
     pub(crate) target: SocketAddr,
-    pub(crate) host: String,
+    pub(crate) host: Arc<str>,
+}
+
+/// What a snapshot remembers of one distinct [`Decision`]: the hops an allowed flow records
+/// and the metrics counter of its labels.
+pub(crate) struct Seen {
+    hops: Arc<[FlowHop]>,
+    counter: Arc<AtomicU64>,
 }
 
 /// The policy in force (immutable; replaced whole on change).
@@ -379,12 +393,14 @@ pub(crate) struct PolicyState {
     pub(crate) topology: Topology,
     pub(crate) limits: Limits,
     pub(crate) routes: Vec<Route>,
-    /// `[host][service]` → the loopback socket that plays it.
-    targets: Vec<Vec<Option<SocketAddr>>>,
     pub(crate) no_api: Arc<ApiMetrics>,
     /// The front door's TLS, when `[gateway] tls = true`.
     pub(crate) front_tls: Option<TlsAcceptor>,
     pub(crate) generation: u64,
+    /// Interned per distinct decision (see [`PolicyState::admit`]).
+    seen: Mutex<HashMap<Decision, Arc<Seen>>>,
+    /// The hops of a flow admitted without a verdict (bench only).
+    no_hops: Arc<[FlowHop]>,
 }
 
 // === impl PolicyState ===
@@ -437,13 +453,21 @@ impl PolicyState {
                 b.host,
                 b.port
             );
+            let endpoints = endpoints(&topology, b);
+            let target = match &endpoints {
+                Ok((_, destination)) => target(&topology, &targets, &limits, b, *destination),
+                Err(e) => Err(e.clone()),
+            };
             routes.push(Route {
                 name: api.name.clone(),
                 backend: b.clone(),
+                authority: Arc::from(b.authority.as_str()),
                 host_header,
                 server_name,
                 pool: res.pool(&label),
                 metrics: res.metrics.api(&api.name),
+                endpoints,
+                target,
             });
         }
         let g = topology.gateway();
@@ -478,15 +502,22 @@ impl PolicyState {
             topology,
             limits,
             routes,
-            targets,
             no_api: res.metrics.api(NO_API_LABEL),
             front_tls,
             generation,
+            seen: Mutex::new(HashMap::new()),
+            no_hops: Arc::from([]),
         })
     }
 
     /// Admits a new flow for `route` from the synthetic `source_port`, or says why not.
     /// `check = false` (bench only, [`crate::BenchKnobs::skip_policy`]) skips the verdict.
+    ///
+    /// Everything but the verdict (the DNS answer, the source address, the loopback socket) is
+    /// a function of the snapshot and was resolved when it was built ([`Route::endpoints`],
+    /// [`Route::target`]); the verdict is decided for every new flow (the synthetic source port
+    /// differs, and rules may name source ports). Its names and its metrics counter are
+    /// interned per distinct decision, so an admitted flow allocates nothing here.
     pub(crate) fn admit(
         &self,
         route: &Route,
@@ -494,80 +525,42 @@ impl PolicyState {
         metrics: &Metrics,
         check: bool,
     ) -> Result<Admitted, ProxyError> {
-        let topo = &self.topology;
-        let b = &route.backend;
-        let backend = || b.authority.clone();
-        let destination = topo
-            .resolve_from_apim(&b.host)
-            .map_err(|e| ProxyError::Dns {
-                backend: backend(),
-                reason: e.to_string(),
-            })?;
-        let Some(source) = topo.apim_source() else {
-            return Err(ProxyError::Policy {
-                backend: backend(),
-                outcome: Box::new(PolicyOutcome {
-                    verdict: "Unreachable",
-                    code: ErrorCode::NoRoute,
-                    nsg: None,
-                    rule: None,
-                    priority: None,
-                    flow: format!("Tcp ? -> {destination}:{}", b.port),
-                    reason: "the topology has no [apim] instance to send from".into(),
-                }),
-            });
-        };
-        let flow = Flow::tcp(source, source_port, destination, b.port);
+        let (source, destination) = route.endpoints.clone()?;
+        let flow = Flow::tcp(source, source_port, destination, route.backend.port);
         let hops = if check {
-            let d = topo.decide(&flow);
-            metrics.flow(flow_labels(topo, &d));
+            let d = self.topology.decide(&flow);
+            let seen = self.seen(&d, metrics);
+            seen.counter.fetch_add(1, Ordering::Relaxed);
             if !d.allowed() {
                 return Err(ProxyError::Policy {
-                    backend: backend(),
+                    backend: route.backend.authority.clone(),
                     outcome: Box::new(self.outcome(&flow, &d)),
                 });
             }
-            hops(topo, &d)
+            seen.hops.clone()
         } else {
-            Vec::new()
+            self.no_hops.clone()
         };
-        let Some((h, s)) = topo.service_at(destination, b.port) else {
-            return Err(ProxyError::Refused {
-                backend: backend(),
-                reason: format!(
-                    "no [[hosts.services]] listens on {destination} port {}",
-                    b.port
-                ),
-            });
-        };
-        let host = &topo.hosts()[h];
-        let Some(target) = self
-            .targets
-            .get(h)
-            .and_then(|r| r.get(s))
-            .copied()
-            .flatten()
-        else {
-            return Err(ProxyError::Refused {
-                backend: backend(),
-                reason: format!(
-                    "nothing plays host `{}` port {} on loopback (set serve = \"echo\" or upstream = \"127.0.0.1:PORT\", or pass an upstream override)",
-                    host.name, b.port
-                ),
-            });
-        };
-        if !target.ip().is_loopback() && !self.limits.allow_non_loopback_upstreams {
-            return Err(ProxyError::NotLoopback {
-                backend: backend(),
-                target,
-            });
-        }
+        let (target, host) = route.target.clone()?;
         Ok(Admitted {
             hops,
             flow,
             target,
-            host: host.name.clone(),
+            host,
         })
+    }
+
+    /// The interned names and counter of decision `d` (computed on first sight).
+    fn seen(&self, d: &Decision, metrics: &Metrics) -> Arc<Seen> {
+        if let Some(s) = lock(&self.seen).get(d) {
+            return s.clone();
+        }
+        let topo = &self.topology;
+        let s = Arc::new(Seen {
+            hops: hops(topo, d).into(),
+            counter: metrics.flow_counter(flow_labels(topo, d)),
+        });
+        lock(&self.seen).entry(*d).or_insert(s).clone()
     }
 
     fn outcome(&self, flow: &Flow, d: &Decision) -> PolicyOutcome {
@@ -600,6 +593,68 @@ impl PolicyState {
             reason,
         }
     }
+}
+
+/// The flow's source and destination for backend `b`: the instance's outbound address and the
+/// backend name as the instance's DNS answers it.
+fn endpoints(topo: &Topology, b: &BackendUrl) -> Result<(IpAddr, IpAddr), ProxyError> {
+    let destination = topo
+        .resolve_from_apim(&b.host)
+        .map_err(|e| ProxyError::Dns {
+            backend: b.authority.clone(),
+            reason: e.to_string(),
+        })?;
+    let Some(source) = topo.apim_source() else {
+        return Err(ProxyError::Policy {
+            backend: b.authority.clone(),
+            outcome: Box::new(PolicyOutcome {
+                verdict: "Unreachable",
+                code: ErrorCode::NoRoute,
+                nsg: None,
+                rule: None,
+                priority: None,
+                flow: format!("Tcp ? -> {destination}:{}", b.port),
+                reason: "the topology has no [apim] instance to send from".into(),
+            }),
+        });
+    };
+    Ok((source, destination))
+}
+
+/// The loopback socket that plays `destination`:`b.port`, and the `[[hosts]]` name.
+fn target(
+    topo: &Topology,
+    targets: &[Vec<Option<SocketAddr>>],
+    limits: &Limits,
+    b: &BackendUrl,
+    destination: IpAddr,
+) -> Result<(SocketAddr, Arc<str>), ProxyError> {
+    let Some((h, s)) = topo.service_at(destination, b.port) else {
+        return Err(ProxyError::Refused {
+            backend: b.authority.clone(),
+            reason: format!(
+                "no [[hosts.services]] listens on {destination} port {}",
+                b.port
+            ),
+        });
+    };
+    let host = &topo.hosts()[h];
+    let Some(target) = targets.get(h).and_then(|r| r.get(s)).copied().flatten() else {
+        return Err(ProxyError::Refused {
+            backend: b.authority.clone(),
+            reason: format!(
+                "nothing plays host `{}` port {} on loopback (set serve = \"echo\" or upstream = \"127.0.0.1:PORT\", or pass an upstream override)",
+                host.name, b.port
+            ),
+        });
+    };
+    if !target.ip().is_loopback() && !limits.allow_non_loopback_upstreams {
+        return Err(ProxyError::NotLoopback {
+            backend: b.authority.clone(),
+            target,
+        });
+    }
+    Ok((target, Arc::from(host.name.as_str())))
 }
 
 fn flow_labels(topo: &Topology, d: &Decision) -> FlowLabels {

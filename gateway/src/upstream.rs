@@ -283,40 +283,48 @@ where
         })?;
     let flow = res.flows.insert(NewFlow {
         flow: admitted.flow,
-        backend: route.backend.authority.clone(),
+        backend: route.authority.clone(),
         host: admitted.host,
         upstream: admitted.target,
         tls: route.backend.https,
         hops: admitted.hops,
     });
     route.pool.open.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(drive(
+    let task = tokio::spawn(drive(
         conn,
-        flow.clone(),
-        res.flows.clone(),
-        route.pool.clone(),
+        Ended {
+            flow: flow.clone(),
+            table: res.flows.clone(),
+            pool: route.pool.clone(),
+        },
     ));
+    flow.attach(task.abort_handle());
     Ok(Conn { sender, flow })
 }
 
-/// Runs one upstream connection until it ends or its flow is closed (cut, timeout, shutdown).
-async fn drive<F>(conn: F, flow: Arc<FlowEntry>, table: Arc<FlowTable>, pool: Arc<Pool>)
+/// Forgets a flow when its connection task ends, however it ends: the connection finished,
+/// or [`FlowEntry::close`] aborted the task (which drops the connection and closes the socket).
+struct Ended {
+    flow: Arc<FlowEntry>,
+    table: Arc<FlowTable>,
+    pool: Arc<Pool>,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.table.remove(self.flow.id);
+        self.pool.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs one upstream connection until it ends (an abort ends it early, see [`Ended`]).
+async fn drive<F>(conn: F, ended: Ended)
 where
     F: Future<Output = hyper::Result<()>>,
 {
-    tokio::select! {
-        biased;
-        () = flow.close.notified() => {
-            debug!(flow = %flow.describe(), "upstream connection closed by the gateway");
-        }
-        r = conn => {
-            if let Err(e) = r {
-                debug!(flow = %flow.describe(), cause = %e, "upstream connection ended");
-            }
-        }
+    if let Err(e) = conn.await {
+        debug!(flow = %ended.flow.describe(), cause = %e, "upstream connection ended");
     }
-    table.remove(flow.id);
-    pool.open.fetch_sub(1, Ordering::Relaxed);
 }
 
 fn connect_error(e: &io::Error, backend: &str, target: SocketAddr) -> ProxyError {

@@ -193,7 +193,7 @@ pub struct RuleInfo<'a> {
 }
 
 /// The verdict-only answer: no strings, no allocation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[must_use]
 pub struct Decision {
     /// Allow, Deny or Unreachable.
