@@ -80,7 +80,12 @@ pub(crate) struct TimedIo<T> {
     inner: T,
     state: Arc<ConnState>,
     timeout: Duration,
+    /// Fires at or before the deadline (`idle_since + timeout`): it is re-armed lazily, when it
+    /// fires early, instead of on every request (each reset is a timer-wheel removal and
+    /// insertion).
     sleep: Pin<Box<Sleep>>,
+    /// When the connection last became idle (or was accepted).
+    idle_since: Instant,
     seen_epoch: u64,
     served_any: bool,
     head_bytes: usize,
@@ -103,6 +108,7 @@ impl<T> TimedIo<T> {
             state,
             timeout,
             sleep: Box::pin(tokio::time::sleep(timeout)),
+            idle_since: Instant::now(),
             seen_epoch: 0,
             served_any: false,
             head_bytes: 0,
@@ -193,11 +199,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
                         this.seen_epoch = epoch;
                         this.served_any = true;
                         this.head_bytes = 0;
-                        this.sleep.as_mut().reset(Instant::now() + this.timeout);
+                        this.idle_since = Instant::now();
                     }
                     if this.state.inflight.load(Ordering::Acquire) == 0
                         && this.sleep.as_mut().poll(cx).is_ready()
                     {
+                        let deadline = this.idle_since + this.timeout;
+                        if this.sleep.deadline() < deadline {
+                            // Armed for an earlier idle period: wait for this one's end.
+                            this.sleep.as_mut().reset(deadline);
+                            continue;
+                        }
                         this.phase = this.on_deadline();
                         continue;
                     }

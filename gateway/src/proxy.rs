@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -39,6 +39,9 @@ pub(crate) struct ConnInfo {
     xff: HeaderValue,
     /// `for=...;proto=...` (the `forwarded` element without `host`).
     forwarded_prefix: String,
+    /// The last `forwarded` value built on this connection and the host it names (clients
+    /// send the same `Host` on every request of a connection).
+    forwarded_last: Mutex<Option<(String, HeaderValue)>>,
 }
 
 impl ConnInfo {
@@ -56,6 +59,7 @@ impl ConnInfo {
             xff: HeaderValue::from_str(&ip.to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             forwarded_prefix: format!("for={for_value};proto={proto}"),
+            forwarded_last: Mutex::new(None),
         }
     }
 }
@@ -218,10 +222,13 @@ async fn proxy(
     *req.version_mut() = Version::HTTP_11;
     let req = req.map(|body| ReqBody::new(body, limits.max_body_bytes));
 
-    let sent_at = Instant::now();
+    // Read the clock for the span only when the span is recorded (debug logging).
+    let sent_at = (!span.is_disabled()).then(Instant::now);
     match upstream::send(&shared.res, state, route, req).await {
         Ok((resp, checkout, new_flow)) => {
-            span.record("upstream_ms", sent_at.elapsed().as_secs_f64() * 1e3);
+            if let Some(t) = sent_at {
+                span.record("upstream_ms", t.elapsed().as_secs_f64() * 1e3);
+            }
             span.record("verdict", if new_flow { "Allow" } else { "Established" });
             span.record("flow", checkout.flow_id());
             let mut resp = resp.map(|body| GatewayBody::upstream(body, checkout));
@@ -264,11 +271,22 @@ fn forwarded(
     let host = client_host
         .and_then(|h| h.to_str().ok())
         .unwrap_or(state.topology.gateway().hostname.as_str());
+    let mut last = conn
+        .forwarded_last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((h, v)) = &*last {
+        if h == host {
+            return Some(v.clone());
+        }
+    }
     let mut v = String::with_capacity(conn.forwarded_prefix.len() + host.len() + 8);
     v.push_str(&conn.forwarded_prefix);
     v.push_str(";host=");
     push_token_or_quoted(&mut v, host);
-    HeaderValue::from_str(&v).ok()
+    let v = HeaderValue::from_str(&v).ok()?;
+    *last = Some((host.to_string(), v.clone()));
+    Some(v)
 }
 
 /// Appends `s` as an RFC 7230 token, or as a quoted string when it is not one.

@@ -99,6 +99,68 @@ async fn oversized_heads_and_bodies_get_431_and_413() {
     gw.shutdown().await;
 }
 
+/// Reads one HTTP/1.1 response (head and `content-length` body) from `tcp`.
+async fn read_response(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf))
+            .await
+            .expect("a response within 3 s")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before a full response: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        out.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if out.len() >= end + 4 + len {
+                return text;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_idle_limit_runs_from_the_end_of_the_last_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Header-read timeout 300 ms: a connection may live far longer than that as long as it is
+    // never idle for 300 ms.
+    let gw = start(&Topo::default(), opts()).await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    let get = b"GET /payments/x HTTP/1.1\r\nHost: a\r\n\r\n";
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    for _ in 0..4 {
+        tcp.write_all(get).await.unwrap();
+        let out = read_response(&mut tcp).await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        // 4 × 200 ms after connecting is well past 300 ms; each gap is shorter than the limit.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Then idle: closed about 300 ms after the last response, without a 408.
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_end(&mut rest)).await;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    let waited = idle.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "closed by the idle limit ({waited:?})"
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn slow_clients_are_timed_out() {
     let gw = start(&Topo::default(), opts()).await;
