@@ -217,7 +217,7 @@ async fn handle(shared: Arc<Shared>, token: &str, req: Request<Incoming>) -> Adm
         let text = shared
             .res
             .metrics
-            .render(&shared.res.pool_gauges(), shared.res.flows.len());
+            .render(&shared.res.pool_gauges(), shared.res.flows.memory());
         let mut r = Response::new(Full::new(Bytes::from(text)));
         r.headers_mut().insert(
             CONTENT_TYPE,

@@ -9,7 +9,6 @@
 //! denied by an NSG that has `flush_connection = true` is cut — its connection task is told to
 //! close the socket, and a request in flight on it answers 502 `BACKEND_RESET`.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -41,6 +40,8 @@ pub struct FlowHop {
 #[derive(Debug)]
 pub(crate) struct FlowEntry {
     pub(crate) id: u64,
+    /// Its slot in the [`FlowTable`].
+    slot: usize,
     pub(crate) flow: Flow,
     /// The backend authority (`orders.internal.contoso.com`).
     pub(crate) backend: Arc<str>,
@@ -177,16 +178,51 @@ pub struct FlowInfo {
     pub cut: Option<String>,
 }
 
-/// Every established flow of one gateway.
+/// Every established flow of one gateway: a slab of slots (a flow knows its slot, so removal
+/// is O(1) and no map node is allocated per flow) and a free list of vacant slots.
 #[derive(Debug, Default)]
 pub(crate) struct FlowTable {
-    entries: Mutex<BTreeMap<u64, Arc<FlowEntry>>>,
+    entries: Mutex<Slab>,
     next_id: AtomicU64,
     next_port: AtomicU32,
 }
 
+#[derive(Debug, Default)]
+struct Slab {
+    slots: Vec<Option<Arc<FlowEntry>>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+/// Memory of the flow table (see [`FlowTable::memory`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowTableMemory {
+    /// Established flows tracked.
+    pub flows: usize,
+    /// Heap bytes of the table: every flow's entry (its `Arc` allocation and any cut reason)
+    /// plus the slot and free-list arrays at their capacity. The names a flow shares with other
+    /// flows of the same route and verdict (backend, host, NSG hops) are interned per policy
+    /// snapshot and not counted per flow.
+    pub bytes: usize,
+}
+
+impl FlowTableMemory {
+    /// `bytes / flows` (`None` without flows).
+    pub fn bytes_per_flow(&self) -> Option<f64> {
+        (self.flows > 0).then(|| self.bytes as f64 / self.flows as f64)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Heap bytes of one entry: the `Arc` allocation (two counters and the entry) and the cut
+/// reason's text.
+fn entry_bytes(e: &FlowEntry) -> usize {
+    2 * std::mem::size_of::<usize>()
+        + std::mem::size_of::<FlowEntry>()
+        + e.cut_by.get().map_or(0, String::capacity)
 }
 
 /// What is known about a flow when it is established.
@@ -212,8 +248,11 @@ impl FlowTable {
     /// Records an established flow.
     pub(crate) fn insert(&self, f: NewFlow) -> Arc<FlowEntry> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut slab = lock(&self.entries);
+        let slot = slab.free.pop().unwrap_or(slab.slots.len());
         let entry = Arc::new(FlowEntry {
             id,
+            slot,
             flow: f.flow,
             backend: f.backend,
             host: f.host,
@@ -231,36 +270,67 @@ impl FlowTable {
             closing: AtomicBool::new(false),
             task: OnceLock::new(),
         });
-        lock(&self.entries).insert(id, entry.clone());
+        if slot == slab.slots.len() {
+            slab.slots.push(Some(entry.clone()));
+        } else {
+            slab.slots[slot] = Some(entry.clone());
+        }
+        slab.len += 1;
         entry
     }
 
     /// Forgets a flow whose connection ended.
-    pub(crate) fn remove(&self, id: u64) {
-        lock(&self.entries).remove(&id);
+    pub(crate) fn remove(&self, e: &FlowEntry) {
+        let mut slab = lock(&self.entries);
+        let ours = slab
+            .slots
+            .get(e.slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|x| x.id == e.id);
+        if ours {
+            slab.slots[e.slot] = None;
+            slab.free.push(e.slot);
+            slab.len -= 1;
+        }
+    }
+
+    /// The table's memory now (see [`FlowTableMemory`]).
+    pub(crate) fn memory(&self) -> FlowTableMemory {
+        let slab = lock(&self.entries);
+        let entries: usize = slab.slots.iter().flatten().map(|e| entry_bytes(e)).sum();
+        FlowTableMemory {
+            flows: slab.len,
+            bytes: entries
+                + slab.slots.capacity() * std::mem::size_of::<Option<Arc<FlowEntry>>>()
+                + slab.free.capacity() * std::mem::size_of::<usize>(),
+        }
     }
 
     /// Established flows, oldest first.
     pub(crate) fn list(&self) -> Vec<FlowInfo> {
         let now = Instant::now();
-        lock(&self.entries).values().map(|e| e.info(now)).collect()
-    }
-
-    /// Number of established flows.
-    pub(crate) fn len(&self) -> usize {
-        lock(&self.entries).len()
+        let mut v: Vec<FlowInfo> = self.snapshot().iter().map(|e| e.info(now)).collect();
+        v.sort_by_key(|f| f.id);
+        v
     }
 
     /// Closes every flow (shutdown).
     pub(crate) fn close_all(&self) {
-        for e in lock(&self.entries).values() {
+        for e in self.snapshot() {
             e.close();
         }
     }
 
-    /// Every established flow (for re-evaluation).
+    /// Every established flow (for re-evaluation), oldest first.
     pub(crate) fn snapshot(&self) -> Vec<Arc<FlowEntry>> {
-        lock(&self.entries).values().cloned().collect()
+        let mut v: Vec<Arc<FlowEntry>> = lock(&self.entries)
+            .slots
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        v.sort_by_key(|e| e.id);
+        v
     }
 }
 
@@ -315,7 +385,108 @@ mod tests {
         e.cut("x".into());
         assert!(e.is_cut());
         assert_eq!(t.list()[0].cut.as_deref(), Some("x"));
-        t.remove(e.id);
-        assert_eq!(t.len(), 0);
+        t.remove(&e);
+        assert_eq!(t.memory().flows, 0);
+        assert!(t.list().is_empty());
+    }
+
+    fn new_flow(port: u16, backend: &Arc<str>, host: &Arc<str>, hops: &Arc<[FlowHop]>) -> NewFlow {
+        NewFlow {
+            flow: Flow::tcp(
+                "10.0.1.4".parse().unwrap(),
+                port,
+                "10.0.2.4".parse().unwrap(),
+                443,
+            ),
+            backend: backend.clone(),
+            host: host.clone(),
+            upstream: "127.0.0.1:1".parse().unwrap(),
+            tls: false,
+            hops: hops.clone(),
+        }
+    }
+
+    /// `memory()` is what the table really holds: the bytes this thread allocated (and did not
+    /// free) while 1,000 flows were inserted, some removed and some slots reused, equal the
+    /// reported bytes exactly. Slots are reused and the list stays oldest first.
+    #[test]
+    fn memory_is_what_the_allocator_handed_out() {
+        let backend: Arc<str> = Arc::from("orders.internal.contoso.com");
+        let host: Arc<str> = Arc::from("orders");
+        let hops: Arc<[FlowHop]> = Arc::from(vec![FlowHop {
+            nsg: "nsg-apim".into(),
+            rule: "securityRules/allow".into(),
+            priority: 100,
+            direction: "Outbound".into(),
+        }]);
+        let t = FlowTable::default();
+        let before = counting::live();
+        let mut held = Vec::new();
+        for i in 0..1000u16 {
+            held.push(t.insert(new_flow(49152 + i, &backend, &host, &hops)));
+        }
+        for e in held.iter().step_by(3) {
+            t.remove(e);
+        }
+        held[1].cut("cut by a test".into());
+        let again = t.insert(new_flow(1, &backend, &host, &hops));
+        // Only table memory stays allocated: drop our handles on removed flows first.
+        let removed: Vec<_> = held.iter().step_by(3).map(|e| e.id).collect();
+        held.retain(|e| !removed.contains(&e.id));
+        let n_removed = removed.len();
+        drop(removed);
+        let live = counting::live() - before;
+        // What we hold outside the table: the `held` vector itself.
+        let ours = held.capacity() * std::mem::size_of::<Arc<FlowEntry>>();
+        let m = t.memory();
+        assert_eq!(m.flows, 1000 - n_removed + 1);
+        assert_eq!(m.bytes as isize, live - ours as isize, "{m:?}");
+        let per = m.bytes_per_flow().unwrap();
+        assert!((150.0..400.0).contains(&per), "{per} bytes per flow");
+        // A freed slot was reused (the table did not grow past 1,000 slots).
+        assert!(again.slot < 1000);
+        let ids: Vec<u64> = t.list().iter().map(|f| f.id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+}
+
+/// A global allocator for this crate's unit tests that counts, per thread, the bytes allocated
+/// and not yet freed (parallel tests do not disturb each other's counts).
+#[cfg(test)]
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+    }
+
+    struct Counting;
+
+    // SAFETY: defers to `System`; the counter is a plain thread-local cell.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            let _ = LIVE.try_with(|c| c.set(c.get() + l.size() as isize));
+            // SAFETY: same contract as the caller's.
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            let _ = LIVE.try_with(|c| c.set(c.get() - l.size() as isize));
+            // SAFETY: same contract as the caller's.
+            unsafe { System.dealloc(p, l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            let _ = LIVE.try_with(|c| c.set(c.get() + new as isize - l.size() as isize));
+            // SAFETY: same contract as the caller's.
+            unsafe { System.realloc(p, l, new) }
+        }
+    }
+
+    #[global_allocator]
+    static A: Counting = Counting;
+
+    /// Bytes allocated and not freed by this thread so far.
+    pub(super) fn live() -> isize {
+        LIVE.with(Cell::get)
     }
 }

@@ -71,7 +71,7 @@ use tokio::task::JoinHandle;
 
 pub use body::GatewayBody;
 pub use config::{LimitOverrides, Limits};
-pub use flows::{FlowHop, FlowInfo};
+pub use flows::{FlowHop, FlowInfo, FlowTableMemory};
 pub use policy::{load_fixture, parse_fixture, ChangeError, ChangeReport, EchoInfo, FixtureError};
 pub use tls::LocalCa;
 
@@ -488,12 +488,17 @@ impl GatewayHandle {
         self.shared.res.echo_servers()
     }
 
+    /// The flow table's size now: established flows and the heap bytes that track them.
+    pub fn flow_table_memory(&self) -> FlowTableMemory {
+        self.shared.res.flows.memory()
+    }
+
     /// `GET /metrics` as text.
     pub fn metrics_text(&self) -> String {
-        self.shared
-            .res
-            .metrics
-            .render(&self.shared.res.pool_gauges(), self.shared.res.flows.len())
+        self.shared.res.metrics.render(
+            &self.shared.res.pool_gauges(),
+            self.shared.res.flows.memory(),
+        )
     }
 
     /// Stops accepting, lets in-flight requests finish within `shutdown_grace_ms`, then closes

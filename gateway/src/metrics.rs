@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::flows::FlowTableMemory;
+
 /// Upper bounds of the latency histogram buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -125,7 +127,7 @@ impl Metrics {
     }
 
     /// Renders everything in the Prometheus text format.
-    pub(crate) fn render(&self, pools: &[PoolGauge], flows_established: usize) -> String {
+    pub(crate) fn render(&self, pools: &[PoolGauge], flows: FlowTableMemory) -> String {
         let mut out = String::with_capacity(4096);
         let apis: Vec<(String, Arc<ApiMetrics>)> = lock(&self.apis)
             .iter()
@@ -194,12 +196,18 @@ impl Metrics {
             );
         }
 
-        let gauges: [(&str, &str, &str, u64); 6] = [
+        let gauges: [(&str, &str, &str, u64); 7] = [
             (
                 "vnetsim_gateway_flows_established",
                 "Established backend flows (open upstream connections).",
                 "gauge",
-                flows_established as u64,
+                flows.flows as u64,
+            ),
+            (
+                "vnetsim_gateway_flow_table_bytes",
+                "Heap bytes of the flow table (entries, slots and free list; names shared between flows are interned and not counted per flow).",
+                "gauge",
+                flows.bytes as u64,
             ),
             (
                 "vnetsim_gateway_flows_cut_total",
@@ -283,7 +291,10 @@ mod tests {
                 idle: 1,
                 open: 2,
             }],
-            2,
+            FlowTableMemory {
+                flows: 2,
+                bytes: 640,
+            },
         );
         assert!(
             text.contains("vnetsim_gateway_requests_total{api=\"orders\",status=\"200\"} 2"),
@@ -299,6 +310,7 @@ mod tests {
             "vnetsim_gateway_pool_connections{backend=\"https://orders\",state=\"open\"} 2"
         ));
         assert!(text.contains("vnetsim_gateway_flows_established 2"));
+        assert!(text.contains("vnetsim_gateway_flow_table_bytes 640"));
     }
 
     #[test]

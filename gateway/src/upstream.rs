@@ -312,7 +312,7 @@ struct Ended {
 
 impl Drop for Ended {
     fn drop(&mut self) {
-        self.table.remove(self.flow.id);
+        self.table.remove(&self.flow);
         self.pool.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
