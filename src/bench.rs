@@ -221,6 +221,13 @@ pub struct TargetCheck {
 /// Memory figures.
 #[derive(Clone, Debug, Serialize)]
 pub struct Memory {
+    /// Flows in the keep-alive gateway's flow table after its last run (one per pooled
+    /// upstream connection).
+    pub flows_tracked: Option<u64>,
+    /// Heap bytes of that flow table (`vnetsim_gateway_flow_table_bytes`).
+    pub flow_table_bytes: Option<u64>,
+    /// `flow_table_bytes / flows_tracked`.
+    pub bytes_per_tracked_flow: Option<f64>,
     /// Peak RSS of the keep-alive gateway child over the whole bench, KiB.
     pub gateway_peak_rss_kib: Option<u64>,
     /// Peak RSS of the nginx processes (master + worker), KiB.
@@ -351,6 +358,50 @@ fn pick_target(t: &sim::Topology) -> Result<Target, BenchError> {
     Err(BenchError::NoAllowedApi)
 }
 
+/// The admin socket of a gateway child (`admin_url` of its ready file).
+fn admin_addr(doc: &serde_json::Value, name: &str) -> Result<SocketAddr, BenchError> {
+    doc["admin_url"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("http://"))
+        .and_then(|u| u.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| BenchError::Ready {
+            name: name.to_string(),
+            field: "admin_url",
+        })
+}
+
+/// The gateway child's flow table from its `GET /metrics`: (flows, bytes).
+async fn flow_table(admin: SocketAddr) -> Result<(u64, u64), BenchError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let io = |source| BenchError::Io {
+        what: format!("reading the gateway's metrics at {admin}"),
+        source,
+    };
+    let mut tcp = tokio::net::TcpStream::connect(admin).await.map_err(io)?;
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")
+        .await
+        .map_err(io)?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
+        .await
+        .map_err(|_| io(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(io)?;
+    let text = String::from_utf8_lossy(&out);
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    match (
+        gauge("vnetsim_gateway_flows_established"),
+        gauge("vnetsim_gateway_flow_table_bytes"),
+    ) {
+        (Some(f), Some(b)) => Ok((f, b)),
+        _ => Err(io(std::io::Error::other(
+            "no vnetsim_gateway_flows_established / vnetsim_gateway_flow_table_bytes gauges",
+        ))),
+    }
+}
+
 fn ready_addr(doc: &serde_json::Value, name: &str) -> Result<SocketAddr, BenchError> {
     doc["addr"]
         .as_str()
@@ -425,6 +476,8 @@ struct Children {
     exe: PathBuf,
     /// Every child, stopped in reverse order on drop.
     procs: Vec<child::ChildProc>,
+    /// Admin sockets of the gateway children, by name.
+    admin: std::collections::BTreeMap<String, SocketAddr>,
 }
 
 impl Children {
@@ -463,7 +516,9 @@ impl Children {
         let doc = p.wait_ready_file(&ready).await;
         let pid = p.pid();
         self.procs.push(p);
-        Ok((ready_addr(&doc?, name)?, pid))
+        let doc = doc?;
+        self.admin.insert(name.to_string(), admin_addr(&doc, name)?);
+        Ok((ready_addr(&doc, name)?, pid))
     }
 
     async fn nginx(
@@ -576,6 +631,7 @@ pub async fn run(
         dir: dir.0.clone(),
         exe: opts.exe.clone(),
         procs: Vec::new(),
+        admin: std::collections::BTreeMap::new(),
     };
 
     let (backend, _) = kids.echo("backend", None).await?;
@@ -677,6 +733,7 @@ pub async fn run(
         .iter()
         .filter_map(|n| vars.iter().position(|v| v.name == *n))
         .collect();
+    let mut flows: Option<(u64, u64)> = None;
     for round in 0..rounds {
         let mut order: Vec<usize> = (0..vars.len()).collect();
         if round % 2 == 1 && flow_idx.len() == 2 {
@@ -688,6 +745,12 @@ pub async fn run(
                 progress,
             );
             let r = run_once(&vars[i], &target.path, opts.duration).await?;
+            // The keep-alive gateway's pool holds one flow per client connection now.
+            if vars[i].name == "gateway" && round + 1 == rounds {
+                if let Some(admin) = kids.admin.get("gateway") {
+                    flows = Some(flow_table(*admin).await?);
+                }
+            }
             vars[i].runs.push(r);
         }
     }
@@ -697,6 +760,11 @@ pub async fn run(
         vars[i].runs.push(r);
     }
     let memory = Memory {
+        flows_tracked: flows.map(|(f, _)| f),
+        flow_table_bytes: flows.map(|(_, b)| b),
+        bytes_per_tracked_flow: flows
+            .filter(|(f, _)| *f > 0)
+            .map(|(f, b)| b as f64 / f as f64),
         gateway_peak_rss_kib: child::peak_rss_kib(gw_pid),
         nginx_peak_rss_kib: nginx.as_ref().and_then(|(_, pids)| {
             pids.iter()
@@ -966,6 +1034,15 @@ pub fn render_text(r: &Report) -> String {
         r.memory
             .nginx_peak_rss_kib
             .map_or("-".into(), |v| v.to_string())
+    );
+    let _ = writeln!(
+        s,
+        "flow table: {} flows tracked, {} bytes, {} bytes per tracked flow",
+        r.memory.flows_tracked.map_or("-".into(), |v| v.to_string()),
+        r.memory
+            .flow_table_bytes
+            .map_or("-".into(), |v| v.to_string()),
+        opt(r.memory.bytes_per_tracked_flow, 0)
     );
     let m = &r.machine;
     let _ = writeln!(

@@ -71,6 +71,12 @@ fn bench_json_has_the_contract_shape_and_reaps_its_children() {
         "{ratios}"
     );
 
+    // The keep-alive gateway's flow table: one flow per client connection (4), and its bytes.
+    let mem = &doc["memory"];
+    assert_eq!(mem["flows_tracked"], 4, "{mem}");
+    let per = mem["bytes_per_tracked_flow"].as_f64().unwrap();
+    assert!(per > 100.0 && per < 4096.0, "{mem}");
+
     let nsg = &doc["nsg"];
     has_keys(nsg, &["rules", "compiled_ns", "reference_ns", "speedup"]);
     assert_eq!(nsg["rules"], 1000);
