@@ -268,98 +268,126 @@ fn sweep<T: Point>(rules: &[&[(T, T)]], max: T, rows: &mut RowsBuilder) -> Vec<(
     out
 }
 
-/// A field over `base..base + 2^bits` (IPv4 addresses, ports) with a direct table on the top
-/// bits. A bucket holding more than [`IndexedField::SCAN`] interval starts gets a table of its own
-/// (addresses cluster: every `10.0.x.0/24` of a VNet falls in one top-level bucket), so a lookup
-/// is a few table reads and a fixed-length, branch-free scan, whatever the distribution.
+/// A field over `0..2^bits` (IPv4 addresses, ports) with a direct table on the top bits. A
+/// bucket holding more than [`IndexedField::SCAN`] interval starts gets a table of its own on
+/// the next bits (addresses cluster: every `10.0.x.0/24` of a VNet falls in one top-level
+/// bucket), so a lookup is a few table reads and a fixed-length, branch-free scan, whatever the
+/// distribution. Every level lives in one array and every level's entries index the one
+/// interval array, so descending a level is a single dependent load (no per-table header).
 #[derive(Clone, Debug, Default)]
 struct IndexedField {
-    base: u32,
-    shift: u32,
-    /// Per bucket `h`: the number `n` of intervals starting at or before the bucket's first
-    /// point (so interval `n - 1` holds that point and at most `SCAN` intervals from `n` on
-    /// start inside the bucket), or `SUB | i` when the bucket is `subs[i]`.
+    /// The top level's bucket of `x` is `x >> top_shift`.
+    top_shift: u32,
+    /// The top level (`table[..2^k]`), then the sub-tables. An entry is either the number `n`
+    /// of intervals starting at or before the bucket's first point (interval `n - 1` holds that
+    /// point, and at most `SCAN` intervals from `n` on start inside the bucket), or
+    /// `SUB | m << SUB_BITS_AT | at`: the bucket is split on its next `m` bits by the sub-table
+    /// at `table[at..at + 2^m]`.
     table: Vec<u32>,
-    /// `(start, row)` of every interval, ascending (starts relative to `base`), then `SCAN`
-    /// padding entries repeating the last row, so that a scan never runs off the end (and a
-    /// padding entry counted at `rel == u32::MAX` still answers the last row).
+    /// `(start, row)` of every interval, ascending, then `SCAN` padding entries repeating the
+    /// last row, so that a scan never runs off the end (and a padding entry counted at
+    /// `x == u32::MAX` still answers the last row).
     intervals: Vec<(u32, u32)>,
-    subs: Vec<IndexedField>,
+    /// Number of sub-tables.
+    subs: usize,
 }
 
 impl IndexedField {
     /// Buckets with at most this many interval starts are scanned.
     const SCAN: usize = 4;
     const SUB: u32 = 1 << 31;
+    /// Where a sub-table entry keeps its bit count (5 bits).
+    const SUB_BITS_AT: u32 = 26;
+    /// A sub-table entry's offset into `table`.
+    const AT_MASK: u32 = (1 << Self::SUB_BITS_AT) - 1;
 
-    /// `intervals` start at 0 and lie in `0..2^bits`.
-    fn new(intervals: Vec<(u32, u32)>, bits: u32) -> IndexedField {
-        Self::with_base(intervals, bits, 0)
-    }
-
-    fn with_base(mut intervals: Vec<(u32, u32)>, bits: u32, base: u32) -> IndexedField {
+    /// `intervals` start at 0 and lie in `0..2^bits`. `None` when the tables would outgrow the
+    /// entry encoding (tens of millions of intervals; the caller then keeps a linear scan).
+    fn new(mut intervals: Vec<(u32, u32)>, bits: u32) -> Option<IndexedField> {
         let n = intervals.len();
-        // About one bucket per interval, at most 2^16 buckets.
+        if n == 0 || n >= Self::AT_MASK as usize {
+            return None;
+        }
+        // About one bucket per interval, at most 2^16 buckets per level.
         let k = (usize::BITS - n.leading_zeros()).clamp(1, bits.min(16));
-        let shift = bits - k;
-        let buckets = 1u64 << k;
-        let mut table: Vec<u32> = Vec::with_capacity(buckets as usize + 1);
-        let mut j = 0usize;
-        for h in 0..=buckets {
-            let first = h << shift;
-            while j < n && u64::from(intervals[j].0) <= first {
-                j += 1;
-            }
-            // `intervals[0]` starts at 0, so `j >= 1`.
-            table.push(j as u32);
-        }
-        let mut subs = Vec::new();
-        for h in 0..buckets as usize {
-            let (lo, hi) = (table[h] as usize, table[h + 1] as usize);
-            if hi - lo > Self::SCAN {
-                // `shift > 0` here: a bucket of one point holds at most one start.
-                let first = (h as u32) << shift;
-                let mut inner = Vec::with_capacity(hi - lo + 1);
-                inner.push((0, intervals[lo - 1].1));
-                inner.extend(intervals[lo..hi].iter().map(|&(p, r)| (p - first, r)));
-                table[h] = Self::SUB | subs.len() as u32;
-                subs.push(Self::with_base(inner, shift, base.wrapping_add(first)));
-            }
-        }
-        table.pop();
+        let mut f = IndexedField {
+            top_shift: bits - k,
+            table: vec![0; 1 << k],
+            intervals: Vec::new(),
+            subs: 0,
+        };
+        f.fill(&intervals, 0, 0, bits - k, k, 0)?;
         let last = intervals[n - 1].1;
         intervals.extend([(u32::MAX, last); Self::SCAN]);
         intervals.shrink_to_fit();
-        IndexedField {
-            base,
-            shift,
-            table,
-            intervals,
-            subs,
-        }
+        f.table.shrink_to_fit();
+        f.intervals = intervals;
+        Some(f)
     }
 
-    /// Row id of the interval holding `x` (`base <= x < base + 2^bits`).
-    #[inline]
-    fn row(&self, x: u32) -> u32 {
-        let mut f = self;
-        loop {
-            let rel = x.wrapping_sub(f.base);
-            let h = (rel >> f.shift) as usize;
-            let lo = f.table[h];
-            if lo & Self::SUB != 0 {
-                f = &f.subs[(lo & !Self::SUB) as usize];
+    /// Fills `table[at..at + 2^k]`: the buckets of `2^shift` points from `first` on. `from` is
+    /// the number of intervals starting before `first` (a cursor: each level walks its
+    /// intervals once).
+    fn fill(
+        &mut self,
+        ivs: &[(u32, u32)],
+        at: usize,
+        first: u64,
+        shift: u32,
+        k: u32,
+        from: usize,
+    ) -> Option<()> {
+        let mut j = from;
+        for h in 0..1u64 << k {
+            let start = first + (h << shift);
+            let end = start + (1u64 << shift) - 1;
+            while j < ivs.len() && u64::from(ivs[j].0) <= start {
+                j += 1;
+            }
+            // Intervals starting at or before the bucket's first point (`>= 1`: the first
+            // interval starts at 0).
+            let lo = j;
+            while j < ivs.len() && u64::from(ivs[j].0) <= end {
+                j += 1;
+            }
+            let inside = j - lo;
+            if inside <= Self::SCAN || shift == 0 {
+                self.table[at + h as usize] = u32::try_from(lo).ok()?;
                 continue;
             }
-            let lo = lo as usize;
-            // Interval `lo - 1` holds the bucket's first point; at most `SCAN` more start inside
-            // the bucket, and every later one starts past the bucket, so past `rel`.
-            let w: &[(u32, u32); Self::SCAN + 1] = f.intervals[lo - 1..lo + Self::SCAN]
-                .try_into()
-                .expect("SCAN + 1 entries");
-            let c: usize = w[1..].iter().map(|iv| usize::from(iv.0 <= rel)).sum();
-            return w[c].1;
+            let m = (usize::BITS - inside.leading_zeros()).clamp(1, shift.min(16));
+            let sub = self.table.len();
+            if sub + (1 << m) > Self::AT_MASK as usize {
+                return None;
+            }
+            self.table.resize(sub + (1 << m), 0);
+            self.subs += 1;
+            self.table[at + h as usize] = Self::SUB | m << Self::SUB_BITS_AT | sub as u32;
+            // The sub-table's first point is `start`: `lo - 1` intervals start before it.
+            self.fill(ivs, sub, start, shift - m, m, lo.saturating_sub(1))?;
         }
+        Some(())
+    }
+
+    /// Row id of the interval holding `x` (`x < 2^bits`).
+    #[inline]
+    fn row(&self, x: u32) -> u32 {
+        let mut shift = self.top_shift;
+        let mut e = self.table[(x >> shift) as usize];
+        while e & Self::SUB != 0 {
+            let m = (e >> Self::SUB_BITS_AT) & 31;
+            shift -= m;
+            let h = (x >> shift) & ((1 << m) - 1);
+            e = self.table[(e & Self::AT_MASK) as usize + h as usize];
+        }
+        let lo = e as usize;
+        // Interval `lo - 1` holds the bucket's first point; at most `SCAN` more start inside the
+        // bucket, and every later one starts past the bucket, so past `x`.
+        let w: &[(u32, u32); Self::SCAN + 1] = self.intervals[lo - 1..lo + Self::SCAN]
+            .try_into()
+            .expect("SCAN + 1 entries");
+        let c: usize = w[1..].iter().map(|iv| usize::from(iv.0 <= x)).sum();
+        w[c].1
     }
 
     /// Number of intervals (without padding).
@@ -368,14 +396,7 @@ impl IndexedField {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.table.capacity() * 4
-            + self.intervals.capacity() * 8
-            + self.subs.capacity() * std::mem::size_of::<IndexedField>()
-            + self
-                .subs
-                .iter()
-                .map(IndexedField::heap_bytes)
-                .sum::<usize>()
+        self.table.capacity() * 4 + self.intervals.capacity() * 8
     }
 }
 
@@ -430,13 +451,14 @@ pub(crate) struct RuleFields<'a> {
 const PORT_BITS: u32 = u32::BITS - NO_PORT.leading_zeros();
 
 impl Classifier {
-    /// Builds the classifier for rules in priority order.
-    pub(crate) fn build(rules: &[RuleFields<'_>]) -> Classifier {
+    /// Builds the classifier for rules in priority order (`None` when a field's tables would
+    /// outgrow their encoding: the caller keeps the linear scan).
+    pub(crate) fn build(rules: &[RuleFields<'_>]) -> Option<Classifier> {
         let width = rules.len().div_ceil(64).max(1);
 
         let sport_iv: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.sport.ranges()).collect();
         let mut sport_b = RowsBuilder::new(width);
-        let sport_field = IndexedField::new(sweep(&sport_iv, NO_PORT, &mut sport_b), PORT_BITS);
+        let sport_field = IndexedField::new(sweep(&sport_iv, NO_PORT, &mut sport_b), PORT_BITS)?;
         let sport_rows = sport_b.finish();
         let sport_count = sport_rows.len();
 
@@ -458,22 +480,22 @@ impl Classifier {
         let mut src_b = RowsBuilder::new(width);
         let src4: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.src.v4_intervals()).collect();
         let src6: Vec<&[(u128, u128)]> = rules.iter().map(|r| r.src.v6_intervals()).collect();
-        let src4 = IndexedField::new(sweep(&src4, u32::MAX, &mut src_b), u32::BITS);
+        let src4 = IndexedField::new(sweep(&src4, u32::MAX, &mut src_b), u32::BITS)?;
         let src6 = SortedField {
             intervals: sweep(&src6, u128::MAX, &mut src_b),
         };
         let mut dst_b = RowsBuilder::new(width);
         let dst4: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.dst.v4_intervals()).collect();
         let dst6: Vec<&[(u128, u128)]> = rules.iter().map(|r| r.dst.v6_intervals()).collect();
-        let dst4 = IndexedField::new(sweep(&dst4, u32::MAX, &mut dst_b), u32::BITS);
+        let dst4 = IndexedField::new(sweep(&dst4, u32::MAX, &mut dst_b), u32::BITS)?;
         let dst6 = SortedField {
             intervals: sweep(&dst6, u128::MAX, &mut dst_b),
         };
         let mut dport_b = RowsBuilder::new(width);
         let dport: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.dport.ranges()).collect();
-        let dport = IndexedField::new(sweep(&dport, NO_PORT, &mut dport_b), PORT_BITS);
+        let dport = IndexedField::new(sweep(&dport, NO_PORT, &mut dport_b), PORT_BITS)?;
 
-        Classifier {
+        Some(Classifier {
             width,
             proto_sport,
             proto_sport_rows: ps_b.finish(),
@@ -487,7 +509,7 @@ impl Classifier {
             dst_rows: dst_b.finish(),
             dport,
             dport_rows: dport_b.finish(),
-        }
+        })
     }
 
     /// Position (in priority order) of the first rule matching `f`, if any. Allocates nothing.
@@ -573,7 +595,7 @@ mod tests {
         let mut b = RowsBuilder::new(1);
         let ivs = sweep(&refs, u32::MAX, &mut b);
         let rows = b.finish();
-        let field = IndexedField::new(ivs, u32::BITS);
+        let field = IndexedField::new(ivs, u32::BITS).unwrap();
         let expect = |x: u32| -> u64 {
             (0..rules.len())
                 .filter(|&r| rules[r].iter().any(|&(lo, hi)| lo <= x && x <= hi))
@@ -600,9 +622,9 @@ mod tests {
             .collect();
         let refs: Vec<&[(u32, u32)]> = rules.iter().map(Vec::as_slice).collect();
         let mut b = RowsBuilder::new(1);
-        let field = IndexedField::new(sweep(&refs, u32::MAX, &mut b), u32::BITS);
+        let field = IndexedField::new(sweep(&refs, u32::MAX, &mut b), u32::BITS).unwrap();
         let rows = b.finish();
-        assert!(!field.subs.is_empty());
+        assert!(field.subs > 0);
         for x in (base - 5..base + 70_000).step_by(3).chain([0, u32::MAX]) {
             let expect = (0..rules.len())
                 .filter(|&r| rules[r].iter().any(|&(lo, hi)| lo <= x && x <= hi))

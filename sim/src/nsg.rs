@@ -867,7 +867,10 @@ impl FastPath {
 }
 
 fn classifier_for(rules: &[CompiledRule]) -> Option<FastPath> {
-    (rules.len() > LINEAR_SCAN_MAX).then(|| {
+    if rules.len() <= LINEAR_SCAN_MAX {
+        return None;
+    }
+    {
         let fields: Vec<RuleFields<'_>> = rules
             .iter()
             .map(|r| RuleFields {
@@ -878,8 +881,8 @@ fn classifier_for(rules: &[CompiledRule]) -> Option<FastPath> {
                 dport: &r.dport,
             })
             .collect();
-        FastPath {
-            classifier: Classifier::build(&fields),
+        Some(FastPath {
+            classifier: Classifier::build(&fields)?,
             matches: rules
                 .iter()
                 .map(|r| RuleMatch {
@@ -887,8 +890,8 @@ fn classifier_for(rules: &[CompiledRule]) -> Option<FastPath> {
                     rule: r.index as usize,
                 })
                 .collect(),
-        }
-    })
+        })
+    }
 }
 
 /// One NSG compiled for one context. The default rules guarantee a match in each direction.
