@@ -28,7 +28,7 @@ use rustls_pki_types::ServerName;
 use serde::Serialize;
 use sim::api::BackendUrl;
 use sim::fixture::{Fixture, Format, LoadError, RawRule, ServeKind};
-use sim::flow::{Decision, Flow, VerdictKind};
+use sim::flow::{Decision, Flow, FlowPath, VerdictKind};
 use sim::{Built, Finding, ServiceTagTable, Topology};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -371,6 +371,8 @@ pub(crate) struct Route {
     pub(crate) endpoints: Result<(IpAddr, IpAddr), ProxyError>,
     /// The loopback socket that plays the destination and the `[[hosts]]` name, or why none.
     pub(crate) target: Result<(SocketAddr, Arc<str>), ProxyError>,
+    /// The NSG path between the endpoints (it does not depend on ports).
+    pub(crate) path: Option<FlowPath>,
 }
 
 /// A new flow `sim` allowed, and where to dial it.
@@ -398,7 +400,7 @@ pub(crate) struct PolicyState {
     pub(crate) front_tls: Option<TlsAcceptor>,
     pub(crate) generation: u64,
     /// Interned per distinct decision (see [`PolicyState::admit`]).
-    seen: Mutex<HashMap<Decision, Arc<Seen>>>,
+    seen: Mutex<Vec<(Decision, Arc<Seen>)>>,
     /// The hops of a flow admitted without a verdict (bench only).
     no_hops: Arc<[FlowHop]>,
 }
@@ -466,6 +468,10 @@ impl PolicyState {
                 server_name,
                 pool: res.pool(&label),
                 metrics: res.metrics.api(&api.name),
+                path: endpoints
+                    .as_ref()
+                    .ok()
+                    .map(|&(src, dst)| topology.path(src, dst)),
                 endpoints,
                 target,
             });
@@ -505,7 +511,7 @@ impl PolicyState {
             no_api: res.metrics.api(NO_API_LABEL),
             front_tls,
             generation,
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Vec::new()),
             no_hops: Arc::from([]),
         })
     }
@@ -528,7 +534,10 @@ impl PolicyState {
         let (source, destination) = route.endpoints.clone()?;
         let flow = Flow::tcp(source, source_port, destination, route.backend.port);
         let hops = if check {
-            let d = self.topology.decide(&flow);
+            let d = match &route.path {
+                Some(path) => self.topology.decide_on(path, &flow),
+                None => self.topology.decide(&flow),
+            };
             let seen = self.seen(&d, metrics);
             seen.counter.fetch_add(1, Ordering::Relaxed);
             if !d.allowed() {
@@ -550,9 +559,10 @@ impl PolicyState {
         })
     }
 
-    /// The interned names and counter of decision `d` (computed on first sight).
+    /// The interned names and counter of decision `d` (computed on first sight). A snapshot
+    /// sees a handful of distinct decisions, so a short list scanned by equality beats hashing.
     fn seen(&self, d: &Decision, metrics: &Metrics) -> Arc<Seen> {
-        if let Some(s) = lock(&self.seen).get(d) {
+        if let Some((_, s)) = lock(&self.seen).iter().find(|(k, _)| k == d) {
             return s.clone();
         }
         let topo = &self.topology;
@@ -560,7 +570,12 @@ impl PolicyState {
             hops: hops(topo, d).into(),
             counter: metrics.flow_counter(flow_labels(topo, d)),
         });
-        lock(&self.seen).entry(*d).or_insert(s).clone()
+        let mut seen = lock(&self.seen);
+        if let Some((_, s)) = seen.iter().find(|(k, _)| k == d) {
+            return s.clone();
+        }
+        seen.push((*d, s.clone()));
+        s
     }
 
     fn outcome(&self, flow: &Flow, d: &Decision) -> PolicyOutcome {

@@ -305,6 +305,14 @@ enum Source {
     VnetNoSubnet(usize),
 }
 
+/// The path between two addresses in one topology ([`Topology::path`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FlowPath {
+    source: IpAddr,
+    destination: IpAddr,
+    plan: Plan,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Plan {
     source: Source,
@@ -509,6 +517,34 @@ impl Topology {
     /// The verdict-only path: no strings, no allocation.
     pub fn decide(&self, flow: &Flow) -> Decision {
         self.walk(flow, &self.plan(flow), |_, c, dir, key| c.decide(dir, key))
+    }
+
+    /// The path between two addresses (which NSGs apply, in which VNet context, and the routing
+    /// outcome), for [`Topology::decide_on`]. A path depends on the addresses only, so a caller
+    /// that decides many flows between the same two addresses (a gateway opening connections
+    /// to one backend from synthetic source ports) computes it once.
+    pub fn path(&self, source: IpAddr, destination: IpAddr) -> FlowPath {
+        let probe = Flow {
+            protocol: Protocol::Tcp,
+            source,
+            source_port: None,
+            destination,
+            destination_port: None,
+        };
+        FlowPath {
+            source,
+            destination,
+            plan: self.plan(&probe),
+        }
+    }
+
+    /// [`Topology::decide`] on a path computed before. Equal to `decide(flow)`; when `flow`'s
+    /// addresses are not the path's, its own path is computed.
+    pub fn decide_on(&self, path: &FlowPath, flow: &Flow) -> Decision {
+        if path.source != flow.source || path.destination != flow.destination {
+            return self.decide(flow);
+        }
+        self.walk(flow, &path.plan, |_, c, dir, key| c.decide(dir, key))
     }
 
     /// Walks a flow's path — the source side's outbound NSGs, routing, the destination side's

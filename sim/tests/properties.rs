@@ -1388,6 +1388,10 @@ fn exercise(f: &Fixture) -> Result<(), TestCaseError> {
             ] {
                 let v = t.evaluate(&flow);
                 let dd = t.decide(&flow);
+                // Deciding on a path computed once for the two addresses is the same decision
+                // (and a path for other addresses is not misused).
+                prop_assert_eq!(t.decide_on(&t.path(s, d), &flow), dd);
+                prop_assert_eq!(t.decide_on(&t.path(d, s), &flow), dd);
                 // Both paths agree on the verdict, the code and the deciding rule.
                 prop_assert_eq!(dd.verdict, v.verdict);
                 prop_assert_eq!(dd.code, v.code);
