@@ -14,8 +14,10 @@ use std::error::Error as _;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Instant;
 
 use http::{Request, Response};
@@ -24,6 +26,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tracing::debug;
 
 use crate::body::{BodyError, ReqBody};
@@ -37,6 +40,37 @@ use crate::policy::{Admitted, PolicyState, Resources, Route};
 pub(crate) struct Conn {
     sender: SendRequest<ReqBody>,
     pub(crate) flow: Arc<FlowEntry>,
+    /// The response-head clock of this connection. It is re-armed lazily: it may fire early
+    /// (at a previous request's deadline, never later than the current one's), and is then
+    /// moved to the current deadline, so a request on a pooled connection touches the timer
+    /// wheel about once per `response_timeout`, not once per request.
+    watchdog: Pin<Box<Sleep>>,
+}
+
+/// Sends `fut`'s request on `conn` and waits for the response head until `deadline`.
+/// `None`: the deadline passed first.
+async fn within<F: Future>(
+    watchdog: &mut Pin<Box<Sleep>>,
+    deadline: tokio::time::Instant,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        loop {
+            if watchdog.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if watchdog.deadline() >= deadline {
+                return Poll::Ready(None);
+            }
+            // Armed for an earlier request: wait for this one's deadline.
+            watchdog.as_mut().reset(deadline);
+        }
+    })
+    .await
 }
 
 struct Idle {
@@ -165,9 +199,10 @@ pub(crate) async fn send(
             });
         }
         conn.flow.requests.fetch_add(1, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + state.limits.response_timeout;
         let fut = conn.sender.try_send_request(req);
-        match tokio::time::timeout(state.limits.response_timeout, fut).await {
-            Err(_) => {
+        match within(&mut conn.watchdog, deadline, fut).await.ok_or(()) {
+            Err(()) => {
                 conn.flow.close();
                 return Err(ProxyError::Timeout {
                     backend: route.backend.authority.clone(),
@@ -299,7 +334,12 @@ where
         },
     ));
     flow.attach(task.abort_handle());
-    Ok(Conn { sender, flow })
+    Ok(Conn {
+        sender,
+        flow,
+        // Armed in the past: the first request moves it to its own deadline.
+        watchdog: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+    })
 }
 
 /// Forgets a flow when its connection task ends, however it ends: the connection finished,

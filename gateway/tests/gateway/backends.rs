@@ -49,6 +49,52 @@ async fn silent_backend_times_out() {
     gw.shutdown().await;
 }
 
+/// The response timeout holds per request on a pooled connection: an earlier request's
+/// deadline (long past, or still ahead) neither cuts a later request short nor lets it wait
+/// longer than its own limit.
+#[tokio::test]
+async fn the_response_timeout_holds_per_request_on_a_pooled_connection() {
+    use std::time::{Duration, Instant};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let mock = MockServer::start().await;
+    for (p, delay) in [("/fast", 0), ("/slow200", 200), ("/slow900", 900)] {
+        Mock::given(method("GET"))
+            .and(path(p))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(delay)))
+            .mount(&mock)
+            .await;
+    }
+    let limits = LimitOverrides {
+        response_timeout: Some(Duration::from_millis(400)),
+        ..fast_limits()
+    };
+    let gw = start(
+        &Topo::default(),
+        with_payments(*mock.address()).limits(limits),
+    )
+    .await;
+    assert_eq!(get(&gw, "/payments/fast").await.status, 200);
+    // Idle past the first request's deadline: the pooled connection's clock fired unobserved.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(get(&gw, "/payments/slow200").await.status, 200);
+    // Right away: the previous deadline is still ahead and earlier than this one.
+    assert_eq!(get(&gw, "/payments/slow200").await.status, 200);
+    let flows = gw.flows();
+    assert_eq!(flows.len(), 1, "one pooled flow carried them: {flows:?}");
+    assert_eq!(flows[0].requests, 3);
+    let t = Instant::now();
+    let r = get(&gw, "/payments/slow900").await;
+    let waited = t.elapsed();
+    assert_eq!(r.status, 504);
+    assert_eq!(r.code(), "BACKEND_TIMEOUT");
+    assert!(
+        waited >= Duration::from_millis(390) && waited < Duration::from_millis(850),
+        "timed out after {waited:?} (limit 400 ms)"
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn untrusted_or_misnamed_backend_certificates_fail_tls() {
     let ca = ca();
