@@ -309,9 +309,7 @@ impl FlowTable {
     /// Established flows, oldest first.
     pub(crate) fn list(&self) -> Vec<FlowInfo> {
         let now = Instant::now();
-        let mut v: Vec<FlowInfo> = self.snapshot().iter().map(|e| e.info(now)).collect();
-        v.sort_by_key(|f| f.id);
-        v
+        self.snapshot().iter().map(|e| e.info(now)).collect()
     }
 
     /// Closes every flow (shutdown).

@@ -28,6 +28,33 @@ use tokio::time::{Instant, Sleep};
 
 use crate::error::ProxyError;
 
+/// A deadline clock re-armed lazily: one timer entry that may be armed *earlier* than the
+/// deadline it is asked about (a previous request's, a previous idle period's) and is moved
+/// only when it fires early. Callers whose deadlines only move forward (each request on a
+/// connection, each idle period) touch the timer wheel about once per timeout, not once per
+/// request.
+#[derive(Debug)]
+pub(crate) struct LazyClock(Pin<Box<Sleep>>);
+
+impl LazyClock {
+    /// A clock armed in the past: the first deadline asked about arms it.
+    pub(crate) fn new() -> LazyClock {
+        LazyClock(Box::pin(tokio::time::sleep_until(Instant::now())))
+    }
+
+    /// Ready once `deadline` has passed (never earlier, never much later).
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        loop {
+            ready!(self.0.as_mut().poll(cx));
+            if self.0.deadline() >= deadline {
+                return Poll::Ready(());
+            }
+            // Armed for an earlier deadline: wait for this one.
+            self.0.as_mut().reset(deadline);
+        }
+    }
+}
+
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -80,10 +107,9 @@ pub(crate) struct TimedIo<T> {
     inner: T,
     state: Arc<ConnState>,
     timeout: Duration,
-    /// Fires at or before the deadline (`idle_since + timeout`): it is re-armed lazily, when it
-    /// fires early, instead of on every request (each reset is a timer-wheel removal and
-    /// insertion).
-    sleep: Pin<Box<Sleep>>,
+    /// The deadline is `idle_since + timeout`; the clock is re-armed lazily, not on every
+    /// request (each reset is a timer-wheel removal and insertion).
+    clock: LazyClock,
     /// When the connection last became idle (or was accepted).
     idle_since: Instant,
     seen_epoch: u64,
@@ -107,7 +133,7 @@ impl<T> TimedIo<T> {
             inner,
             state,
             timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            clock: LazyClock::new(),
             idle_since: Instant::now(),
             seen_epoch: 0,
             served_any: false,
@@ -202,14 +228,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
                         this.idle_since = Instant::now();
                     }
                     if this.state.inflight.load(Ordering::Acquire) == 0
-                        && this.sleep.as_mut().poll(cx).is_ready()
+                        && this
+                            .clock
+                            .poll_expired(cx, this.idle_since + this.timeout)
+                            .is_ready()
                     {
-                        let deadline = this.idle_since + this.timeout;
-                        if this.sleep.deadline() < deadline {
-                            // Armed for an earlier idle period: wait for this one's end.
-                            this.sleep.as_mut().reset(deadline);
-                            continue;
-                        }
                         this.phase = this.on_deadline();
                         continue;
                     }

@@ -14,7 +14,6 @@ use std::error::Error as _;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -26,13 +25,13 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
 use tracing::debug;
 
 use crate::body::{BodyError, ReqBody};
 use crate::config::{MAX_IDLE_PER_BACKEND, UPSTREAM_IDLE_TIMEOUT};
 use crate::error::ProxyError;
 use crate::flows::{FlowEntry, FlowTable, NewFlow};
+use crate::io::LazyClock;
 use crate::metrics::PoolGauge;
 use crate::policy::{Admitted, PolicyState, Resources, Route};
 
@@ -40,17 +39,14 @@ use crate::policy::{Admitted, PolicyState, Resources, Route};
 pub(crate) struct Conn {
     sender: SendRequest<ReqBody>,
     pub(crate) flow: Arc<FlowEntry>,
-    /// The response-head clock of this connection. It is re-armed lazily: it may fire early
-    /// (at a previous request's deadline, never later than the current one's), and is then
-    /// moved to the current deadline, so a request on a pooled connection touches the timer
-    /// wheel about once per `response_timeout`, not once per request.
-    watchdog: Pin<Box<Sleep>>,
+    /// The response-head clock of this connection (see [`LazyClock`]): a request on a pooled
+    /// connection touches the timer wheel about once per `response_timeout`, not per request.
+    watchdog: LazyClock,
 }
 
-/// Sends `fut`'s request on `conn` and waits for the response head until `deadline`.
-/// `None`: the deadline passed first.
+/// Waits for `fut` (the response head) until `deadline`. `None`: the deadline passed first.
 async fn within<F: Future>(
-    watchdog: &mut Pin<Box<Sleep>>,
+    watchdog: &mut LazyClock,
     deadline: tokio::time::Instant,
     fut: F,
 ) -> Option<F::Output> {
@@ -59,16 +55,7 @@ async fn within<F: Future>(
         if let Poll::Ready(r) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(r));
         }
-        loop {
-            if watchdog.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if watchdog.deadline() >= deadline {
-                return Poll::Ready(None);
-            }
-            // Armed for an earlier request: wait for this one's deadline.
-            watchdog.as_mut().reset(deadline);
-        }
+        watchdog.poll_expired(cx, deadline).map(|()| None)
     })
     .await
 }
@@ -337,8 +324,7 @@ where
     Ok(Conn {
         sender,
         flow,
-        // Armed in the past: the first request moves it to its own deadline.
-        watchdog: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+        watchdog: LazyClock::new(),
     })
 }
 
