@@ -372,21 +372,16 @@ fn admin_addr(doc: &serde_json::Value, name: &str) -> Result<SocketAddr, BenchEr
 
 /// The gateway child's flow table from its `GET /metrics`: (flows, bytes).
 async fn flow_table(admin: SocketAddr) -> Result<(u64, u64), BenchError> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let io = |source| BenchError::Io {
         what: format!("reading the gateway's metrics at {admin}"),
         source,
     };
-    let mut tcp = tokio::net::TcpStream::connect(admin).await.map_err(io)?;
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")
+    let resp = crate::client::Client::new(admin, "admin", None)
+        .with_timeout(Duration::from_secs(5))
+        .get("/metrics")
         .await
-        .map_err(io)?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
-        .await
-        .map_err(|_| io(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(io)?;
-    let text = String::from_utf8_lossy(&out);
+        .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let text = String::from_utf8_lossy(&resp.body);
     let gauge = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -396,9 +391,10 @@ async fn flow_table(admin: SocketAddr) -> Result<(u64, u64), BenchError> {
         gauge("vnetsim_gateway_flow_table_bytes"),
     ) {
         (Some(f), Some(b)) => Ok((f, b)),
-        _ => Err(io(std::io::Error::other(
-            "no vnetsim_gateway_flows_established / vnetsim_gateway_flow_table_bytes gauges",
-        ))),
+        _ => Err(io(std::io::Error::other(format!(
+            "{}: no vnetsim_gateway_flows_established / vnetsim_gateway_flow_table_bytes gauges",
+            resp.status
+        )))),
     }
 }
 
