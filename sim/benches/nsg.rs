@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sim::nsg::{CompiledNsg, Context, FlowKey, ReferenceNsg};
+use sim::nsg::{CompiledNsg, FlowKey, ReferenceNsg};
 use sim::{synth, Direction};
 
 const FLOWS: usize = 10_000;
@@ -60,13 +60,8 @@ fn paired(c: &CompiledNsg, r: &ReferenceNsg, flows: &[FlowKey], budget: Duration
 }
 
 fn bench(c: &mut Criterion) {
-    let table = synth::tag_table(42, 3039, 93_362);
-    let (vnet, asgs) = synth::context_parts();
-    let ctx = Context {
-        virtual_network: &vnet,
-        tags: &table,
-        asg_members: &asgs,
-    };
+    let setting = synth::Setting::public_sized();
+    let (table, ctx) = (&setting.tags, setting.context());
     let mut summary = Vec::new();
     let mut g = c.benchmark_group("verdict");
     g.throughput(Throughput::Elements(FLOWS as u64));
@@ -74,10 +69,10 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .sample_size(30);
     for (rules, prefixes) in SIZES {
-        let nsg = synth::nsg(rules as u64, rules, prefixes, &table);
+        let nsg = synth::nsg(rules as u64, rules, prefixes, table);
         let compiled = nsg.compile(&ctx);
         let reference = nsg.reference(&ctx);
-        let flows = synth::flows(9, &nsg, &table, FLOWS);
+        let flows = synth::flows(9, &nsg, table, FLOWS);
         eprintln!(
             "nsg {rules} rules / {prefixes} prefixes: compiled heap {} KiB, {}",
             compiled.heap_bytes() / 1024,
@@ -115,7 +110,7 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("compile");
     g.measurement_time(Duration::from_secs(3)).sample_size(20);
-    let nsg = synth::nsg(1000, 1000, 4000, &table);
+    let nsg = synth::nsg(1000, 1000, 4000, table);
     g.bench_function("1000-rules", |b| b.iter(|| black_box(nsg.compile(&ctx))));
     g.finish();
     let mut compile_ms: Vec<f64> = (0..50)

@@ -2,7 +2,6 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use sim::nsg::Context;
 use sim::{synth, Direction};
 
 fn main() {
@@ -10,14 +9,9 @@ fn main() {
     let rules: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let secs: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);
     let prefixes = (rules * 4).clamp(40, 4000);
-    let table = synth::tag_table(42, 3039, 93_362);
-    let (vnet, asgs) = synth::context_parts();
-    let ctx = Context {
-        virtual_network: &vnet,
-        tags: &table,
-        asg_members: &asgs,
-    };
-    let nsg = synth::nsg(rules as u64, rules, prefixes, &table);
+    let setting = synth::Setting::public_sized();
+    let (table, ctx) = (&setting.tags, setting.context());
+    let nsg = synth::nsg(rules as u64, rules, prefixes, table);
     let t = Instant::now();
     let mut n = 0;
     let budget = if std::env::var_os("PROBE_COMPILE").is_some() {
@@ -32,7 +26,7 @@ fn main() {
     let compile = t.elapsed().as_secs_f64() / n as f64;
     let compiled = nsg.compile(&ctx);
     let reference = nsg.reference(&ctx);
-    let flows = synth::flows(9, &nsg, &table, 10_000);
+    let flows = synth::flows(9, &nsg, table, 10_000);
     hist(&nsg, &compiled, &flows);
     println!("{:?}", compiled.classifier_summary(Direction::Outbound));
     let mut samples = Vec::new();

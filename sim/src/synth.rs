@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::cidr::Cidr;
-use crate::nsg::{AddressSpec, FlowKey, Nsg, SecurityRule, TagRef};
+use crate::nsg::{AddressSpec, Context, FlowKey, Nsg, SecurityRule, TagRef};
 use crate::proto::{Access, Direction, PortSet, Protocol, RuleProtocol};
 use crate::tags::{ServiceTag, ServiceTagTable, VirtualTag};
 
@@ -244,38 +244,61 @@ pub fn flows(seed: u64, nsg: &Nsg, table: &ServiceTagTable, n: usize) -> Vec<Flo
         .collect()
 }
 
-/// The evaluation context of the synthetic NSG: VNet [`SYNTH_VNET`], no ASGs.
-pub fn context_parts() -> (Vec<Cidr>, BTreeMap<String, Vec<IpAddr>>) {
-    (
-        vec![SYNTH_VNET.parse().expect("valid literal")],
-        BTreeMap::new(),
-    )
+/// What the synthetic NSGs are evaluated in: a tag table and VNet [`SYNTH_VNET`], no ASGs.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    /// The service tags.
+    pub tags: ServiceTagTable,
+    /// The `VirtualNetwork` tag's prefixes.
+    pub vnet: Vec<Cidr>,
+    /// ASG members (none).
+    pub asgs: BTreeMap<String, Vec<IpAddr>>,
+}
+
+impl Setting {
+    /// A setting whose tags are [`tag_table`]`(seed, tags, prefixes)`.
+    pub fn new(seed: u64, tags: usize, prefixes: usize) -> Setting {
+        Setting {
+            tags: tag_table(seed, tags, prefixes),
+            vnet: vec![SYNTH_VNET.parse().expect("valid literal")],
+            asgs: BTreeMap::new(),
+        }
+    }
+
+    /// The setting every NSG benchmark measures in: a `ServiceTags_Public`-sized table
+    /// (seed 42, 3,039 tags, 93,362 prefixes).
+    pub fn public_sized() -> Setting {
+        Setting::new(42, 3039, 93_362)
+    }
+
+    /// The evaluation context.
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            virtual_network: &self.vnet,
+            tags: &self.tags,
+            asg_members: &self.asgs,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nsg::Context;
 
     #[test]
     fn compiled_matches_reference_on_large_synthetic_nsgs() {
         // The classifier path (> LINEAR_SCAN_MAX rules) must agree with the oracle.
-        let table = tag_table(1, 200, 4000);
-        let (vnet, asgs) = context_parts();
-        let ctx = Context {
-            virtual_network: &vnet,
-            tags: &table,
-            asg_members: &asgs,
-        };
+        let setting = Setting::new(1, 200, 4000);
+        let (table, ctx) = (&setting.tags, setting.context());
         for (rules, prefixes) in [(10, 40), (100, 1000), (1000, 4000)] {
-            let n = nsg(rules as u64, rules, prefixes, &table);
+            let n = nsg(rules as u64, rules, prefixes, table);
             let c = n.compile(&ctx);
             assert_eq!(
                 c.uses_classifier(Direction::Outbound),
                 rules > crate::nsg::LINEAR_SCAN_MAX
             );
             let r = n.reference(&ctx);
-            for f in flows(7, &n, &table, 3000) {
+            for f in flows(7, &n, table, 3000) {
                 assert_eq!(
                     Some(c.decide(Direction::Outbound, &f)),
                     r.decide(Direction::Outbound, &f),

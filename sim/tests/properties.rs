@@ -1965,29 +1965,24 @@ proptest! {
     }
 }
 
-/// The synthesized tag table of the long-list property (built once: it is large).
-fn synth_table() -> &'static sim::ServiceTagTable {
-    static T: OnceLock<sim::ServiceTagTable> = OnceLock::new();
-    T.get_or_init(|| sim::synth::tag_table(7, 300, 6_000))
+/// The synthesized setting of the long-list property (built once: its tag table is large).
+fn synth_setting() -> &'static sim::synth::Setting {
+    static T: OnceLock<sim::synth::Setting> = OnceLock::new();
+    T.get_or_init(|| sim::synth::Setting::new(7, 300, 6_000))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Long rule lists (the classifier with several words per row, summary words, sub-tables of
-    /// clustered prefixes, service tags): the compiled evaluator equals the reference oracle on
+    /// Long rule lists (the classifier with several words per row, sub-tables of clustered
+    /// prefixes, service tags): the compiled evaluator equals the reference oracle on
     /// flows that hit early, late and default rules.
     #[test]
     fn long_compiled_nsgs_equal_the_reference(
         seed in any::<u64>(), rules in 65usize..=1000, prefixes in 1usize..=600,
     ) {
-        let table = synth_table();
-        let (vnet, asgs) = sim::synth::context_parts();
-        let ctx = sim::nsg::Context {
-            virtual_network: &vnet,
-            tags: table,
-            asg_members: &asgs,
-        };
+        let setting = synth_setting();
+        let (table, ctx) = (&setting.tags, setting.context());
         let nsg = sim::synth::nsg(seed, rules, prefixes, table);
         let compiled = nsg.compile(&ctx);
         let reference = nsg.reference(&ctx);

@@ -9,7 +9,6 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use serde::Serialize;
-use sim::nsg::Context;
 use sim::{synth, Direction};
 
 /// Rules of the measured NSG (Azure's maximum).
@@ -40,17 +39,12 @@ pub struct NsgMeasure {
 
 /// Runs the measure (a second or two, most of it building the tag table).
 pub fn measure() -> NsgMeasure {
-    let table = synth::tag_table(42, 3039, 93_362);
-    let (vnet, asgs) = synth::context_parts();
-    let ctx = Context {
-        virtual_network: &vnet,
-        tags: &table,
-        asg_members: &asgs,
-    };
-    let nsg = synth::nsg(RULES as u64, RULES, PREFIXES, &table);
+    let setting = synth::Setting::public_sized();
+    let (table, ctx) = (&setting.tags, setting.context());
+    let nsg = synth::nsg(RULES as u64, RULES, PREFIXES, table);
     let compiled = nsg.compile(&ctx);
     let reference = nsg.reference(&ctx);
-    let flows = synth::flows(9, &nsg, &table, FLOWS);
+    let flows = synth::flows(9, &nsg, table, FLOWS);
     let per_flow = |start: Instant| start.elapsed().as_nanos() as f64 / flows.len() as f64;
     let run_compiled = || {
         for f in &flows {
