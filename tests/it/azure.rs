@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vnetsim::client::Client;
 
-use crate::support::{arg, cli, fixture, tempdir, write, Run, TINY_STORAGE_ADDRESS, TINY_TAGS};
+use crate::support::{
+    arg, cli, fixture, stop_cleanly, tempdir, write, Run, TINY_STORAGE_ADDRESS, TINY_TAGS,
+};
 
 /// The tiny service tag table plus `AzureMonitor`, which the integration template's rules name.
 fn tags_for_template(dir: &Path) -> PathBuf {
@@ -822,17 +824,7 @@ where
     let doc = wait_for(&ready, Duration::from_secs(30));
     body(doc).await;
     let child = guard.0.take().unwrap();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "up did not stop cleanly: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stop_cleanly(child, "up with Azure inputs");
 }
 
 fn client_for(doc: &Value) -> Client {

@@ -111,3 +111,20 @@ pub fn has_keys(v: &serde_json::Value, expected: &[&str]) {
         assert!(k.iter().any(|x| x == e), "missing key `{e}` in {v}");
     }
 }
+
+/// Stops a running `vnetsim up` with SIGTERM and asserts it exits cleanly; returns its output.
+/// `what` names the run in the failure message.
+pub fn stop_cleanly(child: std::process::Child, what: &str) -> std::process::Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: up did not stop cleanly: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vnetsim::client::Client;
 
+use crate::support::stop_cleanly;
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vnetsim")
 }
@@ -110,18 +112,7 @@ async fn up_starts_and_serves_every_fixture_with_apis() {
                 }
             }
         }
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}: up did not stop cleanly: {}",
-            fx.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = stop_cleanly(child, &fx.display().to_string());
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             stdout.contains("gateway") && stdout.contains("admin"),
