@@ -44,6 +44,11 @@ fn main() {
         black_box(reference.decide(Direction::Outbound, black_box(f)));
     }
     let r = s.elapsed().as_nanos() as f64 / flows.len() as f64;
+    let q = |p: usize| samples[samples.len() * p / 100];
+    println!(
+        "passes {}: p5 {:.1} p25 {:.1} p50 {:.1} p75 {:.1} p95 {:.1}",
+        samples.len(), q(5), q(25), q(50), q(75), q(95)
+    );
     println!(
         "rules {rules}: compiled median {:.1} ns/flow (min {:.1}), reference {:.0} ns/flow, compile {:.2} ms, heap {} KiB",
         samples[samples.len() / 2], samples[0], r, compile * 1e3, compiled.heap_bytes() / 1024

@@ -447,6 +447,15 @@ pub(crate) struct RuleFields<'a> {
     pub dport: &'a PortSet,
 }
 
+/// Words of a row in one cache line.
+const LINE: usize = 8;
+
+/// The first cache line of a row at least [`LINE`] words wide.
+#[inline(always)]
+fn line(row: &[u64]) -> &[u64; LINE] {
+    row[..LINE].try_into().expect("rows of at least LINE words")
+}
+
 /// Number of bits of the port domain (`0..=NO_PORT`).
 const PORT_BITS: u32 = u32::BITS - NO_PORT.leading_zeros();
 
@@ -534,7 +543,32 @@ impl Classifier {
         let dp = self.dport_rows.row(dp);
         let s = self.src_rows.row(s);
         let ps = self.proto_sport_rows.row(ps);
-        for (i, (((d, dp), s), ps)) in d.iter().zip(dp).zip(s).zip(ps).enumerate() {
+        let mut from = 0;
+        if self.width >= LINE {
+            // The first cache line of each row without a branch per word: which word holds the
+            // first match varies from flow to flow, and a mispredicted exit would stall the
+            // next flow's independent loads.
+            let (d, dp, s, ps) = (line(d), line(dp), line(s), line(ps));
+            let mut x = [0u64; LINE];
+            let mut nonzero = 0u32;
+            for i in 0..LINE {
+                x[i] = d[i] & dp[i] & s[i] & ps[i];
+                nonzero |= u32::from(x[i] != 0) << i;
+            }
+            if nonzero != 0 {
+                let i = nonzero.trailing_zeros() as usize;
+                return Some(i * 64 + x[i].trailing_zeros() as usize);
+            }
+            from = LINE;
+        }
+        for (i, (((d, dp), s), ps)) in d
+            .iter()
+            .zip(dp)
+            .zip(s)
+            .zip(ps)
+            .enumerate()
+            .skip(from)
+        {
             let x = d & dp & s & ps;
             if x != 0 {
                 return Some(i * 64 + x.trailing_zeros() as usize);
