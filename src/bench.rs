@@ -19,6 +19,12 @@
 //!   rps(without)`, paired per round;
 //! - `direct_1conn`, `nginx_1conn`, `gateway_1conn` — one connection: the p50 latency each hop
 //!   adds over direct;
+//! - `direct_1conn_1cpu`, `nginx_1conn_1cpu`, `gateway_1conn_1cpu` — the same with the client
+//!   (on a thread and runtime of its own), the proxy and the backend pinned to one CPU for the
+//!   run (their affinity is restored after it). On a VM a wake-up across vCPUs goes through the
+//!   hypervisor and can cost more than the whole proxy hop (a loopback round trip between two
+//!   vCPUs took 140–420 µs p50 on the VM this was built on, 18–32 µs on one CPU), so the
+//!   one-CPU rows are the ones that show what the proxy itself adds;
 //! - `gateway_h2` — HTTP/2 (prior knowledge) from the client to the gateway;
 //! - `gateway_tls_backend` — the API's backend over TLS, as the fixture says (the others speak
 //!   clear text to the same host and port, to compare with nginx's clear-text proxy).
@@ -131,7 +137,7 @@ pub struct BenchOptions {
 }
 
 /// Every row `vnetsim bench` can measure, in table order (`--only` takes these names).
-pub const ROW_NAMES: [&str; 10] = [
+pub const ROW_NAMES: [&str; 13] = [
     "direct",
     "nginx",
     "gateway",
@@ -140,6 +146,9 @@ pub const ROW_NAMES: [&str; 10] = [
     "direct_1conn",
     "nginx_1conn",
     "gateway_1conn",
+    "direct_1conn_1cpu",
+    "nginx_1conn_1cpu",
+    "gateway_1conn_1cpu",
     "gateway_h2",
     "gateway_tls_backend",
 ];
@@ -201,6 +210,11 @@ pub struct Ratios {
     pub gateway_added_p50_us: Option<f64>,
     /// p50(nginx_1conn) − p50(direct_1conn), µs.
     pub nginx_added_p50_us: Option<f64>,
+    /// p50(gateway_1conn_1cpu) − p50(direct_1conn_1cpu), µs: the same with the client, the
+    /// proxy and the backend on one CPU, so no hop waits for another CPU to wake up.
+    pub gateway_added_p50_us_1cpu: Option<f64>,
+    /// p50(nginx_1conn_1cpu) − p50(direct_1conn_1cpu), µs.
+    pub nginx_added_p50_us_1cpu: Option<f64>,
     /// The per-round paired ratios behind `gateway_vs_nginx`.
     pub gateway_vs_nginx_rounds: Vec<f64>,
 }
@@ -430,7 +444,54 @@ struct Variant {
     tls: Option<ClientTls>,
     /// The proxy processes (empty for direct rows).
     pids: Vec<u32>,
+    /// One-CPU rows: the CPU that the client thread, the proxy's threads and the backend's
+    /// threads (`also`) share for the run.
+    pin: Option<OneCpu>,
     runs: Vec<RunResult>,
+}
+
+/// Where a one-CPU row runs.
+#[derive(Clone, Debug)]
+struct OneCpu {
+    cpu: usize,
+    /// Processes pinned with the proxy (the backend).
+    also: Vec<u32>,
+}
+
+/// Runs the load on a new thread pinned to `cpu`, on a runtime of its own.
+async fn load_on_cpu(
+    spec: LoadSpec,
+    proto: Proto,
+    cpu: usize,
+    name: &str,
+) -> Result<loadgen::LoadResult, BenchError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("bench-one-cpu".into())
+        .spawn(move || {
+            let res = child::pin_current_thread(cpu).and_then(|()| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|source| BenchError::Io {
+                        what: "starting the one-CPU load generator's runtime".into(),
+                        source,
+                    })
+            });
+            let _ = tx.send(res.map(|rt| rt.block_on(loadgen::run_proto(spec, proto))));
+        });
+    spawned.map_err(|source| BenchError::Io {
+        what: "starting the one-CPU load generator's thread".into(),
+        source,
+    })?;
+    let res = rx.await.map_err(|_| BenchError::Io {
+        what: "the one-CPU load generator's thread".into(),
+        source: std::io::Error::other("ended without a result"),
+    })?;
+    res?.map_err(|source| BenchError::Load {
+        variant: name.to_string(),
+        source,
+    })
 }
 
 async fn run_once(v: &Variant, path: &str, duration: Duration) -> Result<RunResult, BenchError> {
@@ -444,14 +505,25 @@ async fn run_once(v: &Variant, path: &str, duration: Duration) -> Result<RunResu
         connection_per_request: false,
         tls: v.tls.clone(),
     };
-    let before = child::cpu_us(&v.pids);
-    let r = loadgen::run_proto(spec, v.proto)
-        .await
-        .map_err(|source| BenchError::Load {
-            variant: v.name.to_string(),
-            source,
-        })?;
-    let after = child::cpu_us(&v.pids);
+    let (r, before, after) = match &v.pin {
+        None => {
+            let before = child::cpu_us(&v.pids);
+            let r = loadgen::run_proto(spec, v.proto)
+                .await
+                .map_err(|source| BenchError::Load {
+                    variant: v.name.to_string(),
+                    source,
+                })?;
+            (r, before, child::cpu_us(&v.pids))
+        }
+        Some(one) => {
+            let pids: Vec<u32> = v.pids.iter().chain(&one.also).copied().collect();
+            let _pinned = child::Pinned::new(&pids, one.cpu)?;
+            let before = child::cpu_us(&v.pids);
+            let r = load_on_cpu(spec, v.proto, one.cpu, v.name).await?;
+            (r, before, child::cpu_us(&v.pids))
+        }
+    };
     let cpu_us_per_req = match (v.pids.is_empty(), before, after) {
         (false, Some(b), Some(a)) if r.requests > 0 => Some((a - b) / r.requests as f64),
         _ => None,
@@ -631,6 +703,7 @@ pub async fn run(
     };
 
     let (backend, _) = kids.echo("backend", None).await?;
+    let backend_pid = kids.procs.last().map(child::ChildProc::pid);
     let (tls_backend, tls_ca) = kids.echo("backend-tls", Some(&target.dns_name)).await?;
     let mut base: Vec<String> = Vec::new();
     if let Some(f) = &opts.fixture {
@@ -681,6 +754,7 @@ pub async fn run(
         proto: Proto::Http1,
         tls: None,
         pids,
+        pin: None,
         runs: Vec::new(),
     };
     let gh = target.gateway_host.as_str();
@@ -702,6 +776,35 @@ pub async fn run(
         vars.push(v("nginx_1conn", *addr, "localhost", 1, pids.clone()));
     }
     vars.push(v("gateway_1conn", gw, gh, 1, vec![gw_pid]));
+    let one_cpu = [
+        v("direct_1conn_1cpu", backend, "localhost", 1, vec![]),
+        v("nginx_1conn_1cpu", backend, "localhost", 1, vec![]),
+        v("gateway_1conn_1cpu", gw, gh, 1, vec![gw_pid]),
+    ];
+    let wants_one_cpu = one_cpu
+        .iter()
+        .any(|v| opts.only.is_empty() || opts.only.iter().any(|n| n == v.name));
+    // Where pinning is unavailable the one-CPU rows are left out, unless `--only` asked for
+    // them (then that is an error).
+    let cpu = match child::pin_cpu() {
+        Ok(cpu) => Some(cpu),
+        Err(e) if !opts.only.is_empty() && wants_one_cpu => return Err(e),
+        Err(_) => None,
+    };
+    if let (true, Some(cpu)) = (wants_one_cpu, cpu) {
+        let pin = OneCpu {
+            cpu,
+            also: backend_pid.into_iter().collect(),
+        };
+        for mut var in one_cpu {
+            if var.name == "nginx_1conn_1cpu" {
+                let Some((addr, pids)) = &nginx else { continue };
+                (var.addr, var.pids) = (*addr, pids.clone());
+            }
+            var.pin = Some(pin.clone());
+            vars.push(var);
+        }
+    }
     let mut h2 = v("gateway_h2", gw, gh, n, vec![gw_pid]);
     h2.proto = Proto::Http2;
     vars.push(h2);
@@ -896,6 +999,12 @@ fn ratios(vars: &[Variant]) -> Ratios {
         }),
         gateway_added_p50_us: p50("gateway_1conn").zip(direct_p50).map(|(g, d)| g - d),
         nginx_added_p50_us: p50("nginx_1conn").zip(direct_p50).map(|(n, d)| n - d),
+        gateway_added_p50_us_1cpu: p50("gateway_1conn_1cpu")
+            .zip(p50("direct_1conn_1cpu"))
+            .map(|(g, d)| g - d),
+        nginx_added_p50_us_1cpu: p50("nginx_1conn_1cpu")
+            .zip(p50("direct_1conn_1cpu"))
+            .map(|(n, d)| n - d),
         gateway_vs_nginx_rounds: rounds,
     }
 }
@@ -935,6 +1044,12 @@ fn targets(r: &Ratios, vars: &[Variant]) -> Vec<TargetCheck> {
             "gateway_added_p50_us (1 connection)",
             "≤ 60 µs",
             r.gateway_added_p50_us,
+            |v| v <= 60.0,
+        ),
+        check(
+            "gateway_added_p50_us_1cpu (1 connection, one CPU)",
+            "≤ 60 µs",
+            r.gateway_added_p50_us_1cpu,
             |v| v <= 60.0,
         ),
     ]
@@ -999,6 +1114,12 @@ pub fn render_text(r: &Report) -> String {
         opt(x.gateway_added_p50_us, 0),
         opt(x.nginx_added_p50_us, 0)
     );
+    let _ = writeln!(
+        s,
+        "added p50, 1 conn, one CPU  gateway {} µs, nginx {} µs",
+        opt(x.gateway_added_p50_us_1cpu, 0),
+        opt(x.nginx_added_p50_us_1cpu, 0)
+    );
     let _ = writeln!(s);
     for t in &r.targets {
         let verdict = match t.met {
@@ -1008,7 +1129,7 @@ pub fn render_text(r: &Report) -> String {
         };
         let _ = writeln!(
             s,
-            "target {:<36} {:<9} {:>10}  {verdict}",
+            "target {:<50} {:<9} {:>10}  {verdict}",
             t.name,
             t.target,
             opt(t.value, 3)

@@ -268,3 +268,219 @@ pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
 pub fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+// === CPU affinity (the one-CPU rows) ===
+
+/// The CPU the one-CPU rows run on: the highest CPU this process may run on (CPU 0 takes most
+/// interrupts).
+pub(crate) fn pin_cpu() -> Result<usize, BenchError> {
+    affinity::allowed_cpus()?
+        .last()
+        .copied()
+        .ok_or_else(|| BenchError::Io {
+            what: "reading this process's CPU affinity".into(),
+            source: std::io::Error::other("no CPU allowed"),
+        })
+}
+
+/// Every thread of some processes moved onto one CPU for one run; their previous affinity is
+/// restored on drop (threads the processes start meanwhile inherit it from their creator).
+pub(crate) struct Pinned {
+    saved: Vec<(u32, affinity::CpuSet)>,
+}
+
+impl Pinned {
+    /// Moves every thread of `pids` onto `cpu`.
+    pub(crate) fn new(pids: &[u32], cpu: usize) -> Result<Pinned, BenchError> {
+        let mut pinned = Pinned { saved: Vec::new() };
+        for &pid in pids {
+            for tid in threads_of(pid) {
+                let res = affinity::get(tid)
+                    .and_then(|old| affinity::set(tid, &affinity::CpuSet::one(cpu)).map(|()| old));
+                match res {
+                    Ok(old) => pinned.saved.push((tid, old)),
+                    // A thread that ended since the listing is not an error.
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(source) => {
+                        return Err(BenchError::Io {
+                            what: format!("pinning thread {tid} of process {pid} to CPU {cpu}"),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(pinned)
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        for (tid, old) in self.saved.drain(..) {
+            // A thread that ended meanwhile has nothing to restore.
+            let _ = affinity::set(tid, &old);
+        }
+    }
+}
+
+/// Pins the calling thread to `cpu` (for the thread that runs a one-CPU row's client).
+pub(crate) fn pin_current_thread(cpu: usize) -> Result<(), BenchError> {
+    affinity::set(0, &affinity::CpuSet::one(cpu)).map_err(|source| BenchError::Io {
+        what: format!("pinning the load generator's thread to CPU {cpu}"),
+        source,
+    })
+}
+
+/// The thread ids of `pid` (`/proc/PID/task`), ascending.
+fn threads_of(pid: u32) -> Vec<u32> {
+    let mut out: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_unstable();
+    out
+}
+
+#[cfg(target_os = "linux")]
+mod affinity {
+    use super::BenchError;
+
+    /// A set of CPUs (`cpu_set_t`).
+    #[derive(Clone, Copy)]
+    pub(crate) struct CpuSet(libc::cpu_set_t);
+
+    impl CpuSet {
+        pub(crate) fn one(cpu: usize) -> CpuSet {
+            // SAFETY: `cpu_set_t` is a plain bit array; all zeroes is the empty set.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `CPU_SET` ignores CPUs past the set's size.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+            CpuSet(set)
+        }
+
+        fn cpus(&self) -> Vec<usize> {
+            let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+            // SAFETY: `CPU_ISSET` reads the set only, for CPUs within its size.
+            (0..max)
+                .filter(|&c| unsafe { libc::CPU_ISSET(c, &self.0) })
+                .collect()
+        }
+    }
+
+    /// The affinity of thread `tid` (0: the calling thread).
+    pub(crate) fn get(tid: u32) -> std::io::Result<CpuSet> {
+        let tid = libc::pid_t::try_from(tid).map_err(std::io::Error::other)?;
+        // SAFETY: as in `CpuSet::one`.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the kernel writes at most `size_of::<cpu_set_t>()` bytes into `set`.
+        let rc = unsafe {
+            libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+        };
+        if rc == 0 {
+            Ok(CpuSet(set))
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Sets the affinity of thread `tid` (0: the calling thread).
+    pub(crate) fn set(tid: u32, set: &CpuSet) -> std::io::Result<()> {
+        let tid = libc::pid_t::try_from(tid).map_err(std::io::Error::other)?;
+        // SAFETY: the kernel reads `size_of::<cpu_set_t>()` bytes from `set`.
+        let rc =
+            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set.0) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// The CPUs the calling thread may run on, ascending.
+    pub(crate) fn allowed_cpus() -> Result<Vec<usize>, BenchError> {
+        get(0).map(|s| s.cpus()).map_err(|source| BenchError::Io {
+            what: "reading this process's CPU affinity".into(),
+            source,
+        })
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod affinity {
+    use super::BenchError;
+
+    fn unsupported() -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "CPU pinning (the one-CPU rows) needs Linux",
+        )
+    }
+
+    #[derive(Clone, Copy)]
+    pub(crate) struct CpuSet;
+
+    impl CpuSet {
+        pub(crate) fn one(_cpu: usize) -> CpuSet {
+            CpuSet
+        }
+    }
+
+    pub(crate) fn get(_tid: u32) -> std::io::Result<CpuSet> {
+        Err(unsupported())
+    }
+
+    pub(crate) fn set(_tid: u32, _set: &CpuSet) -> std::io::Result<()> {
+        Err(unsupported())
+    }
+
+    pub(crate) fn allowed_cpus() -> Result<Vec<usize>, BenchError> {
+        Err(BenchError::Io {
+            what: "reading this process's CPU affinity".into(),
+            source: unsupported(),
+        })
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// `Cpus_allowed_list` of every thread of `pid`.
+    fn allowed(pid: u32) -> Vec<String> {
+        threads_of(pid)
+            .into_iter()
+            .map(|tid| {
+                let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+                    .expect("status readable");
+                text.lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                    .expect("Cpus_allowed_list")
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// A pinned process runs on the one CPU while pinned and gets its old affinity back after.
+    #[test]
+    fn pinning_moves_every_thread_and_restores_it() {
+        let mut child = Command::new("sleep").arg("30").spawn().expect("sleep runs");
+        let pid = child.id();
+        let before = allowed(pid);
+        let cpu = pin_cpu().expect("affinity readable");
+        {
+            let _pinned = Pinned::new(&[pid], cpu).expect("pinned");
+            assert!(
+                allowed(pid).iter().all(|a| *a == cpu.to_string()),
+                "{:?}",
+                allowed(pid)
+            );
+        }
+        assert_eq!(allowed(pid), before);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

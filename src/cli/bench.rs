@@ -45,8 +45,9 @@ pub(crate) struct Args {
     #[arg(long)]
     no_nginx: bool,
     /// Measure only these rows (comma-separated: direct, nginx, gateway, gateway_new_flow,
-    /// gateway_new_flow_no_policy, direct_1conn, nginx_1conn, gateway_1conn, gateway_h2,
-    /// gateway_tls_backend); ratios whose rows are missing are null.
+    /// gateway_new_flow_no_policy, direct_1conn, nginx_1conn, gateway_1conn, direct_1conn_1cpu,
+    /// nginx_1conn_1cpu, gateway_1conn_1cpu, gateway_h2, gateway_tls_backend); ratios whose rows
+    /// are missing are null.
     #[arg(long, value_name = "ROWS", value_delimiter = ',')]
     only: Vec<String>,
 }

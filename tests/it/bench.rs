@@ -163,3 +163,47 @@ fn bench_only_measures_the_named_rows_and_nulls_the_rest() {
         bad.stderr
     );
 }
+
+#[test]
+fn bench_one_cpu_rows_report_the_latency_the_hop_adds() {
+    let run = cli(&[
+        "bench",
+        "--duration",
+        "100ms",
+        "--rounds",
+        "1",
+        "--no-nginx",
+        "--only",
+        "gateway_1conn_1cpu,direct_1conn_1cpu",
+        "--output",
+        "json",
+    ]);
+    run.expect_code(0);
+    let doc = run.json();
+    let rows = doc["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["direct_1conn_1cpu", "gateway_1conn_1cpu"]);
+    for r in rows {
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["connections"], 1, "{r}");
+        assert!(r["requests"].as_u64().unwrap() > 0, "{r}");
+    }
+    // The gateway's CPU is still its own (every thread, pinned or not).
+    assert!(rows[1]["cpu_us_per_req"].as_f64().unwrap() > 0.0);
+    let ratios = &doc["ratios"];
+    assert!(ratios["gateway_added_p50_us_1cpu"].is_f64(), "{ratios}");
+    assert!(ratios["gateway_added_p50_us"].is_null(), "{ratios}");
+    assert!(ratios["nginx_added_p50_us_1cpu"].is_null(), "{ratios}");
+    let target = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("gateway_added_p50_us_1cpu")
+        })
+        .expect("a one-CPU latency target");
+    assert_eq!(target["value"], ratios["gateway_added_p50_us_1cpu"]);
+}
