@@ -47,7 +47,12 @@ fn main() {
     let q = |p: usize| samples[samples.len() * p / 100];
     println!(
         "passes {}: p5 {:.1} p25 {:.1} p50 {:.1} p75 {:.1} p95 {:.1}",
-        samples.len(), q(5), q(25), q(50), q(75), q(95)
+        samples.len(),
+        q(5),
+        q(25),
+        q(50),
+        q(75),
+        q(95)
     );
     println!(
         "rules {rules}: compiled median {:.1} ns/flow (min {:.1}), reference {:.0} ns/flow, compile {:.2} ms, heap {} KiB",
