@@ -15,8 +15,13 @@
 //! - `direct`, `nginx`, `gateway` — HTTP/1.1 keep-alive, `connections` connections;
 //! - `gateway_new_flow`, `gateway_new_flow_no_policy` — the gateway opening a new upstream flow
 //!   for every request ([`gateway::BenchKnobs::upstream_per_request`]) with and without the NSG
-//!   verdict ([`gateway::BenchKnobs::skip_policy`]): `policy_overhead = 1 − rps(with) /
-//!   rps(without)`, paired per round;
+//!   verdict: one gateway process, loaded through its front door and through a second,
+//!   bench-only front door whose new flows skip the check
+//!   ([`gateway::BenchKnobs::unchecked_listen`]), so the two rows differ in the check alone;
+//!   `policy_overhead = 1 − rps(with) /
+//!   rps(without)`, paired per round. The pair runs **interleaved**: each round's `duration`
+//!   per row is cut into slices of ≤ 500 ms run alternately (with, without, with, …; which
+//!   starts swaps per round), so a drift of the shared machine within the round hits both;
 //! - `direct_1conn`, `nginx_1conn`, `gateway_1conn` — one connection: the p50 latency each hop
 //!   adds over direct;
 //! - `direct_1conn_1cpu`, `nginx_1conn_1cpu`, `gateway_1conn_1cpu` — the same with the client
@@ -494,7 +499,12 @@ async fn load_on_cpu(
     })
 }
 
-async fn run_once(v: &Variant, path: &str, duration: Duration) -> Result<RunResult, BenchError> {
+/// One load run of `v` and the proxy CPU it cost, µs (`None` for rows without a proxy).
+async fn load(
+    v: &Variant,
+    path: &str,
+    duration: Duration,
+) -> Result<(loadgen::LoadResult, Option<f64>), BenchError> {
     let spec = LoadSpec {
         addr: v.addr,
         host: v.host.clone(),
@@ -524,19 +534,62 @@ async fn run_once(v: &Variant, path: &str, duration: Duration) -> Result<RunResu
             (r, before, child::cpu_us(&v.pids))
         }
     };
-    let cpu_us_per_req = match (v.pids.is_empty(), before, after) {
-        (false, Some(b), Some(a)) if r.requests > 0 => Some((a - b) / r.requests as f64),
+    let cpu = match (v.pids.is_empty(), before, after) {
+        (false, Some(b), Some(a)) => Some(a - b),
         _ => None,
     };
-    Ok(RunResult {
-        rps: r.rps,
-        p50: r.p50_us,
-        p99: r.p99_us,
-        cpu_us_per_req,
-        errors: r.errors,
-        requests: r.requests,
-        first_error: r.first_error,
-    })
+    Ok((r, cpu))
+}
+
+impl RunResult {
+    /// The figures of one or more load runs of one variant taken together: requests over
+    /// their total time, percentiles of the merged latencies, CPU over all their requests.
+    fn merge(parts: &[(loadgen::LoadResult, Option<f64>)]) -> RunResult {
+        let requests: u64 = parts.iter().map(|(r, _)| r.requests).sum();
+        let seconds: f64 = parts.iter().map(|(r, _)| r.seconds).sum();
+        let mut hist = parts[0].0.latency_us.clone();
+        for (r, _) in &parts[1..] {
+            // Same bounds in every run, so adding cannot fail; a failure would only drop
+            // that run's latencies from the percentiles.
+            let _ = hist.add(&r.latency_us);
+        }
+        let cpu: Option<f64> = parts.iter().map(|(_, c)| *c).sum();
+        RunResult {
+            rps: requests as f64 / seconds.max(1e-9),
+            p50: hist.value_at_quantile(0.50) as f64,
+            p99: hist.value_at_quantile(0.99) as f64,
+            cpu_us_per_req: cpu.filter(|_| requests > 0).map(|c| c / requests as f64),
+            errors: parts.iter().map(|(r, _)| r.errors).sum(),
+            requests,
+            first_error: parts.iter().find_map(|(r, _)| r.first_error.clone()),
+        }
+    }
+}
+
+async fn run_once(v: &Variant, path: &str, duration: Duration) -> Result<RunResult, BenchError> {
+    Ok(RunResult::merge(&[load(v, path, duration).await?]))
+}
+
+/// Slices of at most this length when two rows run interleaved.
+const SLICE: Duration = Duration::from_millis(500);
+
+/// Two rows measured interleaved: `duration` each, cut into slices of at most [`SLICE`] run
+/// alternately (a, b, a, b, …), so a drift of the shared machine during the round hits both
+/// alike.
+async fn run_interleaved(
+    a: &Variant,
+    b: &Variant,
+    path: &str,
+    duration: Duration,
+) -> Result<(RunResult, RunResult), BenchError> {
+    let slices = duration.as_nanos().div_ceil(SLICE.as_nanos()).max(1);
+    let slice = duration / u32::try_from(slices).unwrap_or(u32::MAX);
+    let (mut pa, mut pb) = (Vec::new(), Vec::new());
+    for _ in 0..slices {
+        pa.push(load(a, path, slice).await?);
+        pb.push(load(b, path, slice).await?);
+    }
+    Ok((RunResult::merge(&pa), RunResult::merge(&pb)))
 }
 
 struct Children {
@@ -546,6 +599,8 @@ struct Children {
     procs: Vec<child::ChildProc>,
     /// Admin sockets of the gateway children, by name.
     admin: std::collections::BTreeMap<String, SocketAddr>,
+    /// The unchecked front doors of the gateway children that have one, by name.
+    unchecked: std::collections::BTreeMap<String, SocketAddr>,
 }
 
 impl Children {
@@ -586,6 +641,13 @@ impl Children {
         self.procs.push(p);
         let doc = doc?;
         self.admin.insert(name.to_string(), admin_addr(&doc, name)?);
+        if let Some(u) = doc["unchecked_addr"].as_str() {
+            let u = u.parse().map_err(|_| BenchError::Ready {
+                name: name.to_string(),
+                field: "unchecked_addr",
+            })?;
+            self.unchecked.insert(name.to_string(), u);
+        }
         Ok((ready_addr(&doc, name)?, pid))
     }
 
@@ -700,6 +762,7 @@ pub async fn run(
         exe: opts.exe.clone(),
         procs: Vec::new(),
         admin: std::collections::BTreeMap::new(),
+        unchecked: std::collections::BTreeMap::new(),
     };
 
     let (backend, _) = kids.echo("backend", None).await?;
@@ -723,12 +786,27 @@ pub async fn run(
     ]
     .concat();
     let (gw, gw_pid) = kids.gateway("gateway", &plain).await?;
-    let per_flow = [plain.clone(), vec!["--bench-upstream-per-request".into()]].concat();
+    // One process for both policy rows: its main front door checks every new flow, its second
+    // one does not, so the pair differs in the check alone (not in process, memory layout or
+    // CPU placement).
+    let per_flow = [
+        plain.clone(),
+        vec![
+            "--bench-upstream-per-request".into(),
+            "--bench-unchecked-listen".into(),
+            "127.0.0.1:0".into(),
+        ],
+    ]
+    .concat();
     let (gw_flow, gw_flow_pid) = kids.gateway("gateway-new-flow", &per_flow).await?;
-    let no_policy = [per_flow.clone(), vec!["--bench-skip-policy".into()]].concat();
-    let (gw_np, gw_np_pid) = kids
-        .gateway("gateway-new-flow-no-policy", &no_policy)
-        .await?;
+    let gw_np = *kids
+        .unchecked
+        .get("gateway-new-flow")
+        .ok_or(BenchError::Ready {
+            name: "gateway-new-flow".into(),
+            field: "unchecked_addr",
+        })?;
+    let gw_np_pid = gw_flow_pid;
     let tls_ca = tls_ca.ok_or(BenchError::Ready {
         name: "backend-tls".into(),
         field: "ca_pem",
@@ -827,18 +905,43 @@ pub async fn run(
         step(format!("warm-up {}", var.name), progress);
         run_once(var, &target.path, warm).await?;
     }
-    // The two new-flow rows swap order every round, so neither always runs first.
+    // The two new-flow rows (the policy pair) run interleaved in slices, and which of them
+    // starts swaps every round.
     let flow_idx: Vec<usize> = ["gateway_new_flow", "gateway_new_flow_no_policy"]
         .iter()
         .filter_map(|n| vars.iter().position(|v| v.name == *n))
         .collect();
     let mut flows: Option<(u64, u64)> = None;
     for round in 0..rounds {
-        let mut order: Vec<usize> = (0..vars.len()).collect();
-        if round % 2 == 1 && flow_idx.len() == 2 {
-            order.swap(flow_idx[0], flow_idx[1]);
-        }
-        for i in order {
+        for i in 0..vars.len() {
+            // The policy pair runs interleaved, at the place of its first row.
+            if let [a, b] = flow_idx[..] {
+                if i == b {
+                    continue;
+                }
+                if i == a {
+                    let (first, second) = if round % 2 == 0 { (a, b) } else { (b, a) };
+                    step(
+                        format!(
+                            "round {}/{rounds}: {} ⇄ {}",
+                            round + 1,
+                            vars[first].name,
+                            vars[second].name
+                        ),
+                        progress,
+                    );
+                    let (r1, r2) =
+                        run_interleaved(&vars[first], &vars[second], &target.path, opts.duration)
+                            .await?;
+                    vars[first].runs.push(r1);
+                    vars[second].runs.push(r2);
+                    step(
+                        format!("round {}/{rounds}: {}", round + 1, vars[second].name),
+                        progress,
+                    );
+                    continue;
+                }
+            }
             step(
                 format!("round {}/{rounds}: {}", round + 1, vars[i].name),
                 progress,
@@ -1194,6 +1297,41 @@ mod tests {
             requests: 1,
             first_error: None,
         }
+    }
+
+    fn load_result(requests: u64, seconds: f64, latency_us: u64) -> loadgen::LoadResult {
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        h.record_n(latency_us, requests).unwrap();
+        loadgen::LoadResult {
+            requests,
+            errors: 0,
+            seconds,
+            rps: requests as f64 / seconds,
+            p50_us: latency_us as f64,
+            p99_us: latency_us as f64,
+            first_error: None,
+            latency_us: h,
+        }
+    }
+
+    /// Interleaved slices add up: requests over the total time, merged latencies, CPU over
+    /// all requests; a slice without a CPU reading leaves the CPU unknown, not smaller.
+    #[test]
+    fn merged_slices_count_requests_over_their_total_time() {
+        let m = RunResult::merge(&[
+            (load_result(100, 0.5, 10), Some(1_000.0)),
+            (load_result(300, 0.5, 30), Some(1_000.0)),
+        ]);
+        assert_eq!(m.requests, 400);
+        assert_eq!(m.rps, 400.0);
+        assert_eq!(m.p50, 30.0);
+        assert_eq!(m.cpu_us_per_req, Some(5.0));
+        let m = RunResult::merge(&[
+            (load_result(100, 0.5, 10), Some(1_000.0)),
+            (load_result(300, 0.5, 30), None),
+        ]);
+        assert_eq!(m.cpu_us_per_req, None);
+        assert_eq!(m.p50, 30.0);
     }
 
     #[test]

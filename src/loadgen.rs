@@ -78,6 +78,9 @@ pub struct LoadResult {
     pub p99_us: f64,
     /// The first error seen, if any.
     pub first_error: Option<String>,
+    /// Every successful request's latency, microseconds (to merge runs).
+    #[serde(skip)]
+    pub latency_us: Histogram<u64>,
 }
 
 struct Shared {
@@ -288,5 +291,6 @@ pub async fn run_proto(spec: LoadSpec, proto: Proto) -> Result<LoadResult, LoadE
         p50_us: hist.value_at_quantile(0.50) as f64,
         p99_us: hist.value_at_quantile(0.99) as f64,
         first_error,
+        latency_us: hist,
     })
 }

@@ -126,6 +126,11 @@ pub struct BenchKnobs {
     /// Close each upstream connection after one response instead of pooling it, so every
     /// request opens (and asks `sim` about) a new flow.
     pub upstream_per_request: bool,
+    /// A second front door (loopback) whose connections admit new flows without asking `sim`,
+    /// as `skip_policy` does, while the main front door keeps checking: the same process
+    /// measured with and without its policy check ([`GatewayHandle::bench_unchecked_addr`]).
+    /// Both front doors share the upstream pools, so pair it with `upstream_per_request`.
+    pub unchecked_listen: Option<SocketAddr>,
 }
 
 impl Default for StartOptions {
@@ -337,9 +342,27 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
         addr: admin_listen,
         source,
     })?;
+    let unchecked = match opts.bench.unchecked_listen {
+        Some(a) => {
+            let what = "bench unchecked_listen";
+            let l = bind(what, listen_addr(what, Some(a), None)?).await?;
+            let at = l.local_addr().map_err(|source| StartError::Bind {
+                what,
+                addr: a,
+                source,
+            })?;
+            Some((l, at))
+        }
+        None => None,
+    };
     let (stop, stopped) = watch::channel(false);
-    let front_task = rt.spawn(server::run(front, shared.clone(), stopped.clone()));
-    let admin_task = rt.spawn(admin::run(admin, shared.clone(), token.clone(), stopped));
+    let front_task = rt.spawn(server::run(front, shared.clone(), stopped.clone(), true));
+    let mut tasks = vec![front_task];
+    let bench_unchecked_addr = unchecked.map(|(l, at)| {
+        tasks.push(rt.spawn(server::run(l, shared.clone(), stopped.clone(), false)));
+        at
+    });
+    tasks.push(rt.spawn(admin::run(admin, shared.clone(), token.clone(), stopped)));
     tracing::info!(%addr, %admin_addr, "gateway started");
     Ok(GatewayHandle {
         shared,
@@ -350,7 +373,8 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
         ca_pem_path,
         ca_dir,
         stop,
-        tasks: vec![front_task, admin_task],
+        tasks,
+        bench_unchecked_addr,
     })
 }
 
@@ -368,6 +392,7 @@ pub struct GatewayHandle {
     ca_dir: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    bench_unchecked_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for GatewayHandle {
@@ -405,6 +430,12 @@ impl GatewayHandle {
     /// Whether the front door speaks TLS (`[gateway] tls = true`).
     pub fn is_tls(&self) -> bool {
         self.shared.snapshot().front_tls.is_some()
+    }
+
+    /// Bench only: the socket of the front door that skips the policy check
+    /// ([`BenchKnobs::unchecked_listen`]), when one was asked for.
+    pub fn bench_unchecked_addr(&self) -> Option<SocketAddr> {
+        self.bench_unchecked_addr
     }
 
     /// The admin listener's socket.

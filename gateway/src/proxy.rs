@@ -42,6 +42,8 @@ pub(crate) struct ConnInfo {
     /// The last `forwarded` value built on this connection and the host it names (clients
     /// send the same `Host` on every request of a connection).
     forwarded_last: Mutex<Option<(String, HeaderValue)>>,
+    /// New flows of this connection ask the NSGs (see [`crate::BenchKnobs::unchecked_listen`]).
+    pub(crate) check: bool,
 }
 
 impl ConnInfo {
@@ -60,7 +62,14 @@ impl ConnInfo {
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             forwarded_prefix: format!("for={for_value};proto={proto}"),
             forwarded_last: Mutex::new(None),
+            check: true,
         }
+    }
+
+    /// Whether new flows of this connection ask the NSGs.
+    pub(crate) fn checked(mut self, check: bool) -> ConnInfo {
+        self.check = check;
+        self
     }
 }
 
@@ -224,7 +233,7 @@ async fn proxy(
 
     // Read the clock for the span only when the span is recorded (debug logging).
     let sent_at = (!span.is_disabled()).then(Instant::now);
-    match upstream::send(&shared.res, state, route, req).await {
+    match upstream::send(&shared.res, state, route, req, conn.check).await {
         Ok((resp, checkout, new_flow)) => {
             if let Some(t) = sent_at {
                 span.record("upstream_ms", t.elapsed().as_secs_f64() * 1e3);

@@ -39,11 +39,14 @@ pub(crate) async fn signalled(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Serves the front door until `shutdown`, then drains (see the module docs).
+/// Serves the front door until `shutdown`, then drains (see the module docs). `check`: new
+/// flows of its connections ask the NSGs (`false` only for the bench's unchecked front door,
+/// [`crate::BenchKnobs::unchecked_listen`]).
 pub(crate) async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    check: bool,
 ) {
     let graceful = GracefulShutdown::new();
     let mut conns: JoinSet<()> = JoinSet::new();
@@ -75,6 +78,7 @@ pub(crate) async fn run(
             peer,
             permit,
             graceful.watcher(),
+            check,
         ));
     }
     drop(listener);
@@ -98,6 +102,7 @@ async fn serve_conn(
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
     watcher: Watcher,
+    check: bool,
 ) {
     let metrics = &shared.res.metrics;
     metrics.client_connections.fetch_add(1, Ordering::Relaxed);
@@ -115,7 +120,7 @@ async fn serve_conn(
             match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => {
                     let h2 = tls.get_ref().1.alpn_protocol().map(|p| p == b"h2");
-                    let info = Arc::new(ConnInfo::new(peer, true, cstate.clone()));
+                    let info = Arc::new(ConnInfo::new(peer, true, cstate.clone()).checked(check));
                     let io = TimedIo::new(tls, cstate, limits.header_read_timeout, h2);
                     serve_http(&shared, io, info, &limits, watcher).await;
                 }
@@ -124,7 +129,7 @@ async fn serve_conn(
             }
         }
         None => {
-            let info = Arc::new(ConnInfo::new(peer, false, cstate.clone()));
+            let info = Arc::new(ConnInfo::new(peer, false, cstate.clone()).checked(check));
             let io = TimedIo::new(tcp, cstate, limits.header_read_timeout, None);
             serve_http(&shared, io, info, &limits, watcher).await;
         }

@@ -161,20 +161,21 @@ impl Checkout {
     }
 }
 
-/// Sends `req` to the route's backend on a pooled connection or a newly admitted flow.
-/// Returns the response head and the connection (to hand back when the body ends) and, for a
+/// Sends `req` to the route's backend on a pooled connection or a newly admitted flow (`check`:
+/// admission asks the NSGs; `false` only from the bench's unchecked front door). Returns the response head and the connection (to hand back when the body ends) and, for a
 /// new flow, its id.
 pub(crate) async fn send(
     res: &Resources,
     state: &PolicyState,
     route: &Route,
     mut req: Request<ReqBody>,
+    check: bool,
 ) -> Result<(Response<Incoming>, Checkout, bool), ProxyError> {
     let mut retried = false;
     loop {
         let (mut conn, reused) = match route.pool.take() {
             Some(c) => (c, true),
-            None => (dial(res, state, route).await?, false),
+            None => (dial(res, state, route, check).await?, false),
         };
         if conn.sender.ready().await.is_err() {
             if reused {
@@ -224,9 +225,14 @@ pub(crate) fn millis(d: std::time::Duration) -> u64 {
 }
 
 /// Opens a new flow: policy admission, TCP (and TLS) to the loopback socket, HTTP/1.1 handshake.
-async fn dial(res: &Resources, state: &PolicyState, route: &Route) -> Result<Conn, ProxyError> {
+async fn dial(
+    res: &Resources,
+    state: &PolicyState,
+    route: &Route,
+    check: bool,
+) -> Result<Conn, ProxyError> {
     let source_port = res.flows.next_source_port();
-    let check = !res.options.bench.skip_policy;
+    let check = check && !res.options.bench.skip_policy;
     let admitted = match state.admit(route, source_port, &res.metrics, check) {
         Ok(a) => a,
         Err(e) => return Err(drop_or_answer(state, e).await),

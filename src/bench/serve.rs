@@ -166,7 +166,7 @@ pub struct GatewayChild {
     /// The fixture (`None`: the embedded default topology).
     pub fixture: Option<PathBuf>,
     /// Written (atomically) once the gateway accepts requests: `{"gateway_url", "addr",
-    /// "admin_url"}`.
+    /// "admin_url", "unchecked_addr"}` (the last `null` unless the knobs ask for it).
     pub ready_file: PathBuf,
     /// `(host, port, socket)`: the sockets that play simulated `host:port`s.
     pub upstreams: Vec<(String, u16, SocketAddr)>,
@@ -222,7 +222,12 @@ pub fn run_gateway_child(o: &GatewayChild) -> Result<(), BenchError> {
             .map_err(|e| BenchError::Gateway(e.to_string()))?;
         write_ready(
             &o.ready_file,
-            &json!({"gateway_url": gw.url(), "addr": gw.addr(), "admin_url": gw.admin_url()}),
+            &json!({
+                "gateway_url": gw.url(),
+                "addr": gw.addr(),
+                "admin_url": gw.admin_url(),
+                "unchecked_addr": gw.bench_unchecked_addr(),
+            }),
         )?;
         let r = wait_for_signal().await;
         gw.shutdown().await;

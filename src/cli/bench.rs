@@ -194,6 +194,9 @@ pub(crate) struct GatewayArgs {
     /// Bench only: a new upstream connection (flow) for every request.
     #[arg(long)]
     bench_upstream_per_request: bool,
+    /// Bench only: a second loopback front door whose new flows skip the NSG check.
+    #[arg(long, value_name = "ADDR")]
+    bench_unchecked_listen: Option<SocketAddr>,
 }
 
 fn parse_upstream(s: &str) -> Result<(String, u16, SocketAddr), String> {
@@ -218,6 +221,7 @@ pub(crate) fn run_gateway(a: &GatewayArgs) -> anyhow::Result<Status> {
         knobs: gateway::BenchKnobs {
             skip_policy: a.bench_skip_policy,
             upstream_per_request: a.bench_upstream_per_request,
+            unchecked_listen: a.bench_unchecked_listen,
         },
     })?;
     Ok(Status::Success)

@@ -180,3 +180,41 @@ async fn drop_mode_waits_for_the_connect_timeout() {
     assert_eq!(echo_requests(&gw, "payments"), 0);
     gw.shutdown().await;
 }
+
+/// The bench's unchecked front door: the same process admits through it what its main front
+/// door denies (the check alone differs), and only when the knob asks for it.
+#[tokio::test]
+async fn the_bench_unchecked_front_door_skips_only_its_own_checks() {
+    let payments = mock_expecting(1).await;
+    let topo = Topo {
+        apim_rules: rule(
+            "deny-payments-out",
+            100,
+            "Outbound",
+            "Deny",
+            "*",
+            "20.50.1.10",
+            "80",
+        ),
+        ..Topo::default()
+    };
+    let mut o = opts().upstream("payments", 80, *payments.address());
+    o.bench.upstream_per_request = true;
+    o.bench.unchecked_listen = Some("127.0.0.1:0".parse().unwrap());
+    let gw = start(&topo, o).await;
+    let unchecked = gw.bench_unchecked_addr().expect("an unchecked front door");
+    assert_ne!(unchecked, gw.addr());
+    assert!(unchecked.ip().is_loopback());
+    let denied = get(&gw, "/payments/charges").await;
+    assert_eq!((denied.status, denied.code().as_str()), (502, "NSG_DENIED"));
+    let r = send(unchecked, req("GET", "/payments/charges")).await;
+    assert_eq!(r.status, 200);
+    // Still denied on the main front door after the unchecked flow.
+    assert_eq!(get(&gw, "/payments/charges").await.status, 502);
+    gw.shutdown().await;
+
+    // Without the knob there is no second front door.
+    let plain = start(&Topo::default(), opts()).await;
+    assert_eq!(plain.bench_unchecked_addr(), None);
+    plain.shutdown().await;
+}
