@@ -147,15 +147,7 @@ async fn reload_rereads_the_fixture_file() {
 
     // A valid file that denies payments is applied on the next reload.
     let deny = Topo {
-        apim_rules: rule(
-            "deny-payments-out",
-            100,
-            "Outbound",
-            "Deny",
-            "*",
-            "20.50.1.10",
-            "80",
-        ),
+        apim_rules: deny_payments_out(),
         ..Topo::default()
     };
     std::fs::write(&file, deny.toml()).unwrap();

@@ -22,15 +22,7 @@ async fn mock_expecting(n: u64) -> MockServer {
 async fn deny_on_integration_subnet_outbound_never_reaches_the_backend() {
     let payments = mock_expecting(0).await;
     let topo = Topo {
-        apim_rules: rule(
-            "deny-payments-out",
-            100,
-            "Outbound",
-            "Deny",
-            "*",
-            "20.50.1.10",
-            "80",
-        ),
+        apim_rules: deny_payments_out(),
         ..Topo::default()
     };
     let gw = start(&topo, opts().upstream("payments", 80, *payments.address())).await;
@@ -154,15 +146,7 @@ async fn integration_subnet_denying_all_inbound_does_not_affect_the_gateway() {
 #[tokio::test]
 async fn drop_mode_waits_for_the_connect_timeout() {
     let topo = Topo {
-        apim_rules: rule(
-            "deny-payments-out",
-            100,
-            "Outbound",
-            "Deny",
-            "*",
-            "20.50.1.10",
-            "80",
-        ),
+        apim_rules: deny_payments_out(),
         gateway_extra: "deny_mode = \"drop\"".into(),
         ..Topo::default()
     };
@@ -187,15 +171,7 @@ async fn drop_mode_waits_for_the_connect_timeout() {
 async fn the_bench_unchecked_front_door_skips_only_its_own_checks() {
     let payments = mock_expecting(1).await;
     let topo = Topo {
-        apim_rules: rule(
-            "deny-payments-out",
-            100,
-            "Outbound",
-            "Deny",
-            "*",
-            "20.50.1.10",
-            "80",
-        ),
+        apim_rules: deny_payments_out(),
         ..Topo::default()
     };
     let mut o = opts().upstream("payments", 80, *payments.address());

@@ -47,6 +47,20 @@ pub fn rule(
     )
 }
 
+/// `securityRules/deny-payments-out` (priority 100) for the integration subnet's NSG: the
+/// payments backend (20.50.1.10:80) denied outbound.
+pub fn deny_payments_out() -> String {
+    rule(
+        "deny-payments-out",
+        100,
+        "Outbound",
+        "Deny",
+        "*",
+        "20.50.1.10",
+        "80",
+    )
+}
+
 /// The same rule as JSON (the admin API's shape).
 pub fn rule_json(
     name: &str,
