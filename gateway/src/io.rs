@@ -18,8 +18,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -64,6 +64,10 @@ pub(crate) struct ConnState {
     inflight: AtomicUsize,
     /// Bumped each time the connection becomes idle; [`TimedIo`] restarts its clock on change.
     idle_epoch: AtomicU64,
+    /// The connection task, when it last read while a request was in flight (its clock was not
+    /// armed then): woken when the connection becomes idle, so that the idle clock starts even
+    /// if hyper does not read again on its own.
+    reader: Mutex<Option<Waker>>,
 }
 
 impl ConnState {
@@ -82,8 +86,16 @@ impl Drop for InflightGuard {
     fn drop(&mut self) {
         if self.0.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle_epoch.fetch_add(1, Ordering::AcqRel);
+            let reader = lock(&self.0.reader).take();
+            if let Some(w) = reader {
+                w.wake();
+            }
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,7 +239,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
                         this.head_bytes = 0;
                         this.idle_since = Instant::now();
                     }
-                    if this.state.inflight.load(Ordering::Acquire) == 0
+                    let busy = this.state.inflight.load(Ordering::Acquire) > 0;
+                    if !busy
                         && this
                             .clock
                             .poll_expired(cx, this.idle_since + this.timeout)
@@ -237,7 +250,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
                         continue;
                     }
                     let before = buf.filled().len();
-                    ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                    let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+                    if read.is_pending() && busy {
+                        // Waiting on the socket alone: have the request's end wake us (see
+                        // `ConnState::reader`). Checked again after registering, in case the
+                        // request ended in between.
+                        let mut reader = lock(&this.state.reader);
+                        if !reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *reader = Some(cx.waker().clone());
+                        }
+                        drop(reader);
+                        if this.state.inflight.load(Ordering::Acquire) == 0 {
+                            continue;
+                        }
+                    }
+                    ready!(read)?;
                     let new = &buf.filled()[before..];
                     if !new.is_empty() {
                         this.observe(new);
@@ -317,6 +344,45 @@ mod tests {
         let mut t = io(Some(false));
         t.served_any = true;
         assert!(matches!(t.on_deadline(), Phase::Closed));
+    }
+
+    struct Count(AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// A read that waited on the socket while a request was in flight is woken when the
+    /// request ends (hyper need not read again by itself), and the idle clock then closes the
+    /// connection. Without the wake-up the connection stayed open until the client left.
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_request_wakes_a_reader_waiting_on_the_socket() {
+        use tokio::io::AsyncReadExt as _;
+        let (a, _b) = tokio::io::duplex(64);
+        let state = Arc::new(ConnState::default());
+        let mut t = TimedIo::new(a, state.clone(), Duration::from_secs(1), Some(false));
+        let guard = state.begin();
+        let woken = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(woken.clone());
+        let mut buf = [0u8; 8];
+        let mut rb = ReadBuf::new(&mut buf);
+        let polled = Pin::new(&mut t).poll_read(&mut Context::from_waker(&waker), &mut rb);
+        assert!(polled.is_pending());
+        assert_eq!(woken.0.load(Ordering::Acquire), 0);
+        drop(guard);
+        assert_eq!(
+            woken.0.load(Ordering::Acquire),
+            1,
+            "the request's end woke the reader"
+        );
+        let start = Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(10), t.read(&mut buf)).await;
+        let err = r
+            .expect("closed by the idle limit")
+            .expect_err("closed, not data");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 
     #[test]
