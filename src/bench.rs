@@ -3,7 +3,7 @@
 //! when `nginx` is on `PATH`, **nginx** as a plain keep-alive reverse proxy — plus the per-flow
 //! policy cost and the NSG micro-measure.
 //!
-//! The backend, every gateway and nginx are **child processes** ([`child`]), so each one's CPU
+//! The backend, every gateway and nginx are **child processes** (module `child`), so each one's CPU
 //! time is its own (`/proc/PID/stat`, every thread). The load generator ([`crate::loadgen`])
 //! runs in this process on one thread. Variants run **alternately**, round after round; a
 //! gateway run is divided by the mean of the nginx runs on either side of it (the "paired

@@ -20,7 +20,7 @@
 //! - [`harness`] — start a topology with its gateway and backends from your own tests.
 //! - [`client`] — the small HTTP(S) client the harness hands out.
 //! - [`loadgen`] — an HTTP load generator (keep-alive or connection-per-request, HdrHistogram).
-//! - [`bench`] — `vnetsim bench`: direct vs gateway vs nginx in child processes, paired ratios.
+//! - [`mod@bench`] — `vnetsim bench`: direct vs gateway vs nginx in child processes, paired ratios.
 //!
 //! Library code returns typed errors that name the file and position or the resource path;
 //! exit codes and printing belong to the binary.

@@ -194,7 +194,7 @@ struct Slab {
     len: usize,
 }
 
-/// Memory of the flow table (see [`FlowTable::memory`]).
+/// Memory of the flow table ([`crate::GatewayHandle::flow_table_memory`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct FlowTableMemory {
     /// Established flows tracked.

@@ -157,7 +157,7 @@ finding_codes! {
     /// A classic-tier instance with `virtualNetworkType` External/Internal (classic VNet injection, not a v2 mode).
     ClassicTierVnet => "CLASSIC_TIER_VNET", Warning, APIM_CLASSIC;
     // --- gateway model ---
-    /// An API's backend URL does not parse as http(s)://host[:port][/path].
+    /// An API's backend URL does not parse as `http(s)://host[:port][/path]`.
     ApiBackendInvalid => "API_BACKEND_INVALID", Error, APIM_BACKENDS;
     /// An API's backend host name (or IP) is not a host of the topology.
     ApiBackendUnknownHost => "API_BACKEND_UNKNOWN_HOST", Error, APIM_BACKENDS;

@@ -849,7 +849,7 @@ impl CompiledRule {
 }
 
 /// Rule lists up to this length are scanned linearly (a short list is already a short scan);
-/// longer ones use the bit-vector [`Classifier`].
+/// longer ones use the bit-vector classifier (module `classifier`).
 pub const LINEAR_SCAN_MAX: usize = 24;
 
 /// A classifier and, per rule position, the verdict it stands for: a compact copy of the rule
