@@ -18,6 +18,8 @@ use tokio::task::AbortHandle;
 use serde::Serialize;
 use sim::flow::Flow;
 
+use crate::lock;
+
 /// First synthetic source port (the IANA dynamic range, 49152–65535).
 const EPHEMERAL_FIRST: u32 = 49152;
 /// Number of synthetic source ports.
@@ -211,10 +213,6 @@ impl FlowTableMemory {
     pub fn bytes_per_flow(&self) -> Option<f64> {
         (self.flows > 0).then(|| self.bytes as f64 / self.flows as f64)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Heap bytes of one entry: the `Arc` allocation (two counters and the entry) and the cut

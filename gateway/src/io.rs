@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::ProxyError;
+use crate::lock;
 
 /// A deadline clock re-armed lazily: one timer entry that may be armed *earlier* than the
 /// deadline it is asked about (a previous request's, a previous idle period's) and is moved
@@ -92,10 +93,6 @@ impl Drop for InflightGuard {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -69,6 +69,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// Locks `m`, also after a panic elsewhere poisoned it: every mutex of the gateway guards
+/// state that stays consistent between statements (a list, a counter, a cached value).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub use body::GatewayBody;
 pub use config::{LimitOverrides, Limits};
 pub use flows::{FlowHop, FlowInfo, FlowTableMemory};

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::flows::FlowTableMemory;
+use crate::lock;
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -92,10 +93,6 @@ pub(crate) struct Metrics {
     pub(crate) changes_applied: AtomicU64,
     /// Refused changes.
     pub(crate) changes_refused: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn esc(s: &str) -> String {

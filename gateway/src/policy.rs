@@ -38,13 +38,10 @@ use crate::config::{LimitOverrides, Limits};
 use crate::echo::EchoServer;
 use crate::error::{ErrorCode, PolicyOutcome, ProxyError};
 use crate::flows::{FlowEntry, FlowHop, FlowTable};
+use crate::lock;
 use crate::metrics::{ApiMetrics, FlowLabels, Metrics, PoolGauge, NO_API_LABEL};
 use crate::tls::{self, LocalCa, TlsError};
 use crate::upstream::Pool;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Why a fixture file could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -280,10 +280,7 @@ fn forwarded(
     let host = client_host
         .and_then(|h| h.to_str().ok())
         .unwrap_or(state.topology.gateway().hostname.as_str());
-    let mut last = conn
-        .forwarded_last
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut last = crate::lock(&conn.forwarded_last);
     if let Some((h, v)) = &*last {
         if h == host {
             return Some(v.clone());

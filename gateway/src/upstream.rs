@@ -32,6 +32,7 @@ use crate::config::{MAX_IDLE_PER_BACKEND, UPSTREAM_IDLE_TIMEOUT};
 use crate::error::ProxyError;
 use crate::flows::{FlowEntry, FlowTable, NewFlow};
 use crate::io::LazyClock;
+use crate::lock;
 use crate::metrics::PoolGauge;
 use crate::policy::{Admitted, PolicyState, Resources, Route};
 
@@ -72,10 +73,6 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<Idle>>,
     /// Open connections (idle or busy).
     open: AtomicUsize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 // === impl Pool ===
