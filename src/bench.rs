@@ -515,25 +515,25 @@ async fn load(
         connection_per_request: false,
         tls: v.tls.clone(),
     };
-    let (r, before, after) = match &v.pin {
-        None => {
-            let before = child::cpu_us(&v.pids);
-            let r = loadgen::run_proto(spec, v.proto)
-                .await
-                .map_err(|source| BenchError::Load {
-                    variant: v.name.to_string(),
-                    source,
-                })?;
-            (r, before, child::cpu_us(&v.pids))
-        }
+    // One-CPU rows: the proxy and the backend stay pinned until the run's CPU is read.
+    let _pinned = match &v.pin {
         Some(one) => {
             let pids: Vec<u32> = v.pids.iter().chain(&one.also).copied().collect();
-            let _pinned = child::Pinned::new(&pids, one.cpu)?;
-            let before = child::cpu_us(&v.pids);
-            let r = load_on_cpu(spec, v.proto, one.cpu, v.name).await?;
-            (r, before, child::cpu_us(&v.pids))
+            Some(child::Pinned::new(&pids, one.cpu)?)
         }
+        None => None,
     };
+    let before = child::cpu_us(&v.pids);
+    let r = match &v.pin {
+        Some(one) => load_on_cpu(spec, v.proto, one.cpu, v.name).await?,
+        None => loadgen::run_proto(spec, v.proto)
+            .await
+            .map_err(|source| BenchError::Load {
+                variant: v.name.to_string(),
+                source,
+            })?,
+    };
+    let after = child::cpu_us(&v.pids);
     let cpu = match (v.pids.is_empty(), before, after) {
         (false, Some(b), Some(a)) => Some(a - b),
         _ => None,
@@ -599,8 +599,6 @@ struct Children {
     procs: Vec<child::ChildProc>,
     /// Admin sockets of the gateway children, by name.
     admin: std::collections::BTreeMap<String, SocketAddr>,
-    /// The unchecked front doors of the gateway children that have one, by name.
-    unchecked: std::collections::BTreeMap<String, SocketAddr>,
 }
 
 impl Children {
@@ -628,7 +626,7 @@ impl Children {
         &mut self,
         name: &str,
         args: &[String],
-    ) -> Result<(SocketAddr, u32), BenchError> {
+    ) -> Result<(SocketAddr, u32, Option<SocketAddr>), BenchError> {
         let ready = self.dir.join(format!("{name}.json"));
         let mut cmd = Command::new(&self.exe);
         cmd.arg("__gateway")
@@ -641,14 +639,14 @@ impl Children {
         self.procs.push(p);
         let doc = doc?;
         self.admin.insert(name.to_string(), admin_addr(&doc, name)?);
-        if let Some(u) = doc["unchecked_addr"].as_str() {
-            let u = u.parse().map_err(|_| BenchError::Ready {
+        let unchecked = match doc["unchecked_addr"].as_str() {
+            Some(u) => Some(u.parse().map_err(|_| BenchError::Ready {
                 name: name.to_string(),
                 field: "unchecked_addr",
-            })?;
-            self.unchecked.insert(name.to_string(), u);
-        }
-        Ok((ready_addr(&doc, name)?, pid))
+            })?),
+            None => None,
+        };
+        Ok((ready_addr(&doc, name)?, pid, unchecked))
     }
 
     async fn nginx(
@@ -762,7 +760,6 @@ pub async fn run(
         exe: opts.exe.clone(),
         procs: Vec::new(),
         admin: std::collections::BTreeMap::new(),
-        unchecked: std::collections::BTreeMap::new(),
     };
 
     let (backend, _) = kids.echo("backend", None).await?;
@@ -785,7 +782,7 @@ pub async fn run(
         vec!["--plain-upstreams".into()],
     ]
     .concat();
-    let (gw, gw_pid) = kids.gateway("gateway", &plain).await?;
+    let (gw, gw_pid, _) = kids.gateway("gateway", &plain).await?;
     // One process for both policy rows: its main front door checks every new flow, its second
     // one does not, so the pair differs in the check alone (not in process, memory layout or
     // CPU placement).
@@ -798,15 +795,11 @@ pub async fn run(
         ],
     ]
     .concat();
-    let (gw_flow, gw_flow_pid) = kids.gateway("gateway-new-flow", &per_flow).await?;
-    let gw_np = *kids
-        .unchecked
-        .get("gateway-new-flow")
-        .ok_or(BenchError::Ready {
-            name: "gateway-new-flow".into(),
-            field: "unchecked_addr",
-        })?;
-    let gw_np_pid = gw_flow_pid;
+    let (gw_flow, gw_flow_pid, gw_unchecked) = kids.gateway("gateway-new-flow", &per_flow).await?;
+    let gw_unchecked = gw_unchecked.ok_or(BenchError::Ready {
+        name: "gateway-new-flow".into(),
+        field: "unchecked_addr",
+    })?;
     let tls_ca = tls_ca.ok_or(BenchError::Ready {
         name: "backend-tls".into(),
         field: "ca_pem",
@@ -817,7 +810,7 @@ pub async fn run(
         vec!["--extra-root-pem".into(), tls_ca.display().to_string()],
     ]
     .concat();
-    let (gw_tls, gw_tls_pid) = kids.gateway("gateway-tls-backend", &tls_args).await?;
+    let (gw_tls, gw_tls_pid, _) = kids.gateway("gateway-tls-backend", &tls_args).await?;
     let nginx = match &opts.nginx {
         Some(bin) => Some(kids.nginx(bin, backend).await?),
         None => None,
@@ -842,23 +835,24 @@ pub async fn run(
     }
     vars.push(v("gateway", gw, gh, n, vec![gw_pid]));
     vars.push(v("gateway_new_flow", gw_flow, gh, n, vec![gw_flow_pid]));
+    // The same process as `gateway_new_flow`, through its unchecked front door.
     vars.push(v(
         "gateway_new_flow_no_policy",
-        gw_np,
+        gw_unchecked,
         gh,
         n,
-        vec![gw_np_pid],
+        vec![gw_flow_pid],
     ));
     vars.push(v("direct_1conn", backend, "localhost", 1, vec![]));
     if let Some((addr, pids)) = &nginx {
         vars.push(v("nginx_1conn", *addr, "localhost", 1, pids.clone()));
     }
     vars.push(v("gateway_1conn", gw, gh, 1, vec![gw_pid]));
-    let one_cpu = [
-        v("direct_1conn_1cpu", backend, "localhost", 1, vec![]),
-        v("nginx_1conn_1cpu", backend, "localhost", 1, vec![]),
-        v("gateway_1conn_1cpu", gw, gh, 1, vec![gw_pid]),
-    ];
+    let mut one_cpu = vec![v("direct_1conn_1cpu", backend, "localhost", 1, vec![])];
+    if let Some((addr, pids)) = &nginx {
+        one_cpu.push(v("nginx_1conn_1cpu", *addr, "localhost", 1, pids.clone()));
+    }
+    one_cpu.push(v("gateway_1conn_1cpu", gw, gh, 1, vec![gw_pid]));
     let wants_one_cpu = one_cpu
         .iter()
         .any(|v| opts.only.is_empty() || opts.only.iter().any(|n| n == v.name));
@@ -875,10 +869,6 @@ pub async fn run(
             also: backend_pid.into_iter().collect(),
         };
         for mut var in one_cpu {
-            if var.name == "nginx_1conn_1cpu" {
-                let Some((addr, pids)) = &nginx else { continue };
-                (var.addr, var.pids) = (*addr, pids.clone());
-            }
             var.pin = Some(pin.clone());
             vars.push(var);
         }

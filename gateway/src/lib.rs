@@ -122,18 +122,16 @@ pub struct StartOptions {
 }
 
 /// **Bench-only** switches that `vnetsim bench` uses to isolate the cost of the per-flow policy
-/// check. Both are off by default, and a real deployment never turns them on: with
-/// `skip_policy` the gateway stops enforcing NSG verdicts.
+/// check. All are off by default, and a real deployment never turns them on: connections to
+/// the `unchecked_listen` front door are not held to the NSG verdicts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BenchKnobs {
-    /// Admit every new upstream flow **without asking `sim`** (no verdict, no flow-verdict
-    /// metric, no NSG hops on the flow). Only to measure the gateway without its policy check.
-    pub skip_policy: bool,
     /// Close each upstream connection after one response instead of pooling it, so every
     /// request opens (and asks `sim` about) a new flow.
     pub upstream_per_request: bool,
-    /// A second front door (loopback) whose connections admit new flows without asking `sim`,
-    /// as `skip_policy` does, while the main front door keeps checking: the same process
+    /// A second front door (loopback) whose connections admit new flows **without asking
+    /// `sim`** (no verdict, no flow-verdict metric, no NSG hops on the flow), while the main
+    /// front door keeps checking: the same process
     /// measured with and without its policy check ([`GatewayHandle::bench_unchecked_addr`]).
     /// Both front doors share the upstream pools, so pair it with `upstream_per_request`.
     pub unchecked_listen: Option<SocketAddr>,

@@ -514,7 +514,7 @@ impl PolicyState {
     }
 
     /// Admits a new flow for `route` from the synthetic `source_port`, or says why not.
-    /// `check = false` (bench only, [`crate::BenchKnobs::skip_policy`]) skips the verdict.
+    /// `check = false` (bench only, [`crate::BenchKnobs::unchecked_listen`]) skips the verdict.
     ///
     /// Everything but the verdict (the DNS answer, the source address, the loopback socket) is
     /// a function of the snapshot and was resolved when it was built ([`Route::endpoints`],

@@ -229,7 +229,6 @@ async fn dial(
     check: bool,
 ) -> Result<Conn, ProxyError> {
     let source_port = res.flows.next_source_port();
-    let check = check && !res.options.bench.skip_policy;
     let admitted = match state.admit(route, source_port, &res.metrics, check) {
         Ok(a) => a,
         Err(e) => return Err(drop_or_answer(state, e).await),

@@ -188,9 +188,6 @@ pub(crate) struct GatewayArgs {
     /// Proxy threads (default: one per free core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Bench only: admit new flows without asking the NSGs.
-    #[arg(long)]
-    bench_skip_policy: bool,
     /// Bench only: a new upstream connection (flow) for every request.
     #[arg(long)]
     bench_upstream_per_request: bool,
@@ -219,7 +216,6 @@ pub(crate) fn run_gateway(a: &GatewayArgs) -> anyhow::Result<Status> {
         extra_root_pem: a.extra_root_pem.clone(),
         threads: a.threads.unwrap_or_else(bench::default_proxy_threads),
         knobs: gateway::BenchKnobs {
-            skip_policy: a.bench_skip_policy,
             upstream_per_request: a.bench_upstream_per_request,
             unchecked_listen: a.bench_unchecked_listen,
         },
