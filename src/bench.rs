@@ -5,11 +5,13 @@
 //!
 //! The backend, every gateway and nginx are **child processes** (module `child`), so each one's CPU
 //! time is its own (`/proc/PID/stat`, every thread). The load generator ([`crate::loadgen`])
-//! runs in this process on one thread. Variants run **alternately**, round after round; a
-//! gateway run is divided by the mean of the nginx runs on either side of it (the "paired
-//! ratio": the machines are noisy, so only ratios of neighbouring runs are trusted) and the
-//! median over the rounds is reported. One closing nginx run gives the last gateway run its
-//! second neighbour.
+//! runs in this process on one thread. Variants run **alternately**, round after round. The
+//! rows compared with each other run **interleaved** ([`INTERLEAVED`]): each round's
+//! `duration` per row is cut into slices of ≤ 500 ms run alternately (a, b, a, b, …; which
+//! starts swaps per round), so every slice of one row has slices of the other on either side
+//! and a drift of the shared machine within the round hits both. A round's gateway run is
+//! divided by the same round's nginx run (the "paired ratio": the machines are noisy, so only
+//! ratios of neighbouring runs are trusted) and the median over the rounds is reported.
 //!
 //! Rows (each the median over the rounds; `errors` is the sum):
 //! - `direct`, `nginx`, `gateway` — HTTP/1.1 keep-alive, `connections` connections;
@@ -18,10 +20,8 @@
 //!   verdict: one gateway process, loaded through its front door and through a second,
 //!   bench-only front door whose new flows skip the check
 //!   ([`gateway::BenchKnobs::unchecked_listen`]), so the two rows differ in the check alone;
-//!   `policy_overhead = 1 − rps(with) /
-//!   rps(without)`, paired per round. The pair runs **interleaved**: each round's `duration`
-//!   per row is cut into slices of ≤ 500 ms run alternately (with, without, with, …; which
-//!   starts swaps per round), so a drift of the shared machine within the round hits both;
+//!   `policy_overhead = 1 − rps(with) / rps(without)`, paired per round (the pair runs
+//!   interleaved);
 //! - `direct_1conn`, `nginx_1conn`, `gateway_1conn` — one connection: the p50 latency each hop
 //!   adds over direct;
 //! - `direct_1conn_1cpu`, `nginx_1conn_1cpu`, `gateway_1conn_1cpu` — the same with the client
@@ -201,9 +201,10 @@ pub struct Ratios {
     /// rps(gateway) / rps(direct), median of the per-round ratios (`null` when `--only` left
     /// either row out).
     pub gateway_vs_direct: Option<f64>,
-    /// rps(gateway) / mean rps of the neighbouring nginx runs, median over the rounds.
+    /// rps(gateway) / rps(nginx) of the same round (the two run interleaved), median over the
+    /// rounds.
     pub gateway_vs_nginx: Option<f64>,
-    /// CPU per request of the gateway / of the neighbouring nginx runs, median over the rounds.
+    /// CPU per request of the gateway / of nginx in the same round, median over the rounds.
     pub gateway_cpu_vs_nginx: Option<f64>,
     /// `1 − rps(gateway_new_flow) / rps(gateway_new_flow_no_policy)`, median over the rounds
     /// (`null` when `--only` left either row out).
@@ -570,6 +571,13 @@ async fn run_once(v: &Variant, path: &str, duration: Duration) -> Result<RunResu
     Ok(RunResult::merge(&[load(v, path, duration).await?]))
 }
 
+/// Row pairs measured interleaved ([`run_interleaved`]): gateway against nginx, and the
+/// policy pair (the same gateway process with and without the check).
+const INTERLEAVED: [(&str, &str); 2] = [
+    ("nginx", "gateway"),
+    ("gateway_new_flow", "gateway_new_flow_no_policy"),
+];
+
 /// Slices of at most this length when two rows run interleaved.
 const SLICE: Duration = Duration::from_millis(500);
 
@@ -883,8 +891,7 @@ pub async fn run(
     }
 
     let rounds = opts.rounds.max(1);
-    let has_nginx = nginx.is_some();
-    let total = vars.len() * (rounds + 1) + usize::from(has_nginx) + 1;
+    let total = vars.len() * (rounds + 1) + 1;
     let mut done = 0;
     let mut step = |label: String, progress: &mut dyn FnMut(&Progress)| {
         progress(&Progress { done, total, label });
@@ -895,21 +902,23 @@ pub async fn run(
         step(format!("warm-up {}", var.name), progress);
         run_once(var, &target.path, warm).await?;
     }
-    // The two new-flow rows (the policy pair) run interleaved in slices, and which of them
+    // Each pair runs interleaved in slices, at the place of its first row; which of the two
     // starts swaps every round.
-    let flow_idx: Vec<usize> = ["gateway_new_flow", "gateway_new_flow_no_policy"]
+    let pairs: Vec<(usize, usize)> = INTERLEAVED
         .iter()
-        .filter_map(|n| vars.iter().position(|v| v.name == *n))
+        .filter_map(|(a, b)| {
+            let at = |n: &str| vars.iter().position(|v| v.name == n);
+            Some((at(a)?, at(b)?))
+        })
         .collect();
     let mut flows: Option<(u64, u64)> = None;
     for round in 0..rounds {
         for i in 0..vars.len() {
-            // The policy pair runs interleaved, at the place of its first row.
-            if let [a, b] = flow_idx[..] {
-                if i == b {
-                    continue;
-                }
-                if i == a {
+            if pairs.iter().any(|&(a, b)| i == a.max(b)) {
+                continue;
+            }
+            let ran: Vec<usize> = match pairs.iter().find(|&&(a, b)| i == a.min(b)) {
+                Some(&(a, b)) => {
                     let (first, second) = if round % 2 == 0 { (a, b) } else { (b, a) };
                     step(
                         format!(
@@ -929,27 +938,25 @@ pub async fn run(
                         format!("round {}/{rounds}: {}", round + 1, vars[second].name),
                         progress,
                     );
-                    continue;
+                    vec![first, second]
                 }
-            }
-            step(
-                format!("round {}/{rounds}: {}", round + 1, vars[i].name),
-                progress,
-            );
-            let r = run_once(&vars[i], &target.path, opts.duration).await?;
+                None => {
+                    step(
+                        format!("round {}/{rounds}: {}", round + 1, vars[i].name),
+                        progress,
+                    );
+                    let r = run_once(&vars[i], &target.path, opts.duration).await?;
+                    vars[i].runs.push(r);
+                    vec![i]
+                }
+            };
             // The keep-alive gateway's pool holds one flow per client connection now.
-            if vars[i].name == "gateway" && round + 1 == rounds {
+            if round + 1 == rounds && ran.iter().any(|&j| vars[j].name == "gateway") {
                 if let Some(admin) = kids.admin.get("gateway") {
                     flows = Some(flow_table(*admin).await?);
                 }
             }
-            vars[i].runs.push(r);
         }
-    }
-    if let Some(i) = vars.iter().position(|v| v.name == "nginx") {
-        step("closing nginx run".into(), progress);
-        let r = run_once(&vars[i], &target.path, opts.duration).await?;
-        vars[i].runs.push(r);
     }
     let memory = Memory {
         flows_tracked: flows.map(|(f, _)| f),
@@ -1037,44 +1044,28 @@ fn runs<'a>(vars: &'a [Variant], name: &str) -> &'a [RunResult] {
         .map_or(&[], |v| v.runs.as_slice())
 }
 
+/// Per-round `f(a[i], b[i])`, in round order.
+fn per_round(
+    a: &[RunResult],
+    b: &[RunResult],
+    f: impl Fn(&RunResult, &RunResult) -> Option<f64>,
+) -> Vec<f64> {
+    a.iter().zip(b).filter_map(|(x, y)| f(x, y)).collect()
+}
+
 /// Per-round `f(a[i], b[i])`, median.
 fn paired(
     a: &[RunResult],
     b: &[RunResult],
     f: impl Fn(&RunResult, &RunResult) -> Option<f64>,
 ) -> Option<f64> {
-    let mut xs: Vec<f64> = a.iter().zip(b).filter_map(|(x, y)| f(x, y)).collect();
-    median(&mut xs)
-}
-
-/// Gateway run `i` against the mean of nginx runs `i` and `i + 1` (its neighbours).
-fn paired_with_nginx(
-    gw: &[RunResult],
-    ngx: &[RunResult],
-    f: impl Fn(&RunResult) -> Option<f64>,
-) -> Vec<f64> {
-    gw.iter()
-        .enumerate()
-        .filter_map(|(i, g)| {
-            let neighbours: Vec<f64> = ngx[i.min(ngx.len())..ngx.len().min(i + 2)]
-                .iter()
-                .filter_map(&f)
-                .collect();
-            if neighbours.is_empty() {
-                return None;
-            }
-            let mean = neighbours.iter().sum::<f64>() / neighbours.len() as f64;
-            Some(f(g)? / mean)
-        })
-        .collect()
+    median(&mut per_round(a, b, f))
 }
 
 fn ratios(vars: &[Variant]) -> Ratios {
     let gw = runs(vars, "gateway");
     let ngx = runs(vars, "nginx");
-    let mut rps_pairs = paired_with_nginx(gw, ngx, |r| Some(r.rps));
-    let rounds = rps_pairs.clone();
-    let mut cpu_pairs = paired_with_nginx(gw, ngx, |r| r.cpu_us_per_req);
+    let rounds = per_round(gw, ngx, |g, n| Some(g.rps / n.rps));
     let with = runs(vars, "gateway_new_flow");
     let without = runs(vars, "gateway_new_flow_no_policy");
     let p50 = |name| {
@@ -1084,8 +1075,8 @@ fn ratios(vars: &[Variant]) -> Ratios {
     let direct_p50 = p50("direct_1conn");
     Ratios {
         gateway_vs_direct: paired(gw, runs(vars, "direct"), |g, d| Some(g.rps / d.rps)),
-        gateway_vs_nginx: median(&mut rps_pairs),
-        gateway_cpu_vs_nginx: median(&mut cpu_pairs),
+        gateway_vs_nginx: median(&mut rounds.clone()),
+        gateway_cpu_vs_nginx: paired(gw, ngx, |g, n| Some(g.cpu_us_per_req? / n.cpu_us_per_req?)),
         policy_overhead: paired(with, without, |w, o| Some(1.0 - w.rps / o.rps)),
         policy_overhead_cpu: paired(with, without, |w, o| {
             Some(1.0 - o.cpu_us_per_req? / w.cpu_us_per_req?)
@@ -1332,15 +1323,17 @@ mod tests {
     }
 
     #[test]
-    fn gateway_runs_are_divided_by_their_neighbouring_nginx_runs() {
-        let gw = [run(45.0, 1.0), run(45.0, 1.0)];
-        // nginx ran before round 1, before round 2 and once more at the end.
-        let ngx = [run(100.0, 1.0), run(80.0, 1.0), run(20.0, 1.0)];
-        let r = paired_with_nginx(&gw, &ngx, |r| Some(r.rps));
-        // 45 / mean(100, 80) = 0.5; 45 / mean(80, 20) = 0.9.
-        assert_eq!(r, vec![0.5, 0.9]);
-        // Without a closing run the last gateway run has one neighbour.
-        let r = paired_with_nginx(&gw, &ngx[..2], |r| Some(r.rps));
-        assert_eq!(r, vec![0.5, 45.0 / 80.0]);
+    fn gateway_runs_are_divided_by_the_nginx_run_of_their_round() {
+        let gw = [run(45.0, 2.0), run(45.0, 3.0), run(90.0, 2.0)];
+        let ngx = [run(90.0, 1.0), run(50.0, 2.0), run(100.0, 2.0)];
+        let r = per_round(&gw, &ngx, |g, n| Some(g.rps / n.rps));
+        assert_eq!(r, vec![0.5, 0.9, 0.9]);
+        assert_eq!(paired(&gw, &ngx, |g, n| Some(g.rps / n.rps)), Some(0.9));
+        let cpu = paired(&gw, &ngx, |g, n| {
+            Some(g.cpu_us_per_req? / n.cpu_us_per_req?)
+        });
+        assert_eq!(cpu, Some(1.5));
+        // A missing row gives no ratio, not a ratio against nothing.
+        assert_eq!(paired(&gw, &[], |g, n| Some(g.rps / n.rps)), None);
     }
 }
