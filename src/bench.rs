@@ -7,11 +7,12 @@
 //! time is its own (`/proc/PID/stat`, every thread). The load generator ([`crate::loadgen`])
 //! runs in this process on one thread. Variants run **alternately**, round after round. The
 //! rows compared with each other run **interleaved** ([`INTERLEAVED`]): each round's
-//! `duration` per row is cut into slices of ≤ 500 ms run alternately (a, b, a, b, …; which
-//! starts swaps per round), so every slice of one row has slices of the other on either side
-//! and a drift of the shared machine within the round hits both. A round's gateway run is
-//! divided by the same round's nginx run (the "paired ratio": the machines are noisy, so only
-//! ratios of neighbouring runs are trusted) and the median over the rounds is reported.
+//! `duration` per row is cut into slices of ≤ 500 ms run in turn (a, b, a, b, …; which row
+//! starts rotates per round), so every slice of one row has slices of the others on either
+//! side and a drift of the shared machine within the round hits them alike. A round's gateway
+//! run is divided by the same round's nginx run (the "paired ratio": the machines are noisy,
+//! so only ratios of neighbouring runs are trusted), added latencies are differences of the
+//! same round's p50s, and the median over the rounds is reported.
 //!
 //! Rows (each the median over the rounds; `errors` is the sum):
 //! - `direct`, `nginx`, `gateway` — HTTP/1.1 keep-alive, `connections` connections;
@@ -23,7 +24,7 @@
 //!   `policy_overhead = 1 − rps(with) / rps(without)`, paired per round (the pair runs
 //!   interleaved);
 //! - `direct_1conn`, `nginx_1conn`, `gateway_1conn` — one connection: the p50 latency each hop
-//!   adds over direct;
+//!   adds over direct (the three run interleaved);
 //! - `direct_1conn_1cpu`, `nginx_1conn_1cpu`, `gateway_1conn_1cpu` — the same with the client
 //!   (on a thread and runtime of its own), the proxy and the backend pinned to one CPU for the
 //!   run (their affinity is restored after it). On a VM a wake-up across vCPUs goes through the
@@ -211,15 +212,15 @@ pub struct Ratios {
     pub policy_overhead: Option<f64>,
     /// The same from CPU per request: `1 − cpu(no policy) / cpu(with policy)`.
     pub policy_overhead_cpu: Option<f64>,
-    /// p50(gateway_1conn) − p50(direct_1conn), µs: the latency the gateway hop adds (`null`
-    /// when `--only` left either row out).
+    /// p50(gateway_1conn) − p50(direct_1conn) of the same round, median over the rounds, µs:
+    /// the latency the gateway hop adds (`null` when `--only` left either row out).
     pub gateway_added_p50_us: Option<f64>,
-    /// p50(nginx_1conn) − p50(direct_1conn), µs.
+    /// p50(nginx_1conn) − p50(direct_1conn), the same way, µs.
     pub nginx_added_p50_us: Option<f64>,
-    /// p50(gateway_1conn_1cpu) − p50(direct_1conn_1cpu), µs: the same with the client, the
+    /// p50(gateway_1conn_1cpu) − p50(direct_1conn_1cpu), the same way, µs: with the client, the
     /// proxy and the backend on one CPU, so no hop waits for another CPU to wake up.
     pub gateway_added_p50_us_1cpu: Option<f64>,
-    /// p50(nginx_1conn_1cpu) − p50(direct_1conn_1cpu), µs.
+    /// p50(nginx_1conn_1cpu) − p50(direct_1conn_1cpu), the same way, µs.
     pub nginx_added_p50_us_1cpu: Option<f64>,
     /// The per-round paired ratios behind `gateway_vs_nginx`.
     pub gateway_vs_nginx_rounds: Vec<f64>,
@@ -571,33 +572,53 @@ async fn run_once(v: &Variant, path: &str, duration: Duration) -> Result<RunResu
     Ok(RunResult::merge(&[load(v, path, duration).await?]))
 }
 
-/// Row pairs measured interleaved ([`run_interleaved`]): gateway against nginx, and the
-/// policy pair (the same gateway process with and without the check).
-const INTERLEAVED: [(&str, &str); 2] = [
-    ("nginx", "gateway"),
-    ("gateway_new_flow", "gateway_new_flow_no_policy"),
+/// Rows measured interleaved ([`run_interleaved`]), group by group: gateway against nginx,
+/// the policy pair (the same gateway process with and without the check), and each
+/// one-connection triple whose p50s are subtracted from each other.
+const INTERLEAVED: [&[&str]; 4] = [
+    &["nginx", "gateway"],
+    &["gateway_new_flow", "gateway_new_flow_no_policy"],
+    &["direct_1conn", "nginx_1conn", "gateway_1conn"],
+    &[
+        "direct_1conn_1cpu",
+        "nginx_1conn_1cpu",
+        "gateway_1conn_1cpu",
+    ],
 ];
 
-/// Slices of at most this length when two rows run interleaved.
+/// Slices of at most this length when rows run interleaved.
 const SLICE: Duration = Duration::from_millis(500);
 
-/// Two rows measured interleaved: `duration` each, cut into slices of at most [`SLICE`] run
-/// alternately (a, b, a, b, …), so a drift of the shared machine during the round hits both
-/// alike.
+/// Rows measured interleaved: `duration` each, cut into slices of at most [`SLICE`] run in
+/// turn (a, b, c, a, b, c, …), so a drift of the shared machine during the round hits them
+/// alike. Results in the order of `group`.
 async fn run_interleaved(
-    a: &Variant,
-    b: &Variant,
+    group: &[&Variant],
     path: &str,
     duration: Duration,
-) -> Result<(RunResult, RunResult), BenchError> {
+) -> Result<Vec<RunResult>, BenchError> {
     let slices = duration.as_nanos().div_ceil(SLICE.as_nanos()).max(1);
     let slice = duration / u32::try_from(slices).unwrap_or(u32::MAX);
-    let (mut pa, mut pb) = (Vec::new(), Vec::new());
+    let mut parts: Vec<Vec<_>> = group.iter().map(|_| Vec::new()).collect();
     for _ in 0..slices {
-        pa.push(load(a, path, slice).await?);
-        pb.push(load(b, path, slice).await?);
+        for (v, p) in group.iter().zip(&mut parts) {
+            p.push(load(v, path, slice).await?);
+        }
     }
-    Ok((RunResult::merge(&pa), RunResult::merge(&pb)))
+    Ok(parts.iter().map(|p| RunResult::merge(p)).collect())
+}
+
+/// The groups of [`INTERLEAVED`] with two or more rows present, as indices into `vars`.
+fn interleaved_groups(vars: &[Variant]) -> Vec<Vec<usize>> {
+    INTERLEAVED
+        .iter()
+        .map(|g| {
+            g.iter()
+                .filter_map(|n| vars.iter().position(|v| v.name == *n))
+                .collect::<Vec<usize>>()
+        })
+        .filter(|g| g.len() > 1)
+        .collect()
 }
 
 struct Children {
@@ -902,43 +923,35 @@ pub async fn run(
         step(format!("warm-up {}", var.name), progress);
         run_once(var, &target.path, warm).await?;
     }
-    // Each pair runs interleaved in slices, at the place of its first row; which of the two
-    // starts swaps every round.
-    let pairs: Vec<(usize, usize)> = INTERLEAVED
-        .iter()
-        .filter_map(|(a, b)| {
-            let at = |n: &str| vars.iter().position(|v| v.name == n);
-            Some((at(a)?, at(b)?))
-        })
-        .collect();
+    // Each group runs interleaved in slices, at the place of its first row; which of its rows
+    // starts rotates every round.
+    let groups = interleaved_groups(&vars);
     let mut flows: Option<(u64, u64)> = None;
     for round in 0..rounds {
         for i in 0..vars.len() {
-            if pairs.iter().any(|&(a, b)| i == a.max(b)) {
+            let group = groups.iter().find(|g| g.contains(&i));
+            if group.is_some_and(|g| g.iter().min() != Some(&i)) {
                 continue;
             }
-            let ran: Vec<usize> = match pairs.iter().find(|&&(a, b)| i == a.min(b)) {
-                Some(&(a, b)) => {
-                    let (first, second) = if round % 2 == 0 { (a, b) } else { (b, a) };
+            let ran: Vec<usize> = match group {
+                Some(g) => {
+                    let mut order = g.clone();
+                    order.rotate_left(round % g.len());
+                    let names: Vec<&str> = order.iter().map(|&j| vars[j].name).collect();
                     step(
-                        format!(
-                            "round {}/{rounds}: {} ⇄ {}",
-                            round + 1,
-                            vars[first].name,
-                            vars[second].name
-                        ),
+                        format!("round {}/{rounds}: {}", round + 1, names.join(" ⇄ ")),
                         progress,
                     );
-                    let (r1, r2) =
-                        run_interleaved(&vars[first], &vars[second], &target.path, opts.duration)
-                            .await?;
-                    vars[first].runs.push(r1);
-                    vars[second].runs.push(r2);
-                    step(
-                        format!("round {}/{rounds}: {}", round + 1, vars[second].name),
-                        progress,
-                    );
-                    vec![first, second]
+                    let group_vars: Vec<&Variant> = order.iter().map(|&j| &vars[j]).collect();
+                    let results = run_interleaved(&group_vars, &target.path, opts.duration).await?;
+                    for (&j, r) in order.iter().zip(results) {
+                        vars[j].runs.push(r);
+                    }
+                    // One progress step per row, as for rows run alone.
+                    for name in &names[1..] {
+                        step(format!("round {}/{rounds}: {name}", round + 1), progress);
+                    }
+                    order
                 }
                 None => {
                     step(
@@ -1068,11 +1081,8 @@ fn ratios(vars: &[Variant]) -> Ratios {
     let rounds = per_round(gw, ngx, |g, n| Some(g.rps / n.rps));
     let with = runs(vars, "gateway_new_flow");
     let without = runs(vars, "gateway_new_flow_no_policy");
-    let p50 = |name| {
-        let mut xs: Vec<f64> = runs(vars, name).iter().map(|r| r.p50).collect();
-        median(&mut xs)
-    };
-    let direct_p50 = p50("direct_1conn");
+    // p50(a) − p50(b) of the same round (the rows run interleaved), median over the rounds.
+    let added = |a, b| paired(runs(vars, a), runs(vars, b), |x, y| Some(x.p50 - y.p50));
     Ratios {
         gateway_vs_direct: paired(gw, runs(vars, "direct"), |g, d| Some(g.rps / d.rps)),
         gateway_vs_nginx: median(&mut rounds.clone()),
@@ -1081,14 +1091,10 @@ fn ratios(vars: &[Variant]) -> Ratios {
         policy_overhead_cpu: paired(with, without, |w, o| {
             Some(1.0 - o.cpu_us_per_req? / w.cpu_us_per_req?)
         }),
-        gateway_added_p50_us: p50("gateway_1conn").zip(direct_p50).map(|(g, d)| g - d),
-        nginx_added_p50_us: p50("nginx_1conn").zip(direct_p50).map(|(n, d)| n - d),
-        gateway_added_p50_us_1cpu: p50("gateway_1conn_1cpu")
-            .zip(p50("direct_1conn_1cpu"))
-            .map(|(g, d)| g - d),
-        nginx_added_p50_us_1cpu: p50("nginx_1conn_1cpu")
-            .zip(p50("direct_1conn_1cpu"))
-            .map(|(n, d)| n - d),
+        gateway_added_p50_us: added("gateway_1conn", "direct_1conn"),
+        nginx_added_p50_us: added("nginx_1conn", "direct_1conn"),
+        gateway_added_p50_us_1cpu: added("gateway_1conn_1cpu", "direct_1conn_1cpu"),
+        nginx_added_p50_us_1cpu: added("nginx_1conn_1cpu", "direct_1conn_1cpu"),
         gateway_vs_nginx_rounds: rounds,
     }
 }
@@ -1320,6 +1326,62 @@ mod tests {
         assert_eq!(median(&mut []), None);
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    fn variant(name: &'static str) -> Variant {
+        Variant {
+            name,
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            host: "localhost".into(),
+            connections: 1,
+            proto: Proto::Http1,
+            tls: None,
+            pids: Vec::new(),
+            pin: None,
+            runs: Vec::new(),
+        }
+    }
+
+    /// Rows compared with each other run interleaved, whatever `--only` left of their group;
+    /// a row left alone runs alone.
+    #[test]
+    fn rows_compared_with_each_other_are_grouped() {
+        let names = [
+            "direct",
+            "nginx",
+            "gateway",
+            "gateway_new_flow",
+            "direct_1conn",
+            "gateway_1conn",
+            "direct_1conn_1cpu",
+            "nginx_1conn_1cpu",
+            "gateway_1conn_1cpu",
+        ];
+        let vars: Vec<Variant> = names.into_iter().map(variant).collect();
+        assert_eq!(
+            interleaved_groups(&vars),
+            vec![vec![1, 2], vec![4, 5], vec![6, 7, 8]]
+        );
+        let vars: Vec<Variant> = ["gateway", "gateway_h2"].into_iter().map(variant).collect();
+        assert!(interleaved_groups(&vars).is_empty());
+    }
+
+    /// Added latency: the same round's p50s subtracted, median over the rounds.
+    #[test]
+    fn added_latency_pairs_the_rounds() {
+        let p50 = |p| RunResult {
+            p50: p,
+            ..run(1.0, 1.0)
+        };
+        let mut gw = variant("gateway_1conn_1cpu");
+        gw.runs = vec![p50(100.0), p50(90.0), p50(200.0)];
+        let mut direct = variant("direct_1conn_1cpu");
+        direct.runs = vec![p50(40.0), p50(85.0), p50(120.0)];
+        let r = ratios(&[gw, direct]);
+        // Per round 60, 5, 80 → 60; the difference of the rows' medians would be 100 − 85.
+        assert_eq!(r.gateway_added_p50_us_1cpu, Some(60.0));
+        assert_eq!(r.nginx_added_p50_us_1cpu, None);
+        assert_eq!(r.gateway_added_p50_us, None);
     }
 
     #[test]
