@@ -23,13 +23,15 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub(crate) struct Args {
     /// The fixture (default: the embedded default topology); the first API whose backend flow the NSGs allow is loaded.
     fixture: Option<PathBuf>,
-    /// Length of each run (e.g. 5s, 200ms).
+    /// Length of each run of each variant per round (e.g. 5s, 200ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     duration: Duration,
     /// Client connections of the multi-connection rows.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
     connections: u64,
-    /// Rounds: every variant runs once per round, alternately.
+    /// Rounds: every variant runs `--duration` once per round; rows compared with each other
+    /// (nginx and gateway, the policy pair, the one-connection triples) run interleaved in
+    /// slices of at most 500 ms.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
     rounds: u64,
     /// Output format (json is quiet: no progress bar).
