@@ -1222,7 +1222,7 @@ pub fn render_text(r: &Report) -> String {
             "target {:<50} {:<9} {:>10}  {verdict}",
             t.name,
             t.target,
-            opt(t.value, 3)
+            target_value(t)
         );
     }
     let _ = writeln!(s);
@@ -1268,6 +1268,17 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(s, "nginx: {n}");
     }
     s
+}
+
+/// A target's value in the unit its goal is written in (`≤ 3%` → `7.8%`, `≤ 60 µs` → `61.0 µs`).
+fn target_value(t: &TargetCheck) -> String {
+    match t.value {
+        None => "-".into(),
+        Some(v) if t.target.ends_with('%') => format!("{:.1}%", v * 100.0),
+        Some(v) if t.target.ends_with("µs") => format!("{v:.1} µs"),
+        Some(v) if t.target == "= 0" => format!("{v:.0}"),
+        Some(v) => format!("{v:.3}"),
+    }
 }
 
 #[cfg(test)]
@@ -1319,6 +1330,22 @@ mod tests {
         ]);
         assert_eq!(m.cpu_us_per_req, None);
         assert_eq!(m.p50, 30.0);
+    }
+
+    /// The text report shows each target's value in the unit of its goal.
+    #[test]
+    fn target_values_are_shown_in_their_goals_unit() {
+        let t = |target, value| TargetCheck {
+            name: "x",
+            target,
+            value,
+            met: None,
+        };
+        assert_eq!(target_value(&t("≤ 3%", Some(0.078))), "7.8%");
+        assert_eq!(target_value(&t("≤ 60 µs", Some(61.0))), "61.0 µs");
+        assert_eq!(target_value(&t("= 0", Some(0.0))), "0");
+        assert_eq!(target_value(&t("≥ 0.90", Some(0.9675))), "0.968");
+        assert_eq!(target_value(&t("≥ 0.90", None)), "-");
     }
 
     #[test]
