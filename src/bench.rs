@@ -419,13 +419,18 @@ async fn flow_table(admin: SocketAddr) -> Result<(u64, u64), BenchError> {
     }
 }
 
-fn ready_addr(doc: &serde_json::Value, name: &str) -> Result<SocketAddr, BenchError> {
-    doc["addr"]
+/// The socket address in `field` of child `name`'s ready file.
+fn ready_addr(
+    doc: &serde_json::Value,
+    name: &str,
+    field: &'static str,
+) -> Result<SocketAddr, BenchError> {
+    doc[field]
         .as_str()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| BenchError::Ready {
             name: name.to_string(),
-            field: "addr",
+            field,
         })
 }
 
@@ -648,7 +653,7 @@ impl Children {
         self.procs.push(p);
         let doc = doc?;
         let ca = doc["ca_pem"].as_str().map(PathBuf::from);
-        Ok((ready_addr(&doc, name)?, ca))
+        Ok((ready_addr(&doc, name, "addr")?, ca))
     }
 
     async fn gateway(
@@ -669,13 +674,10 @@ impl Children {
         let doc = doc?;
         self.admin.insert(name.to_string(), admin_addr(&doc, name)?);
         let unchecked = match doc["unchecked_addr"].as_str() {
-            Some(u) => Some(u.parse().map_err(|_| BenchError::Ready {
-                name: name.to_string(),
-                field: "unchecked_addr",
-            })?),
+            Some(_) => Some(ready_addr(&doc, name, "unchecked_addr")?),
             None => None,
         };
-        Ok((ready_addr(&doc, name)?, pid, unchecked))
+        Ok((ready_addr(&doc, name, "addr")?, pid, unchecked))
     }
 
     async fn nginx(

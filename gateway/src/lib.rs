@@ -262,10 +262,16 @@ fn listen_addr(
     Ok(addr)
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { what, addr, source })
+/// Binds `addr` and returns the listener with the socket it got (the port, when `addr` asks
+/// for any).
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Bind { what, addr, source };
+    let l = TcpListener::bind(addr).await.map_err(err)?;
+    let at = l.local_addr().map_err(err)?;
+    Ok((l, at))
 }
 
 /// Starts a gateway for `built` on the current Tokio runtime: the front door, the admin
@@ -334,28 +340,12 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
     let res = policy::Resources::new(ca.clone(), upstream_tls, options, rt.clone());
     let shared = Arc::new(policy::Shared::new(res, built)?);
 
-    let front = bind("listen", listen).await?;
-    let admin = bind("admin_listen", admin_listen).await?;
-    let addr = front.local_addr().map_err(|source| StartError::Bind {
-        what: "listen",
-        addr: listen,
-        source,
-    })?;
-    let admin_addr = admin.local_addr().map_err(|source| StartError::Bind {
-        what: "admin_listen",
-        addr: admin_listen,
-        source,
-    })?;
+    let (front, addr) = bind("listen", listen).await?;
+    let (admin, admin_addr) = bind("admin_listen", admin_listen).await?;
     let unchecked = match opts.bench.unchecked_listen {
         Some(a) => {
             let what = "bench unchecked_listen";
-            let l = bind(what, listen_addr(what, Some(a), None)?).await?;
-            let at = l.local_addr().map_err(|source| StartError::Bind {
-                what,
-                addr: a,
-                source,
-            })?;
-            Some((l, at))
+            Some(bind(what, listen_addr(what, Some(a), None)?).await?)
         }
         None => None,
     };

@@ -47,7 +47,9 @@ pub(crate) struct ConnInfo {
 }
 
 impl ConnInfo {
-    pub(crate) fn new(peer: SocketAddr, tls: bool, state: Arc<ConnState>) -> ConnInfo {
+    /// `check`: new flows of this connection ask the NSGs (`false` only on the bench's
+    /// unchecked front door).
+    pub(crate) fn new(peer: SocketAddr, tls: bool, state: Arc<ConnState>, check: bool) -> ConnInfo {
         let proto = if tls { "https" } else { "http" };
         let ip = peer.ip();
         let for_value = if ip.is_ipv6() {
@@ -62,14 +64,8 @@ impl ConnInfo {
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             forwarded_prefix: format!("for={for_value};proto={proto}"),
             forwarded_last: Mutex::new(None),
-            check: true,
+            check,
         }
-    }
-
-    /// Whether new flows of this connection ask the NSGs.
-    pub(crate) fn checked(mut self, check: bool) -> ConnInfo {
-        self.check = check;
-        self
     }
 }
 
@@ -410,7 +406,7 @@ mod tests {
         let mut s = String::new();
         push_token_or_quoted(&mut s, "localhost:8080");
         assert_eq!(s, "\"localhost:8080\"");
-        let c = ConnInfo::new("[::1]:5".parse().unwrap(), true, Arc::default());
+        let c = ConnInfo::new("[::1]:5".parse().unwrap(), true, Arc::default(), true);
         assert_eq!(c.forwarded_prefix, "for=\"[::1]\";proto=https");
     }
 

@@ -120,7 +120,7 @@ async fn serve_conn(
             match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => {
                     let h2 = tls.get_ref().1.alpn_protocol().map(|p| p == b"h2");
-                    let info = Arc::new(ConnInfo::new(peer, true, cstate.clone()).checked(check));
+                    let info = Arc::new(ConnInfo::new(peer, true, cstate.clone(), check));
                     let io = TimedIo::new(tls, cstate, limits.header_read_timeout, h2);
                     serve_http(&shared, io, info, &limits, watcher).await;
                 }
@@ -129,7 +129,7 @@ async fn serve_conn(
             }
         }
         None => {
-            let info = Arc::new(ConnInfo::new(peer, false, cstate.clone()).checked(check));
+            let info = Arc::new(ConnInfo::new(peer, false, cstate.clone(), check));
             let io = TimedIo::new(tcp, cstate, limits.header_read_timeout, None);
             serve_http(&shared, io, info, &limits, watcher).await;
         }

@@ -159,8 +159,8 @@ impl Checkout {
 }
 
 /// Sends `req` to the route's backend on a pooled connection or a newly admitted flow (`check`:
-/// admission asks the NSGs; `false` only from the bench's unchecked front door). Returns the response head and the connection (to hand back when the body ends) and, for a
-/// new flow, its id.
+/// admission asks the NSGs; `false` only from the bench's unchecked front door). Returns the
+/// response head, the connection (to hand back when the body ends) and whether the flow is new.
 pub(crate) async fn send(
     res: &Resources,
     state: &PolicyState,

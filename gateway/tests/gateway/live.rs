@@ -29,16 +29,7 @@ async fn payments_mock() -> MockServer {
 }
 
 fn deny_payments() -> Vec<RawRule> {
-    let v = rule_json(
-        "deny-payments-out",
-        100,
-        "Outbound",
-        "Deny",
-        "*",
-        "20.50.1.10",
-        "80",
-    );
-    vec![serde_json::from_value(v).unwrap()]
+    vec![serde_json::from_value(deny_payments_out_json()).unwrap()]
 }
 
 #[tokio::test]

@@ -48,17 +48,27 @@ pub fn rule(
 }
 
 /// `securityRules/deny-payments-out` (priority 100) for the integration subnet's NSG: the
-/// payments backend (20.50.1.10:80) denied outbound.
+/// payments backend (20.50.1.10:80) denied outbound. Arguments of [`rule`] / [`rule_json`].
+const DENY_PAYMENTS_OUT: (&str, u32, &str, &str, &str, &str, &str) = (
+    "deny-payments-out",
+    100,
+    "Outbound",
+    "Deny",
+    "*",
+    "20.50.1.10",
+    "80",
+);
+
+/// [`DENY_PAYMENTS_OUT`] as fixture TOML.
 pub fn deny_payments_out() -> String {
-    rule(
-        "deny-payments-out",
-        100,
-        "Outbound",
-        "Deny",
-        "*",
-        "20.50.1.10",
-        "80",
-    )
+    let (n, p, d, a, s, t, port) = DENY_PAYMENTS_OUT;
+    rule(n, p, d, a, s, t, port)
+}
+
+/// [`DENY_PAYMENTS_OUT`] as JSON (the admin API's shape).
+pub fn deny_payments_out_json() -> Value {
+    let (n, p, d, a, s, t, port) = DENY_PAYMENTS_OUT;
+    rule_json(n, p, d, a, s, t, port)
 }
 
 /// The same rule as JSON (the admin API's shape).
