@@ -1,4 +1,6 @@
-//! Quick NSG timing probe (not a benchmark): `cargo run --release -p sim --example nsg_probe [rules] [secs]`.
+//! Quick NSG timing probe (not a benchmark):
+//! `cargo run --release -p sim --example nsg_probe [rules] [secs] [flows]` (10,000 flows unless
+//! given).
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -8,6 +10,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rules: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let secs: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let n_flows: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let prefixes = (rules * 4).clamp(40, 4000);
     let setting = synth::Setting::public_sized();
     let (table, ctx) = (&setting.tags, setting.context());
@@ -26,7 +29,7 @@ fn main() {
     let compile = t.elapsed().as_secs_f64() / n as f64;
     let compiled = nsg.compile(&ctx);
     let reference = nsg.reference(&ctx);
-    let flows = synth::flows(9, &nsg, table, 10_000);
+    let flows = synth::flows(9, &nsg, table, n_flows);
     hist(&nsg, &compiled, &flows);
     println!("{:?}", compiled.classifier_summary(Direction::Outbound));
     let mut samples = Vec::new();

@@ -14,11 +14,15 @@
 //! * IPv4 addresses and ports are found with a **two-level index**: a direct table on the top
 //!   `k` bits (`2^k` ≈ the number of intervals) gives the interval at the bucket's start and where
 //!   the bucket's own boundaries begin; most buckets have none, so a lookup is one table read
-//!   instead of a ~14-step binary search of dependent loads. IPv6 keeps a binary search.
+//!   instead of a ~14-step binary search of dependent loads. The tables span only the values
+//!   where boundaries lie (a VNet's `/24`s need one level, not three). IPv6 keeps a binary
+//!   search.
 //! * Protocol and source port are **pre-combined** into one row (`protocol × source-port row`),
 //!   so a lookup ANDs four rows, not five; the source-port lookup is skipped when every rule has
 //!   the same source ports (Azure rules nearly always say `*`).
-//! * The AND of the rows' first cache line (8 words, 512 rules) runs without a branch per word
+//! * Each row's first cache line (8 words, 512 rules) is stored apart from the rest of the row:
+//!   the first line decides most flows, and the lines a lookup usually reads fill half the bytes.
+//! * The AND of the rows' first cache line runs without a branch per word
 //!   (where the first match lies varies per flow, and a mispredicted exit would stall the next
 //!   flow's independent loads); past it, word by word up to the first non-zero word.
 //!
@@ -102,6 +106,57 @@ impl Rows {
 
     fn heap_bytes(&self) -> usize {
         self.words.capacity() * 8
+    }
+}
+
+/// [`Rows`] as the lookup reads them: each row's first cache line ([`LINE`] words, 512 rules,
+/// or the whole row when it is narrower) in one array, the rest of the row in another. The
+/// first line decides most flows (rules are in priority order and the early ones match most),
+/// so the lines a lookup usually touches sit together in half the bytes, and the cache holds
+/// twice as many of them.
+#[derive(Clone, Debug, Default)]
+struct Planes {
+    head: Rows,
+    /// `None` when rows fit in one line.
+    tail: Option<Rows>,
+}
+
+impl Planes {
+    fn new(rows: &Rows) -> Planes {
+        let split = rows.width.min(LINE);
+        let mut head = Rows::new(split);
+        let mut tail = (rows.width > split).then(|| Rows::new(rows.width - split));
+        for i in 0..rows.len() as u32 {
+            let (h, t) = rows.row(i).split_at(split);
+            head.push(h);
+            if let Some(tail) = &mut tail {
+                tail.push(t);
+            }
+        }
+        Planes {
+            head: head.finish(),
+            tail: tail.map(Rows::finish),
+        }
+    }
+
+    /// The first line of row `id`.
+    #[inline(always)]
+    fn head(&self, id: u32) -> &[u64] {
+        self.head.row(id)
+    }
+
+    /// The words of row `id` past its first line (empty when rows fit in one line).
+    #[inline(always)]
+    fn tail(&self, id: u32) -> &[u64] {
+        self.tail.as_ref().map_or(&[], |t| t.row(id))
+    }
+
+    fn len(&self) -> usize {
+        self.head.len()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.head.heap_bytes() + self.tail.as_ref().map_or(0, Rows::heap_bytes)
     }
 }
 
@@ -269,15 +324,26 @@ fn sweep<T: Point>(rules: &[&[(T, T)]], max: T, rows: &mut RowsBuilder) -> Vec<(
     out
 }
 
-/// A field over `0..2^bits` (IPv4 addresses, ports) with a direct table on the top bits. A
-/// bucket holding more than [`IndexedField::SCAN`] interval starts gets a table of its own on
-/// the next bits (addresses cluster: every `10.0.x.0/24` of a VNet falls in one top-level
-/// bucket), so a lookup is a few table reads and a fixed-length, branch-free scan, whatever the
+/// A `u32` field (IPv4 addresses, ports) with a direct table on the top bits. A bucket holding
+/// more than [`IndexedField::SCAN`] interval starts gets a table of its own on the next bits, so
+/// a lookup is a few table reads and a fixed-length, branch-free scan, whatever the
 /// distribution. Every level lives in one array and every level's entries index the one
 /// interval array, so descending a level is a single dependent load (no per-table header).
+///
+/// The tables span only the points where intervals start: a value is first made relative to
+/// the point before the first boundary and clamped to the span. Addresses cluster — a rule
+/// list on a VNet's subnets has every boundary inside `10.0.0.0/16` — and a table over the whole
+/// address space would put them all in one top-level bucket and need two more levels to tell
+/// the `/24`s apart; over the span, one level does.
 #[derive(Clone, Debug, Default)]
 struct IndexedField {
-    /// The top level's bucket of `x` is `x >> top_shift`.
+    /// Subtracted from a value (saturating) before the lookup: one below the second interval's
+    /// start, so every value below it lands on the first interval.
+    base: u32,
+    /// The largest relative value the tables hold (`2^bits - 1`); larger values are clamped to
+    /// it (no interval starts past it, so they belong to the last interval).
+    max: u32,
+    /// The top level's bucket of a relative value `x` is `x >> top_shift`.
     top_shift: u32,
     /// The top level (`table[..2^k]`), then the sub-tables. An entry is either the number `n`
     /// of intervals starting at or before the bucket's first point (interval `n - 1` holds that
@@ -285,9 +351,9 @@ struct IndexedField {
     /// `SUB | m << SUB_BITS_AT | at`: the bucket is split on its next `m` bits by the sub-table
     /// at `table[at..at + 2^m]`.
     table: Vec<u32>,
-    /// `(start, row)` of every interval, ascending, then `SCAN` padding entries repeating the
-    /// last row, so that a scan never runs off the end (and a padding entry counted at
-    /// `x == u32::MAX` still answers the last row).
+    /// `(start, row)` of every interval, ascending, starts relative to `base`, then `SCAN`
+    /// padding entries repeating the last row, so that a scan never runs off the end (and a
+    /// padding entry counted at `x == u32::MAX` still answers the last row).
     intervals: Vec<(u32, u32)>,
     /// Number of sub-tables.
     subs: usize,
@@ -302,16 +368,26 @@ impl IndexedField {
     /// A sub-table entry's offset into `table`.
     const AT_MASK: u32 = (1 << Self::SUB_BITS_AT) - 1;
 
-    /// `intervals` start at 0 and lie in `0..2^bits`. `None` when the tables would outgrow the
-    /// entry encoding (tens of millions of intervals; the caller then keeps a linear scan).
-    fn new(mut intervals: Vec<(u32, u32)>, bits: u32) -> Option<IndexedField> {
+    /// `intervals` start at 0, ascending. `None` when the tables would outgrow the entry
+    /// encoding (tens of millions of intervals; the caller then keeps a linear scan).
+    fn new(mut intervals: Vec<(u32, u32)>) -> Option<IndexedField> {
         let n = intervals.len();
         if n == 0 || n >= Self::AT_MASK as usize {
             return None;
         }
+        // Relative to one below the second start, the first interval still starts at 0 and
+        // the others keep their order.
+        let base = intervals.get(1).map_or(0, |iv| iv.0.saturating_sub(1));
+        for iv in &mut intervals[1..] {
+            iv.0 -= base;
+        }
+        let last = intervals[n - 1].0;
+        let bits = (u32::BITS - last.leading_zeros()).max(1);
         // About one bucket per interval, at most 2^16 buckets per level.
         let k = (usize::BITS - n.leading_zeros()).clamp(1, bits.min(16));
         let mut f = IndexedField {
+            base,
+            max: u32::MAX >> (u32::BITS - bits),
             top_shift: bits - k,
             table: vec![0; 1 << k],
             intervals: Vec::new(),
@@ -370,9 +446,10 @@ impl IndexedField {
         Some(())
     }
 
-    /// Row id of the interval holding `x` (`x < 2^bits`).
+    /// Row id of the interval holding `x`.
     #[inline]
     fn row(&self, x: u32) -> u32 {
+        let x = x.saturating_sub(self.base).min(self.max);
         let mut shift = self.top_shift;
         let mut e = self.table[(x >> shift) as usize];
         while e & Self::SUB != 0 {
@@ -425,18 +502,18 @@ pub(crate) struct Classifier {
     width: usize,
     /// Row (in `proto_sport_rows`) of each `protocol × source-port row` pair.
     proto_sport: Vec<u32>,
-    proto_sport_rows: Rows,
+    proto_sport_rows: Planes,
     /// `None` when every rule has the same source ports (one source-port row).
     sport: Option<IndexedField>,
     sport_count: usize,
     src4: IndexedField,
     src6: SortedField,
-    src_rows: Rows,
+    src_rows: Planes,
     dst4: IndexedField,
     dst6: SortedField,
-    dst_rows: Rows,
+    dst_rows: Planes,
     dport: IndexedField,
-    dport_rows: Rows,
+    dport_rows: Planes,
 }
 
 /// What the classifier needs of a rule.
@@ -457,9 +534,6 @@ fn line(row: &[u64]) -> &[u64; LINE] {
     row[..LINE].try_into().expect("rows of at least LINE words")
 }
 
-/// Number of bits of the port domain (`0..=NO_PORT`).
-const PORT_BITS: u32 = u32::BITS - NO_PORT.leading_zeros();
-
 impl Classifier {
     /// Builds the classifier for rules in priority order (`None` when a field's tables would
     /// outgrow their encoding: the caller keeps the linear scan).
@@ -468,7 +542,7 @@ impl Classifier {
 
         let sport_iv: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.sport.ranges()).collect();
         let mut sport_b = RowsBuilder::new(width);
-        let sport_field = IndexedField::new(sweep(&sport_iv, NO_PORT, &mut sport_b), PORT_BITS)?;
+        let sport_field = IndexedField::new(sweep(&sport_iv, NO_PORT, &mut sport_b))?;
         let sport_rows = sport_b.finish();
         let sport_count = sport_rows.len();
 
@@ -490,35 +564,35 @@ impl Classifier {
         let mut src_b = RowsBuilder::new(width);
         let src4: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.src.v4_intervals()).collect();
         let src6: Vec<&[(u128, u128)]> = rules.iter().map(|r| r.src.v6_intervals()).collect();
-        let src4 = IndexedField::new(sweep(&src4, u32::MAX, &mut src_b), u32::BITS)?;
+        let src4 = IndexedField::new(sweep(&src4, u32::MAX, &mut src_b))?;
         let src6 = SortedField {
             intervals: sweep(&src6, u128::MAX, &mut src_b),
         };
         let mut dst_b = RowsBuilder::new(width);
         let dst4: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.dst.v4_intervals()).collect();
         let dst6: Vec<&[(u128, u128)]> = rules.iter().map(|r| r.dst.v6_intervals()).collect();
-        let dst4 = IndexedField::new(sweep(&dst4, u32::MAX, &mut dst_b), u32::BITS)?;
+        let dst4 = IndexedField::new(sweep(&dst4, u32::MAX, &mut dst_b))?;
         let dst6 = SortedField {
             intervals: sweep(&dst6, u128::MAX, &mut dst_b),
         };
         let mut dport_b = RowsBuilder::new(width);
         let dport: Vec<&[(u32, u32)]> = rules.iter().map(|r| r.dport.ranges()).collect();
-        let dport = IndexedField::new(sweep(&dport, NO_PORT, &mut dport_b), PORT_BITS)?;
+        let dport = IndexedField::new(sweep(&dport, NO_PORT, &mut dport_b))?;
 
         Some(Classifier {
             width,
             proto_sport,
-            proto_sport_rows: ps_b.finish(),
+            proto_sport_rows: Planes::new(&ps_b.finish()),
             sport: (sport_count > 1).then_some(sport_field),
             sport_count,
             src4,
             src6,
-            src_rows: src_b.finish(),
+            src_rows: Planes::new(&src_b.finish()),
             dst4,
             dst6,
-            dst_rows: dst_b.finish(),
+            dst_rows: Planes::new(&dst_b.finish()),
             dport,
-            dport_rows: dport_b.finish(),
+            dport_rows: Planes::new(&dport_b.finish()),
         })
     }
 
@@ -540,11 +614,13 @@ impl Classifier {
             None => 0,
         };
         let ps = self.proto_sport[f.protocol as usize * self.sport_count + sp];
-        let d = self.dst_rows.row(d);
-        let dp = self.dport_rows.row(dp);
-        let s = self.src_rows.row(s);
-        let ps = self.proto_sport_rows.row(ps);
-        let mut from = 0;
+        let rows = [
+            (&self.dst_rows, d),
+            (&self.dport_rows, dp),
+            (&self.src_rows, s),
+            (&self.proto_sport_rows, ps),
+        ];
+        let [d, dp, s, ps] = rows.map(|(planes, id)| planes.head(id));
         if self.width >= LINE {
             // The first cache line of each row without a branch per word: which word holds the
             // first match varies from flow to flow, and a mispredicted exit would stall the
@@ -560,12 +636,16 @@ impl Classifier {
                 let i = nonzero.trailing_zeros() as usize;
                 return Some(i * 64 + x[i].trailing_zeros() as usize);
             }
-            from = LINE;
         }
-        for (i, (((d, dp), s), ps)) in d.iter().zip(dp).zip(s).zip(ps).enumerate().skip(from) {
+        let [td, tdp, ts, tps] = rows.map(|(planes, id)| planes.tail(id));
+        let (from, d, dp, s, ps) = match self.width >= LINE {
+            true => (LINE, td, tdp, ts, tps),
+            false => (0, d, dp, s, ps),
+        };
+        for (i, (((d, dp), s), ps)) in d.iter().zip(dp).zip(s).zip(ps).enumerate() {
             let x = d & dp & s & ps;
             if x != 0 {
-                return Some(i * 64 + x.trailing_zeros() as usize);
+                return Some((from + i) * 64 + x.trailing_zeros() as usize);
             }
         }
         None
@@ -590,7 +670,7 @@ impl Classifier {
     pub(crate) fn describe(&self) -> String {
         format!(
             "{} rule words; intervals/distinct rows: dst {}+{}/{}, dport {}/{}, src {}+{}/{}, \
-             sport {}, proto×sport rows {}",
+             sport {}, proto×sport rows {}; sub-tables dst {}, dport {}, src {}",
             self.width,
             self.dst4.len(),
             self.dst6.intervals.len(),
@@ -602,6 +682,9 @@ impl Classifier {
             self.src_rows.len(),
             self.sport_count,
             self.proto_sport_rows.len(),
+            self.dst4.subs,
+            self.dport.subs,
+            self.src4.subs,
         )
     }
 }
@@ -623,7 +706,7 @@ mod tests {
         let mut b = RowsBuilder::new(1);
         let ivs = sweep(&refs, u32::MAX, &mut b);
         let rows = b.finish();
-        let field = IndexedField::new(ivs, u32::BITS).unwrap();
+        let field = IndexedField::new(ivs).unwrap();
         let expect = |x: u32| -> u64 {
             (0..rules.len())
                 .filter(|&r| rules[r].iter().any(|&(lo, hi)| lo <= x && x <= hi))
@@ -638,26 +721,41 @@ mod tests {
         }
     }
 
-    /// Clustered starts (every /24 of one /16, as a VNet's subnets) get nested bucket tables.
+    /// Clustered starts (every /24 of one /16, as a VNet's subnets) need no sub-table: the
+    /// tables span only the cluster. Two clusters far apart get nested bucket tables.
     #[test]
-    fn clustered_intervals_use_sub_tables() {
-        let base = 0x0A00_0000u32;
-        let rules: Vec<Vec<(u32, u32)>> = (0..64u32)
-            .map(|i| {
-                let at = base + i * 1024;
-                vec![(at, at + 255), (at + 300 + i, at + 300 + i)]
-            })
-            .collect();
-        let refs: Vec<&[(u32, u32)]> = rules.iter().map(Vec::as_slice).collect();
-        let mut b = RowsBuilder::new(1);
-        let field = IndexedField::new(sweep(&refs, u32::MAX, &mut b), u32::BITS).unwrap();
-        let rows = b.finish();
-        assert!(field.subs > 0);
-        for x in (base - 5..base + 70_000).step_by(3).chain([0, u32::MAX]) {
-            let expect = (0..rules.len())
-                .filter(|&r| rules[r].iter().any(|&(lo, hi)| lo <= x && x <= hi))
-                .fold(0u64, |m, r| m | 1 << r);
-            assert_eq!(rows.row(field.row(x)), [expect], "{x}");
+    fn clustered_intervals() {
+        let cluster = |base: u32| -> Vec<Vec<(u32, u32)>> {
+            (0..64u32)
+                .map(|i| {
+                    let at = base + i * 1024;
+                    vec![(at, at + 255), (at + 300 + i, at + 300 + i)]
+                })
+                .collect()
+        };
+        let vnet = 0x0A00_0000u32;
+        let other = 0xAC10_0000u32;
+        for (rules, subs) in [
+            (cluster(vnet), false),
+            ([cluster(vnet), cluster(other)].concat(), true),
+        ] {
+            let refs: Vec<&[(u32, u32)]> = rules.iter().map(Vec::as_slice).collect();
+            let mut b = RowsBuilder::new(rules.len().div_ceil(64));
+            let field = IndexedField::new(sweep(&refs, u32::MAX, &mut b)).unwrap();
+            let rows = b.finish();
+            assert_eq!(field.subs > 0, subs, "{} rules", rules.len());
+            let probes = [vnet, other]
+                .into_iter()
+                .flat_map(|c| (c - 5..c + 70_000).step_by(3));
+            for x in probes.chain([0, 1, vnet - 1, other - 1, u32::MAX]) {
+                let mut expect = vec![0u64; rules.len().div_ceil(64)];
+                for (r, ivs) in rules.iter().enumerate() {
+                    if ivs.iter().any(|&(lo, hi)| lo <= x && x <= hi) {
+                        expect[r / 64] |= 1 << (r % 64);
+                    }
+                }
+                assert_eq!(rows.row(field.row(x)), expect, "{x}");
+            }
         }
     }
 
