@@ -626,15 +626,16 @@ impl Classifier {
             // first match varies from flow to flow, and a mispredicted exit would stall the
             // next flow's independent loads.
             let (d, dp, s, ps) = (line(d), line(dp), line(s), line(ps));
-            let mut x = [0u64; LINE];
             let mut nonzero = 0u32;
             for i in 0..LINE {
-                x[i] = d[i] & dp[i] & s[i] & ps[i];
-                nonzero |= u32::from(x[i] != 0) << i;
+                nonzero |= u32::from(d[i] & dp[i] & s[i] & ps[i] != 0) << i;
             }
             if nonzero != 0 {
+                // The picked word is ANDed again from the rows (lines already in L1) rather
+                // than kept in an array: reading it back from the stack waited on the stores.
                 let i = nonzero.trailing_zeros() as usize;
-                return Some(i * 64 + x[i].trailing_zeros() as usize);
+                let x = d[i] & dp[i] & s[i] & ps[i];
+                return Some(i * 64 + x.trailing_zeros() as usize);
             }
         }
         let [td, tdp, ts, tps] = rows.map(|(planes, id)| planes.tail(id));
