@@ -853,21 +853,39 @@ impl CompiledRule {
 pub const LINEAR_SCAN_MAX: usize = 24;
 
 /// A classifier and, per rule position, the verdict it stands for: a compact copy of the rule
-/// list's access and index, so the hot path reads 16 bytes, not a whole [`CompiledRule`].
+/// list's access and index, so the hot path reads 4 bytes, not a whole [`CompiledRule`].
 #[derive(Clone, Debug)]
 struct FastPath {
     classifier: Classifier,
-    matches: Vec<RuleMatch>,
+    /// The rule's index in [`Nsg::rules`], with [`FastPath::DENY`] set for a Deny rule.
+    matches: Vec<u32>,
 }
 
 impl FastPath {
+    const DENY: u32 = 1 << 31;
+
+    /// The verdict of the rule at position `i` of the list.
+    #[inline]
+    fn verdict(&self, i: usize) -> Option<RuleMatch> {
+        let m = *self.matches.get(i)?;
+        Some(RuleMatch {
+            access: if m & Self::DENY != 0 {
+                Access::Deny
+            } else {
+                Access::Allow
+            },
+            rule: (m & !Self::DENY) as usize,
+        })
+    }
+
     fn heap_bytes(&self) -> usize {
-        self.classifier.heap_bytes() + self.matches.capacity() * std::mem::size_of::<RuleMatch>()
+        self.classifier.heap_bytes() + self.matches.capacity() * std::mem::size_of::<u32>()
     }
 }
 
 fn classifier_for(rules: &[CompiledRule]) -> Option<FastPath> {
-    if rules.len() <= LINEAR_SCAN_MAX {
+    // (A list too long for `FastPath`'s packed indices keeps the linear scan.)
+    if rules.len() <= LINEAR_SCAN_MAX || rules.iter().any(|r| r.index >= FastPath::DENY) {
         return None;
     }
     {
@@ -885,9 +903,9 @@ fn classifier_for(rules: &[CompiledRule]) -> Option<FastPath> {
             classifier: Classifier::build(&fields)?,
             matches: rules
                 .iter()
-                .map(|r| RuleMatch {
-                    access: r.access,
-                    rule: r.index as usize,
+                .map(|r| match r.access {
+                    Access::Allow => r.index,
+                    Access::Deny => r.index | FastPath::DENY,
                 })
                 .collect(),
         })
@@ -921,9 +939,9 @@ impl CompiledNsg {
             if let Some(m) = fast
                 .classifier
                 .first_match(flow)
-                .and_then(|i| fast.matches.get(i))
+                .and_then(|i| fast.verdict(i))
             {
-                return *m;
+                return m;
             }
         }
         for r in list {
@@ -1010,8 +1028,7 @@ impl CompiledNsg {
         let fast = self.classifier(direction)?;
         fast.classifier
             .first_match(flow)
-            .and_then(|i| fast.matches.get(i))
-            .copied()
+            .and_then(|i| fast.verdict(i))
     }
 
     /// Whether `direction` is decided by the bit-vector classifier (else a linear scan).
