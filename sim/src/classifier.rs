@@ -219,6 +219,12 @@ impl RowsBuilder {
     fn finish(self) -> Rows {
         self.rows.finish()
     }
+
+    /// The rows split for lookup (each plane aligned once; no aligned copy of the whole rows
+    /// first).
+    fn planes(self) -> Planes {
+        Planes::new(&self.rows)
+    }
 }
 
 trait Point: Copy + Ord + Default {
@@ -582,17 +588,17 @@ impl Classifier {
         Some(Classifier {
             width,
             proto_sport,
-            proto_sport_rows: Planes::new(&ps_b.finish()),
+            proto_sport_rows: ps_b.planes(),
             sport: (sport_count > 1).then_some(sport_field),
             sport_count,
             src4,
             src6,
-            src_rows: Planes::new(&src_b.finish()),
+            src_rows: src_b.planes(),
             dst4,
             dst6,
-            dst_rows: Planes::new(&dst_b.finish()),
+            dst_rows: dst_b.planes(),
             dport,
-            dport_rows: Planes::new(&dport_b.finish()),
+            dport_rows: dport_b.planes(),
         })
     }
 
@@ -638,10 +644,11 @@ impl Classifier {
                 return Some(i * 64 + x.trailing_zeros() as usize);
             }
         }
-        let [td, tdp, ts, tps] = rows.map(|(planes, id)| planes.tail(id));
-        let (from, d, dp, s, ps) = match self.width >= LINE {
-            true => (LINE, td, tdp, ts, tps),
-            false => (0, d, dp, s, ps),
+        // Past the first line, the rest of the rows; narrower rows are all in their heads.
+        let (from, [d, dp, s, ps]) = if self.width >= LINE {
+            (LINE, rows.map(|(planes, id)| planes.tail(id)))
+        } else {
+            (0, [d, dp, s, ps])
         };
         for (i, (((d, dp), s), ps)) in d.iter().zip(dp).zip(s).zip(ps).enumerate() {
             let x = d & dp & s & ps;
