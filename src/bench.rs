@@ -1002,7 +1002,7 @@ pub async fn run(
         })?;
 
     let ratios = ratios(&vars);
-    let targets = targets(&ratios, &vars);
+    let targets = targets(&ratios, &vars, &nsg);
     Ok(Report {
         rows: vars.iter().map(row).collect(),
         ratios,
@@ -1101,7 +1101,7 @@ fn ratios(vars: &[Variant]) -> Ratios {
     }
 }
 
-fn targets(r: &Ratios, vars: &[Variant]) -> Vec<TargetCheck> {
+fn targets(r: &Ratios, vars: &[Variant], nsg: &NsgMeasure) -> Vec<TargetCheck> {
     let check = |name, target, value: Option<f64>, ok: fn(f64) -> bool| TargetCheck {
         name,
         target,
@@ -1143,6 +1143,18 @@ fn targets(r: &Ratios, vars: &[Variant]) -> Vec<TargetCheck> {
             "≤ 60 µs",
             r.gateway_added_p50_us_1cpu,
             |v| v <= 60.0,
+        ),
+        check(
+            "nsg compiled_ns (1,000 rules, median)",
+            "≤ 50 ns",
+            Some(nsg.compiled_ns),
+            |v| v <= 50.0,
+        ),
+        check(
+            "nsg speedup vs reference (1,000 rules)",
+            "≥ 10×",
+            Some(nsg.speedup),
+            |v| v >= 10.0,
         ),
     ]
 }
@@ -1278,6 +1290,8 @@ fn target_value(t: &TargetCheck) -> String {
         None => "-".into(),
         Some(v) if t.target.ends_with('%') => format!("{:.1}%", v * 100.0),
         Some(v) if t.target.ends_with("µs") => format!("{v:.1} µs"),
+        Some(v) if t.target.ends_with("ns") => format!("{v:.1} ns"),
+        Some(v) if t.target.ends_with('×') => format!("{v:.0}×"),
         Some(v) if t.target == "= 0" => format!("{v:.0}"),
         Some(v) => format!("{v:.3}"),
     }
@@ -1346,6 +1360,8 @@ mod tests {
         assert_eq!(target_value(&t("≤ 3%", Some(0.078))), "7.8%");
         assert_eq!(target_value(&t("≤ 60 µs", Some(61.0))), "61.0 µs");
         assert_eq!(target_value(&t("= 0", Some(0.0))), "0");
+        assert_eq!(target_value(&t("≤ 50 ns", Some(27.64))), "27.6 ns");
+        assert_eq!(target_value(&t("≥ 10×", Some(182.3))), "182×");
         assert_eq!(target_value(&t("≥ 0.90", Some(0.9675))), "0.968");
         assert_eq!(target_value(&t("≥ 0.90", None)), "-");
     }

@@ -81,6 +81,18 @@ fn bench_json_has_the_contract_shape_and_reaps_its_children() {
     has_keys(nsg, &["rules", "compiled_ns", "reference_ns", "speedup"]);
     assert_eq!(nsg["rules"], 1000);
     assert!(nsg["compiled_ns"].as_f64().unwrap() > 0.0);
+    // The NSG targets are checked in the report, with the measured values (whether they are
+    // met depends on the machine; speed is not asserted here).
+    let nsg_targets: Vec<&serde_json::Value> = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"].as_str().unwrap().starts_with("nsg "))
+        .collect();
+    assert_eq!(nsg_targets.len(), 2, "{}", doc["targets"]);
+    assert_eq!(nsg_targets[0]["value"], nsg["compiled_ns"]);
+    assert_eq!(nsg_targets[1]["value"], nsg["speedup"]);
+    assert!(nsg_targets.iter().all(|t| t["met"].is_boolean()));
 
     // Every child (backends, gateways, nginx master and worker) is gone.
     let pids = doc["settings"]["child_pids"]
