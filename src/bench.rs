@@ -6,7 +6,7 @@
 //! The backend, every gateway and nginx are **child processes** (module `child`), so each one's CPU
 //! time is its own (`/proc/PID/stat`, every thread). The load generator ([`crate::loadgen`])
 //! runs in this process on one thread. Variants run **alternately**, round after round. The
-//! rows compared with each other run **interleaved** ([`INTERLEAVED`]): each round's
+//! rows compared with each other run **interleaved** (the groups in `INTERLEAVED`): each round's
 //! `duration` per row is cut into slices of ≤ 500 ms run in turn (a, b, a, b, …; which row
 //! starts rotates per round), so every slice of one row has slices of the others on either
 //! side and a drift of the shared machine within the round hits them alike. A round's gateway
