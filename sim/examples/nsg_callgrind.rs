@@ -6,6 +6,9 @@
 //! valgrind --tool=callgrind --toggle-collect='nsg_callgrind::pass' \
 //!     target/release/examples/nsg_callgrind 1000     # "Collected" ÷ 10,000 = instructions/flow
 //! ```
+//!
+//! A binary of its own (not a mode of `nsg_probe`): there `decide` is called from more places
+//! and is not inlined into the pass, which adds ~20 instructions per flow to the count.
 use sim::{synth, Direction};
 use std::hint::black_box;
 /// The measured pass (not inlined, so that callgrind can collect it alone).

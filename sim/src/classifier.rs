@@ -464,11 +464,6 @@ impl IndexedField {
             })
     }
 
-    /// Whether every row id the field answers is below `rows`.
-    fn rows_below(&self, rows: usize) -> bool {
-        self.intervals.iter().all(|iv| (iv.1 as usize) < rows)
-    }
-
     /// Fills `table[at..at + 2^k]`: the buckets of `2^shift` points from `first` on. `from` is
     /// the number of intervals starting before `first` (a cursor: each level walks its
     /// intervals once).
@@ -559,6 +554,11 @@ impl IndexedField {
     }
 }
 
+/// Whether every row id of `(start, row)` intervals (of any field) is below `rows`.
+fn rows_below<T>(intervals: &[(T, u32)], rows: usize) -> bool {
+    intervals.iter().all(|iv| (iv.1 as usize) < rows)
+}
+
 /// A field searched by binary search (IPv6 addresses).
 #[derive(Clone, Debug, Default)]
 struct SortedField {
@@ -574,11 +574,6 @@ impl SortedField {
 
     fn heap_bytes(&self) -> usize {
         self.intervals.capacity() * std::mem::size_of::<(u128, u32)>()
-    }
-
-    /// Whether every row id the field answers is below `rows`.
-    fn rows_below(&self, rows: usize) -> bool {
-        self.intervals.iter().all(|iv| (iv.1 as usize) < rows)
     }
 }
 
@@ -749,16 +744,16 @@ impl Classifier {
             self.src_rows.len(),
             self.proto_sport_rows.len(),
         );
-        self.dst4.rows_below(d)
-            && self.dst6.rows_below(d)
-            && self.dport.rows_below(dp)
-            && self.src4.rows_below(s)
-            && self.src6.rows_below(s)
+        rows_below(&self.dst4.intervals, d)
+            && rows_below(&self.dst6.intervals, d)
+            && rows_below(&self.dport.intervals, dp)
+            && rows_below(&self.src4.intervals, s)
+            && rows_below(&self.src6.intervals, s)
             && self.proto_sport.iter().all(|&r| (r as usize) < ps)
             && self
                 .sport
                 .as_ref()
-                .is_none_or(|f| f.rows_below(self.sport_count))
+                .is_none_or(|f| rows_below(&f.intervals, self.sport_count))
     }
 
     /// Position (in priority order) of the first rule matching `f`, if any. Allocates nothing.
@@ -964,8 +959,8 @@ mod tests {
         let mut b = RowsBuilder::new(1);
         let field = IndexedField::new(sweep(&refs, u32::MAX, &mut b)).unwrap();
         let rows = b.finish().len();
-        assert!(field.subs > 0 && field.indices_in_bounds() && field.rows_below(rows));
-        assert!(!field.rows_below(rows - 1));
+        assert!(field.subs > 0 && field.indices_in_bounds() && rows_below(&field.intervals, rows));
+        assert!(!rows_below(&field.intervals, rows - 1));
 
         let leaf = field
             .table
