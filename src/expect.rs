@@ -141,7 +141,7 @@ impl<'de> Deserialize<'de> for ExpectedVerdict {
     }
 }
 
-const CODES: [VerdictCode; 6] = VerdictCode::ALL;
+const CODES: [VerdictCode; VerdictCode::ALL.len()] = VerdictCode::ALL;
 
 /// The expected verdict code as written (case-insensitive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

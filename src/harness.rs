@@ -155,9 +155,9 @@ impl Simulation {
 
 impl SimulationBuilder {
     fn new(loaded: Loaded, path: Option<PathBuf>) -> SimulationBuilder {
-        let mut options = StartOptions::default();
-        if let Some(p) = &path {
-            options = options.fixture_path(p.clone());
+        let mut options = StartOptions::default().reload_with(Arc::new(loaded.recipe.clone()));
+        if let Some(dir) = loaded.recipe.base_dir() {
+            options = options.base_dir(dir);
         }
         SimulationBuilder {
             loaded,
@@ -212,6 +212,7 @@ impl SimulationBuilder {
     /// useful to watch a misconfigured instance fail on the wire.
     pub fn allow_preflight_errors(mut self) -> SimulationBuilder {
         self.allow_preflight_errors = true;
+        self.options.accept_preflight_errors = true;
         self
     }
 

@@ -190,6 +190,113 @@ pub struct Loaded {
     pub unknowns: Vec<Unknown>,
     /// Assumptions the import relied on (dynamic private addresses, deployment scope defaults).
     pub import_assumptions: Vec<Assumption>,
+    /// The inputs and options this was loaded from: [`Recipe::load`] runs the same load again
+    /// (what a bodiless `POST /admin/reload` does).
+    pub recipe: Recipe,
+}
+
+/// The inputs of a load.
+#[derive(Clone, Debug)]
+pub enum Inputs {
+    /// Files or folders, as given to [`load_inputs`].
+    Paths(Vec<PathBuf>),
+    /// Text with a name (its extension chooses the syntax; Azure JSON is detected from
+    /// content), relative paths in it read from `base_dir`.
+    Text {
+        /// The name used in messages.
+        name: String,
+        /// The text.
+        text: String,
+        /// Where relative paths in it are read from (`None`: the current directory).
+        base_dir: Option<PathBuf>,
+    },
+}
+
+/// The one loader's whole input: the inputs and the options. Every command, the harness and a
+/// gateway reload turn inputs into a topology through [`Recipe::load`].
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    /// What to read.
+    pub inputs: Inputs,
+    /// How (service tags, import options, `--upstream` mappings).
+    pub options: LoadOptions,
+}
+
+impl Recipe {
+    /// Runs the load.
+    ///
+    /// # Errors
+    /// As [`load_inputs`] and [`load_str`].
+    pub fn load(&self) -> Result<Loaded, LoadError> {
+        match &self.inputs {
+            Inputs::Paths(paths) => load_inputs(paths, &self.options),
+            Inputs::Text {
+                name,
+                text,
+                base_dir,
+            } => load_text(name, text, base_dir.as_deref(), &self.options),
+        }
+    }
+
+    /// The folder relative paths of the inputs are read from: the first input's folder, or
+    /// the text's base folder.
+    pub fn base_dir(&self) -> Option<PathBuf> {
+        match &self.inputs {
+            Inputs::Paths(paths) => paths.first().map(|p| {
+                if p.is_dir() {
+                    p.clone()
+                } else {
+                    match p.parent() {
+                        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                        _ => PathBuf::from("."),
+                    }
+                }
+            }),
+            Inputs::Text { base_dir, .. } => base_dir.clone(),
+        }
+    }
+
+    /// The same options with `text` in place of the inputs (a reload body): the name's
+    /// extension follows the media type (`json`, `yaml`, else TOML); relative paths in it are
+    /// read from this recipe's folder. Import options apply only when the text is Azure JSON.
+    pub fn with_text(&self, text: &str, media_type: Option<&str>) -> Recipe {
+        let ext = match media_type.unwrap_or("") {
+            m if m.contains("json") => "json",
+            m if m.contains("yaml") => "yaml",
+            _ => "toml",
+        };
+        let mut options = self.options.clone();
+        if sim::arm::detect(text).is_none() || ext != "json" {
+            options.azure = AzureOptions::default();
+        }
+        Recipe {
+            inputs: Inputs::Text {
+                name: format!("request-body.{ext}"),
+                text: text.to_string(),
+                base_dir: self.base_dir(),
+            },
+            options,
+        }
+    }
+}
+
+/// The gateway's reload hook: a bodiless reload runs this load again (every start option —
+/// `--upstream`, `--service-tags`, `--parameter(s)`, `--input` — included); a body replaces the
+/// inputs ([`Recipe::with_text`]).
+impl gateway::Reload for Recipe {
+    fn reload(&self, body: Option<&gateway::ReloadBody>) -> Result<Built, gateway::ReloadError> {
+        let loaded = match body {
+            None => self.load(),
+            Some(b) => self.with_text(&b.text, b.media_type.as_deref()).load(),
+        };
+        loaded.map(|l| l.built).map_err(|e| match e {
+            LoadError::Read { .. }
+            | LoadError::TagsRead { .. }
+            | LoadError::ReadDir { .. }
+            | LoadError::ReadParameters { .. } => gateway::ReloadError::Unreadable(e.to_string()),
+            _ => gateway::ReloadError::Invalid(e.to_string()),
+        })
+    }
 }
 
 // === impl Loaded ===
@@ -284,6 +391,59 @@ pub fn load_inputs(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, L
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(" ");
+    let recipe = Recipe {
+        inputs: Inputs::Paths(paths.to_vec()),
+        options: options.clone(),
+    };
+    load_files(files, name, recipe)
+}
+
+/// Loads text as [`load_inputs`] loads a file: a vnetsim fixture (syntax by `name`'s
+/// extension) or Azure JSON detected from content; relative paths in it are read from
+/// `base_dir`.
+///
+/// # Errors
+/// As [`load_inputs`].
+pub fn load_text(
+    name: &str,
+    text: &str,
+    base_dir: Option<&Path>,
+    options: &LoadOptions,
+) -> Result<Loaded, LoadError> {
+    let path = PathBuf::from(name);
+    let kind = if Format::from_file_name(name) == Format::Json {
+        sim::arm::detect(text)
+    } else {
+        None
+    };
+    let recipe = Recipe {
+        inputs: Inputs::Text {
+            name: name.to_string(),
+            text: text.to_string(),
+            base_dir: base_dir.map(Path::to_path_buf),
+        },
+        options: options.clone(),
+    };
+    if kind.is_none() {
+        let given = options.azure.given();
+        if !given.is_empty() {
+            return Err(LoadError::AzureOptionsForFixture {
+                name: name.to_string(),
+                options: given,
+            });
+        }
+        return load_fixture(name, text, base_dir, recipe);
+    }
+    let files = vec![InputFile {
+        path,
+        text: text.to_string(),
+        kind,
+    }];
+    load_files(files, name.to_string(), recipe)
+}
+
+fn load_files(files: Vec<InputFile>, name: String, recipe: Recipe) -> Result<Loaded, LoadError> {
+    let options = &recipe.options;
     if let [InputFile {
         path,
         text,
@@ -301,13 +461,8 @@ pub fn load_inputs(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, L
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let mut loaded = load_fixture(
-            &path.display().to_string(),
-            text,
-            Some(dir),
-            &options.tags,
-            &options.upstreams,
-        )?;
+        let mut loaded =
+            load_fixture(&path.display().to_string(), text, Some(dir), recipe.clone())?;
         loaded.fixture_path = Some(path.clone());
         return Ok(loaded);
     }
@@ -327,6 +482,7 @@ pub fn load_inputs(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, L
         ignored: result.ignored,
         unknowns: result.unknowns,
         import_assumptions: result.assumptions,
+        recipe,
     })
 }
 
@@ -392,16 +548,25 @@ pub fn load_str(
     base_dir: Option<&Path>,
     tags: &TagSource,
 ) -> Result<Loaded, LoadError> {
-    load_fixture(name, text, base_dir, tags, &[])
+    load_text(
+        name,
+        text,
+        base_dir,
+        &LoadOptions {
+            tags: tags.clone(),
+            ..LoadOptions::default()
+        },
+    )
 }
 
 fn load_fixture(
     name: &str,
     text: &str,
     base_dir: Option<&Path>,
-    tags: &TagSource,
-    upstreams: &[(String, String)],
+    recipe: Recipe,
 ) -> Result<Loaded, LoadError> {
+    let tags = &recipe.options.tags;
+    let upstreams = &recipe.options.upstreams;
     let mut fixture =
         Fixture::parse(text, Format::from_file_name(name)).map_err(|error| LoadError::Parse {
             name: name.to_string(),
@@ -418,6 +583,7 @@ fn load_fixture(
         ignored: Vec::new(),
         unknowns: Vec::new(),
         import_assumptions: Vec::new(),
+        recipe,
     })
 }
 

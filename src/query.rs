@@ -19,8 +19,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
-use sim::topology::normalize_dns;
-use sim::{Assumption, Flow, Protocol, Topology, Verdict};
+use sim::{Assumption, Destination, Flow, Protocol, Question, Topology, Verdict};
 
 /// Source port used when none is given (as in Network Watcher's IP flow verify quickstart).
 pub const DEFAULT_SOURCE_PORT: u16 = 60000;
@@ -194,13 +193,26 @@ pub struct FlowQuery {
     pub source_port: Option<u16>,
 }
 
-/// A query resolved against a topology.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ResolvedFlow {
-    /// The flow to evaluate.
-    pub flow: Flow,
+/// A query resolved against a topology: the question `sim` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedQuestion {
+    /// The question (its destination may still be a name).
+    pub question: Question,
     /// Whether the source port is [`DEFAULT_SOURCE_PORT`] because none was given.
     pub source_port_defaulted: bool,
+}
+
+impl ResolvedQuestion {
+    /// The flow once the destination is resolved from the source's side (`None` when the
+    /// name does not resolve: `DNS_FAILURE`).
+    pub fn flow(&self, t: &Topology) -> Option<Flow> {
+        let q = &self.question;
+        let address = match &q.destination {
+            Destination::Address(a) => Some(*a),
+            d => t.resolve_destination(q.source, d).and_then(|r| r.address),
+        }?;
+        Some(q.flow(address))
+    }
 }
 
 // === impl FlowQuery ===
@@ -263,14 +275,39 @@ impl FlowQuery {
         })
     }
 
-    /// Resolves the endpoints against a topology.
+    /// Resolves the endpoints against a topology into the question `sim` answers: the source
+    /// to an address (`apim`, a host by name or DNS name, an IP), the destination to an address
+    /// (`apim`, an IP) or a name that [`Topology::ask`] resolves from the source's side exactly
+    /// as the gateway does (a `[[hosts]]` name is that host's address and wins over a DNS name
+    /// of another host).
     ///
     /// # Errors
-    /// [`QueryError`] for an unknown host, `apim` without an instance, a source inside a VNet
-    /// but in no subnet, or mixed address families.
-    pub fn resolve(&self, t: &Topology) -> Result<ResolvedFlow, QueryError> {
-        let source = resolve_endpoint(t, &self.from, Side::Source)?;
-        let destination = resolve_endpoint(t, &self.to, Side::Destination)?;
+    /// [`QueryError`] for an unknown source host, `apim` without an instance, a source inside a
+    /// VNet but in no subnet, or mixed address families.
+    pub fn resolve(&self, t: &Topology) -> Result<ResolvedQuestion, QueryError> {
+        let source = resolve_source(t, &self.from)?;
+        let destination = match &self.to {
+            Endpoint::Ip(ip) => Destination::Address(*ip),
+            Endpoint::Apim => {
+                Destination::Address(t.apim_endpoint().ok_or(QueryError::NoApim {
+                    side: Side::Destination,
+                })?)
+            }
+            Endpoint::Host(name) => {
+                // A word that names nothing of the topology is a typo (bad input), not a lookup.
+                let zoned = t.dns_zones().iter().any(|z| {
+                    let n = name.trim_end_matches('.').to_ascii_lowercase();
+                    n == z.name || n.ends_with(&format!(".{}", z.name))
+                });
+                if t.host_by_name_or_dns(name).is_none() && !zoned {
+                    return Err(unknown_host(t, name, Side::Destination));
+                }
+                Destination::Name {
+                    name: name.clone(),
+                    host_names: true,
+                }
+            }
+        };
         if t.subnet_of(source).is_none() {
             if let Some(v) = t.vnet_of(source) {
                 return Err(QueryError::SourceNotInSubnet {
@@ -279,16 +316,18 @@ impl FlowQuery {
                 });
             }
         }
-        if source.is_ipv4() != destination.is_ipv4() {
-            return Err(QueryError::FamilyMismatch {
-                source_address: source,
-                destination,
-            });
+        if let Destination::Address(d) = destination {
+            if source.is_ipv4() != d.is_ipv4() {
+                return Err(QueryError::FamilyMismatch {
+                    source_address: source,
+                    destination: d,
+                });
+            }
         }
         let ports = self.protocol.has_ports();
         let defaulted = ports && self.source_port.is_none();
-        Ok(ResolvedFlow {
-            flow: Flow {
+        Ok(ResolvedQuestion {
+            question: Question {
                 protocol: self.protocol,
                 source,
                 source_port: ports.then(|| self.source_port.unwrap_or(DEFAULT_SOURCE_PORT)),
@@ -299,14 +338,26 @@ impl FlowQuery {
         })
     }
 
-    /// Resolves and evaluates the flow: the explained verdict, with
+    /// Resolves and evaluates the flow: the explained verdict ([`Topology::ask`]), with
     /// `ASSUMPTION_DEFAULT_SOURCE_PORT` among its assumptions when the source port was defaulted.
     ///
     /// # Errors
-    /// As [`FlowQuery::resolve`].
+    /// As [`FlowQuery::resolve`], and [`QueryError::FamilyMismatch`] when the destination name
+    /// resolves to an address of the other family.
     pub fn explain(&self, t: &Topology) -> Result<Verdict, QueryError> {
         let r = self.resolve(t)?;
-        let mut v = t.evaluate(&r.flow);
+        if let Some(a) = t
+            .resolve_destination(r.question.source, &r.question.destination)
+            .and_then(|res| res.address)
+        {
+            if a.is_ipv4() != r.question.source.is_ipv4() {
+                return Err(QueryError::FamilyMismatch {
+                    source_address: r.question.source,
+                    destination: a,
+                });
+            }
+        }
+        let mut v = t.ask(&r.question);
         if r.source_port_defaulted && !v.assumptions.contains(&Assumption::DefaultSourcePort) {
             v.assumptions.push(Assumption::DefaultSourcePort);
             v.assumptions.sort();
@@ -368,31 +419,25 @@ fn parse_word(text: &str, side: Side) -> Result<(Endpoint, Option<u16>), QueryEr
     Ok((ep, p))
 }
 
-fn resolve_endpoint(t: &Topology, ep: &Endpoint, side: Side) -> Result<IpAddr, QueryError> {
+fn resolve_source(t: &Topology, ep: &Endpoint) -> Result<IpAddr, QueryError> {
+    let side = Side::Source;
     match ep {
         Endpoint::Ip(ip) => Ok(*ip),
-        Endpoint::Apim => match side {
-            Side::Source => t.apim_source(),
-            Side::Destination => t.apim_endpoint(),
-        }
-        .ok_or(QueryError::NoApim { side }),
-        Endpoint::Host(name) => {
-            let by_name = t.host_index(name);
-            let dns = normalize_dns(name);
-            let by_dns = || t.hosts().iter().position(|h| h.dns.contains(&dns));
-            match by_name.or_else(by_dns) {
-                Some(h) => Ok(t.hosts()[h].address),
-                None => {
-                    let mut known: Vec<String> = t.hosts().iter().map(|h| h.name.clone()).collect();
-                    known.sort_by_key(|n| n.to_ascii_lowercase());
-                    Err(QueryError::UnknownHost {
-                        side,
-                        name: name.clone(),
-                        known,
-                    })
-                }
-            }
-        }
+        Endpoint::Apim => t.apim_source().ok_or(QueryError::NoApim { side }),
+        Endpoint::Host(name) => match t.host_by_name_or_dns(name) {
+            Some(h) => Ok(t.hosts()[h].address),
+            None => Err(unknown_host(t, name, side)),
+        },
+    }
+}
+
+fn unknown_host(t: &Topology, name: &str, side: Side) -> QueryError {
+    let mut known: Vec<String> = t.hosts().iter().map(|h| h.name.clone()).collect();
+    known.sort_by_key(|n| n.to_ascii_lowercase());
+    QueryError::UnknownHost {
+        side,
+        name: name.to_string(),
+        known,
     }
 }
 
@@ -483,30 +528,30 @@ mod tests {
             .unwrap()
             .resolve(&t)
             .unwrap();
+        let f = r.flow(&t).unwrap();
         assert_eq!(
-            r.flow.source,
+            f.source,
             ip("10.0.1.4"),
             "integrated: first usable subnet address"
         );
-        assert_eq!(r.flow.destination, ip("10.0.2.4"));
-        assert_eq!(r.flow.source_port, Some(DEFAULT_SOURCE_PORT));
+        assert_eq!(f.destination, ip("10.0.2.4"));
+        assert_eq!(f.source_port, Some(DEFAULT_SOURCE_PORT));
         assert!(r.source_port_defaulted);
         // A DNS name of a host resolves to its address too.
         let r = FlowQuery::parse("apim", "legacy.internal.contoso.com:8080", None, Some(1234))
             .unwrap()
             .resolve(&t)
             .unwrap();
-        assert_eq!(
-            (r.flow.destination, r.flow.source_port),
-            (ip("10.0.2.5"), Some(1234))
-        );
+        let f = r.flow(&t).unwrap();
+        assert_eq!((f.destination, f.source_port), (ip("10.0.2.5"), Some(1234)));
         assert!(!r.source_port_defaulted);
         // Icmp carries no ports, so nothing is defaulted.
         let r = FlowQuery::parse("apim", "orders", Some(Protocol::Icmp), None)
             .unwrap()
             .resolve(&t)
             .unwrap();
-        assert_eq!((r.flow.source_port, r.flow.destination_port), (None, None));
+        let f = r.flow(&t).unwrap();
+        assert_eq!((f.source_port, f.destination_port), (None, None));
         assert!(!r.source_port_defaulted);
     }
 

@@ -24,15 +24,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::Serialize;
-use sim::fixture::{Format, RawRule};
+use sim::fixture::RawRule;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::debug;
 
 use crate::error::Problem;
-use crate::policy::{parse_fixture, ChangeError, ChangeReport, FixtureError, Shared};
+use crate::reload::{ReloadBody, ReloadError};
 use crate::server::signalled;
+use crate::state::{ChangeError, ChangeReport, Shared};
 
 /// Largest admin request body: 8 MiB (a whole fixture).
 pub const MAX_ADMIN_BODY: usize = 8 * 1024 * 1024;
@@ -107,17 +108,17 @@ fn change_problem(e: &ChangeError) -> Problem {
             StatusCode::UNPROCESSABLE_ENTITY,
             "The rules do not follow the fixture schema",
         ),
-        ChangeError::Fixture(FixtureError::Read { .. }) => (
+        ChangeError::Load(ReloadError::Unreadable(_)) => (
             "FIXTURE_UNREADABLE",
             StatusCode::INTERNAL_SERVER_ERROR,
             "The fixture file could not be read",
         ),
-        ChangeError::Fixture(_) => (
+        ChangeError::Load(ReloadError::Invalid(_)) => (
             "INVALID_FIXTURE",
             StatusCode::UNPROCESSABLE_ENTITY,
             "The fixture could not be loaded",
         ),
-        ChangeError::NoFixturePath => (
+        ChangeError::Load(ReloadError::NoInputs(_)) => (
             "NO_FIXTURE_PATH",
             StatusCode::BAD_REQUEST,
             "No fixture file to reload",
@@ -257,18 +258,13 @@ async fn handle(shared: Arc<Shared>, token: &str, req: Request<Incoming>) -> Adm
                 Err(p) => return answer(&p),
             };
             if body.iter().all(u8::is_ascii_whitespace) {
-                return run_change(shared, Shared::reload_from_file).await;
+                return run_change(shared, |s| s.reload(None)).await;
             }
-            let format = match parts
+            let media_type = parts
                 .headers
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-            {
-                ct if ct.contains("json") => Format::Json,
-                ct if ct.contains("yaml") => Format::Yaml,
-                _ => Format::Toml,
-            };
+                .map(str::to_string);
             let text = match String::from_utf8(body.to_vec()) {
                 Ok(t) => t,
                 Err(_) => {
@@ -280,17 +276,8 @@ async fn handle(shared: Arc<Shared>, token: &str, req: Request<Incoming>) -> Adm
                     ))
                 }
             };
-            run_change(shared, move |s| {
-                let base = s
-                    .res
-                    .options
-                    .fixture_path
-                    .as_deref()
-                    .and_then(std::path::Path::parent);
-                let built = parse_fixture(&text, format, base, "request body")?;
-                s.apply(built)
-            })
-            .await
+            let body = ReloadBody { text, media_type };
+            run_change(shared, move |s| s.reload(Some(&body))).await
         }
         ["admin", "nsgs", name, "security_rules"] => {
             let name = (*name).to_string();

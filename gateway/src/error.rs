@@ -3,7 +3,8 @@
 //! status (the contract table of the gateway issue); [`ProxyError::to_response`] renders the
 //! `application/problem+json` body and, on policy outcomes, the `x-vnetsim-verdict` header.
 //!
-//! This module knows nothing about sockets or `sim`: callers build the error with the facts they
+//! This module knows nothing about sockets, and of `sim` only the verdict code it maps (a typed
+//! `From<sim::VerdictCode>`): callers build the error with the facts they
 //! have (the verdict, the backend, the cause) and this module only formats them.
 
 use std::fmt;
@@ -18,6 +19,23 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Header naming the verdict on policy outcomes: `Deny; code=NSG_DENIED; rule=securityRules/x`.
 pub const VERDICT_HEADER: &str = "x-vnetsim-verdict";
+
+/// The gateway's code for a `sim` verdict code: the same name (a refused flow is answered
+/// with the code `check` prints). `ALLOWED` never reaches a refusal; it maps to `NSG_DENIED`
+/// only so the mapping is total.
+impl From<sim::VerdictCode> for ErrorCode {
+    fn from(code: sim::VerdictCode) -> ErrorCode {
+        use sim::VerdictCode as V;
+        match code {
+            V::NsgDenied | V::Allowed => ErrorCode::NsgDenied,
+            V::NotIntegrated => ErrorCode::NotIntegrated,
+            V::NoRoute => ErrorCode::NoRoute,
+            V::NoPublicEndpoint => ErrorCode::NoPublicEndpoint,
+            V::UnknownValue => ErrorCode::UnknownValue,
+            V::DnsFailure => ErrorCode::DnsFailure,
+        }
+    }
+}
 
 /// The stable code of a failure. Tests and clients match on these, never on text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,18 +107,6 @@ impl ErrorCode {
             ErrorCode::ConnectRefused => "CONNECT_REFUSED",
             ErrorCode::UpgradeRefused => "UPGRADE_REFUSED",
         }
-    }
-
-    /// The code for a `sim` verdict code string (`NSG_DENIED`, `NO_ROUTE`, ...), if it is one.
-    pub fn from_verdict_code(code: &str) -> Option<ErrorCode> {
-        Some(match code {
-            "NSG_DENIED" => ErrorCode::NsgDenied,
-            "NOT_INTEGRATED" => ErrorCode::NotIntegrated,
-            "NO_ROUTE" => ErrorCode::NoRoute,
-            "NO_PUBLIC_ENDPOINT" => ErrorCode::NoPublicEndpoint,
-            "UNKNOWN_VALUE" => ErrorCode::UnknownValue,
-            _ => return None,
-        })
     }
 
     /// A short, fixed title for the code (RFC 9457 `title`).

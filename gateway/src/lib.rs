@@ -10,8 +10,13 @@
 //! - `io` — the slow-client guard (header-read timeout with a 408 answer).
 //! - `proxy` — one request: open-proxy refusals, routing, in-place rewriting, hop-by-hop
 //!   stripping.
-//! - `policy` — the immutable policy snapshot and the **only** caller of `sim`: DNS, flow
-//!   verdicts, live changes, `flush_connection` re-evaluation; [`load_fixture`].
+//! - `policy` — the immutable policy snapshot and per-flow admission: it asks `sim` (the API's
+//!   flow, the verdict) and applies the answer.
+//! - `state` — the snapshot in force and changes to it (refused whole on error findings);
+//!   `sim` says which established flows a change cuts.
+//! - `resources` — what outlives snapshots: pools, echo backends, the CA, start options.
+//! - [`reload`] — the hook through which the owner's loader gives the gateway new topologies
+//!   (the gateway reads no topology files).
 //! - `upstream` — per-backend keep-alive pools of HTTP/1.1 client connections, TLS to HTTPS
 //!   backends, failure → code mapping.
 //! - [`flows`] — the flow table (established upstream connections).
@@ -34,7 +39,9 @@
 //! # Example
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let built = gateway::load_fixture(std::path::Path::new("fixtures/default.toml"))?;
+//! let text = std::fs::read_to_string("fixtures/default.toml")?;
+//! let fixture = sim::fixture::Fixture::parse(&text, sim::fixture::Format::Toml)?;
+//! let built = sim::Topology::build(&fixture, sim::ServiceTagTable::builtin());
 //! let gw = gateway::start(built, gateway::StartOptions::default()).await?;
 //! println!("gateway {} admin {} token {}", gw.url(), gw.admin_url(), gw.admin_token());
 //! gw.shutdown().await;
@@ -47,6 +54,7 @@ pub mod config;
 pub mod echo;
 pub mod error;
 pub mod flows;
+pub mod reload;
 pub mod server;
 pub mod tls;
 
@@ -56,6 +64,8 @@ mod io;
 mod metrics;
 mod policy;
 mod proxy;
+mod resources;
+mod state;
 mod upstream;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -78,7 +88,9 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub use body::GatewayBody;
 pub use config::{LimitOverrides, Limits};
 pub use flows::{FlowHop, FlowInfo, FlowTableMemory};
-pub use policy::{load_fixture, parse_fixture, ChangeError, ChangeReport, EchoInfo, FixtureError};
+pub use reload::{Reload, ReloadBody, ReloadError, ReloadHook};
+pub use resources::EchoInfo;
+pub use state::{ChangeError, ChangeReport};
 pub use tls::LocalCa;
 
 /// Maps one simulated `host:port` to a real socket that plays it (e.g. a wiremock server).
@@ -106,8 +118,16 @@ pub struct StartOptions {
     pub upstreams: Vec<UpstreamOverride>,
     /// Start a built-in echo backend for each `serve = "echo"` service (default true).
     pub start_echo: bool,
-    /// The fixture file `POST /admin/reload` re-reads (also the base of relative paths).
-    pub fixture_path: Option<PathBuf>,
+    /// The owner's loader: what a `POST /admin/reload` runs again (see [`reload`]); without
+    /// one, a reload is refused (`400 NO_FIXTURE_PATH`).
+    pub reload: Option<ReloadHook>,
+    /// The folder relative paths of the topology (`[gateway] tls_cert`, `tls_key`) are read
+    /// from (default: the current directory).
+    pub base_dir: Option<PathBuf>,
+    /// Start with, and apply changes to, topologies whose only error findings are the APIM
+    /// preflight's (default false: any error finding refuses the start and every change, as
+    /// `vnetsim up` refuses to start with them).
+    pub accept_preflight_errors: bool,
     /// Limits that override the fixture's `[gateway]` values.
     pub limits: LimitOverrides,
     /// The CA to use (default: a new one). Pass one to issue certificates for your own TLS
@@ -145,7 +165,9 @@ impl Default for StartOptions {
             admin_token: None,
             upstreams: Vec::new(),
             start_echo: true,
-            fixture_path: None,
+            reload: None,
+            base_dir: None,
+            accept_preflight_errors: false,
             limits: LimitOverrides::default(),
             ca: None,
             extra_roots: Vec::new(),
@@ -168,9 +190,15 @@ impl StartOptions {
         self
     }
 
-    /// Sets the fixture file that `POST /admin/reload` re-reads.
-    pub fn fixture_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.fixture_path = Some(path.into());
+    /// The owner's loader, run again by `POST /admin/reload`.
+    pub fn reload_with(mut self, hook: Arc<dyn Reload>) -> Self {
+        self.reload = Some(ReloadHook(hook));
+        self
+    }
+
+    /// The folder relative paths of the topology are read from.
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = Some(dir.into());
         self
     }
 
@@ -283,11 +311,10 @@ async fn bind(
 pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, StartError> {
     let rt = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
     for o in &opts.upstreams {
-        let known = built.topology.hosts().iter().any(|h| {
-            (h.name.eq_ignore_ascii_case(&o.host)
-                || h.dns.iter().any(|d| d.eq_ignore_ascii_case(&o.host)))
-                && h.services.iter().any(|s| s.port == o.port)
-        });
+        let t = &built.topology;
+        let known = t
+            .host_by_name_or_dns(&o.host)
+            .is_some_and(|h| t.hosts()[h].services.iter().any(|s| s.port == o.port));
         if !known {
             return Err(StartError::UnknownUpstream {
                 host: o.host.clone(),
@@ -326,7 +353,7 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
     };
     ca.write_pem(&ca_pem_path)?;
 
-    let options = policy::PolicyOptions {
+    let options = resources::PolicyOptions {
         upstreams: opts
             .upstreams
             .iter()
@@ -334,11 +361,13 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
             .collect(),
         limits: opts.limits.clone(),
         start_echo: opts.start_echo,
-        fixture_path: opts.fixture_path.clone(),
+        base_dir: opts.base_dir.clone(),
+        reload: opts.reload.clone(),
+        accept_preflight_errors: opts.accept_preflight_errors,
         bench: opts.bench,
     };
-    let res = policy::Resources::new(ca.clone(), upstream_tls, options, rt.clone());
-    let shared = Arc::new(policy::Shared::new(res, built)?);
+    let res = resources::Resources::new(ca.clone(), upstream_tls, options, rt.clone());
+    let shared = Arc::new(state::Shared::new(res, built)?);
 
     let (front, addr) = bind("listen", listen).await?;
     let (admin, admin_addr) = bind("admin_listen", admin_listen).await?;
@@ -376,7 +405,7 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
 /// period); [`GatewayHandle::shutdown`] also waits for the drain and closes every upstream
 /// connection and echo backend.
 pub struct GatewayHandle {
-    shared: Arc<policy::Shared>,
+    shared: Arc<state::Shared>,
     addr: SocketAddr,
     admin_addr: SocketAddr,
     token: Arc<str>,
@@ -474,18 +503,21 @@ impl GatewayHandle {
     /// Replaces the whole topology (listen addresses stay).
     ///
     /// # Errors
-    /// [`ChangeError::Invalid`] when `built` has structural error findings, or another refusal;
-    /// the running state is then unchanged.
+    /// [`ChangeError::Invalid`] when `built` has error findings (APIM preflight errors pass
+    /// only with [`StartOptions::accept_preflight_errors`]), or another refusal; the running
+    /// state is then unchanged.
     pub fn reload(&self, built: Built) -> Result<ChangeReport, ChangeError> {
         self.shared.apply(built)
     }
 
-    /// Re-reads the fixture file given at start (as `POST /admin/reload` without a body).
+    /// Runs the owner's loader again (as `POST /admin/reload`): with `body`, in place of the
+    /// start's inputs.
     ///
     /// # Errors
-    /// [`ChangeError::NoFixturePath`] without one; otherwise as [`GatewayHandle::reload`].
-    pub fn reload_from_file(&self) -> Result<ChangeReport, ChangeError> {
-        self.shared.reload_from_file()
+    /// [`ChangeError::Load`] without a reload hook or when the loader fails; otherwise as
+    /// [`GatewayHandle::reload`].
+    pub fn reload_inputs(&self, body: Option<&ReloadBody>) -> Result<ChangeReport, ChangeError> {
+        self.shared.reload(body)
     }
 
     /// Runs `f` on the topology in force.

@@ -26,7 +26,8 @@ use tracing::field::Empty;
 use crate::body::{GatewayBody, ReqBody};
 use crate::error::ProxyError;
 use crate::io::ConnState;
-use crate::policy::{PolicyState, Shared};
+use crate::policy::PolicyState;
+use crate::state::Shared;
 use crate::upstream;
 
 /// What the proxy knows about one client connection.

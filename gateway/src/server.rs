@@ -24,8 +24,8 @@ use tracing::{debug, warn};
 
 use crate::config::Limits;
 use crate::io::{ConnState, TimedIo};
-use crate::policy::Shared;
 use crate::proxy::{self, ConnInfo};
+use crate::state::Shared;
 
 /// HTTP/2 PING interval that detects dead clients.
 pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);

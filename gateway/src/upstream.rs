@@ -34,7 +34,8 @@ use crate::flows::{FlowEntry, FlowTable, NewFlow};
 use crate::io::LazyClock;
 use crate::lock;
 use crate::metrics::PoolGauge;
-use crate::policy::{Admitted, PolicyState, Resources, Route};
+use crate::policy::{Admitted, PolicyState, Route};
+use crate::resources::Resources;
 
 /// One open upstream connection and the flow it is.
 pub(crate) struct Conn {

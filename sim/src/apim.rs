@@ -275,6 +275,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
     if let Some(src) = t.apim_source() {
         dependency_check(t, src, &a.region, &spath, &mut f);
     }
+    f.extend(crate::ask::unresolvable_backends(t));
     f
 }
 

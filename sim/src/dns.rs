@@ -1,8 +1,18 @@
 //! Simulated name resolution, as seen from a VNet (an integrated instance resolves from its
-//! subnet's VNet) or from outside every VNet (a non-integrated instance).
+//! subnet's VNet) or from outside every VNet (a non-integrated instance, the internet).
+//!
+//! [`Topology::lookup`] is the one resolver: `check`, `test`, `validate`, `up`'s table, the
+//! harness and the gateway all resolve through it, so a name answers the same way everywhere.
 //!
 //! * A name under a declared private DNS zone (longest zone suffix wins) resolves only from a
-//!   VNet *linked* to that zone. Peering does not carry zone links — the classic Azure failure.
+//!   VNet *linked* to that zone; peering does not carry zone links ("What is an Azure Private DNS
+//!   zone?", virtual network links: <https://learn.microsoft.com/azure/dns/private-dns-virtual-network-links>).
+//!   From an unlinked VNet a custom zone gives no answer.
+//! * A `privatelink.*` zone is different: Azure's public DNS answers the service's public name
+//!   (and its `privatelink` CNAME) with the service's *public* address, so from an unlinked VNet
+//!   such a name resolves publicly — to the host's `public_address` when the topology gives
+//!   one, else it does not resolve ("Azure Private Endpoint DNS configuration":
+//!   <https://learn.microsoft.com/azure/private-link/private-endpoint-dns>).
 //! * Any other name of a host inside a VNet without a public address resolves from that VNet and
 //!   its connected peers only (*assumption* `ASSUMPTION_PRIVATE_NAME_SCOPE`).
 //! * Names of hosts with a public address resolve everywhere to that public address; names of
@@ -10,6 +20,8 @@
 //! * IP literals resolve to themselves.
 
 use std::net::IpAddr;
+
+use serde::Serialize;
 
 use crate::topology::{normalize_dns, Topology};
 
@@ -19,7 +31,7 @@ use crate::topology::{normalize_dns, Topology};
 pub struct DnsError {
     /// The name.
     pub name: String,
-    /// Why (names the zone and the VNet when a link is missing).
+    /// Why (names the zone and the VNets it is linked to when a link is missing).
     pub reason: String,
 }
 
@@ -37,32 +49,80 @@ pub enum ResolveFrom {
     Public,
 }
 
+/// How a name was (or would have been) answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// A record of a private DNS zone linked to the asking VNet.
+    PrivateZone,
+    /// Public DNS (a public address, a host outside every VNet, a `privatelink` name answered
+    /// publicly from an unlinked VNet).
+    Public,
+    /// A host's private name outside every zone, from its VNet or a connected peer
+    /// (`ASSUMPTION_PRIVATE_NAME_SCOPE`).
+    VnetName,
+    /// A `[[hosts]]` name given to `check` (the host's address; not a DNS lookup).
+    HostName,
+}
+
+/// The answer to a name: what the JSON prints as `"resolved"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    /// The name as asked (lower-cased, no trailing dot).
+    pub name: String,
+    /// The address, or `None` when the name does not resolve (`DNS_FAILURE`).
+    pub address: Option<IpAddr>,
+    /// The private DNS zone the name falls under, if any.
+    pub zone: Option<String>,
+    /// How it was answered (for a failure: where the lookup ended).
+    pub via: Via,
+    /// Why it did not resolve (`None` when it did).
+    #[serde(skip)]
+    pub failure: Option<String>,
+}
+
+impl Resolved {
+    /// The address, or the [`DnsError`] saying why there is none.
+    ///
+    /// # Errors
+    /// [`DnsError`] when the name did not resolve.
+    pub fn result(&self) -> Result<IpAddr, DnsError> {
+        self.address.ok_or_else(|| DnsError {
+            name: self.name.clone(),
+            reason: self.failure.clone().unwrap_or_default(),
+        })
+    }
+}
+
 // === impl Topology (DNS) ===
 
 impl Topology {
-    /// Resolves `name` from `from`.
-    ///
-    /// # Errors
-    /// [`DnsError`] when the name does not resolve from there.
-    pub fn resolve(&self, name: &str, from: ResolveFrom) -> Result<IpAddr, DnsError> {
+    /// Resolves `name` from `from`: the one resolver (see the module docs).
+    pub fn lookup(&self, name: &str, from: ResolveFrom) -> Resolved {
         let n = normalize_dns(name.trim_start_matches('[').trim_end_matches(']'));
-        if let Ok(ip) = n.parse::<IpAddr>() {
-            return Ok(ip);
-        }
-        let fail = |reason: String| {
-            Err(DnsError {
-                name: n.clone(),
-                reason,
-            })
+        let answer = |address: IpAddr, zone: Option<&str>, via: Via| Resolved {
+            name: n.clone(),
+            address: Some(address),
+            zone: zone.map(str::to_string),
+            via,
+            failure: None,
         };
+        let fail = |zone: Option<&str>, via: Via, reason: String| Resolved {
+            name: n.clone(),
+            address: None,
+            zone: zone.map(str::to_string),
+            via,
+            failure: Some(reason),
+        };
+        if let Ok(ip) = n.parse::<IpAddr>() {
+            return answer(ip, None, Via::Public);
+        }
         let from_name = match from {
             ResolveFrom::Vnet(v) => format!(
                 "VNet `{}`",
                 self.vnets.get(v).map_or("?", |x| x.name.as_str())
             ),
-            ResolveFrom::Public => {
-                "outside every VNet (the instance is not integrated)".to_string()
-            }
+            ResolveFrom::Public => "outside every VNet".to_string(),
         };
         // Private zones: longest suffix match.
         let zone = self
@@ -73,35 +133,95 @@ impl Topology {
         let owner = self.hosts.iter().find(|h| h.dns.contains(&n));
         if let Some(z) = zone {
             let linked = matches!(from, ResolveFrom::Vnet(v) if z.links.contains(&v));
-            if !linked {
-                return fail(format!(
-                    "NXDOMAIN: `{n}` is in private DNS zone `{}`, which is not linked to {from_name} (zone links do not follow peerings)",
-                    z.name
-                ));
+            if linked {
+                return match owner {
+                    Some(h) => answer(h.address, Some(&z.name), Via::PrivateZone),
+                    None => fail(
+                        Some(&z.name),
+                        Via::PrivateZone,
+                        format!(
+                            "NXDOMAIN: private DNS zone `{}` has no record `{n}`",
+                            z.name
+                        ),
+                    ),
+                };
             }
-            return match owner {
-                Some(h) => Ok(h.address),
-                None => fail(format!(
-                    "NXDOMAIN: private zone `{}` has no record `{n}`",
+            let links = self.zone_links(z);
+            if is_private_link_zone(&z.name) {
+                // Public DNS answers a Private Link name with the service's public address.
+                return match owner.and_then(|h| h.public_address) {
+                    Some(p) => answer(p, Some(&z.name), Via::Public),
+                    None => fail(
+                        Some(&z.name),
+                        Via::Public,
+                        format!(
+                            "NXDOMAIN: `{n}` is in Private Link zone `{}`, linked to {links} but not to {from_name}; public DNS answers such a name with the service's public address and this host has none (public_address)",
+                            z.name
+                        ),
+                    ),
+                };
+            }
+            return fail(
+                Some(&z.name),
+                Via::PrivateZone,
+                format!(
+                    "NXDOMAIN: `{n}` is in private DNS zone `{}`, linked to {links} but not to {from_name} (zone links do not follow peerings)",
                     z.name
-                )),
-            };
+                ),
+            );
         }
         let Some(h) = owner else {
-            return fail(format!("NXDOMAIN: no host has the name `{n}`"));
+            return fail(
+                None,
+                Via::Public,
+                format!("NXDOMAIN: no host has the name `{n}`"),
+            );
         };
         if let Some(p) = h.public_address {
-            return Ok(p);
+            return answer(p, None, Via::Public);
         }
         let Some(home) = self.vnet_of(h.address) else {
-            return Ok(h.address);
+            return answer(h.address, None, Via::Public);
         };
         match from {
-            ResolveFrom::Vnet(v) if self.connected(v, home) => Ok(h.address),
-            _ => fail(format!(
-                "NXDOMAIN: `{n}` is a private name of VNet `{}`, not resolvable from {from_name}",
-                self.vnets[home].name
-            )),
+            ResolveFrom::Vnet(v) if self.connected(v, home) => answer(h.address, None, Via::VnetName),
+            _ => fail(
+                None,
+                Via::VnetName,
+                format!(
+                    "NXDOMAIN: `{n}` is a private name of VNet `{}`, not resolvable from {from_name} ({})",
+                    self.vnets[home].name,
+                    crate::Assumption::PrivateNameScope.code()
+                ),
+            ),
+        }
+    }
+
+    /// Resolves `name` from `from`.
+    ///
+    /// # Errors
+    /// [`DnsError`] when the name does not resolve from there.
+    pub fn resolve(&self, name: &str, from: ResolveFrom) -> Result<IpAddr, DnsError> {
+        self.lookup(name, from).result()
+    }
+
+    /// Where a flow from `source` resolves names: the APIM instance from its subnet's VNet
+    /// (or public DNS when not integrated), any other address from its VNet, else public DNS.
+    pub fn resolver_of(&self, source: IpAddr) -> ResolveFrom {
+        if self.apim_source() == Some(source) {
+            if let Some(from) = self.apim_resolver() {
+                return from;
+            }
+        }
+        self.vnet_of(source)
+            .map_or(ResolveFrom::Public, ResolveFrom::Vnet)
+    }
+
+    /// Where the APIM instance resolves names (`None` without `[apim]`).
+    pub fn apim_resolver(&self) -> Option<ResolveFrom> {
+        match self.apim_in_subnet() {
+            Some((_, vnet, _, _)) => Some(ResolveFrom::Vnet(vnet)),
+            None => self.apim.as_ref().map(|_| ResolveFrom::Public),
         }
     }
 
@@ -111,13 +231,134 @@ impl Topology {
     /// # Errors
     /// [`DnsError`] when the name does not resolve, or the topology has no `[apim]`.
     pub fn resolve_from_apim(&self, name: &str) -> Result<IpAddr, DnsError> {
-        match self.apim_in_subnet() {
-            Some((_, vnet, _, _)) => self.resolve(name, ResolveFrom::Vnet(vnet)),
-            None if self.apim.is_some() => self.resolve(name, ResolveFrom::Public),
+        match self.apim_resolver() {
+            Some(from) => self.resolve(name, from),
             None => Err(DnsError {
                 name: name.to_string(),
                 reason: "the topology has no [apim] instance".into(),
             }),
         }
+    }
+
+    /// The host named `name`: by its `[[hosts]]` name first, else by one of its DNS names
+    /// (both case-insensitive). The one lookup of a host by name.
+    pub fn host_by_name_or_dns(&self, name: &str) -> Option<usize> {
+        self.host_index(name).or_else(|| {
+            let dns = normalize_dns(name);
+            self.hosts.iter().position(|h| h.dns.contains(&dns))
+        })
+    }
+
+    /// `vnet-a, vnet-b` (or `no VNet`) for messages.
+    fn zone_links(&self, z: &crate::topology::DnsZone) -> String {
+        if z.links.is_empty() {
+            return "no VNet".to_string();
+        }
+        let mut names: Vec<String> = z
+            .links
+            .iter()
+            .filter_map(|&v| self.vnets.get(v).map(|x| format!("`{}`", x.name)))
+            .collect();
+        names.sort();
+        names.join(", ")
+    }
+}
+
+/// Whether a zone is a Private Link zone (`privatelink.blob.core.windows.net`, ...).
+pub fn is_private_link_zone(zone: &str) -> bool {
+    zone.starts_with("privatelink.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::{Fixture, Format};
+    use crate::ServiceTagTable;
+
+    fn topo(extra: &str) -> Topology {
+        let text = format!(
+            r#"
+[[vnets]]
+name = "app"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+peerings = ["hub"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.0.1.0/24"
+[[vnets]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["app"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.1.1.0/24"
+[[hosts]]
+name = "kv"
+address = "10.1.1.5"
+kind = "private-endpoint"
+dns = ["kv1.privatelink.vaultcore.azure.net", "orders.internal.example"]
+{extra}
+"#
+        );
+        let f = Fixture::parse(&text, Format::Toml).unwrap();
+        Topology::build(&f, ServiceTagTable::builtin()).topology
+    }
+
+    #[test]
+    fn custom_zone_answers_only_linked_vnets() {
+        let t = topo("[[private_dns_zones]]\nname = \"internal.example\"\nlinks = [\"hub\"]\n");
+        let hub = t.lookup("orders.internal.example", ResolveFrom::Vnet(1));
+        assert_eq!(hub.address, Some("10.1.1.5".parse().unwrap()));
+        assert_eq!(hub.via, Via::PrivateZone);
+        // Linked only to the peer: the app VNet gets nothing, and the reason names the link.
+        let app = t.lookup("orders.internal.example", ResolveFrom::Vnet(0));
+        assert_eq!(app.address, None);
+        assert_eq!(app.zone.as_deref(), Some("internal.example"));
+        let why = app.failure.unwrap();
+        assert!(
+            why.contains("linked to `hub`") && why.contains("VNet `app`"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn unlinked_custom_zone_names_no_vnet() {
+        let t = topo("[[private_dns_zones]]\nname = \"internal.example\"\n");
+        let r = t.lookup("orders.internal.example", ResolveFrom::Vnet(1));
+        assert_eq!(r.address, None);
+        assert!(r.failure.unwrap().contains("linked to no VNet"));
+    }
+
+    #[test]
+    fn private_link_zone_falls_back_to_public_dns() {
+        let zone = "[[private_dns_zones]]\nname = \"privatelink.vaultcore.azure.net\"\nlinks = [\"hub\"]\n";
+        let t = topo(zone);
+        // Unlinked, no public address: no answer.
+        let r = t.lookup("kv1.privatelink.vaultcore.azure.net", ResolveFrom::Vnet(0));
+        assert_eq!((r.address, r.via), (None, Via::Public));
+        // Linked: the private address.
+        let r = t.lookup("kv1.privatelink.vaultcore.azure.net", ResolveFrom::Vnet(1));
+        assert_eq!(r.address, Some("10.1.1.5".parse().unwrap()));
+        // With a public address, the unlinked VNet gets it from public DNS.
+        let t = topo(&format!("{zone}\n")).clone();
+        let mut with_public = t.clone();
+        with_public.hosts[0].public_address = Some("52.1.2.3".parse().unwrap());
+        let r = with_public.lookup("kv1.privatelink.vaultcore.azure.net", ResolveFrom::Vnet(0));
+        assert_eq!(r.address, Some("52.1.2.3".parse().unwrap()));
+        assert_eq!(r.via, Via::Public);
+        assert_eq!(r.zone.as_deref(), Some("privatelink.vaultcore.azure.net"));
+    }
+
+    #[test]
+    fn private_names_follow_connected_peers() {
+        let t = topo("");
+        let r = t.lookup("orders.internal.example", ResolveFrom::Vnet(0));
+        assert_eq!(r.via, Via::VnetName);
+        assert!(r.address.is_some());
+        let r = t.lookup("orders.internal.example", ResolveFrom::Public);
+        assert!(r.address.is_none());
+        assert!(r.failure.unwrap().contains("ASSUMPTION_PRIVATE_NAME_SCOPE"));
     }
 }

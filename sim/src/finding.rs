@@ -165,6 +165,8 @@ finding_codes! {
     ApiBackendNoService => "API_BACKEND_NO_SERVICE", Error, APIM_BACKENDS;
     /// An API's backend scheme disagrees with its service's `tls` setting.
     ApiBackendSchemeMismatch => "API_BACKEND_SCHEME_MISMATCH", Error, APIM_BACKENDS;
+    /// An API's backend name does not resolve from the APIM instance (the gateway answers `502 DNS_FAILURE`).
+    ApiBackendUnresolvable => "API_BACKEND_UNRESOLVABLE", Warning, PRIVATE_DNS;
     /// Two APIs share a path prefix (compared case-insensitively).
     ApiPathDuplicate => "API_PATH_DUPLICATE", Error, APIM_BACKENDS;
     /// An API path is not `/` followed by segments.

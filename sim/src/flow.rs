@@ -19,6 +19,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::dns::Resolved;
 use crate::finding::Assumption;
 use crate::fixture::{HostKind, NetworkMode};
 use crate::nsg::{CompiledNsg, FlowKey, RuleEvaluation, RuleMatch};
@@ -39,6 +40,24 @@ pub struct Flow {
     pub destination: IpAddr,
     /// Destination port.
     pub destination_port: Option<u16>,
+}
+
+impl fmt::Display for Flow {
+    /// `Tcp 10.0.1.4:60000 -> 10.0.2.4:443` (`[v6]:port` for IPv6; no ports for ICMP/ESP/AH).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ep = |ip: IpAddr, port: Option<u16>| match (ip, port) {
+            (IpAddr::V6(v6), Some(p)) => format!("[{v6}]:{p}"),
+            (ip, Some(p)) => format!("{ip}:{p}"),
+            (ip, None) => ip.to_string(),
+        };
+        write!(
+            f,
+            "{:?} {} -> {}",
+            self.protocol,
+            ep(self.source, self.source_port),
+            ep(self.destination, self.destination_port)
+        )
+    }
 }
 
 impl Flow {
@@ -116,11 +135,13 @@ pub enum VerdictCode {
     NoPublicEndpoint,
     /// The outcome depends on a rule field only known at deployment time.
     UnknownValue,
+    /// The destination name does not resolve from the source's side.
+    DnsFailure,
 }
 
 impl VerdictCode {
     /// The code as printed: `ALLOWED`, `NSG_DENIED`, `NO_ROUTE`, `NOT_INTEGRATED`,
-    /// `NO_PUBLIC_ENDPOINT`, `UNKNOWN_VALUE`.
+    /// `NO_PUBLIC_ENDPOINT`, `UNKNOWN_VALUE`, `DNS_FAILURE`.
     pub fn as_str(self) -> &'static str {
         match self {
             VerdictCode::Allowed => "ALLOWED",
@@ -129,17 +150,19 @@ impl VerdictCode {
             VerdictCode::NotIntegrated => "NOT_INTEGRATED",
             VerdictCode::NoPublicEndpoint => "NO_PUBLIC_ENDPOINT",
             VerdictCode::UnknownValue => "UNKNOWN_VALUE",
+            VerdictCode::DnsFailure => "DNS_FAILURE",
         }
     }
 
     /// Every code, in declaration order.
-    pub const ALL: [VerdictCode; 6] = [
+    pub const ALL: [VerdictCode; 7] = [
         VerdictCode::Allowed,
         VerdictCode::NsgDenied,
         VerdictCode::NoRoute,
         VerdictCode::NotIntegrated,
         VerdictCode::NoPublicEndpoint,
         VerdictCode::UnknownValue,
+        VerdictCode::DnsFailure,
     ];
 }
 
@@ -259,8 +282,8 @@ pub struct FlowView {
     pub source: String,
     /// Source port.
     pub source_port: Option<u16>,
-    /// Destination address.
-    pub destination: String,
+    /// Destination address (`None` when the destination name did not resolve).
+    pub destination: Option<String>,
     /// Destination port.
     pub destination_port: Option<u16>,
 }
@@ -285,6 +308,10 @@ pub struct Verdict {
     pub assumptions: Vec<Assumption>,
     /// The service tag table used.
     pub service_tags: ServiceTagsInfo,
+    /// How the destination name was resolved, when a name was asked
+    /// ([`Topology::ask`](crate::topology::Topology::ask)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Resolved>,
 }
 
 // === Planning ===
@@ -699,7 +726,7 @@ impl Topology {
                 } else {
                     None
                 },
-                destination: flow.destination.to_string(),
+                destination: Some(flow.destination.to_string()),
                 destination_port: if flow.protocol.has_ports() {
                     flow.destination_port
                 } else {
@@ -711,6 +738,7 @@ impl Topology {
             decided_by,
             detail,
             service_tags: self.tags.info().clone(),
+            resolved: None,
         }
     }
 
@@ -749,13 +777,34 @@ impl fmt::Display for Verdict {
             Some(p) => format!("{addr}:{p}"),
             None => addr.to_string(),
         };
+        let destination = match (&self.flow.destination, &self.resolved) {
+            (Some(d), _) => ep(d, self.flow.destination_port),
+            (None, Some(r)) => ep(&r.name, self.flow.destination_port),
+            (None, None) => "?".to_string(),
+        };
         writeln!(
             f,
             "Flow      {} {} -> {}",
             self.flow.protocol,
             ep(&self.flow.source, self.flow.source_port),
-            ep(&self.flow.destination, self.flow.destination_port)
+            destination
         )?;
+        if let Some(r) = &self.resolved {
+            let via = match r.via {
+                crate::dns::Via::PrivateZone => "private zone",
+                crate::dns::Via::Public => "public DNS",
+                crate::dns::Via::VnetName => "VNet name",
+                crate::dns::Via::HostName => "[[hosts]] name",
+            };
+            let zone = r
+                .zone
+                .as_ref()
+                .map_or(String::new(), |z| format!(", zone {z}"));
+            match r.address {
+                Some(a) => writeln!(f, "Resolved  {} -> {a} ({via}{zone})", r.name)?,
+                None => writeln!(f, "Resolved  {} -> no answer ({via}{zone})", r.name)?,
+            }
+        }
         writeln!(f, "Verdict   {:?} ({})", self.verdict, self.code)?;
         match &self.decided_by {
             Some(d) => writeln!(

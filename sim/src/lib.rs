@@ -14,7 +14,9 @@
 //! - `classifier` (private) — the bit-vector first-match classifier behind long rule lists.
 //! - [`topology`] — the validated model built from a fixture, with every finding.
 //! - [`flow`] — [`Flow`] (the question) and [`Verdict`] (the answer with its explanation).
-//! - [`dns`] — name resolution from a VNet or from a non-integrated instance.
+//! - [`dns`] — name resolution from a VNet or from a non-integrated instance: the one resolver.
+//! - [`ask`] — the question engine's front door: a flow whose destination may be a name, an
+//!   API's backend flow, the fate of an established flow after a change.
 //! - [`apim`] — the APIM v2 preflight (integration and injection requirements).
 //! - [`api`] — the gateway's APIs and backend services, as data.
 //! - [`synth`] — seeded synthetic tag tables, NSGs and flows for benchmarks and tests.
@@ -25,6 +27,7 @@
 pub mod api;
 pub mod apim;
 pub mod arm;
+pub mod ask;
 pub mod cidr;
 mod classifier;
 pub mod dns;
@@ -37,7 +40,9 @@ pub mod synth;
 pub mod tags;
 pub mod topology;
 
+pub use ask::{ApiEndpoints, Destination, Fate, Question};
 pub use cidr::{AddrSet, Cidr, CidrError};
+pub use dns::{Resolved, Via};
 pub use finding::{Assumption, Finding, FindingCode, Severity};
 pub use flow::{Decision, Flow, Verdict, VerdictCode, VerdictKind};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol};

@@ -188,7 +188,8 @@ pub struct GatewayChild {
 /// [`BenchError`] when the fixture cannot be loaded, has error findings, or the gateway does
 /// not start.
 pub fn run_gateway_child(o: &GatewayChild) -> Result<(), BenchError> {
-    let mut built = load_fixture(o.fixture.as_deref())?;
+    let loaded = load_fixture(o.fixture.as_deref())?;
+    let mut built = loaded.built;
     if o.plain_upstreams {
         built = plain_upstreams(&built.topology);
     }
@@ -202,8 +203,13 @@ pub fn run_gateway_child(o: &GatewayChild) -> Result<(), BenchError> {
         return Err(BenchError::Findings(errors.join("; ")));
     }
     let mut opts = gateway::StartOptions::default();
-    if let Some(p) = &o.fixture {
-        opts = opts.fixture_path(p.clone());
+    if let Some(dir) = loaded.recipe.base_dir() {
+        opts = opts.base_dir(dir);
+    }
+    // A reload runs the same load again; the clear-text rewrite is the bench's own, so a
+    // gateway serving it has no reload.
+    if !o.plain_upstreams {
+        opts = opts.reload_with(std::sync::Arc::new(loaded.recipe));
     }
     for (h, p, a) in &o.upstreams {
         opts = opts.upstream(h, *p, *a);
@@ -235,8 +241,8 @@ pub fn run_gateway_child(o: &GatewayChild) -> Result<(), BenchError> {
     })
 }
 
-fn load_fixture(path: Option<&Path>) -> Result<sim::Built, BenchError> {
-    let loaded = match path {
+fn load_fixture(path: Option<&Path>) -> Result<crate::load::Loaded, BenchError> {
+    match path {
         Some(p) => load_path(p, &TagSource::Fixture),
         None => load_str(
             "fixtures/default.toml",
@@ -245,8 +251,7 @@ fn load_fixture(path: Option<&Path>) -> Result<sim::Built, BenchError> {
             &TagSource::Fixture,
         ),
     }
-    .map_err(|e| BenchError::Fixture(e.to_string()))?;
-    Ok(loaded.built)
+    .map_err(|e| BenchError::Fixture(e.to_string()))
 }
 
 /// The topology with every `https://host[:port]/path` backend rewritten to

@@ -15,7 +15,7 @@ pub(crate) struct Args {
     /// Source: `apim` (the instance's outbound address), a host name or DNS name of the fixture, or an IP address.
     #[arg(long, value_name = "SRC", allow_hyphen_values = true)]
     from: String,
-    /// Destination: `apim` (the gateway endpoint), a host name or an IP, with `:PORT` for Tcp/Udp (`[addr]:PORT` for IPv6).
+    /// Destination: `apim` (the gateway endpoint), a host name, a DNS name or an IP, with `:PORT` for Tcp/Udp (`[addr]:PORT` for IPv6). A DNS name resolves from the source's VNet exactly as the gateway resolves it (private zones only from linked VNets; an unresolvable name is Unreachable / DNS_FAILURE); a `[[hosts]]` name is that host's address and wins over a DNS name of another host.
     #[arg(long, value_name = "DST[:PORT]", allow_hyphen_values = true)]
     to: String,
     /// Protocol, case-insensitive: Tcp (default), Udp, Icmp, Esp, Ah.

@@ -42,36 +42,28 @@ fn backends(
     upstream_of: impl Fn(&str, u16) -> Option<SocketAddr>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut out = serde_json::Map::new();
-    for api in t.apis() {
+    for (i, api) in t.apis().iter().enumerate() {
         let b = &api.backend;
         let host = api.host.map(|h| t.hosts()[h].name.clone());
-        let (address, verdict, code, rule) = match (t.resolve_from_apim(&b.host), t.apim_source()) {
-            (Ok(ip), Some(src)) => {
-                let d = t.decide(&sim::Flow::tcp(src, 60000, ip, b.port));
-                let rule = d.decided_by.map(|r| {
-                    let i = t.rule_info(r);
-                    format!("{} {}", i.nsg, i.rule)
-                });
-                (
-                    Some(ip.to_string()),
-                    format!("{:?}", d.verdict),
-                    d.code.as_str().to_string(),
-                    rule,
-                )
-            }
-            (Err(e), _) => (
-                None,
-                "Unreachable".into(),
-                "DNS_FAILURE".into(),
-                Some(e.reason),
-            ),
-            (Ok(ip), None) => (
-                Some(ip.to_string()),
-                "Unknown".into(),
-                "NO_APIM".into(),
-                None,
-            ),
-        };
+        // The same question `check --from apim --to HOST:PORT` asks, answered by `sim`.
+        let (address, verdict, code, rule) =
+            match t.api_question(i, vnetsim::query::DEFAULT_SOURCE_PORT) {
+                Some(q) => {
+                    let v = t.ask(&q);
+                    let rule = match &v.decided_by {
+                        Some(d) => Some(format!("{} {}", d.nsg, d.rule)),
+                        None if v.code == sim::VerdictCode::DnsFailure => Some(v.detail.clone()),
+                        None => None,
+                    };
+                    (
+                        v.resolved.and_then(|r| r.address).map(|a| a.to_string()),
+                        format!("{:?}", v.verdict),
+                        v.code.as_str().to_string(),
+                        rule,
+                    )
+                }
+                None => (None, "Unknown".into(), "NO_APIM".into(), None),
+            };
         // A configured upstream (`--upstream`, the fixture's `upstream`) or the echo playing it.
         let configured = api.host.and_then(|h| {
             t.hosts()[h]

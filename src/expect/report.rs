@@ -131,7 +131,14 @@ impl Outcome {
             v.code,
             v.flow.protocol,
             socket(&v.flow.source, v.flow.source_port),
-            socket(&v.flow.destination, v.flow.destination_port),
+            socket(
+                v.flow
+                    .destination
+                    .as_deref()
+                    .or(v.resolved.as_ref().map(|r| r.name.as_str()))
+                    .unwrap_or("?"),
+                v.flow.destination_port
+            ),
             v.detail
         ));
         lines

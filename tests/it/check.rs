@@ -165,15 +165,24 @@ fn apim_as_destination_is_the_public_gateway_endpoint() {
 
 #[test]
 fn names_are_case_insensitive_and_dns_names_work() {
-    let lower = check("fixtures/default.toml", "apim", "orders:443", &[]).json();
-    let upper = check("fixtures/default.toml", "APIM", "ORDERS:443", &[]).json();
-    let dns = check(
+    let mut lower = check("fixtures/default.toml", "apim", "orders:443", &[]).json();
+    let mut upper = check("fixtures/default.toml", "APIM", "ORDERS:443", &[]).json();
+    let mut dns = check(
         "fixtures/default.toml",
         "Apim",
         "orders.internal.contoso.com:443",
         &[],
     )
     .json();
+    // Since the one-answer change the JSON says how a name was resolved: a `[[hosts]]` name
+    // is the host's address, a DNS name goes through the private zone linked to vnet-app.
+    assert_eq!(lower["resolved"]["via"], "host-name");
+    assert_eq!(upper["resolved"]["name"], "orders");
+    assert_eq!(dns["resolved"]["via"], "private-zone");
+    assert_eq!(dns["resolved"]["zone"], "internal.contoso.com");
+    for j in [&mut lower, &mut upper, &mut dns] {
+        j.as_object_mut().unwrap().remove("resolved");
+    }
     assert_eq!(lower, upper);
     assert_eq!(lower, dns);
     // Protocol values are case-insensitive too.

@@ -7,6 +7,8 @@ mod e2e;
 mod expectations;
 mod fixtures_table;
 mod formats;
+mod one_answer;
+mod parity;
 mod support;
 mod up;
 mod validate;

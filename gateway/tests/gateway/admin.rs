@@ -126,13 +126,16 @@ async fn invalid_rule_change_is_refused_and_the_old_state_kept() {
 }
 
 #[tokio::test]
-async fn reload_rereads_the_fixture_file() {
+async fn reload_runs_the_owners_loader_again() {
     let dir = std::env::temp_dir().join(format!("vnetsim-gw-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("topology.toml");
     std::fs::write(&file, Topo::default().toml()).unwrap();
-    let built = gateway::load_fixture(&file).unwrap();
-    let gw = gateway::start(built, opts().fixture_path(&file))
+    let built = Topo::default().built();
+    let hook = TestReload {
+        file: Some(file.clone()),
+    };
+    let gw = gateway::start(built, opts().reload_with(std::sync::Arc::new(hook)))
         .await
         .unwrap();
     let token = gw.admin_token().to_string();

@@ -284,16 +284,54 @@ pub fn fast_limits() -> LimitOverrides {
     }
 }
 
-/// Options with [`fast_limits`].
-pub fn opts() -> StartOptions {
-    StartOptions::default().limits(fast_limits())
+/// A stand-in for the owner's loader (the gateway reads no files itself): a bodiless reload
+/// reads `file` as TOML; a body is parsed as JSON, YAML or TOML by its media type.
+pub struct TestReload {
+    /// The file a bodiless reload reads.
+    pub file: Option<std::path::PathBuf>,
 }
 
-/// Starts a gateway for `topo` with `opts`, asserting the topology is usable.
-pub async fn start(topo: &Topo, opts: StartOptions) -> GatewayHandle {
+impl gateway::Reload for TestReload {
+    fn reload(&self, body: Option<&gateway::ReloadBody>) -> Result<Built, gateway::ReloadError> {
+        let (text, format) = match body {
+            Some(b) => {
+                let format = match b.media_type.as_deref().unwrap_or("") {
+                    m if m.contains("json") => Format::Json,
+                    m if m.contains("yaml") => Format::Yaml,
+                    _ => Format::Toml,
+                };
+                (b.text.clone(), format)
+            }
+            None => {
+                let file = self
+                    .file
+                    .as_ref()
+                    .ok_or_else(|| gateway::ReloadError::NoInputs("no fixture file".into()))?;
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| gateway::ReloadError::Unreadable(e.to_string()))?;
+                (text, Format::Toml)
+            }
+        };
+        let f = Fixture::parse(&text, format)
+            .map_err(|e| gateway::ReloadError::Invalid(e.to_string()))?;
+        Ok(Topology::build(&f, ServiceTagTable::builtin()))
+    }
+}
+
+/// Options with [`fast_limits`], and [`TestReload`] for reload bodies.
+pub fn opts() -> StartOptions {
+    StartOptions::default()
+        .limits(fast_limits())
+        .reload_with(std::sync::Arc::new(TestReload { file: None }))
+}
+
+/// Starts a gateway for `topo` with `opts`, asserting the topology is usable (APIM preflight
+/// errors are accepted: these tests watch misconfigured instances fail on the wire).
+pub async fn start(topo: &Topo, mut opts: StartOptions) -> GatewayHandle {
     let b = topo.built();
     let errors = b.structural_errors();
     assert!(errors.is_empty(), "fixture has errors: {errors:#?}");
+    opts.accept_preflight_errors = b.has_errors();
     gateway::start(b, opts).await.expect("gateway starts")
 }
 

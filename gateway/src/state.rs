@@ -1,0 +1,322 @@
+//! Gateway-wide state: the snapshot in force, changes to it (serialized, each refused whole
+//! when the new topology has error findings), and the client connection cap.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
+use sim::fixture::RawRule;
+use sim::{Built, Fate, Finding, Topology};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::flows::FlowEntry;
+use crate::lock;
+use crate::policy::PolicyState;
+use crate::reload::{ReloadBody, ReloadError};
+use crate::resources::Resources;
+use crate::tls::TlsError;
+
+/// Why a change (a reload or a rule replacement) was refused; the running state is unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The new topology has error findings.
+    #[error("the change has {} error finding(s); nothing was applied", .findings.iter().filter(|f| f.is_error()).count())]
+    Invalid {
+        /// Every finding of the refused topology (errors first).
+        findings: Vec<Finding>,
+    },
+    /// No NSG has that name.
+    #[error("no NSG named `{0}`")]
+    UnknownNsg(String),
+    /// A rule does not have the fixture shape (a missing direction, two address forms, ...).
+    #[error("{0}")]
+    InvalidRules(String),
+    /// The owner's loader could not produce a topology (bad input, an unreadable file, or no
+    /// reload hook given at start).
+    #[error(transparent)]
+    Load(#[from] ReloadError),
+    /// A socket that plays a backend is not loopback.
+    #[error("host `{host}` port {port} maps to {target}, which is not a loopback address (set `allow_non_loopback_upstreams = true` to allow it)")]
+    NotLoopback {
+        /// The `[[hosts]]` name.
+        host: String,
+        /// The service port.
+        port: u16,
+        /// The socket.
+        target: SocketAddr,
+    },
+    /// A built-in echo backend could not start.
+    #[error("starting the echo backend for `{host}` port {port}: {source}")]
+    Echo {
+        /// The `[[hosts]]` name.
+        host: String,
+        /// The service port.
+        port: u16,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A certificate could not be issued or loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// An API's backend cannot be used as a `Host` header or TLS name.
+    #[error("API `{api}`: {reason}")]
+    Backend {
+        /// The API.
+        api: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ChangeError {
+    /// The findings of a refused topology (empty for other refusals).
+    pub fn findings(&self) -> &[Finding] {
+        match self {
+            ChangeError::Invalid { findings } => findings,
+            _ => &[],
+        }
+    }
+}
+
+/// What an accepted change did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChangeReport {
+    /// The new policy generation (1 at start, +1 per change).
+    pub generation: u64,
+    /// Every finding of the new topology (warnings, and APIM preflight errors, do not block).
+    pub findings: Vec<Finding>,
+    /// Established flows re-evaluated.
+    pub flows_checked: usize,
+    /// Established flows cut by `flush_connection`.
+    pub flows_cut: usize,
+}
+
+/// Asks `sim` what becomes of every established flow in `topology`
+/// ([`Topology::established_fate`]) and cuts those it says to cut. Returns (checked, cut).
+fn reevaluate(flows: &[Arc<FlowEntry>], topology: &Topology) -> (usize, usize) {
+    let mut cut = 0;
+    for f in flows {
+        if f.is_cut() {
+            continue;
+        }
+        let fate = topology.established_fate(&f.flow);
+        if fate == Fate::Keep {
+            continue;
+        }
+        let why = topology.fate_text(&f.flow, fate).to_string();
+        tracing::info!(flow = %f.describe(), reason = %why, "established flow cut");
+        f.cut(why);
+        cut += 1;
+    }
+    (flows.len(), cut)
+}
+
+struct ChangeState {
+    generation: u64,
+    conn_limit: usize,
+}
+
+/// Gateway-wide state: the current snapshot, the resources, the connection cap.
+pub(crate) struct Shared {
+    pub(crate) res: Resources,
+    state: RwLock<Arc<PolicyState>>,
+    /// Serializes changes (each builds on the snapshot it replaces).
+    change: Mutex<ChangeState>,
+    /// Client connection permits (`max_connections`).
+    pub(crate) conn_limit: Arc<Semaphore>,
+    /// Permits to retire when they come back (a lowered `max_connections`).
+    permit_debt: AtomicUsize,
+}
+
+// === impl Shared ===
+
+impl Shared {
+    /// Builds the first snapshot.
+    pub(crate) fn new(res: Resources, built: Built) -> Result<Shared, ChangeError> {
+        if refused(&built, res.options.accept_preflight_errors) {
+            return Err(ChangeError::Invalid {
+                findings: built.findings,
+            });
+        }
+        let state = PolicyState::build(&res, built.topology, 1)?;
+        let conn_limit = state.limits.max_connections;
+        Ok(Shared {
+            res,
+            state: RwLock::new(Arc::new(state)),
+            change: Mutex::new(ChangeState {
+                generation: 1,
+                conn_limit,
+            }),
+            conn_limit: Arc::new(Semaphore::new(conn_limit)),
+            permit_debt: AtomicUsize::new(0),
+        })
+    }
+
+    /// The snapshot in force.
+    pub(crate) fn snapshot(&self) -> Arc<PolicyState> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies a new topology (see the module docs).
+    pub(crate) fn apply(&self, built: Built) -> Result<ChangeReport, ChangeError> {
+        self.change_with(|_| Ok(built))
+    }
+
+    /// Replaces one NSG's custom rules.
+    pub(crate) fn set_nsg_rules(
+        &self,
+        nsg: &str,
+        rules: &[RawRule],
+    ) -> Result<ChangeReport, ChangeError> {
+        self.change_with(|current| {
+            if current.topology.nsg_index(nsg).is_none() {
+                return Err(ChangeError::UnknownNsg(nsg.to_string()));
+            }
+            current
+                .topology
+                .with_nsg_rules(nsg, rules)
+                .map_err(ChangeError::InvalidRules)
+        })
+    }
+
+    /// Asks the owner's loader for a topology — the start's inputs and options again, or
+    /// `body` in place of the inputs — and applies it.
+    pub(crate) fn reload(&self, body: Option<&ReloadBody>) -> Result<ChangeReport, ChangeError> {
+        let hook = self
+            .res
+            .options
+            .reload
+            .clone()
+            .ok_or_else(|| ReloadError::NoInputs("no reload hook was given at start (the gateway was started from a topology in memory); send nothing or use GatewayHandle::reload".into()))?;
+        self.change_with(|_| Ok(hook.0.reload(body)?))
+    }
+
+    fn change_with(
+        &self,
+        make: impl FnOnce(&PolicyState) -> Result<Built, ChangeError>,
+    ) -> Result<ChangeReport, ChangeError> {
+        let mut cs = lock(&self.change);
+        let result = self.change_locked(&mut cs, make);
+        match &result {
+            Ok(r) => {
+                self.res
+                    .metrics
+                    .changes_applied
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    generation = r.generation,
+                    flows_cut = r.flows_cut,
+                    "policy change applied"
+                );
+            }
+            Err(e) => {
+                self.res
+                    .metrics
+                    .changes_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(cause = %e, "policy change refused");
+            }
+        }
+        result
+    }
+
+    fn change_locked(
+        &self,
+        cs: &mut ChangeState,
+        make: impl FnOnce(&PolicyState) -> Result<Built, ChangeError>,
+    ) -> Result<ChangeReport, ChangeError> {
+        let current = self.snapshot();
+        let built = make(&current)?;
+        if refused(&built, self.res.options.accept_preflight_errors) {
+            return Err(ChangeError::Invalid {
+                findings: built.findings,
+            });
+        }
+        let findings = built.findings;
+        let next = Arc::new(PolicyState::build(
+            &self.res,
+            built.topology,
+            cs.generation + 1,
+        )?);
+        cs.generation += 1;
+        *self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next.clone();
+        self.resize_conn_limit(cs, next.limits.max_connections);
+        let (checked, cut) = reevaluate(&self.res.flows.snapshot(), &next.topology);
+        self.res
+            .metrics
+            .flows_cut
+            .fetch_add(cut as u64, Ordering::Relaxed);
+        Ok(ChangeReport {
+            generation: cs.generation,
+            findings,
+            flows_checked: checked,
+            flows_cut: cut,
+        })
+    }
+
+    fn resize_conn_limit(&self, cs: &mut ChangeState, new: usize) {
+        if new > cs.conn_limit {
+            let mut grow = new - cs.conn_limit;
+            // Cancel pending retirements first.
+            while grow > 0 {
+                let debt = self.permit_debt.load(Ordering::Acquire);
+                if debt == 0 {
+                    break;
+                }
+                let pay = debt.min(grow);
+                if self
+                    .permit_debt
+                    .compare_exchange(debt, debt - pay, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    grow -= pay;
+                }
+            }
+            self.conn_limit.add_permits(grow);
+        } else if new < cs.conn_limit {
+            let shrink = cs.conn_limit - new;
+            let forgotten = self.conn_limit.forget_permits(shrink);
+            self.permit_debt
+                .fetch_add(shrink - forgotten, Ordering::AcqRel);
+        }
+        cs.conn_limit = new;
+    }
+
+    /// Returns a client connection's permit, retiring it if `max_connections` was lowered.
+    pub(crate) fn release_permit(&self, permit: OwnedSemaphorePermit) {
+        let mut debt = self.permit_debt.load(Ordering::Acquire);
+        while debt > 0 {
+            match self.permit_debt.compare_exchange(
+                debt,
+                debt - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    permit.forget();
+                    return;
+                }
+                Err(d) => debt = d,
+            }
+        }
+        drop(permit);
+    }
+}
+
+/// Whether a topology is refused: any error finding (structural or APIM preflight), as `up`
+/// refuses to start with; preflight errors pass only when the start allowed them.
+fn refused(built: &Built, accept_preflight_errors: bool) -> bool {
+    if accept_preflight_errors {
+        !built.structural_errors().is_empty()
+    } else {
+        built.has_errors()
+    }
+}

@@ -1,0 +1,272 @@
+//! The question engine's front door: every answer about a flow that `check`, `test`,
+//! `validate`, `up`'s table, the harness and the gateway give comes from here.
+//!
+//! * [`Topology::ask`] — a [`Question`] whose destination may be a name: the name is resolved
+//!   from the source's side ([`Topology::resolver_of`], the same resolver the gateway uses),
+//!   then the flow is walked ([`Topology::evaluate`]). A name that does not resolve is verdict
+//!   `Unreachable`, code `DNS_FAILURE`.
+//! * [`Topology::api_endpoints`] / [`Topology::api_question`] — an API's backend flow as the
+//!   instance sees it: its outbound source and its backend name resolved by its DNS.
+//! * [`Topology::established_fate`] — what becomes of an *established* flow when the topology
+//!   changes (keep, or cut and why).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::dns::{Resolved, Via};
+use crate::finding::{Assumption, Finding, FindingCode};
+use crate::flow::{Flow, FlowView, RuleRef, Verdict, VerdictCode, VerdictKind};
+use crate::proto::Protocol;
+use crate::topology::Topology;
+
+/// A flow's destination as asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// An address.
+    Address(IpAddr),
+    /// A DNS name, resolved from the source's side. With `host_names`, a `[[hosts]]` name is
+    /// that host's address and wins over a DNS name of another host (`check`'s words).
+    Name {
+        /// The name.
+        name: String,
+        /// Whether `[[hosts]]` names count.
+        host_names: bool,
+    },
+}
+
+/// The question: a flow whose destination may be a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Question {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Source address.
+    pub source: IpAddr,
+    /// Source port (`None` for port-less protocols).
+    pub source_port: Option<u16>,
+    /// Destination.
+    pub destination: Destination,
+    /// Destination port (`None` for port-less protocols).
+    pub destination_port: Option<u16>,
+}
+
+impl Question {
+    /// The flow once the destination is an address.
+    pub fn flow(&self, destination: IpAddr) -> Flow {
+        let ports = self.protocol.has_ports();
+        Flow {
+            protocol: self.protocol,
+            source: self.source,
+            source_port: if ports { self.source_port } else { None },
+            destination,
+            destination_port: if ports { self.destination_port } else { None },
+        }
+    }
+}
+
+/// An API's backend flow as the instance sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiEndpoints {
+    /// The instance's outbound source address (`None` without `[apim]`).
+    pub source: Option<IpAddr>,
+    /// The backend host resolved by the instance's DNS.
+    pub resolved: Resolved,
+    /// The backend port.
+    pub port: u16,
+}
+
+/// What becomes of an established flow after a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// It continues: rules apply to new flows only, unless a denying NSG flushes.
+    Keep,
+    /// The instance's outbound address is no longer the flow's source
+    /// (`ASSUMPTION_NETWORK_CHANGE_RESETS_FLOWS`).
+    SourceChanged {
+        /// The instance's outbound address now.
+        now: Option<IpAddr>,
+    },
+    /// A rule of an NSG with `flush_connection = true` now denies it.
+    Flushed(RuleRef),
+}
+
+/// [`Fate`] with the topology's names, for messages.
+pub struct FateText<'a> {
+    topology: &'a Topology,
+    flow: &'a Flow,
+    fate: Fate,
+}
+
+impl fmt::Display for FateText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flow = self.flow;
+        match self.fate {
+            Fate::Keep => write!(f, "flow {flow} continues"),
+            Fate::SourceChanged { now } => write!(
+                f,
+                "flow {flow} was cut: the instance's outbound address changed to {} ({})",
+                now.map_or_else(|| "no outbound address".to_string(), |s| s.to_string()),
+                Assumption::NetworkChangeResetsFlows.code()
+            ),
+            Fate::Flushed(r) => {
+                let info = self.topology.rule_info(r);
+                write!(
+                    f,
+                    "flow {flow} was cut: nsgs/{}/{} (priority {}) now denies it and the NSG has flush_connection = true",
+                    info.nsg, info.rule, info.priority
+                )
+            }
+        }
+    }
+}
+
+// === impl Topology (questions) ===
+
+impl Topology {
+    /// Resolves a question's destination from its source's side; `None` for an address.
+    pub fn resolve_destination(&self, source: IpAddr, d: &Destination) -> Option<Resolved> {
+        let Destination::Name { name, host_names } = d else {
+            return None;
+        };
+        if *host_names {
+            if let Some(h) = self.host_index(name) {
+                return Some(Resolved {
+                    name: crate::topology::normalize_dns(name),
+                    address: Some(self.hosts[h].address),
+                    zone: None,
+                    via: Via::HostName,
+                    failure: None,
+                });
+            }
+        }
+        Some(self.lookup(name, self.resolver_of(source)))
+    }
+
+    /// The explained answer to a question: the name resolved as the gateway resolves it, then
+    /// the flow walked. An unresolvable name is `Unreachable` / `DNS_FAILURE`.
+    pub fn ask(&self, q: &Question) -> Verdict {
+        let resolved = self.resolve_destination(q.source, &q.destination);
+        let address = match (&q.destination, &resolved) {
+            (Destination::Address(a), _) => Some(*a),
+            (_, Some(r)) => r.address,
+            (_, None) => None,
+        };
+        let private_name = resolved.as_ref().is_some_and(|r| r.via == Via::VnetName);
+        let mut v = match address {
+            Some(a) => self.evaluate(&q.flow(a)),
+            None => self.dns_failure(q, resolved.as_ref()),
+        };
+        if private_name && !v.assumptions.contains(&Assumption::PrivateNameScope) {
+            v.assumptions.push(Assumption::PrivateNameScope);
+            v.assumptions.sort();
+        }
+        v.resolved = resolved;
+        v
+    }
+
+    fn dns_failure(&self, q: &Question, r: Option<&Resolved>) -> Verdict {
+        let ports = q.protocol.has_ports();
+        Verdict {
+            verdict: VerdictKind::Unreachable,
+            code: VerdictCode::DnsFailure,
+            flow: FlowView {
+                protocol: q.protocol,
+                source: q.source.to_string(),
+                source_port: if ports { q.source_port } else { None },
+                destination: None,
+                destination_port: if ports { q.destination_port } else { None },
+            },
+            evaluated: Vec::new(),
+            decided_by: None,
+            detail: r
+                .and_then(|r| r.failure.clone())
+                .unwrap_or_else(|| "the name does not resolve".to_string()),
+            assumptions: Vec::new(),
+            service_tags: self.tags.info().clone(),
+            resolved: None,
+        }
+    }
+
+    /// API `api`'s backend flow: the instance's outbound source and the backend name as the
+    /// instance's DNS answers it. `None` when there is no such API.
+    pub fn api_endpoints(&self, api: usize) -> Option<ApiEndpoints> {
+        let b = &self.apis.get(api)?.backend;
+        let resolved = match self.apim_resolver() {
+            Some(from) => self.lookup(&b.host, from),
+            None => Resolved {
+                name: b.host.clone(),
+                address: None,
+                zone: None,
+                via: Via::Public,
+                failure: Some("the topology has no [apim] instance to resolve from".into()),
+            },
+        };
+        Some(ApiEndpoints {
+            source: self.apim_source(),
+            resolved,
+            port: b.port,
+        })
+    }
+
+    /// API `api`'s backend flow as a question from `source_port` (`None` without `[apim]` or
+    /// without such an API): what `check --from apim --to HOST:PORT` asks.
+    pub fn api_question(&self, api: usize, source_port: u16) -> Option<Question> {
+        let b = &self.apis.get(api)?.backend;
+        Some(Question {
+            protocol: Protocol::Tcp,
+            source: self.apim_source()?,
+            source_port: Some(source_port),
+            destination: Destination::Name {
+                name: b.host.clone(),
+                host_names: false,
+            },
+            destination_port: Some(b.port),
+        })
+    }
+
+    /// What becomes of an established `flow` in this (new) topology: it is cut when its
+    /// source is no longer the instance's outbound address, or when an NSG with
+    /// `flush_connection = true` now denies it; otherwise it continues (unreachable verdicts
+    /// and non-flushing NSGs leave it alone: rules apply to new flows only).
+    pub fn established_fate(&self, flow: &Flow) -> Fate {
+        let source = self.apim_source();
+        if source != Some(flow.source) {
+            return Fate::SourceChanged { now: source };
+        }
+        let d = self.decide(flow);
+        match d.decided_by {
+            Some(r) if d.verdict == VerdictKind::Deny && self.nsg_flush_connection(r.nsg) => {
+                Fate::Flushed(r)
+            }
+            _ => Fate::Keep,
+        }
+    }
+
+    /// A [`Fate`] with names, for messages.
+    pub fn fate_text<'a>(&'a self, flow: &'a Flow, fate: Fate) -> FateText<'a> {
+        FateText {
+            topology: self,
+            flow,
+            fate,
+        }
+    }
+}
+
+/// `API_BACKEND_UNRESOLVABLE` for every API whose backend name does not resolve from the APIM
+/// instance, with the resolver's reason (the same words `check` and the gateway give).
+pub(crate) fn unresolvable_backends(t: &Topology) -> Vec<Finding> {
+    (0..t.apis.len())
+        .filter_map(|i| {
+            let e = t.api_endpoints(i)?;
+            let why = e.resolved.failure?;
+            let api = &t.apis[i];
+            Some(Finding::new(
+                FindingCode::ApiBackendUnresolvable,
+                format!("apis/{}", api.name),
+                format!(
+                    "backend `{}` does not resolve from the API Management instance: {why}",
+                    api.backend.authority
+                ),
+            ))
+        })
+        .collect()
+}
