@@ -15,6 +15,7 @@
 //! - [`topology`] — the validated model built from a fixture, with every finding.
 //! - [`flow`] — [`Flow`] (the question) and [`Verdict`] (the answer with its explanation).
 //! - [`dns`] — name resolution from a VNet or from a non-integrated instance.
+//! - `dns_name` (private) — DNS name syntax and normalisation (re-exported by [`topology`]).
 //! - [`apim`] — the APIM v2 preflight (integration and injection requirements).
 //! - [`api`] — the gateway's APIs and backend services, as data.
 //! - [`synth`] — seeded synthetic tag tables, NSGs and flows for benchmarks and tests.
@@ -28,6 +29,7 @@ pub mod arm;
 pub mod cidr;
 mod classifier;
 pub mod dns;
+mod dns_name;
 pub mod finding;
 pub mod fixture;
 pub mod flow;

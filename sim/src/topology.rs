@@ -19,6 +19,8 @@ use crate::fixture::{
 use crate::nsg::{parse_unknown_marker, CompiledNsg, Context, Nsg, ReferenceNsg};
 use crate::tags::ServiceTagTable;
 
+pub use crate::dns_name::{normalize_dns, valid_dns_name};
+
 /// Default public address of a non-integrated instance (*assumption* `ASSUMPTION_APIM_PUBLIC_ADDRESS`).
 pub const DEFAULT_APIM_PUBLIC_ADDRESS: &str = "20.105.0.10";
 
@@ -56,7 +58,7 @@ impl Built {
     pub fn structural_errors(&self) -> Vec<&Finding> {
         self.findings
             .iter()
-            .filter(|f| f.is_error() && !crate::apim::is_preflight_code(f.code))
+            .filter(|f| f.is_error() && !f.code.is_preflight())
             .collect()
     }
 }
@@ -207,27 +209,6 @@ fn find_ci<'a, T>(items: &'a [T], name: &str, key: impl Fn(&T) -> &str) -> Optio
         .iter()
         .enumerate()
         .find(|(_, t)| key(t).eq_ignore_ascii_case(name.trim()))
-}
-
-/// Whether a DNS name is syntactically valid (labels of letters, digits and hyphens, 1–63 chars,
-/// total ≤ 253; a leading `*` label is not allowed here).
-pub fn valid_dns_name(name: &str) -> bool {
-    let n = name.trim_end_matches('.');
-    !n.is_empty()
-        && n.len() <= 253
-        && n.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
-
-/// Normalises a DNS name for comparison: lower case, no trailing dot.
-pub fn normalize_dns(name: &str) -> String {
-    name.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
 // === impl Topology ===
