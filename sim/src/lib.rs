@@ -13,6 +13,7 @@
 //! - [`nsg`] — security rules, default rules, the reference and compiled evaluators.
 //! - `classifier` (private) — the bit-vector first-match classifier behind long rule lists.
 //! - [`topology`] — the validated model built from a fixture, with every finding.
+//! - `build` (private) — the build stage: fixture → [`Topology`], one file per stage, then the preflight.
 //! - [`flow`] — [`Flow`] (the question) and [`Verdict`] (the answer with its explanation).
 //! - [`dns`] — name resolution from a VNet or from a non-integrated instance.
 //! - `dns_name` (private) — DNS name syntax and normalisation (re-exported by [`topology`]).
@@ -26,6 +27,7 @@
 pub mod api;
 pub mod apim;
 pub mod arm;
+mod build;
 pub mod cidr;
 mod classifier;
 pub mod dns;
