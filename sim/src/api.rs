@@ -4,9 +4,10 @@
 
 use std::net::IpAddr;
 
+use crate::dns_name::{normalize_dns, valid_dns_name};
 use crate::finding::{Finding, FindingCode};
 use crate::fixture::ApiFile;
-use crate::topology::{normalize_dns, valid_dns_name, Host};
+use crate::topology::Host;
 
 /// A parsed backend service URL (`https://orders.internal.contoso.com/v1`).
 #[derive(Clone, Debug, PartialEq, Eq)]

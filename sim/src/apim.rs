@@ -35,30 +35,6 @@ pub const INJECTION_IPS_PER_UNIT: u128 = 2;
 /// Fixed addresses of an injection subnet besides the units.
 pub const INJECTION_FIXED_IPS: u128 = 6;
 
-/// Whether a finding code belongs to the APIM preflight (never blocks flow evaluation).
-pub fn is_preflight_code(code: FindingCode) -> bool {
-    use FindingCode::*;
-    matches!(
-        code,
-        SkuNotSupported
-            | RegionMismatch
-            | SubscriptionMismatch
-            | SubnetNotDedicated
-            | SubnetTooSmall
-            | SubnetBelowRecommended
-            | SubnetNsgMissing
-            | SubnetDelegationMissing
-            | ProviderNotRegistered
-            | PermissionMissing
-            | ModeSwitchNotSupported
-            | CapacityExceedsTier
-            | SubnetCapacityInsufficient
-            | DependencyBlocked
-            | ApimSubnetRequired
-            | ApimAddressInvalid
-    )
-}
-
 /// Most scale units of a tier, where documented (v2 tiers: Learn, API Management v2 limits).
 pub fn max_units(sku: Sku) -> Option<u32> {
     match sku {

@@ -36,7 +36,10 @@ const APIM_CLASSIC: &str =
     "https://learn.microsoft.com/azure/api-management/virtual-network-reference";
 
 macro_rules! finding_codes {
-    ($( $(#[$m:meta])* $variant:ident => $code:literal, $sev:ident, $url:expr; )+) => {
+    // A row's optional last column: `preflight` marks the APIM preflight's codes.
+    (@preflight) => { false };
+    (@preflight preflight) => { true };
+    ($( $(#[$m:meta])* $variant:ident => $code:literal, $sev:ident, $url:expr $(, $stage:ident)?; )+) => {
         /// A stable, machine-readable finding code.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum FindingCode { $( $(#[$m])* $variant ),+ }
@@ -55,6 +58,11 @@ macro_rules! finding_codes {
             /// The Learn page that states the requirement.
             pub fn reference(self) -> &'static str {
                 match self { $(FindingCode::$variant => $url),+ }
+            }
+            /// Whether the code belongs to the APIM preflight: such findings never block flow
+            /// evaluation (a failing preflight is what `check` and the gateway demonstrate).
+            pub const fn is_preflight(self) -> bool {
+                match self { $(FindingCode::$variant => finding_codes!(@preflight $($stage)?)),+ }
             }
         }
     };
@@ -123,37 +131,37 @@ finding_codes! {
     UnknownAddress => "UNKNOWN_ADDRESS", Error, VNET_FAQ;
     // --- APIM v2 integration (spec §3.1, §3.2 R1–R8) ---
     /// The tier does not support the requested network mode.
-    SkuNotSupported => "SKU_NOT_SUPPORTED", Error, APIM_INTEG;
+    SkuNotSupported => "SKU_NOT_SUPPORTED", Error, APIM_INTEG, preflight;
     /// VNet and APIM instance are in different regions.
-    RegionMismatch => "REGION_MISMATCH", Error, APIM_INTEG;
+    RegionMismatch => "REGION_MISMATCH", Error, APIM_INTEG, preflight;
     /// VNet and APIM instance are in different subscriptions.
-    SubscriptionMismatch => "SUBSCRIPTION_MISMATCH", Error, APIM_INTEG;
+    SubscriptionMismatch => "SUBSCRIPTION_MISMATCH", Error, APIM_INTEG, preflight;
     /// The integration subnet holds other resources or is used by another APIM instance.
-    SubnetNotDedicated => "SUBNET_NOT_DEDICATED", Error, APIM_INTEG;
+    SubnetNotDedicated => "SUBNET_NOT_DEDICATED", Error, APIM_INTEG, preflight;
     /// The integration subnet is smaller than /27.
-    SubnetTooSmall => "SUBNET_TOO_SMALL", Error, APIM_INTEG;
+    SubnetTooSmall => "SUBNET_TOO_SMALL", Error, APIM_INTEG, preflight;
     /// The integration subnet is smaller than the recommended /24.
-    SubnetBelowRecommended => "SUBNET_BELOW_RECOMMENDED", Warning, APIM_INTEG;
+    SubnetBelowRecommended => "SUBNET_BELOW_RECOMMENDED", Warning, APIM_INTEG, preflight;
     /// The integration subnet has no NSG.
-    SubnetNsgMissing => "SUBNET_NSG_MISSING", Error, APIM_INTEG;
+    SubnetNsgMissing => "SUBNET_NSG_MISSING", Error, APIM_INTEG, preflight;
     /// The subnet lacks the delegation the mode needs.
-    SubnetDelegationMissing => "SUBNET_DELEGATION_MISSING", Error, APIM_INTEG;
+    SubnetDelegationMissing => "SUBNET_DELEGATION_MISSING", Error, APIM_INTEG, preflight;
     /// `Microsoft.Web` is not registered in the subscription.
-    ProviderNotRegistered => "PROVIDER_NOT_REGISTERED", Error, APIM_INTEG;
+    ProviderNotRegistered => "PROVIDER_NOT_REGISTERED", Error, APIM_INTEG, preflight;
     /// The principal lacks one of the three subnet actions.
-    PermissionMissing => "PERMISSION_MISSING", Error, APIM_INTEG;
+    PermissionMissing => "PERMISSION_MISSING", Error, APIM_INTEG, preflight;
     /// Switching between injection and integration (or adding injection later) is not supported.
-    ModeSwitchNotSupported => "MODE_SWITCH_NOT_SUPPORTED", Error, APIM_INTEG;
+    ModeSwitchNotSupported => "MODE_SWITCH_NOT_SUPPORTED", Error, APIM_INTEG, preflight;
     /// More scale units than the tier allows (Standard v2 10, Premium v2 30).
-    CapacityExceedsTier => "CAPACITY_EXCEEDS_TIER", Error, APIM_V2;
+    CapacityExceedsTier => "CAPACITY_EXCEEDS_TIER", Error, APIM_V2, preflight;
     /// An injection subnet without enough addresses for the requested units (2 per unit + 5 + 1).
-    SubnetCapacityInsufficient => "SUBNET_CAPACITY_INSUFFICIENT", Error, APIM_INJECT;
+    SubnetCapacityInsufficient => "SUBNET_CAPACITY_INSUFFICIENT", Error, APIM_INJECT, preflight;
     /// The integration subnet's NSG would deny TCP 443 to Storage or AzureKeyVault.
-    DependencyBlocked => "DEPENDENCY_BLOCKED", Warning, APIM_INTEG;
+    DependencyBlocked => "DEPENDENCY_BLOCKED", Warning, APIM_INTEG, preflight;
     /// `virtual_network` is `integration` or `injection` but no subnet is given.
-    ApimSubnetRequired => "APIM_SUBNET_REQUIRED", Error, APIM_INTEG;
+    ApimSubnetRequired => "APIM_SUBNET_REQUIRED", Error, APIM_INTEG, preflight;
     /// The instance's configured address is not a usable address of its subnet.
-    ApimAddressInvalid => "APIM_ADDRESS_INVALID", Error, APIM_INTEG;
+    ApimAddressInvalid => "APIM_ADDRESS_INVALID", Error, APIM_INTEG, preflight;
     /// A classic-tier instance with `virtualNetworkType` External/Internal (classic VNet injection, not a v2 mode).
     ClassicTierVnet => "CLASSIC_TIER_VNET", Warning, APIM_CLASSIC;
     // --- gateway model ---
@@ -372,5 +380,16 @@ mod tests {
         );
         assert_eq!(FindingCode::DependencyBlocked.severity(), Severity::Warning);
         assert_eq!(FindingCode::SubnetTooSmall.severity(), Severity::Error);
+    }
+
+    #[test]
+    fn preflight_codes_are_apim_requirements() {
+        // The preflight column marks APIM requirements only: each cites an API Management page.
+        for c in FindingCode::ALL.iter().filter(|c| c.is_preflight()) {
+            assert!(c.reference().contains("/api-management/"), "{c}");
+        }
+        // Model errors are not preflight: they make flow evaluation untrustworthy.
+        assert!(!FindingCode::AddressPrefixInvalid.is_preflight());
+        assert!(FindingCode::SubnetTooSmall.is_preflight());
     }
 }

@@ -1,0 +1,56 @@
+//! Build stage: private DNS zones and their VNet links, and the gateway's APIs, whose backends
+//! are named by DNS name or address ([`crate::api::build_apis`] checks them against the hosts).
+
+use super::Builder;
+use crate::api::{self, Api};
+use crate::finding::FindingCode;
+use crate::fixture::DnsZoneFile;
+use crate::topology::{find_ci, normalize_dns, valid_dns_name, DnsZone, Host, Vnet};
+
+impl Builder<'_> {
+    /// Every private DNS zone, linked to the VNets that exist.
+    pub(super) fn zones(&mut self, vnets: &[Vnet]) -> Vec<DnsZone> {
+        let fx = self.fx;
+        self.dup_names(
+            "private_dns_zones",
+            fx.private_dns_zones.iter().map(|z| z.name.as_str()),
+        );
+        fx.private_dns_zones
+            .iter()
+            .map(|z| self.zone(z, vnets))
+            .collect()
+    }
+
+    fn zone(&mut self, z: &DnsZoneFile, vnets: &[Vnet]) -> DnsZone {
+        let zpath = format!("private_dns_zones/{}", z.name);
+        if !valid_dns_name(&z.name) {
+            self.push(
+                FindingCode::DnsNameInvalid,
+                &zpath,
+                format!("`{}` is not a valid zone name", z.name),
+            );
+        }
+        let mut links = Vec::new();
+        for l in &z.links {
+            match find_ci(vnets, l, |v| &v.name) {
+                Some((i, _)) => links.push(i),
+                None => self.push(
+                    FindingCode::ReferenceUnknown,
+                    &zpath,
+                    format!("link to `{l}`: no such VNet"),
+                ),
+            }
+        }
+        DnsZone {
+            name: normalize_dns(&z.name),
+            links,
+        }
+    }
+
+    /// The gateway's APIs, with their backends resolved to hosts.
+    pub(super) fn apis(&mut self, hosts: &[Host]) -> Vec<Api> {
+        let (apis, mut api_findings) = api::build_apis(&self.fx.apis, hosts);
+        self.f.append(&mut api_findings);
+        apis
+    }
+}

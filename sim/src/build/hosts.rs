@@ -1,0 +1,278 @@
+//! Build stage: hosts (VM NICs, private endpoints, hosts outside every VNet). Each host's
+//! address is placed in its subnet, its DNS names are claimed once, and its services are checked;
+//! the ASG membership table comes out of this stage too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+
+use super::{unknown_address_message, Builder};
+use crate::finding::FindingCode;
+use crate::fixture::{HostFile, HostKind};
+use crate::nsg::{parse_unknown_marker, Nsg};
+use crate::topology::{normalize_dns, valid_dns_name, Host, Service, Vnet, RESERVED_AT_START};
+
+/// The hosts stage's output: hosts in fixture order (invalid ones left out) and their indices.
+pub(super) struct Placed {
+    pub(super) hosts: Vec<Host>,
+    pub(super) host_by_addr: BTreeMap<IpAddr, usize>,
+    pub(super) host_by_public: BTreeMap<IpAddr, usize>,
+    pub(super) asg_members: BTreeMap<String, Vec<IpAddr>>,
+}
+
+impl Builder<'_> {
+    /// Every host with a valid address, placed in its subnet, and the members of each ASG.
+    pub(super) fn hosts(
+        &mut self,
+        vnets: &[Vnet],
+        nsgs: &[Nsg],
+        known_asgs: &BTreeSet<String>,
+    ) -> Placed {
+        let fx = self.fx;
+        self.dup_names("hosts", fx.hosts.iter().map(|h| h.name.as_str()));
+        let mut hosts = Vec::new();
+        let mut host_by_addr: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        let mut host_by_public: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        let mut dns_owner: BTreeMap<String, String> = BTreeMap::new();
+        for h in &fx.hosts {
+            let hpath = format!("hosts/{}", h.name);
+            if let Some(ptr) = parse_unknown_marker(&h.address) {
+                self.push(
+                    FindingCode::UnknownAddress,
+                    &hpath,
+                    unknown_address_message("the host address", ptr),
+                );
+                continue;
+            }
+            let Ok(address) = h.address.trim().parse::<IpAddr>() else {
+                self.push(
+                    FindingCode::HostAddressInvalid,
+                    &hpath,
+                    format!("address `{}` is not an IPv4 or IPv6 address", h.address),
+                );
+                continue;
+            };
+            let public_address = self.host_public_address(h, &hpath);
+            let placement = self.placement(vnets, address, &hpath);
+            if h.kind == HostKind::PrivateEndpoint {
+                if let Some((vi, si)) = placement {
+                    let subnet = &vnets[vi].subnets[si];
+                    let nsgs_present = h.nsg.is_some() || subnet.nsg.is_some();
+                    if nsgs_present && !subnet.private_endpoint_network_policies.nsg_applies() {
+                        self.push(FindingCode::PrivateEndpointNsgInert, &hpath, format!(
+                            "inbound NSG rules do not filter traffic to this private endpoint: subnet `{}` has private_endpoint_network_policies = {} (set Enabled or NetworkSecurityGroupEnabled to apply them)",
+                            subnet.name, subnet.private_endpoint_network_policies
+                        ));
+                    }
+                }
+            }
+            if let Some(prev) = host_by_addr.get(&address) {
+                let prev_name: &String = &fx.hosts[*prev].name;
+                self.push(
+                    FindingCode::HostAddressDuplicate,
+                    &hpath,
+                    format!("{address} is already used by host `{prev_name}`"),
+                );
+            }
+            let nsg = self.nsg_ref(nsgs, &h.nsg, &hpath);
+            let dns = self.host_dns(h, &hpath, &mut dns_owner);
+            let services = self.services(h, &hpath);
+            let idx = hosts.len();
+            host_by_addr.entry(address).or_insert(idx);
+            if let Some(p) = public_address {
+                host_by_public.entry(p).or_insert(idx);
+            }
+            hosts.push(Host {
+                name: h.name.clone(),
+                address,
+                public_address,
+                nsg,
+                asgs: h
+                    .application_security_groups
+                    .iter()
+                    .map(|a| a.to_ascii_lowercase())
+                    .collect(),
+                dns,
+                kind: h.kind,
+                services,
+                placement,
+            });
+        }
+        let mut asg_members: BTreeMap<String, Vec<IpAddr>> =
+            known_asgs.iter().map(|a| (a.clone(), Vec::new())).collect();
+        for h in &hosts {
+            for a in &h.asgs {
+                asg_members.entry(a.clone()).or_default().push(h.address);
+            }
+        }
+        Placed {
+            hosts,
+            host_by_addr,
+            host_by_public,
+            asg_members,
+        }
+    }
+
+    /// A host's public address, when given and public.
+    fn host_public_address(&mut self, h: &HostFile, hpath: &str) -> Option<IpAddr> {
+        match &h.public_address {
+            None => None,
+            Some(p) => match p.trim().parse::<IpAddr>() {
+                Ok(ip) if crate::cidr::is_public(ip) => Some(ip),
+                Ok(ip) => {
+                    self.push(
+                        FindingCode::HostAddressInvalid,
+                        hpath,
+                        format!("public_address {ip} is not a public address"),
+                    );
+                    None
+                }
+                Err(_) => {
+                    self.push(
+                        FindingCode::HostAddressInvalid,
+                        hpath,
+                        format!("public_address `{p}` is not an IP address"),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// `(vnet, subnet)` of the first VNet whose address space holds `address`, when one of its
+    /// subnets does too.
+    fn placement(
+        &mut self,
+        vnets: &[Vnet],
+        address: IpAddr,
+        hpath: &str,
+    ) -> Option<(usize, usize)> {
+        let mut placement = None;
+        for (vi, v) in vnets.iter().enumerate() {
+            if !v.address_space.iter().any(|p| p.contains(address)) {
+                continue;
+            }
+            match v
+                .subnets
+                .iter()
+                .position(|s| s.prefixes.iter().any(|p| p.contains(address)))
+            {
+                None => self.push(
+                    FindingCode::HostNotInSubnet,
+                    hpath,
+                    format!(
+                        "{address} is in the address space of `{}` but in none of its subnets",
+                        v.name
+                    ),
+                ),
+                Some(si) => {
+                    let prefix = v.subnets[si]
+                        .prefix_of(address)
+                        .expect("position found a containing prefix");
+                    let off = crate::cidr::addr_to_u128(address)
+                        - crate::cidr::addr_to_u128(prefix.first());
+                    if off < RESERVED_AT_START || address == prefix.last() {
+                        self.push(FindingCode::HostAddressReserved, hpath, format!("{address} is one of the five addresses Azure reserves in {prefix} (the first four and the last)"));
+                    }
+                    placement = Some((vi, si));
+                }
+            }
+            break;
+        }
+        placement
+    }
+
+    /// A host's valid DNS names (normalised), each claimed in `dns_owner` by at most one host.
+    fn host_dns(
+        &mut self,
+        h: &HostFile,
+        hpath: &str,
+        dns_owner: &mut BTreeMap<String, String>,
+    ) -> Vec<String> {
+        let mut dns = Vec::new();
+        for d in &h.dns {
+            let n = normalize_dns(d);
+            if !valid_dns_name(&n) {
+                self.push(
+                    FindingCode::DnsNameInvalid,
+                    hpath,
+                    format!("`{d}` is not a valid DNS name"),
+                );
+                continue;
+            }
+            if let Some(owner) = dns_owner.get(&n) {
+                self.push(
+                    FindingCode::DnsNameInvalid,
+                    hpath,
+                    format!("DNS name `{d}` already belongs to host `{owner}`"),
+                );
+                continue;
+            }
+            dns_owner.insert(n.clone(), h.name.clone());
+            dns.push(n);
+        }
+        dns
+    }
+
+    /// A host's valid services: one per port, served by a built-in backend or a loopback upstream.
+    fn services(&mut self, h: &HostFile, hpath: &str) -> Vec<Service> {
+        let fx = self.fx;
+        let mut services = Vec::new();
+        let mut ports = BTreeSet::new();
+        for s in &h.services {
+            let spath = format!("{hpath}/services/{}", s.port);
+            if !ports.insert(s.port) {
+                self.push(
+                    FindingCode::ServicePortDuplicate,
+                    &spath,
+                    format!("port {} is declared twice", s.port),
+                );
+                continue;
+            }
+            let upstream = match (&s.serve, &s.upstream) {
+                (Some(_), None) => None,
+                (None, Some(u)) => match u.trim().parse::<SocketAddr>() {
+                    Ok(sa)
+                        if sa.ip().is_loopback()
+                            || fx
+                                .gateway
+                                .as_ref()
+                                .is_some_and(|g| g.allow_non_loopback_upstreams) =>
+                    {
+                        Some(sa)
+                    }
+                    Ok(sa) => {
+                        self.push(FindingCode::ServiceUpstreamNotLoopback, &spath, format!("upstream {sa} is not a loopback socket; the gateway only dials loopback unless [gateway] allow_non_loopback_upstreams = true"));
+                        continue;
+                    }
+                    Err(_) => {
+                        self.push(
+                            FindingCode::ServiceInvalid,
+                            &spath,
+                            format!("upstream `{u}` is not a socket address like 127.0.0.1:9443"),
+                        );
+                        continue;
+                    }
+                },
+                (None, None) => {
+                    self.push(FindingCode::ServiceInvalid, &spath, "give `serve = \"echo\"` or `upstream = \"127.0.0.1:PORT\"` (a harness can also bind it at start)");
+                    None
+                }
+                (Some(_), Some(_)) => {
+                    self.push(
+                        FindingCode::ServiceInvalid,
+                        &spath,
+                        "give either `serve` or `upstream`, not both",
+                    );
+                    continue;
+                }
+            };
+            services.push(Service {
+                port: s.port,
+                tls: s.tls,
+                serve: s.serve,
+                upstream,
+            });
+        }
+        services
+    }
+}

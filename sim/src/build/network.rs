@@ -1,0 +1,242 @@
+//! Build stage: VNets, their address spaces and subnets, and peerings. Address checks happen
+//! here: parse errors, ranges Azure forbids, overlaps within a VNet, subnet sizes and containment,
+//! and overlaps between peered VNets. A prefix that fails a check is left out of the model.
+
+use std::collections::BTreeSet;
+
+use super::{unknown_address_message, Builder};
+use crate::cidr::Cidr;
+use crate::finding::FindingCode;
+use crate::fixture::VnetFile;
+use crate::nsg::{parse_unknown_marker, Nsg};
+use crate::topology::{find_ci, Subnet, Vnet, FORBIDDEN_ADDRESS_SPACE};
+
+impl Builder<'_> {
+    /// Every VNet with its valid prefixes and subnets, connected to its two-sided peers, with
+    /// its `VirtualNetwork` tag filled in.
+    pub(super) fn network(&mut self, nsgs: &[Nsg], subscription_id: &str) -> Vec<Vnet> {
+        let fx = self.fx;
+        self.dup_names("vnets", fx.vnets.iter().map(|v| v.name.as_str()));
+        let forbidden: Vec<Cidr> = FORBIDDEN_ADDRESS_SPACE
+            .iter()
+            .map(|s| s.parse().expect("constant prefix"))
+            .collect();
+        let mut vnets = Vec::new();
+        for v in &fx.vnets {
+            let vpath = format!("vnets/{}", v.name);
+            let space = self.address_space(v, &vpath, &forbidden);
+            let subnets = self.subnets(v, &vpath, &space, nsgs);
+            vnets.push(Vnet {
+                name: v.name.clone(),
+                region: v.region.clone(),
+                subscription: v
+                    .subscription
+                    .clone()
+                    .unwrap_or_else(|| subscription_id.to_string()),
+                address_space: space,
+                connected: Vec::new(),
+                subnets,
+                virtual_network_tag: Vec::new(),
+            });
+        }
+        self.peerings(&mut vnets);
+        for vi in 0..vnets.len() {
+            vnets[vi].connected.sort_unstable();
+            let mut tag = vnets[vi].address_space.clone();
+            for &pi in &vnets[vi].connected.clone() {
+                tag.extend_from_slice(&vnets[pi].address_space);
+            }
+            vnets[vi].virtual_network_tag = tag;
+        }
+        vnets
+    }
+
+    /// A VNet's valid address space prefixes.
+    fn address_space(&mut self, v: &VnetFile, vpath: &str, forbidden: &[Cidr]) -> Vec<Cidr> {
+        let mut space: Vec<Cidr> = Vec::new();
+        if v.address_space.is_empty() {
+            self.push(
+                FindingCode::AddressPrefixInvalid,
+                vpath,
+                "the address space is empty; a VNet needs at least one prefix",
+            );
+        }
+        for p in &v.address_space {
+            if let Some(ptr) = parse_unknown_marker(p) {
+                self.push(
+                    FindingCode::UnknownAddress,
+                    vpath,
+                    unknown_address_message("an address space prefix", ptr),
+                );
+                continue;
+            }
+            match p.parse::<Cidr>() {
+                Err(e) => self.push(
+                    FindingCode::AddressPrefixInvalid,
+                    vpath,
+                    format!("address space: {e}"),
+                ),
+                Ok(c) => {
+                    if let Some(bad) = forbidden.iter().find(|fb| fb.overlaps(&c)) {
+                        self.push(FindingCode::AddressSpaceForbidden, vpath, format!("address space {c} overlaps {bad}, which Azure reserves (multicast, broadcast, loopback, link-local or the internal DNS address)"));
+                        continue;
+                    }
+                    if let Some(o) = space.iter().find(|o| o.overlaps(&c)) {
+                        self.push(
+                            FindingCode::AddressSpaceOverlap,
+                            vpath,
+                            format!("address space prefixes {o} and {c} overlap"),
+                        );
+                        continue;
+                    }
+                    space.push(c);
+                }
+            }
+        }
+        space
+    }
+
+    /// A VNet's subnets with their valid prefixes (inside `space`, not overlapping each other).
+    fn subnets(&mut self, v: &VnetFile, vpath: &str, space: &[Cidr], nsgs: &[Nsg]) -> Vec<Subnet> {
+        let mut seen_subnets = BTreeSet::new();
+        let mut subnets: Vec<Subnet> = Vec::new();
+        for s in &v.subnets {
+            let spath = format!("{vpath}/subnets/{}", s.name);
+            if !seen_subnets.insert(s.name.to_ascii_lowercase()) {
+                self.push(
+                    FindingCode::NameDuplicate,
+                    &spath,
+                    format!("two subnets of `{}` are named `{}`", v.name, s.name),
+                );
+                continue;
+            }
+            let mut prefixes = Vec::new();
+            for p in &s.address_prefixes {
+                if let Some(ptr) = parse_unknown_marker(p) {
+                    self.push(
+                        FindingCode::UnknownAddress,
+                        &spath,
+                        unknown_address_message("the subnet prefix", ptr),
+                    );
+                    continue;
+                }
+                let c = match p.parse::<Cidr>() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.push(
+                            FindingCode::AddressPrefixInvalid,
+                            &spath,
+                            format!("address prefix: {e}"),
+                        );
+                        continue;
+                    }
+                };
+                let size_ok = if c.is_ipv4() {
+                    (2..=29).contains(&c.prefix_len())
+                } else {
+                    c.prefix_len() == 64
+                };
+                if !size_ok {
+                    self.push(FindingCode::SubnetSizeInvalid, &spath, format!("{c}: IPv4 subnets must be /29 (smallest) to /2 (largest), IPv6 subnets exactly /64"));
+                    continue;
+                }
+                if !space.iter().any(|a| a.covers(&c)) {
+                    let list: Vec<String> = space.iter().map(Cidr::to_string).collect();
+                    self.push(
+                        FindingCode::SubnetOutsideAddressSpace,
+                        &spath,
+                        format!(
+                            "{c} is outside the address space of `{}` ({})",
+                            v.name,
+                            list.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+                let mut clash = None;
+                for o in &subnets {
+                    if let Some(op) = o.prefixes.iter().find(|op| op.overlaps(&c)) {
+                        clash = Some((o.name.clone(), *op));
+                        break;
+                    }
+                }
+                if let Some(op) = prefixes.iter().find(|op: &&Cidr| op.overlaps(&c)) {
+                    clash = Some((s.name.clone(), *op));
+                }
+                if let Some((other, op)) = clash {
+                    self.push(
+                        FindingCode::SubnetOverlap,
+                        &spath,
+                        format!(
+                            "{c} overlaps {op} of subnet `{other}`; subnet ranges can't overlap"
+                        ),
+                    );
+                    continue;
+                }
+                prefixes.push(c);
+            }
+            let nsg = self.nsg_ref(nsgs, &s.nsg, &spath);
+            subnets.push(Subnet {
+                name: s.name.clone(),
+                prefixes,
+                delegations: s.delegations.clone(),
+                nsg,
+                resources: s.resources.clone(),
+                private_endpoint_network_policies: s.private_endpoint_network_policies,
+            });
+        }
+        subnets
+    }
+
+    /// Connects VNets whose peering both sides list and whose address spaces do not overlap.
+    fn peerings(&mut self, vnets: &mut [Vnet]) {
+        let fx = self.fx;
+        let mut reported_overlap = BTreeSet::new();
+        for (vi, v) in fx.vnets.iter().enumerate() {
+            for p in &v.peerings {
+                let vpath = format!("vnets/{}", v.name);
+                let Some((pi, peer)) = find_ci(&fx.vnets, p, |x| &x.name) else {
+                    self.push(
+                        FindingCode::ReferenceUnknown,
+                        &vpath,
+                        format!("peering to `{p}`: no such VNet"),
+                    );
+                    continue;
+                };
+                if pi == vi {
+                    self.push(
+                        FindingCode::ReferenceUnknown,
+                        &vpath,
+                        "a VNet cannot peer with itself",
+                    );
+                    continue;
+                }
+                let back = peer
+                    .peerings
+                    .iter()
+                    .any(|b| b.eq_ignore_ascii_case(&v.name));
+                if !back {
+                    self.push(FindingCode::PeeringNotConnected, format!("{vpath}/peerings/{}", peer.name), format!("`{}` lists `{}` but `{}` does not list `{}`: the peering stays Initiated and carries no traffic until both sides create it", v.name, peer.name, peer.name, v.name));
+                    continue;
+                }
+                let key = (vi.min(pi), vi.max(pi));
+                if let Some((a, b)) =
+                    first_overlap(&vnets[vi].address_space, &vnets[pi].address_space)
+                {
+                    if reported_overlap.insert(key) {
+                        self.push(FindingCode::PeeringAddressOverlap, &vpath, format!("peered VNets `{}` ({a}) and `{}` ({b}) overlap; connected VNets' address spaces must not overlap", v.name, peer.name));
+                    }
+                    continue;
+                }
+                if !vnets[vi].connected.contains(&pi) {
+                    vnets[vi].connected.push(pi);
+                }
+            }
+        }
+    }
+}
+
+fn first_overlap(a: &[Cidr], b: &[Cidr]) -> Option<(Cidr, Cidr)> {
+    a.iter()
+        .find_map(|x| b.iter().find(|y| x.overlaps(y)).map(|y| (*x, *y)))
+}
