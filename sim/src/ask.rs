@@ -87,6 +87,10 @@ pub enum Fate {
     },
     /// A rule of an NSG with `flush_connection = true` now denies it.
     Flushed(RuleRef),
+    /// The topology no longer routes it (a peering removed, the destination left the VNets
+    /// the source reaches): its packets have nowhere to go, whatever the NSGs say
+    /// (`ASSUMPTION_NETWORK_CHANGE_RESETS_FLOWS`).
+    Unrouted(VerdictCode),
 }
 
 /// [`Fate`] with the topology's names, for messages.
@@ -105,6 +109,11 @@ impl fmt::Display for FateText<'_> {
                 f,
                 "flow {flow} was cut: the instance's outbound address changed to {} ({})",
                 now.map_or_else(|| "no outbound address".to_string(), |s| s.to_string()),
+                Assumption::NetworkChangeResetsFlows.code()
+            ),
+            Fate::Unrouted(code) => write!(
+                f,
+                "flow {flow} was cut: the topology no longer routes it ({code}; {})",
                 Assumption::NetworkChangeResetsFlows.code()
             ),
             Fate::Flushed(r) => {
@@ -224,19 +233,19 @@ impl Topology {
     }
 
     /// What becomes of an established `flow` in this (new) topology: it is cut when its
-    /// source is no longer the instance's outbound address, or when an NSG with
-    /// `flush_connection = true` now denies it; otherwise it continues (unreachable verdicts
-    /// and non-flushing NSGs leave it alone: rules apply to new flows only).
+    /// source is no longer the instance's outbound address, when the topology no longer
+    /// routes it (an `Unreachable` verdict), or when an NSG with `flush_connection = true` now
+    /// denies it; otherwise it continues (a non-flushing NSG's deny applies to new flows only:
+    /// "Network security groups overview", flush connection).
     pub fn established_fate(&self, flow: &Flow) -> Fate {
         let source = self.apim_source();
         if source != Some(flow.source) {
             return Fate::SourceChanged { now: source };
         }
         let d = self.decide(flow);
-        match d.decided_by {
-            Some(r) if d.verdict == VerdictKind::Deny && self.nsg_flush_connection(r.nsg) => {
-                Fate::Flushed(r)
-            }
+        match (d.verdict, d.decided_by) {
+            (VerdictKind::Unreachable, _) => Fate::Unrouted(d.code),
+            (VerdictKind::Deny, Some(r)) if self.nsg_flush_connection(r.nsg) => Fate::Flushed(r),
             _ => Fate::Keep,
         }
     }

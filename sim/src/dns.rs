@@ -117,12 +117,13 @@ impl Topology {
         if let Ok(ip) = n.parse::<IpAddr>() {
             return answer(ip, None, Via::Public);
         }
+        // "... not linked to {from_name}" / "... not resolvable from {from_name}".
         let from_name = match from {
             ResolveFrom::Vnet(v) => format!(
                 "VNet `{}`",
                 self.vnets.get(v).map_or("?", |x| x.name.as_str())
             ),
-            ResolveFrom::Public => "outside every VNet".to_string(),
+            ResolveFrom::Public => "public DNS (the lookup is made outside every VNet)".to_string(),
         };
         // Private zones: longest suffix match.
         let zone = self

@@ -326,7 +326,7 @@ assumptions! {
         "Azure silently drops a denied SYN so the gateway times out; the gateway answers at once by default ([gateway] deny_mode = \"drop\" waits for the connect timeout).";
     /// A network configuration change ends established flows.
     NetworkChangeResetsFlows => "ASSUMPTION_NETWORK_CHANGE_RESETS_FLOWS",
-        "Changing the instance's network configuration (integration turned off or on, another subnet or address) ends its established outbound flows: their source address no longer belongs to the instance.";
+        "Changing the instance's network configuration (integration turned off or on, another subnet or address) ends its established outbound flows: their source address no longer belongs to the instance; so does a change that leaves a flow without a route (a peering removed).";
     /// Established flows identified by pooled connections.
     PooledConnectionIsFlow => "ASSUMPTION_POOLED_CONNECTION_IS_FLOW",
         "A pooled gateway-to-backend connection is one established NSG flow; flows do not expire while pooled (Azure's flow timeout is not documented).";
