@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """NSG evaluation time vs rule count (compiled vs reference, log-log) as a hand-written SVG.
 
-Reads criterion's estimates from one `cargo bench -p sim --bench nsg` run
+Reads criterion's estimates from one `cargo bench --bench nsg` run
 (target/criterion/verdict/{compiled,reference}/<rules>/new/estimates.json; median of one
 iteration of 10,000 flows) and writes docs/nsg-eval.svg. No plotting libraries.
 

@@ -2,7 +2,7 @@
 //! prefixes per side, service tags from a `ServiceTags_Public`-sized table) from `sim::synth`,
 //! evaluated for 10,000 seeded flows by the compiled evaluator and by the reference
 //! (first-match linear scan over pre-parsed rules), alternately, in the same process. The same
-//! workload as `sim/benches/nsg.rs`, without criterion: the median of several passes, each
+//! workload as `benches/nsg.rs`, without criterion: the median of several passes, each
 //! after a discarded warm pass of the same evaluator.
 
 use std::hint::black_box;

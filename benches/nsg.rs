@@ -4,7 +4,7 @@
 //! prefixes). 10,000 distinct seeded flows mixing hits on early, late and default rules; no flow
 //! cache. Also the explaining path at 1,000 rules and compiling a 1,000-rule NSG.
 //!
-//! Run: `cargo bench -p sim --bench nsg`. Criterion times one iteration of 10,000 flows; a
+//! Run: `cargo bench --bench nsg` (from the repository root). Criterion times one iteration of 10,000 flows; a
 //! summary at the end prints median ns per flow (median iteration / 10,000) for compiled and
 //! reference measured alternately in the same run, their ratio, compile time and heap bytes.
 //! `tools/nsg_plot.py` turns criterion's estimates into `docs/nsg-eval.svg`.
