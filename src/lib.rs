@@ -4,14 +4,15 @@
 //! the same loading code.
 //!
 //! # Map of the modules
-//! - [`load`] — a fixture from a path or from a string: format by extension, load errors as
-//!   `path:line:col: message`, the service tag table (`[service_tags] file` relative to the
-//!   fixture, or an override), built into a [`sim::Topology`] with every finding.
+//! - [`load`] — the one loader: inputs and options ([`load::Recipe`]) into a [`sim::Topology`]
+//!   with every finding — format by extension, load errors as `path:line:col: message`, the
+//!   service tag table; the recipe is also the gateway's reload hook.
 //! - [`azure`] — Azure inputs (ARM templates, parameters files, exported resources) on the
 //!   file-system side: files and folders, content detection, import options; [`load`] builds
 //!   them into the same topology as a fixture.
-//! - [`query`] — a flow as a user writes it (`apim`, a host name, an IP, `[addr]:port`, protocol
-//!   and ports with their defaults), resolved against a topology and explained.
+//! - [`query`] — a flow as a user writes it (`apim`, a host name, a DNS name, an IP,
+//!   `[addr]:port`, protocol and ports with their defaults), turned into the question `sim`
+//!   answers ([`sim::Topology::ask`]).
 //! - [`expect`] — expectations files (`vnetsim test`): parsing with line:col errors, evaluation,
 //!   the pass/fail report.
 //! - [`junit`] — JUnit XML for an expectations report.
@@ -20,6 +21,8 @@
 //! - [`harness`] — start a topology with its gateway and backends from your own tests.
 //! - [`client`] — the small HTTP(S) client the harness hands out.
 //! - [`loadgen`] — an HTTP load generator (keep-alive or connection-per-request, HdrHistogram).
+//! - [`runtime`] — the Tokio runtime a gateway process runs on (`vnetsim up`, the bench's
+//!   gateway child) and the signals that stop it.
 //! - [`mod@bench`] — `vnetsim bench`: direct vs gateway vs nginx in child processes, paired ratios.
 //!
 //! Library code returns typed errors that name the file and position or the resource path;
@@ -38,6 +41,7 @@ pub mod junit;
 pub mod load;
 pub mod loadgen;
 pub mod query;
+pub mod runtime;
 
 pub use azure::AzureOptions;
 pub use load::{load_inputs, load_path, load_str, LoadError, LoadOptions, Loaded, TagSource};

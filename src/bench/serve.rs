@@ -1,5 +1,5 @@
 //! What the bench's child processes run: the hello backend (`vnetsim __echo`), the gateway
-//! (`vnetsim __gateway`), and the proxy runtime shared with `vnetsim up`.
+//! (`vnetsim __gateway`); the runtime they share with `vnetsim up` is [`crate::runtime`].
 //!
 //! The hello backend is deliberately tiny (a 12-byte body, no JSON, HTTP/1.1 only, optionally
 //! TLS) so that the proxy's cost dominates what the bench measures, as in PERF-NOTES.
@@ -22,37 +22,10 @@ use tokio::net::TcpListener;
 
 use super::BenchError;
 use crate::load::{load_path, load_str, TagSource};
+use crate::runtime::proxy_runtime;
 
 /// The body every hello backend response carries (12 bytes, as in PERF-NOTES).
 pub const HELLO_BODY: &[u8] = b"Hello world\n";
-
-/// The default number of proxy threads: one per *free* core (one core is left to the client
-/// and backends that share the machine), at least one. On 2 cores that is one thread, which
-/// PERF-NOTES found fastest (a second proxy thread never raised throughput and tripled p99).
-pub fn default_proxy_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .saturating_sub(1)
-        .max(1)
-}
-
-/// The runtime a gateway runs on: one `current_thread` runtime for `threads == 1` (the default
-/// on small machines), else a multi-thread runtime with `threads` workers.
-///
-/// # Errors
-/// When the runtime cannot be built (no threads, no timer).
-pub fn proxy_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    }
-}
 
 /// Options of the hello backend child.
 #[derive(Clone, Debug)]
@@ -110,7 +83,10 @@ pub fn run_echo_child(o: &EchoChild) -> Result<(), BenchError> {
         write_ready(&o.ready_file, &json!({"addr": addr, "ca_pem": ca_pem}))?;
         tokio::select! {
             () = serve_hello(listener, tls) => {}
-            r = wait_for_signal() => r?,
+            r = crate::runtime::wait_for_signal() => r.map_err(|source| BenchError::Io {
+                what: "waiting for SIGTERM or Ctrl-C".into(),
+                source,
+            })?,
         }
         Ok(())
     })
@@ -235,7 +211,12 @@ pub fn run_gateway_child(o: &GatewayChild) -> Result<(), BenchError> {
                 "unchecked_addr": gw.bench_unchecked_addr(),
             }),
         )?;
-        let r = wait_for_signal().await;
+        let r = crate::runtime::wait_for_signal()
+            .await
+            .map_err(|source| BenchError::Io {
+                what: "waiting for SIGTERM or Ctrl-C".into(),
+                source,
+            });
         gw.shutdown().await;
         r
     })
@@ -283,30 +264,6 @@ fn read_cert(path: &Path) -> Result<rustls::pki_types::CertificateDer<'static>, 
     use rustls::pki_types::pem::PemObject as _;
     rustls::pki_types::CertificateDer::from_pem_file(path)
         .map_err(|e| BenchError::Tls(format!("{}: {e}", path.display())))
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> Result<(), BenchError> {
-    let io = |source| BenchError::Io {
-        what: "installing the signal handlers".into(),
-        source,
-    };
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io)?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.map_err(io),
-        _ = term.recv() => Ok(()),
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> Result<(), BenchError> {
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|source| BenchError::Io {
-            what: "waiting for Ctrl-C".into(),
-            source,
-        })
 }
 
 /// A client TLS configuration trusting the PEM certificate at `path` (the hello backend's CA),

@@ -113,8 +113,8 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     }
     let threads = a
         .threads
-        .map_or_else(vnetsim::bench::default_proxy_threads, |t| t as usize);
-    let rt = vnetsim::bench::proxy_runtime(threads).context("starting the Tokio runtime")?;
+        .map_or_else(vnetsim::runtime::default_proxy_threads, |t| t as usize);
+    let rt = vnetsim::runtime::proxy_runtime(threads).context("starting the Tokio runtime")?;
     rt.block_on(async move {
         let sim = builder.start().await.context("starting the simulation")?;
         let gw = sim.gateway();
@@ -148,24 +148,11 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
         }
         println!();
         println!("ready; Ctrl-C or SIGTERM stops it");
-        wait_for_signal().await?;
+        vnetsim::runtime::wait_for_signal()
+            .await
+            .context("waiting for Ctrl-C or SIGTERM")?;
         eprintln!("shutting down (in-flight requests may finish)");
         sim.shutdown().await;
         Ok::<Status, anyhow::Error>(Status::Success)
     })
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),
-        _ = term.recv() => Ok(()),
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
 }
