@@ -242,10 +242,16 @@ impl Topology {
         if source != Some(flow.source) {
             return Fate::SourceChanged { now: source };
         }
-        let d = self.decide(flow);
-        match (d.verdict, d.decided_by) {
-            (VerdictKind::Unreachable, _) => Fate::Unrouted(d.code),
-            (VerdictKind::Deny, Some(r)) if self.nsg_flush_connection(r.nsg) => Fate::Flushed(r),
+        // No route first: a packet without one is lost whatever an NSG on the way would say.
+        let path = self.path(flow.source, flow.destination);
+        if let Some(code) = path.unroutable() {
+            return Fate::Unrouted(code);
+        }
+        let d = self.decide_on(&path, flow);
+        match d.decided_by {
+            Some(r) if d.verdict == VerdictKind::Deny && self.nsg_flush_connection(r.nsg) => {
+                Fate::Flushed(r)
+            }
             _ => Fate::Keep,
         }
     }
@@ -278,4 +284,97 @@ pub(crate) fn unresolvable_backends(t: &Topology) -> Vec<Finding> {
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::{Fixture, Format};
+    use crate::ServiceTagTable;
+
+    const BASE: &str = r#"
+[[vnets]]
+name = "app"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+peerings = ["hub"]
+  [[vnets.subnets]]
+  name = "snet-apim"
+  address_prefix = "10.0.1.0/24"
+  delegations = ["Microsoft.Web/serverFarms"]
+  nsg = "nsg-apim"
+[[vnets]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["app"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.1.1.0/24"
+[[nsgs]]
+name = "nsg-apim"
+flush_connection = FLUSH
+RULES
+[apim]
+name = "a"
+sku = "StandardV2"
+region = "westeurope"
+virtual_network = "integration"
+subnet = "app/snet-apim"
+"#;
+
+    const DENY: &str = "[[nsgs.security_rules]]\nname = \"deny-hub\"\npriority = 100\ndirection = \"Outbound\"\naccess = \"Deny\"\nprotocol = \"*\"\nsource_address_prefix = \"*\"\nsource_port_range = \"*\"\ndestination_address_prefix = \"10.1.0.0/16\"\ndestination_port_range = \"*\"\n";
+
+    fn topo(flush: bool, rules: &str, edit: impl Fn(String) -> String) -> Topology {
+        let text = edit(
+            BASE.replace("FLUSH", if flush { "true" } else { "false" })
+                .replace("RULES", rules),
+        );
+        let f = Fixture::parse(&text, Format::Toml).unwrap();
+        Topology::build(&f, ServiceTagTable::builtin()).topology
+    }
+
+    #[test]
+    fn established_flows_keep_unless_source_route_or_a_flushing_deny_says_otherwise() {
+        let before = topo(false, "", |s| s);
+        let flow = Flow::tcp(
+            before.apim_source().unwrap(),
+            50000,
+            "10.1.1.4".parse().unwrap(),
+            443,
+        );
+        assert!(before.decide(&flow).allowed());
+        assert_eq!(before.established_fate(&flow), Fate::Keep);
+        // A deny without flush_connection applies to new flows only.
+        assert_eq!(topo(false, DENY, |s| s).established_fate(&flow), Fate::Keep);
+        // With flush_connection the deny cuts it, naming the rule.
+        let flushing = topo(true, DENY, |s| s);
+        let fate = flushing.established_fate(&flow);
+        assert!(matches!(fate, Fate::Flushed(_)), "{fate:?}");
+        let text = flushing.fate_text(&flow, fate).to_string();
+        assert!(
+            text.contains("nsgs/nsg-apim/securityRules/deny-hub"),
+            "{text}"
+        );
+        // The peering removed: no route, whatever the NSGs say.
+        let unpeered = topo(false, "", |s| {
+            s.replace("peerings = [\"app\"]", "peerings = []")
+        });
+        assert_eq!(
+            unpeered.established_fate(&flow),
+            Fate::Unrouted(VerdictCode::NoRoute)
+        );
+        // Integration turned off: the flow's source is no longer the instance's.
+        let off = topo(false, "", |s| {
+            s.replace(
+                "virtual_network = \"integration\"",
+                "virtual_network = \"none\"",
+            )
+            .replace("subnet = \"app/snet-apim\"\n", "")
+        });
+        assert!(matches!(
+            off.established_fate(&flow),
+            Fate::SourceChanged { now: Some(_) }
+        ));
+    }
 }

@@ -340,6 +340,14 @@ pub struct FlowPath {
     plan: Plan,
 }
 
+impl FlowPath {
+    /// Why no route joins the two addresses (`NO_ROUTE`, `NOT_INTEGRATED`, ...), whatever
+    /// the NSGs say; `None` when one does.
+    pub fn unroutable(&self) -> Option<VerdictCode> {
+        self.plan.route.err().map(|(code, _)| code)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Plan {
     source: Source,

@@ -1404,6 +1404,32 @@ fn exercise(f: &Fixture) -> Result<(), TestCaseError> {
             }
         }
     }
+    // The question engine: an API's question (what `check --from apim --to HOST:PORT` asks)
+    // gets the answer the gateway's path gives (its endpoints, then the verdict-only walk), and
+    // an allowed flow is kept by the topology that allowed it.
+    for i in 0..t.apis().len() {
+        let Some(q) = t.api_question(i, 60000) else {
+            continue;
+        };
+        let v = t.ask(&q);
+        let e = t.api_endpoints(i).expect("the API exists");
+        match (e.source, e.resolved.address) {
+            (Some(s), Some(d)) => {
+                let flow = Flow::tcp(s, 60000, d, e.port);
+                let dd = t.decide(&flow);
+                prop_assert_eq!((dd.verdict, dd.code), (v.verdict, v.code));
+                prop_assert_eq!(v.resolved.as_ref(), Some(&e.resolved));
+                if dd.allowed() {
+                    prop_assert_eq!(t.established_fate(&flow), sim::Fate::Keep);
+                }
+            }
+            (_, None) => {
+                prop_assert_eq!(v.code, sim::VerdictCode::DnsFailure);
+                prop_assert!(v.flow.destination.is_none());
+            }
+            (None, Some(_)) => prop_assert!(false, "a question needs a source"),
+        }
+    }
     let names: Vec<String> = t
         .hosts()
         .iter()
