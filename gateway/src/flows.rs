@@ -105,7 +105,7 @@ impl FlowEntry {
 
     /// `Tcp 10.0.1.4:49152 -> 10.0.2.4:443`.
     pub(crate) fn describe(&self) -> String {
-        describe(&self.flow)
+        self.flow.to_string()
     }
 
     fn info(&self, now: Instant) -> FlowInfo {
@@ -128,21 +128,6 @@ impl FlowEntry {
             cut: self.cut_reason().map(str::to_string),
         }
     }
-}
-
-/// `Tcp 10.0.1.4:49152 -> 10.0.2.4:443`.
-pub(crate) fn describe(f: &Flow) -> String {
-    let ep = |ip: IpAddr, port: Option<u16>| match (ip, port) {
-        (IpAddr::V6(v6), Some(p)) => format!("[{v6}]:{p}"),
-        (ip, Some(p)) => format!("{ip}:{p}"),
-        (ip, None) => ip.to_string(),
-    };
-    format!(
-        "{:?} {} -> {}",
-        f.protocol,
-        ep(f.source, f.source_port),
-        ep(f.destination, f.destination_port)
-    )
 }
 
 /// An established flow as `GET /admin/flows` and [`crate::GatewayHandle::flows`] show it.
@@ -354,7 +339,7 @@ mod tests {
             "fd00::4".parse().unwrap(),
             443,
         );
-        assert_eq!(describe(&f), "Tcp 10.0.1.4:49152 -> [fd00::4]:443");
+        assert_eq!(f.to_string(), "Tcp 10.0.1.4:49152 -> [fd00::4]:443");
     }
 
     #[test]
