@@ -470,3 +470,41 @@ async fn reload_with_error_findings_is_refused_and_the_old_state_kept() {
     assert_eq!(r.problem().unwrap().code, "NSG_DENIED");
     stop_cleanly(child, "up default.toml");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_bind_survives_a_reload() {
+    let user = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("bound"))
+        .mount(&user)
+        .await;
+    let dir = tempdir();
+    let text = std::fs::read_to_string(fixture("default.toml"))
+        .unwrap()
+        .replace(
+            "destination_address_prefix = \"10.0.2.5\"",
+            "destination_address_prefix = \"10.0.2.99\"",
+        );
+    let fx = write(dir.path(), "t.toml", &text);
+    let sim = vnetsim::harness::Simulation::from_file(&fx)
+        .unwrap()
+        .bind("legacy", 8080, *user.address())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(sim.client().get("/legacy/x").await.unwrap().text(), "bound");
+    // A bodiless reload runs the harness's load again; the binding is a start option and stays.
+    let report = sim.gateway().reload_inputs(None).expect("reload accepted");
+    assert_eq!(report.generation, 2);
+    assert_eq!(sim.client().get("/legacy/x").await.unwrap().text(), "bound");
+    // So does a reload with a body.
+    let body = gateway::ReloadBody {
+        text: text.clone(),
+        media_type: None,
+    };
+    sim.gateway()
+        .reload_inputs(Some(&body))
+        .expect("reload accepted");
+    assert_eq!(sim.client().get("/legacy/x").await.unwrap().text(), "bound");
+    sim.shutdown().await;
+}
