@@ -92,7 +92,7 @@ pub(crate) async fn handle(
         status = Empty,
     );
     let client_version = req.version();
-    let (mut resp, route) = match proxy(&shared, &state, &conn, req, &span).await {
+    let (mut resp, route) = match proxy(&shared, &state, &conn, req, start, &span).await {
         Ok((resp, route)) => (resp, Some(route)),
         Err((e, route)) => {
             if let Some(o) = e.policy() {
@@ -102,6 +102,9 @@ pub(crate) async fn handle(
                 }
             }
             tracing::debug!(parent: &span, code = e.code().as_str(), cause = %e, "request refused");
+            if e.code().is_client_fault() {
+                shared.res.metrics.client_fault(e.code());
+            }
             (e.to_response::<GatewayBody>(), route)
         }
     };
@@ -123,6 +126,7 @@ async fn proxy(
     state: &PolicyState,
     conn: &ConnInfo,
     mut req: Request<Incoming>,
+    start: Instant,
     span: &tracing::Span,
 ) -> Result<(Response<GatewayBody>, usize), Failed> {
     let limits = &state.limits;
@@ -226,7 +230,9 @@ async fn proxy(
         headers.append(http::header::FORWARDED, v);
     }
     *req.version_mut() = Version::HTTP_11;
-    let req = req.map(|body| ReqBody::new(body, limits.max_body_bytes));
+    let since = tokio::time::Instant::from_std(start);
+    let req =
+        req.map(|body| ReqBody::new(body, limits.max_body_bytes, since, limits.body_read_timeout));
 
     // Read the clock for the span only when the span is recorded (debug logging).
     let sent_at = (!span.is_disabled()).then(Instant::now);

@@ -1,0 +1,181 @@
+//! HTTP at the edge, on raw sockets (hyper clients will not send malformed framing): request
+//! bodies that are the client's fault, dot-segments, `Host`, heads hyper refuses itself,
+//! `TRACE`, `Expect: 100-continue`, transfer codings. Each test checks the answer, what the
+//! backend received, and the metrics.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::*;
+
+/// A raw HTTP/1.1 answer: status, lower-cased head, body.
+struct RawAnswer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl RawAnswer {
+    fn parse(out: &str) -> RawAnswer {
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((out, ""));
+        let status = head
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {out:?}"));
+        RawAnswer {
+            status,
+            head: head.to_ascii_lowercase(),
+            body: body.to_string(),
+        }
+    }
+
+    /// The problem document's `code`, checking the media type.
+    fn code(&self) -> String {
+        assert!(
+            self.head.contains("content-type: application/problem+json"),
+            "{}\n{}",
+            self.head,
+            self.body
+        );
+        let v: Value = serde_json::from_str(&self.body).expect("a problem document");
+        v["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// Writes `bytes`, optionally half-closes, and reads until the gateway closes. Write errors
+/// are ignored: the gateway may answer and close before the client is done sending.
+async fn exchange(addr: SocketAddr, bytes: &[u8], half_close: bool) -> RawAnswer {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let _ = tcp.write_all(bytes).await;
+    if half_close {
+        let _ = tcp.shutdown().await;
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await;
+    RawAnswer::parse(&String::from_utf8_lossy(&out))
+}
+
+/// A wiremock backend that answers 200 to anything, playing the payments API.
+async fn payments_mock() -> MockServer {
+    let mock = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&mock)
+        .await;
+    mock
+}
+
+async fn mock_requests(mock: &MockServer) -> usize {
+    mock.received_requests().await.map_or(0, |r| r.len())
+}
+
+/// Whether `/metrics` has this exact sample line.
+fn has_metric(gw: &gateway::GatewayHandle, line: &str) -> bool {
+    gw.metrics_text().lines().any(|l| l == line)
+}
+
+// === request bodies: the client's fault ===
+
+#[tokio::test]
+async fn malformed_chunked_bodies_are_the_clients_fault() {
+    let mock = payments_mock().await;
+    let gw = start(
+        &Topo::default(),
+        opts().upstream("payments", 80, *mock.address()),
+    )
+    .await;
+    let head = "POST /payments/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let cases: [(&str, &str, bool); 4] = [
+        ("a bad chunk size", "zz\r\nhello\r\n0\r\n\r\n", false),
+        (
+            "data longer than declared",
+            "5\r\nhelloEXTRA\r\n0\r\n\r\n",
+            false,
+        ),
+        ("bare LF in the framing", "5\nhello\n0\n\n", false),
+        ("a body cut short", "a\r\nhel", true),
+    ];
+    for (what, body, half_close) in cases {
+        let a = exchange(gw.addr(), format!("{head}{body}").as_bytes(), half_close).await;
+        assert_eq!(a.status, 400, "{what}: {}\n{}", a.head, a.body);
+        assert_eq!(a.code(), "BAD_REQUEST_BODY", "{what}");
+        // The framing cannot be trusted: the connection closes.
+        assert!(a.head.contains("connection: close"), "{what}: {}", a.head);
+    }
+    // No complete request reached the backend.
+    assert_eq!(mock_requests(&mock).await, 0);
+    // Counted as the client's, not as a backend failure.
+    assert!(has_metric(
+        &gw,
+        "vnetsim_gateway_client_faults_total{code=\"BAD_REQUEST_BODY\"} 4"
+    ));
+    assert!(has_metric(
+        &gw,
+        "vnetsim_gateway_requests_total{api=\"payments\",status=\"400\"} 4"
+    ));
+    assert!(
+        !gw.metrics_text().contains("status=\"502\""),
+        "{}",
+        gw.metrics_text()
+    );
+    // The backend connections that carried half a request are closed, not pooled...
+    eventually("the half-used flows to close", || gw.flows().is_empty()).await;
+    // ...and the next well-formed request is served normally.
+    let ok = exchange(
+        gw.addr(),
+        b"POST /payments/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(mock_requests(&mock).await, 1);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_trickled_past_its_deadline_gets_408_not_504() {
+    let mock = payments_mock().await;
+    // fast_limits: body_read_timeout 400 ms, response_timeout 1500 ms.
+    let gw = start(
+        &Topo::default(),
+        opts().upstream("payments", 80, *mock.address()),
+    )
+    .await;
+    let mut tcp = TcpStream::connect(gw.addr()).await.unwrap();
+    let t = Instant::now();
+    tcp.write_all(b"POST /payments/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n")
+        .await
+        .unwrap();
+    // Ten bytes every 100 ms: every gap is shorter than the limit, the whole body is not.
+    for _ in 0..3 {
+        tcp.write_all(&[b'x'; 10]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await;
+    let waited = t.elapsed();
+    let a = RawAnswer::parse(&String::from_utf8_lossy(&out));
+    assert_eq!(a.status, 408, "{}\n{}", a.head, a.body);
+    assert_eq!(a.code(), "CLIENT_TIMEOUT");
+    assert!(a.body.contains("request body"), "{}", a.body);
+    assert!(a.head.contains("connection: close"), "{}", a.head);
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    assert_eq!(mock_requests(&mock).await, 0);
+    assert!(has_metric(
+        &gw,
+        "vnetsim_gateway_client_faults_total{code=\"CLIENT_TIMEOUT\"} 1"
+    ));
+    assert!(has_metric(
+        &gw,
+        "vnetsim_gateway_requests_total{api=\"payments\",status=\"408\"} 1"
+    ));
+    // The backend connection is let go at once.
+    eventually("the flow to close", || gw.flows().is_empty()).await;
+    gw.shutdown().await;
+}
