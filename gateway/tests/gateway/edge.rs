@@ -179,3 +179,150 @@ async fn a_body_trickled_past_its_deadline_gets_408_not_504() {
     eventually("the flow to close", || gw.flows().is_empty()).await;
     gw.shutdown().await;
 }
+
+// === paths ===
+
+#[tokio::test]
+async fn dot_segments_are_removed_before_routing() {
+    let gw = start(&Topo::default(), opts()).await;
+    // `..` out of /orders lands on /payments: routed there, with a clean path.
+    let r = get(&gw, "/orders/../payments/x").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["host"], "payments");
+    assert_eq!(r.json()["path"], "/x");
+    // `.` and percent-encoded dots inside an API never reach its backend.
+    let r = get(&gw, "/orders/./a/%2e%2E/1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["host"], "orders");
+    assert_eq!(r.json()["path"], "/v1/1");
+    // Climbing above the root is refused, whatever the spelling.
+    for p in ["/payments/../../admin", "/payments/%2e%2e/%2E%2e/x", "/.."] {
+        let r = get(&gw, p).await;
+        assert_eq!(r.status, 400, "{p}");
+        assert_eq!(r.code(), "PATH_TRAVERSAL", "{p}");
+    }
+    // One request each reached the backends: the two that resolved.
+    assert_eq!(echo_requests(&gw, "payments"), 1);
+    assert_eq!(echo_requests(&gw, "orders"), 1);
+    assert!(has_metric(
+        &gw,
+        "vnetsim_gateway_client_faults_total{code=\"PATH_TRAVERSAL\"} 3"
+    ));
+    gw.shutdown().await;
+}
+
+// === heads ===
+
+#[tokio::test]
+async fn host_must_be_present_once_and_valid() {
+    let gw = start(&Topo::default(), opts()).await;
+    let cases: [(&str, &[u8]); 3] = [
+        (
+            "no Host in HTTP/1.1",
+            b"GET /payments/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "two Host headers",
+            b"GET /payments/x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "a Host that is no authority",
+            b"GET /payments/x HTTP/1.1\r\nHost: a/b\r\nConnection: close\r\n\r\n",
+        ),
+    ];
+    for (what, bytes) in cases {
+        let a = exchange(gw.addr(), bytes, false).await;
+        assert_eq!(a.status, 400, "{what}: {}", a.body);
+        assert_eq!(a.code(), "BAD_HOST_HEADER", "{what}");
+    }
+    assert_eq!(echo_requests(&gw, "payments"), 0);
+    // HTTP/1.0 may omit it.
+    let a = exchange(gw.addr(), b"GET /payments/x HTTP/1.0\r\n\r\n", false).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(echo_requests(&gw, "payments"), 1);
+    assert!(has_metric(
+        &gw,
+        "vnetsim_gateway_client_faults_total{code=\"BAD_HOST_HEADER\"} 3"
+    ));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn trace_is_refused_with_allow() {
+    let gw = start(&Topo::default(), opts()).await;
+    let a = exchange(
+        gw.addr(),
+        b"TRACE /payments/x HTTP/1.1\r\nHost: a\r\nCookie: secret=1\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.code(), "TRACE_REFUSED");
+    assert!(a.head.contains("allow: get, head, post"), "{}", a.head);
+    assert!(!a.body.contains("secret"), "nothing is reflected");
+    assert_eq!(echo_requests(&gw, "payments"), 0);
+    assert!(has_metric(
+        &gw,
+        "vnetsim_gateway_client_faults_total{code=\"TRACE_REFUSED\"} 1"
+    ));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_here_not_forwarded() {
+    let gw = start(&Topo::default(), opts()).await;
+    let mut tcp = TcpStream::connect(gw.addr()).await.unwrap();
+    tcp.write_all(
+        b"POST /payments/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The gateway says 100 before the body is sent...
+    let mut buf = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf))
+        .await
+        .expect("an interim answer")
+        .unwrap();
+    let interim = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    tcp.write_all(b"hello").await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let a = RawAnswer::parse(text.trim_start_matches("\r\n"));
+    assert_eq!(a.status, 200, "{text}");
+    let echo: Value = serde_json::from_str(&a.body).unwrap();
+    // ...and the backend got the body without being asked to expect anything.
+    assert_eq!(echo["body_bytes"], 5);
+    assert!(echo["headers"].get("expect").is_none(), "{echo}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn transfer_codings_other_than_chunked_get_501() {
+    let gw = start(&Topo::default(), opts()).await;
+    for te in ["gzip, chunked", "chunked, chunked"] {
+        let req = format!(
+            "POST /payments/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        );
+        let a = exchange(gw.addr(), req.as_bytes(), false).await;
+        assert_eq!(a.status, 501, "{te}: {}", a.body);
+        assert_eq!(a.code(), "TRANSFER_CODING_UNSUPPORTED", "{te}");
+    }
+    assert_eq!(echo_requests(&gw, "payments"), 0);
+    // Plain chunked is fine.
+    let a = exchange(
+        gw.addr(),
+        b"POST /payments/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    // 501 is a server-side refusal (counted before routing, so under no API), not a
+    // client fault.
+    assert!(has_metric(
+        &gw,
+        "vnetsim_gateway_requests_total{api=\"\",status=\"501\"} 2"
+    ));
+    gw.shutdown().await;
+}
