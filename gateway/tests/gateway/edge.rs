@@ -247,6 +247,51 @@ async fn host_must_be_present_once_and_valid() {
     gw.shutdown().await;
 }
 
+/// A head of `fields` header fields (`Host` included).
+fn head_with_fields(fields: usize) -> Vec<u8> {
+    let mut h = b"GET /payments/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n".to_vec();
+    for i in 2..fields {
+        h.extend_from_slice(format!("x-f{i}: 1\r\n").as_bytes());
+    }
+    h.extend_from_slice(b"\r\n");
+    h
+}
+
+#[tokio::test]
+async fn heads_hyper_refuses_get_the_same_431_problem() {
+    let limits = gateway::LimitOverrides {
+        max_header_bytes: Some(4096),
+        ..fast_limits()
+    };
+    let gw = start(&Topo::default(), opts().limits(limits)).await;
+    // A head near MAX_HEADER_FIELDS (100) passes. (98: the forwarded request loses
+    // `Connection` and gains `x-forwarded-for` and `forwarded`, and the echo backend's own
+    // parser has the same limit.)
+    let a = exchange(gw.addr(), &head_with_fields(98), false).await;
+    assert_eq!(a.status, 200, "{}\n{}", a.head, a.body);
+    // ...one more is refused by hyper's parser, with the gateway's problem document.
+    let a = exchange(gw.addr(), &head_with_fields(101), false).await;
+    assert_eq!(a.status, 431, "{}", a.head);
+    assert_eq!(a.code(), "HEADERS_TOO_LARGE");
+    assert!(a.head.contains("connection: close"), "{}", a.head);
+    // A head larger than hyper's read buffer (here 24 KiB) likewise.
+    let mut big = b"GET /payments/x HTTP/1.1\r\nHost: a\r\nx-big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 40 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    let a = exchange(gw.addr(), &big, false).await;
+    assert_eq!(a.status, 431, "{}", a.head);
+    assert_eq!(a.code(), "HEADERS_TOO_LARGE");
+    assert_eq!(echo_requests(&gw, "payments"), 1);
+    eventually("the refusals to be counted", || {
+        has_metric(
+            &gw,
+            "vnetsim_gateway_client_faults_total{code=\"HEADERS_TOO_LARGE\"} 2",
+        )
+    })
+    .await;
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn trace_is_refused_with_allow() {
     let gw = start(&Topo::default(), opts()).await;
