@@ -1,18 +1,23 @@
 //! The bodies that flow through the proxy, wrapped without copying:
 //! * [`ReqBody`] — the client's request body on its way upstream, cut off with
 //!   [`BodyError::TooLarge`] past `max_body_bytes` (bodies without a `Content-Length`, or that
-//!   lie about it);
+//!   lie about it) and with [`BodyError::TimedOut`] when it is not complete by its deadline
+//!   (`body_read_timeout_ms` from the head). Its errors are the client's: `upstream` maps them
+//!   to 413 / 400 / 408, never to a backend failure;
 //! * [`GatewayBody`] — what the client receives: a backend's body (which hands its connection
 //!   back to the pool at end of stream) or a small fixed body (problem documents). It also holds
 //!   the request's [`InflightGuard`], so the slow-client clock restarts only once the response
 //!   is complete.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
 
 use crate::io::InflightGuard;
 use crate::upstream::Checkout;
@@ -26,26 +31,55 @@ pub(crate) enum BodyError {
         /// The limit.
         limit: u64,
     },
-    /// The client's stream failed.
+    /// The body was not complete by its deadline.
+    #[error("request body not received within {limit:?}")]
+    TimedOut {
+        /// `body_read_timeout`.
+        limit: Duration,
+    },
+    /// The client's stream failed: malformed chunked framing, a body cut short, a reset
+    /// stream.
     #[error("reading the request body: {0}")]
     Client(#[from] hyper::Error),
 }
 
-/// A client body with a byte limit.
+/// A client body with a byte limit and a deadline.
 #[derive(Debug)]
 pub(crate) struct ReqBody {
     inner: Incoming,
     remaining: u64,
     limit: u64,
+    /// When the whole body must have arrived.
+    deadline: Instant,
+    timeout: Duration,
+    /// Armed only the first time the body waits on the client: bodies already buffered with
+    /// their head (and bodiless requests) never touch the timer wheel.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl ReqBody {
-    pub(crate) fn new(inner: Incoming, limit: u64) -> ReqBody {
+    /// `timeout` runs from `since` (when the head was handed to the proxy).
+    pub(crate) fn new(inner: Incoming, limit: u64, since: Instant, timeout: Duration) -> ReqBody {
         ReqBody {
             inner,
             remaining: limit,
             limit,
+            deadline: since + timeout,
+            timeout,
+            timer: None,
         }
+    }
+
+    /// Ready (an error) once the deadline passed; arms the timer on first use.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<BodyError> {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(BodyError::TimedOut {
+            limit: self.timeout,
+        })
     }
 }
 
@@ -58,7 +92,15 @@ impl Body for ReqBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+        let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(p) => p,
+            Poll::Pending => {
+                // Waiting on the client: the deadline wakes us if it comes first.
+                let e = ready!(this.poll_deadline(cx));
+                return Poll::Ready(Some(Err(e)));
+            }
+        };
+        match polled {
             None => Poll::Ready(None),
             Some(Err(e)) => Poll::Ready(Some(Err(BodyError::Client(e)))),
             Some(Ok(frame)) => {

@@ -16,6 +16,17 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Time a client has to send a request head: 10 s (then 408 `CLIENT_TIMEOUT` and close). It
 /// is also the keep-alive idle limit between requests.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send its whole request body, counted from the moment its head was
+/// handed to the proxy: 20 s (then 408 `CLIENT_TIMEOUT` and close). A deadline for the whole
+/// body, not between reads, so a body trickled a byte at a time cannot hold a backend
+/// connection open indefinitely. Shorter than [`DEFAULT_RESPONSE_TIMEOUT`], whose clock starts
+/// a little later (once the backend connection is ready), so a stalled upload is blamed on the
+/// client before it could look like a slow backend.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most header fields in an HTTP/1 request head: 100, hyper's parser limit (its
+/// `DEFAULT_MAX_HEADERS`, kept so the parser's field array stays on the stack). More →
+/// 431 `HEADERS_TOO_LARGE`.
+pub const MAX_HEADER_FIELDS: usize = 100;
 /// Backend connect (TCP and TLS handshake) timeout: 5 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Backend response-head timeout: 30 s (then 504 `BACKEND_TIMEOUT`).
@@ -40,6 +51,8 @@ pub struct LimitOverrides {
     pub max_connections: Option<usize>,
     /// `header_read_timeout_ms`.
     pub header_read_timeout: Option<Duration>,
+    /// `body_read_timeout_ms`.
+    pub body_read_timeout: Option<Duration>,
     /// `connect_timeout_ms`.
     pub connect_timeout: Option<Duration>,
     /// `response_timeout_ms`.
@@ -61,6 +74,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// See [`DEFAULT_HEADER_READ_TIMEOUT`].
     pub header_read_timeout: Duration,
+    /// See [`DEFAULT_BODY_READ_TIMEOUT`].
+    pub body_read_timeout: Duration,
     /// See [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Duration,
     /// See [`DEFAULT_RESPONSE_TIMEOUT`].
@@ -115,6 +130,11 @@ impl Limits {
                 .or(ms(g.header_read_timeout_ms))
                 .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT)
                 .max(Duration::from_millis(1)),
+            body_read_timeout: o
+                .body_read_timeout
+                .or(ms(g.body_read_timeout_ms))
+                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT)
+                .max(Duration::from_millis(1)),
             connect_timeout: o
                 .connect_timeout
                 .or(ms(g.connect_timeout_ms))
@@ -153,6 +173,7 @@ mod tests {
     fn overrides_win_over_the_fixture() {
         let g = GatewayFile {
             header_read_timeout_ms: Some(500),
+            body_read_timeout_ms: Some(700),
             max_body_bytes: Some(10),
             ..GatewayFile::default()
         };
@@ -162,6 +183,20 @@ mod tests {
         };
         let l = Limits::resolve(&g, &o);
         assert_eq!(l.header_read_timeout, Duration::from_millis(20));
+        // The fixture's body timeout stands where no override is given.
+        assert_eq!(l.body_read_timeout, Duration::from_millis(700));
+        let o = LimitOverrides {
+            body_read_timeout: Some(Duration::from_millis(30)),
+            ..LimitOverrides::default()
+        };
+        assert_eq!(
+            Limits::resolve(&g, &o).body_read_timeout,
+            Duration::from_millis(30)
+        );
+        assert_eq!(
+            Limits::default().body_read_timeout,
+            DEFAULT_BODY_READ_TIMEOUT
+        );
         assert_eq!(l.max_body_bytes, 10);
         assert_eq!(l.response_timeout, DEFAULT_RESPONSE_TIMEOUT);
         assert_eq!(l.deny_mode, DenyMode::Answer);

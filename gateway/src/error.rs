@@ -71,8 +71,24 @@ pub enum ErrorCode {
     HeadersTooLarge,
     /// The request body is larger than `max_body_bytes`.
     BodyTooLarge,
-    /// The client did not send its request head within `header_read_timeout_ms`.
+    /// The client did not send its request head within `header_read_timeout_ms`, or its body
+    /// within `body_read_timeout_ms`.
     ClientTimeout,
+    /// The request body is malformed (bad chunk size, chunk data longer than declared, bare
+    /// LF in the chunk framing) or ended before its declared end: the client's fault, never
+    /// the backend's.
+    BadRequestBody,
+    /// A `..` segment of the path climbs above the root (after removing dot-segments,
+    /// `%2e` counting as `.`).
+    PathTraversal,
+    /// An HTTP/1.1 request without `Host`, or any request with more than one `Host` or one that
+    /// is not a valid authority (RFC 9112 §3.2).
+    BadHostHeader,
+    /// A `TRACE` request: it would reflect the request (cookies, credentials) back.
+    TraceRefused,
+    /// A `Transfer-Encoding` with a coding other than `chunked` (RFC 9112 §6.1): the
+    /// gateway does not decode codings, and forwarding the body without one would change it.
+    TransferCodingUnsupported,
     /// An absolute-form request target (`GET http://host/ HTTP/1.1`): forward-proxy use.
     AbsoluteFormRefused,
     /// A `CONNECT` request: tunnelling is refused.
@@ -84,6 +100,34 @@ pub enum ErrorCode {
 // === impl ErrorCode ===
 
 impl ErrorCode {
+    /// Every code, in declaration order (for tables and per-code counters).
+    pub const ALL: [ErrorCode; 24] = [
+        ErrorCode::NsgDenied,
+        ErrorCode::NotIntegrated,
+        ErrorCode::NoRoute,
+        ErrorCode::NoPublicEndpoint,
+        ErrorCode::UnknownValue,
+        ErrorCode::DnsFailure,
+        ErrorCode::NoApi,
+        ErrorCode::BackendRefused,
+        ErrorCode::BackendReset,
+        ErrorCode::BackendTimeout,
+        ErrorCode::BackendTls,
+        ErrorCode::BackendProtocol,
+        ErrorCode::UpstreamNotLoopback,
+        ErrorCode::HeadersTooLarge,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::ClientTimeout,
+        ErrorCode::BadRequestBody,
+        ErrorCode::PathTraversal,
+        ErrorCode::BadHostHeader,
+        ErrorCode::TraceRefused,
+        ErrorCode::TransferCodingUnsupported,
+        ErrorCode::AbsoluteFormRefused,
+        ErrorCode::ConnectRefused,
+        ErrorCode::UpgradeRefused,
+    ];
+
     /// The code as it appears in bodies and headers (`NSG_DENIED`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,6 +147,11 @@ impl ErrorCode {
             ErrorCode::HeadersTooLarge => "HEADERS_TOO_LARGE",
             ErrorCode::BodyTooLarge => "BODY_TOO_LARGE",
             ErrorCode::ClientTimeout => "CLIENT_TIMEOUT",
+            ErrorCode::BadRequestBody => "BAD_REQUEST_BODY",
+            ErrorCode::PathTraversal => "PATH_TRAVERSAL",
+            ErrorCode::BadHostHeader => "BAD_HOST_HEADER",
+            ErrorCode::TraceRefused => "TRACE_REFUSED",
+            ErrorCode::TransferCodingUnsupported => "TRANSFER_CODING_UNSUPPORTED",
             ErrorCode::AbsoluteFormRefused => "ABSOLUTE_FORM_REFUSED",
             ErrorCode::ConnectRefused => "CONNECT_REFUSED",
             ErrorCode::UpgradeRefused => "UPGRADE_REFUSED",
@@ -129,12 +178,69 @@ impl ErrorCode {
             ErrorCode::UpstreamNotLoopback => "The backend socket is not on loopback",
             ErrorCode::HeadersTooLarge => "The request head is too large",
             ErrorCode::BodyTooLarge => "The request body is too large",
-            ErrorCode::ClientTimeout => "The request head was not received in time",
+            ErrorCode::ClientTimeout => "The request was not received in time",
+            ErrorCode::BadRequestBody => "The request body is malformed or incomplete",
+            ErrorCode::PathTraversal => "The request path climbs above the root",
+            ErrorCode::BadHostHeader => "The request needs exactly one valid Host header",
+            ErrorCode::TraceRefused => "TRACE is refused: it would reflect the request back",
+            ErrorCode::TransferCodingUnsupported => {
+                "Only the chunked transfer coding is supported"
+            }
             ErrorCode::AbsoluteFormRefused => {
                 "Absolute-form request targets are refused: this is a reverse proxy, not a forward proxy"
             }
             ErrorCode::ConnectRefused => "CONNECT is refused: this is a reverse proxy, not a tunnel",
             ErrorCode::UpgradeRefused => "Protocol upgrades are not supported",
+        }
+    }
+
+    /// Whether the answer closes the client connection: after it the request's framing cannot
+    /// be trusted, or a body may still be arriving that nobody will read.
+    pub fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::ClientTimeout
+                | ErrorCode::HeadersTooLarge
+                | ErrorCode::BadRequestBody
+                | ErrorCode::BadHostHeader
+                | ErrorCode::TransferCodingUnsupported
+        )
+    }
+
+    /// Whether the failure is the client's (a 4xx answer): counted in
+    /// `vnetsim_gateway_client_faults_total`, never as a backend failure.
+    pub fn is_client_fault(self) -> bool {
+        self.status().is_client_error()
+    }
+
+    /// The HTTP status of the code: the one code → status table (the gateway issue's
+    /// contract, extended by the hardening issue; [`ProxyError::status`] reads it).
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::NsgDenied
+            | ErrorCode::NotIntegrated
+            | ErrorCode::NoRoute
+            | ErrorCode::NoPublicEndpoint
+            | ErrorCode::UnknownValue
+            | ErrorCode::DnsFailure
+            | ErrorCode::BackendRefused
+            | ErrorCode::BackendReset
+            | ErrorCode::BackendTls
+            | ErrorCode::BackendProtocol
+            | ErrorCode::UpstreamNotLoopback => StatusCode::BAD_GATEWAY,
+            ErrorCode::BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::NoApi => StatusCode::NOT_FOUND,
+            ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::AbsoluteFormRefused
+            | ErrorCode::BadRequestBody
+            | ErrorCode::PathTraversal
+            | ErrorCode::BadHostHeader => StatusCode::BAD_REQUEST,
+            ErrorCode::ConnectRefused | ErrorCode::TraceRefused => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::UpgradeRefused | ErrorCode::TransferCodingUnsupported => {
+                StatusCode::NOT_IMPLEMENTED
+            }
         }
     }
 
@@ -305,6 +411,50 @@ pub enum ProxyError {
         /// `header_read_timeout_ms`.
         limit_ms: u64,
     },
+    /// The request body did not arrive in time.
+    #[error("the request body was not received within {limit_ms} ms")]
+    BodyTimeout {
+        /// `body_read_timeout_ms`.
+        limit_ms: u64,
+    },
+    /// The request head was refused by the HTTP/1 parser itself: more header fields or
+    /// bytes than it accepts.
+    #[error(
+        "the request head has more than {max_fields} header fields or is larger than {limit} bytes"
+    )]
+    HeadRefused {
+        /// `max_header_bytes`.
+        limit: usize,
+        /// [`crate::config::MAX_HEADER_FIELDS`].
+        max_fields: usize,
+    },
+    /// The request body could not be read: malformed framing or cut short.
+    #[error("the request body is malformed or incomplete: {reason}")]
+    BadBody {
+        /// The parser's reason.
+        reason: String,
+    },
+    /// A `..` segment climbs above the root.
+    #[error("the path `{path}` climbs above the root with `..` segments")]
+    PathTraversal {
+        /// The path as received.
+        path: String,
+    },
+    /// Missing, repeated or invalid `Host`.
+    #[error("{reason}")]
+    BadHost {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// TRACE.
+    #[error("TRACE is refused")]
+    Trace,
+    /// A transfer coding other than `chunked`.
+    #[error("the transfer coding `{coding}` is not supported; only `chunked` is")]
+    TransferCoding {
+        /// The `Transfer-Encoding` value.
+        coding: String,
+    },
     /// Absolute-form request target.
     #[error(
         "the request target `{target}` is in absolute form; send origin-form paths (`/api/...`)"
@@ -345,14 +495,22 @@ impl ProxyError {
             ProxyError::NotLoopback { .. } => ErrorCode::UpstreamNotLoopback,
             ProxyError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
             ProxyError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
-            ProxyError::ClientTimeout { .. } => ErrorCode::ClientTimeout,
+            ProxyError::ClientTimeout { .. } | ProxyError::BodyTimeout { .. } => {
+                ErrorCode::ClientTimeout
+            }
+            ProxyError::HeadRefused { .. } => ErrorCode::HeadersTooLarge,
+            ProxyError::BadBody { .. } => ErrorCode::BadRequestBody,
+            ProxyError::PathTraversal { .. } => ErrorCode::PathTraversal,
+            ProxyError::BadHost { .. } => ErrorCode::BadHostHeader,
+            ProxyError::Trace => ErrorCode::TraceRefused,
+            ProxyError::TransferCoding { .. } => ErrorCode::TransferCodingUnsupported,
             ProxyError::AbsoluteForm { .. } => ErrorCode::AbsoluteFormRefused,
             ProxyError::Connect { .. } => ErrorCode::ConnectRefused,
             ProxyError::Upgrade { .. } => ErrorCode::UpgradeRefused,
         }
     }
 
-    /// The HTTP status: the one code → status table (the gateway issue's contract).
+    /// The HTTP status, from [`ErrorCode::status`] (the one code → status table).
     ///
     /// ```
     /// use gateway::error::ProxyError;
@@ -360,27 +518,7 @@ impl ProxyError {
     /// assert_eq!(ProxyError::BodyTooLarge { limit: 1 }.status(), 413);
     /// ```
     pub fn status(&self) -> StatusCode {
-        match self.code() {
-            ErrorCode::NsgDenied
-            | ErrorCode::NotIntegrated
-            | ErrorCode::NoRoute
-            | ErrorCode::NoPublicEndpoint
-            | ErrorCode::UnknownValue
-            | ErrorCode::DnsFailure
-            | ErrorCode::BackendRefused
-            | ErrorCode::BackendReset
-            | ErrorCode::BackendTls
-            | ErrorCode::BackendProtocol
-            | ErrorCode::UpstreamNotLoopback => StatusCode::BAD_GATEWAY,
-            ErrorCode::BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorCode::NoApi => StatusCode::NOT_FOUND,
-            ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::AbsoluteFormRefused => StatusCode::BAD_REQUEST,
-            ErrorCode::ConnectRefused => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::UpgradeRefused => StatusCode::NOT_IMPLEMENTED,
-        }
+        self.code().status()
     }
 
     /// The verdict, on policy outcomes (also on a dropped SYN, which explains the timeout).
@@ -409,7 +547,9 @@ impl ProxyError {
     }
 
     /// The whole answer: status, `application/problem+json` body, `x-vnetsim-verdict` on
-    /// policy outcomes. `Allow` lists the methods for `CONNECT_REFUSED`.
+    /// policy outcomes. `Allow` lists the methods for `CONNECT_REFUSED` and `TRACE_REFUSED`;
+    /// refusals after which the connection's framing cannot be trusted (or the client is still
+    /// sending a body nobody reads) also close the connection.
     pub fn to_response<B: From<Bytes>>(&self) -> Response<B> {
         let mut resp = self.problem().to_response::<B>();
         if let Some(o) = self.policy() {
@@ -417,16 +557,16 @@ impl ProxyError {
                 resp.headers_mut().insert(VERDICT_HEADER, v);
             }
         }
-        if self.code() == ErrorCode::ConnectRefused {
+        if matches!(
+            self.code(),
+            ErrorCode::ConnectRefused | ErrorCode::TraceRefused
+        ) {
             resp.headers_mut().insert(
                 http::header::ALLOW,
                 HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
             );
         }
-        if matches!(
-            self.code(),
-            ErrorCode::ClientTimeout | ErrorCode::HeadersTooLarge
-        ) {
+        if self.code().closes_connection() {
             resp.headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -586,6 +726,46 @@ mod tests {
                 405,
             ),
             (
+                ProxyError::BodyTimeout { limit_ms: 1 },
+                "CLIENT_TIMEOUT",
+                408,
+            ),
+            (
+                ProxyError::HeadRefused {
+                    limit: 1,
+                    max_fields: 100,
+                },
+                "HEADERS_TOO_LARGE",
+                431,
+            ),
+            (
+                ProxyError::BadBody {
+                    reason: "Invalid chunk size line".into(),
+                },
+                "BAD_REQUEST_BODY",
+                400,
+            ),
+            (
+                ProxyError::PathTraversal {
+                    path: "/../x".into(),
+                },
+                "PATH_TRAVERSAL",
+                400,
+            ),
+            (
+                ProxyError::BadHost { reason: "no Host" },
+                "BAD_HOST_HEADER",
+                400,
+            ),
+            (ProxyError::Trace, "TRACE_REFUSED", 405),
+            (
+                ProxyError::TransferCoding {
+                    coding: "gzip, chunked".into(),
+                },
+                "TRANSFER_CODING_UNSUPPORTED",
+                501,
+            ),
+            (
                 ProxyError::Dns {
                     backend: "b".into(),
                     reason: "NXDOMAIN".into(),
@@ -607,6 +787,45 @@ mod tests {
             assert_eq!(e.code().as_str(), code);
             assert_eq!(e.status().as_u16(), status, "{code}");
         }
+    }
+
+    #[test]
+    fn every_code_has_a_distinct_name_and_a_title() {
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len(), "codes are unique");
+        for c in ErrorCode::ALL {
+            assert!(!c.title().is_empty(), "{c}");
+            // Client faults are exactly the 4xx codes; none of them is a backend's.
+            assert_eq!(c.is_client_fault(), c.status().is_client_error(), "{c}");
+        }
+        assert!(ErrorCode::BadRequestBody.is_client_fault());
+        assert!(ErrorCode::ClientTimeout.is_client_fault());
+        assert!(!ErrorCode::BackendReset.is_client_fault());
+    }
+
+    #[test]
+    fn refusals_that_break_framing_close_the_connection() {
+        for e in [
+            ProxyError::BadBody { reason: "x".into() },
+            ProxyError::BodyTimeout { limit_ms: 1 },
+            ProxyError::TransferCoding {
+                coding: "gzip".into(),
+            },
+        ] {
+            let resp: Response<Bytes> = e.to_response();
+            assert_eq!(resp.headers()[http::header::CONNECTION], "close", "{e}");
+        }
+        let resp: Response<Bytes> = ProxyError::Trace.to_response();
+        assert_eq!(resp.status(), 405);
+        assert!(resp.headers()[http::header::ALLOW]
+            .to_str()
+            .unwrap()
+            .contains("GET"));
+        // Routing refusals keep the connection.
+        let resp: Response<Bytes> = ProxyError::PathTraversal { path: "/..".into() }.to_response();
+        assert!(resp.headers().get(http::header::CONNECTION).is_none());
     }
 
     #[test]

@@ -13,6 +13,14 @@
 //! * HTTP/2 (detected from the connection preface, or ALPN): a request head arrives in one
 //!   HEADERS block, so the guard is on the connection: no preface or no stream within the
 //!   limit → closed.
+//!
+//! It also gives hyper's own refusals of an HTTP/1 head the gateway's answer. hyper refuses a
+//! head with more than [`crate::config::MAX_HEADER_FIELDS`] fields, or one that does not fit
+//! its read buffer, before the service ever sees it, and writes a bare `431` with no body.
+//! That write is recognised here — a `431` status line written while no request of this
+//! connection has reached the service since the connection last became idle — and replaced
+//! by the `application/problem+json` answer of `HEADERS_TOO_LARGE`, then the connection closes.
+//! Either answer is recorded in [`ConnState`] for the client-fault counter.
 
 use std::future::Future;
 use std::io;
@@ -26,7 +34,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use crate::error::ProxyError;
+use crate::error::{ErrorCode, ProxyError};
 use crate::lock;
 
 /// A deadline clock re-armed lazily: one timer entry that may be armed *earlier* than the
@@ -63,6 +71,11 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #[derive(Debug, Default)]
 pub(crate) struct ConnState {
     inflight: AtomicUsize,
+    /// Requests handed to the service so far: a write with no new request since the
+    /// connection became idle can only be hyper answering a head it refused.
+    begun: AtomicU64,
+    /// The refusal [`TimedIo`] wrote itself (408 or 431), for the client-fault counter.
+    answered: Mutex<Option<ErrorCode>>,
     /// Bumped each time the connection becomes idle; [`TimedIo`] restarts its clock on change.
     idle_epoch: AtomicU64,
     /// The connection task, when it last read while a request was in flight (its clock was not
@@ -74,8 +87,15 @@ pub(crate) struct ConnState {
 impl ConnState {
     /// Marks a request as in flight until the guard drops.
     pub(crate) fn begin(self: &Arc<Self>) -> InflightGuard {
+        self.begun.fetch_add(1, Ordering::AcqRel);
         self.inflight.fetch_add(1, Ordering::AcqRel);
         InflightGuard(self.clone())
+    }
+
+    /// The refusal the connection guard answered itself, if any (read when the connection
+    /// ends).
+    pub(crate) fn answered(&self) -> Option<ErrorCode> {
+        *lock(&self.answered)
     }
 }
 
@@ -107,7 +127,11 @@ enum Mode {
 
 enum Phase {
     Active,
-    Writing408 { bytes: Bytes, pos: usize },
+    /// Writing the guard's own answer (408 or 431), then closing.
+    Answering {
+        bytes: Bytes,
+        pos: usize,
+    },
     Closed,
 }
 
@@ -116,6 +140,10 @@ pub(crate) struct TimedIo<T> {
     inner: T,
     state: Arc<ConnState>,
     timeout: Duration,
+    /// `max_header_bytes`, named in the 431 answer.
+    head_limit: usize,
+    /// [`ConnState::begun`] when the connection last became idle.
+    begun_at_idle: u64,
     /// The deadline is `idle_since + timeout`; the clock is re-armed lazily, not on every
     /// request (each reset is a timer-wheel removal and insertion).
     clock: LazyClock,
@@ -131,17 +159,21 @@ pub(crate) struct TimedIo<T> {
 // === impl TimedIo ===
 
 impl<T> TimedIo<T> {
-    /// Wraps `inner`; `h2` is true when ALPN already chose HTTP/2.
+    /// Wraps `inner`; `h2` is true when ALPN already chose HTTP/2. `timeout`: the header-read
+    /// timeout; `head_limit`: `max_header_bytes`.
     pub(crate) fn new(
         inner: T,
         state: Arc<ConnState>,
         timeout: Duration,
+        head_limit: usize,
         h2: Option<bool>,
     ) -> Self {
         TimedIo {
             inner,
             state,
             timeout,
+            head_limit,
+            begun_at_idle: 0,
             clock: LazyClock::new(),
             idle_since: Instant::now(),
             seen_epoch: 0,
@@ -184,21 +216,61 @@ impl<T> TimedIo<T> {
         if !answer {
             return Phase::Closed;
         }
-        let err = ProxyError::ClientTimeout {
+        self.answer(&ProxyError::ClientTimeout {
             limit_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-        };
+        })
+    }
+
+    /// Whether hyper is writing its own refusal of a head: a `431` status line while no
+    /// request has reached the service since the connection became idle (hyper calls the
+    /// service for every head it accepts, and writes nothing else before one).
+    ///
+    /// Internal: `begun_at_idle` moves in `poll_read`, and hyper reads between the end of a
+    /// response's body and the last write of it only when the socket pushed back; such a
+    /// continuation write would also have to start with a `431` status line to be taken for
+    /// hyper's.
+    fn is_hyper_refusal(&self, buf: &[u8]) -> bool {
+        self.mode != Mode::Http2
+            && (buf.starts_with(b"HTTP/1.1 431 ") || buf.starts_with(b"HTTP/1.0 431 "))
+            && self.state.inflight.load(Ordering::Acquire) == 0
+            && self.state.begun.load(Ordering::Acquire) == self.begun_at_idle
+    }
+
+    /// The phase that writes `err` as a complete HTTP/1.1 answer, then closes.
+    fn answer(&self, err: &ProxyError) -> Phase {
+        *lock(&self.state.answered) = Some(err.code());
+        let status = err.status();
         let body = err.problem().to_bytes();
         let mut head = format!(
-            "HTTP/1.1 408 Request Timeout\r\ncontent-type: {}\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or(""),
             crate::error::PROBLEM_JSON,
             body.len()
         )
         .into_bytes();
         head.extend_from_slice(&body);
-        Phase::Writing408 {
+        Phase::Answering {
             bytes: Bytes::from(head),
             pos: 0,
         }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> TimedIo<T> {
+    /// Writes the rest of the guard's answer and flushes it (no-op in other phases).
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Phase::Answering { bytes, pos } = &mut self.phase {
+            while *pos < bytes.len() {
+                let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[*pos..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                *pos += n;
+            }
+            ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -216,15 +288,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
         loop {
             match &mut this.phase {
                 Phase::Closed => return Poll::Ready(Err(timed_out())),
-                Phase::Writing408 { bytes, pos } => {
-                    while *pos < bytes.len() {
-                        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &bytes[*pos..]))?;
-                        if n == 0 {
-                            break;
-                        }
-                        *pos += n;
-                    }
-                    ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+                Phase::Answering { .. } => {
+                    ready!(this.poll_answer(cx))?;
                     let _ = Pin::new(&mut this.inner).poll_shutdown(cx);
                     this.phase = Phase::Closed;
                 }
@@ -235,6 +300,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
                         this.served_any = true;
                         this.head_bytes = 0;
                         this.idle_since = Instant::now();
+                        this.begun_at_idle = this.state.begun.load(Ordering::Acquire);
                     }
                     let busy = this.state.inflight.load(Ordering::Acquire) > 0;
                     if !busy
@@ -279,27 +345,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        match this.phase {
+            Phase::Active if this.is_hyper_refusal(buf) => {
+                this.phase = this.answer(&ProxyError::HeadRefused {
+                    limit: this.head_limit,
+                    max_fields: crate::config::MAX_HEADER_FIELDS,
+                });
+                // hyper's bytes are taken as written; ours go out on its flush.
+                Poll::Ready(Ok(buf.len()))
+            }
+            Phase::Active => Pin::new(&mut this.inner).poll_write(cx, buf),
+            // Nothing follows the guard's own answer on this connection.
+            Phase::Answering { .. } | Phase::Closed => Poll::Ready(Ok(buf.len())),
+        }
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
+    // Internal: no `poll_write_vectored`, so every write passes `poll_write` and its check
+    // (the front door's hyper is built with `writev(false)` anyway).
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(this.poll_answer(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        ready!(this.poll_answer(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
@@ -309,7 +383,7 @@ mod tests {
 
     fn io(h2: Option<bool>) -> TimedIo<tokio::io::DuplexStream> {
         let (a, _b) = tokio::io::duplex(64);
-        TimedIo::new(a, Arc::default(), Duration::from_secs(1), h2)
+        TimedIo::new(a, Arc::default(), Duration::from_secs(1), 4096, h2)
     }
 
     #[tokio::test]
@@ -329,9 +403,10 @@ mod tests {
         // Part of an HTTP/1 head: answer 408.
         let mut t = io(None);
         t.observe(b"GET / HT");
-        assert!(matches!(t.on_deadline(), Phase::Writing408 { .. }));
+        assert!(matches!(t.on_deadline(), Phase::Answering { .. }));
+        assert_eq!(t.state.answered(), Some(ErrorCode::ClientTimeout));
         // A fresh connection that sent nothing: answer 408 as well.
-        assert!(matches!(io(None).on_deadline(), Phase::Writing408 { .. }));
+        assert!(matches!(io(None).on_deadline(), Phase::Answering { .. }));
         // HTTP/2 (ALPN or partial preface): close without HTTP/1 text.
         assert!(matches!(io(Some(true)).on_deadline(), Phase::Closed));
         let mut t = io(None);
@@ -358,7 +433,7 @@ mod tests {
         use tokio::io::AsyncReadExt as _;
         let (a, _b) = tokio::io::duplex(64);
         let state = Arc::new(ConnState::default());
-        let mut t = TimedIo::new(a, state.clone(), Duration::from_secs(1), Some(false));
+        let mut t = TimedIo::new(a, state.clone(), Duration::from_secs(1), 4096, Some(false));
         let guard = state.begin();
         let woken = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(woken.clone());
@@ -380,6 +455,38 @@ mod tests {
             .expect_err("closed, not data");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    /// hyper's bare 431 for a head it refused becomes the problem document; the same bytes
+    /// written once a request reached the service (a backend's 431, passed through) do not.
+    #[tokio::test]
+    async fn hypers_own_431_becomes_a_problem_document() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
+        let (a, mut b) = tokio::io::duplex(4096);
+        let state = Arc::new(ConnState::default());
+        let mut t = TimedIo::new(a, state.clone(), Duration::from_secs(1), 4096, Some(false));
+        t.write_all(bare).await.unwrap();
+        t.flush().await.unwrap();
+        t.shutdown().await.unwrap();
+        let mut out = String::new();
+        b.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+        assert!(out.contains("application/problem+json"), "{out}");
+        assert!(out.contains("\"code\":\"HEADERS_TOO_LARGE\""), "{out}");
+        assert_eq!(state.answered(), Some(ErrorCode::HeadersTooLarge));
+
+        // A request reached the service: the write is the service's, passed through as is.
+        let (a, mut b) = tokio::io::duplex(4096);
+        let state = Arc::new(ConnState::default());
+        let mut t = TimedIo::new(a, state.clone(), Duration::from_secs(1), 4096, Some(false));
+        drop(state.begin());
+        t.write_all(bare).await.unwrap();
+        t.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        b.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, bare);
+        assert_eq!(state.answered(), None);
     }
 
     #[test]

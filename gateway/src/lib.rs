@@ -7,9 +7,11 @@
 //! # Map of the modules
 //! - [`server`] — the front door: accept loop, TLS with ALPN, HTTP/1.1 + HTTP/2, connection
 //!   cap, graceful shutdown.
-//! - `io` — the slow-client guard (header-read timeout with a 408 answer).
-//! - `proxy` — one request: open-proxy refusals, routing, in-place rewriting, hop-by-hop
-//!   stripping.
+//! - `io` — the slow-client guard (header-read timeout with a 408 answer) and the
+//!   problem document for heads the HTTP/1 parser refuses itself (431).
+//! - `proxy` — one request: open-proxy and edge refusals (TRACE, Host, transfer codings),
+//!   routing, in-place rewriting, hop-by-hop stripping.
+//! - `path` — dot-segment removal before routing (RFC 3986 §5.2.4).
 //! - `policy` — the immutable policy snapshot and per-flow admission: it asks `sim` (the API's
 //!   flow, the verdict) and applies the answer.
 //! - `state` — the snapshot in force and changes to it (refused whole on error findings);
@@ -20,7 +22,8 @@
 //! - `upstream` — per-backend keep-alive pools of HTTP/1.1 client connections, TLS to HTTPS
 //!   backends, failure → code mapping.
 //! - [`flows`] — the flow table (established upstream connections).
-//! - `body` — request-body limit and the response body that returns connections to the pool.
+//! - `body` — request-body limit and read deadline, and the response body that returns
+//!   connections to the pool.
 //! - [`error`] — [`error::ProxyError`]: codes, the code → status table, problem documents.
 //! - [`config`] — limits and their documented defaults.
 //! - [`tls`] — the local CA and rustls configurations.
@@ -62,6 +65,7 @@ mod admin;
 mod body;
 mod io;
 mod metrics;
+mod path;
 mod policy;
 mod proxy;
 mod resources;

@@ -4,7 +4,9 @@
 //! that the policy snapshot resolves once (by API name), so a request increments a status
 //! counter and a latency bucket without a lock or a map lookup. Flow verdicts (once per new
 //! backend connection) are counters keyed by verdict, code, NSG and rule; the policy snapshot
-//! looks a counter up once per distinct decision and then only increments it.
+//! looks a counter up once per distinct decision and then only increments it. Requests refused
+//! for the client's own fault (4xx codes: a malformed body, a slow head or body, a bad path...)
+//! are also counted by code, so they never read as backend failures.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::error::ErrorCode;
 use crate::flows::FlowTableMemory;
 use crate::lock;
 
@@ -93,6 +96,9 @@ pub(crate) struct Metrics {
     pub(crate) changes_applied: AtomicU64,
     /// Refused changes.
     pub(crate) changes_refused: AtomicU64,
+    /// Requests refused for the client's fault, indexed like [`ErrorCode::ALL`] (only the
+    /// client-fault codes are ever counted).
+    client_faults: [AtomicU64; ErrorCode::ALL.len()],
 }
 
 fn esc(s: &str) -> String {
@@ -115,6 +121,13 @@ impl Metrics {
     /// The counter of new-flow verdicts with these labels (created at 0; kept across reloads).
     pub(crate) fn flow_counter(&self, labels: FlowLabels) -> Arc<AtomicU64> {
         lock(&self.flows).entry(labels).or_default().clone()
+    }
+
+    /// Counts one request refused for the client's fault.
+    pub(crate) fn client_fault(&self, code: ErrorCode) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
+            self.client_faults[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts one new-flow verdict.
@@ -244,6 +257,18 @@ impl Metrics {
             );
         }
 
+        out.push_str("# HELP vnetsim_gateway_client_faults_total Requests refused for the client's fault (4xx), by code; never counted as backend failures.\n");
+        out.push_str("# TYPE vnetsim_gateway_client_faults_total counter\n");
+        for (code, c) in ErrorCode::ALL.iter().zip(&self.client_faults) {
+            if code.is_client_fault() {
+                let _ = writeln!(
+                    out,
+                    "vnetsim_gateway_client_faults_total{{code=\"{code}\"}} {}",
+                    c.load(Ordering::Relaxed)
+                );
+            }
+        }
+
         out.push_str(
             "# HELP vnetsim_gateway_pool_connections Upstream connections by backend and state.\n",
         );
@@ -308,6 +333,21 @@ mod tests {
         ));
         assert!(text.contains("vnetsim_gateway_flows_established 2"));
         assert!(text.contains("vnetsim_gateway_flow_table_bytes 640"));
+    }
+
+    #[test]
+    fn client_faults_are_counted_by_code() {
+        let m = Metrics::default();
+        m.client_fault(ErrorCode::BadRequestBody);
+        m.client_fault(ErrorCode::BadRequestBody);
+        let text = m.render(&[], FlowTableMemory { flows: 0, bytes: 0 });
+        assert!(
+            text.contains("vnetsim_gateway_client_faults_total{code=\"BAD_REQUEST_BODY\"} 2"),
+            "{text}"
+        );
+        // Every client-fault code is a series from the start; backend codes never are.
+        assert!(text.contains("vnetsim_gateway_client_faults_total{code=\"CLIENT_TIMEOUT\"} 0"));
+        assert!(!text.contains("client_faults_total{code=\"BACKEND_RESET\"}"));
     }
 
     #[test]

@@ -2,9 +2,14 @@
 //!
 //! Safe by default: `CONNECT` (405) and absolute-form targets (400) are refused — this is a
 //! reverse proxy, not a forward proxy — and the `Host` header never selects an upstream: only
-//! the path does (longest API prefix on whole segments, via `sim`). The request is then
+//! the path does (longest API prefix on whole segments, via `sim`), once its dot-segments are
+//! removed ([`crate::path`]). The edge checks of HTTP itself come first: `TRACE` (405), a
+//! missing, repeated or invalid `Host` (400, RFC 9112 §3.2), a transfer coding other than
+//! `chunked` (501, RFC 9112 §6.1: the gateway decodes no codings, and forwarding the decoded
+//! chunks without the coding would silently change the body). The request is then
 //! rewritten **in place**: the rest of the path is joined to the backend URL's path, the query
-//! passes verbatim, hop-by-hop headers go (one scan of the names), `Host` becomes the backend's
+//! passes verbatim, hop-by-hop headers and `Expect` go (one scan of the names; this hop
+//! answered `100 Continue` itself when it read the body), `Host` becomes the backend's
 //! authority, and `x-forwarded-for` and `forwarded` (for, proto, host) are appended. The
 //! backend's response is passed back the same way, its hop-by-hop headers stripped.
 
@@ -15,8 +20,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHENTICATE,
-    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST,
+    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri, Version};
@@ -92,7 +97,7 @@ pub(crate) async fn handle(
         status = Empty,
     );
     let client_version = req.version();
-    let (mut resp, route) = match proxy(&shared, &state, &conn, req, &span).await {
+    let (mut resp, route) = match proxy(&shared, &state, &conn, req, start, &span).await {
         Ok((resp, route)) => (resp, Some(route)),
         Err((e, route)) => {
             if let Some(o) = e.policy() {
@@ -102,6 +107,9 @@ pub(crate) async fn handle(
                 }
             }
             tracing::debug!(parent: &span, code = e.code().as_str(), cause = %e, "request refused");
+            if e.code().is_client_fault() {
+                shared.res.metrics.client_fault(e.code());
+            }
             (e.to_response::<GatewayBody>(), route)
         }
     };
@@ -123,6 +131,7 @@ async fn proxy(
     state: &PolicyState,
     conn: &ConnInfo,
     mut req: Request<Incoming>,
+    start: Instant,
     span: &tracing::Span,
 ) -> Result<(Response<GatewayBody>, usize), Failed> {
     let limits = &state.limits;
@@ -133,6 +142,9 @@ async fn proxy(
             .map_or_else(|| req.uri().to_string(), |a| a.to_string());
         return Err((ProxyError::Connect { target }, None));
     }
+    if req.method() == Method::TRACE {
+        return Err((ProxyError::Trace, None));
+    }
     // HTTP/2 always carries :scheme and :authority; only HTTP/1 can send an absolute form.
     if req.version() < Version::HTTP_2
         && (req.uri().scheme().is_some() || req.uri().authority().is_some())
@@ -140,6 +152,8 @@ async fn proxy(
         let target = req.uri().to_string();
         return Err((ProxyError::AbsoluteForm { target }, None));
     }
+    check_host(&req).map_err(|e| (e, None))?;
+    check_transfer_coding(req.headers()).map_err(|e| (e, None))?;
     if let Some(up) = req.headers().get(UPGRADE) {
         // `Upgrade: h2c` may be ignored (RFC 9113 §3.1 removed it; we answer in HTTP/1.1).
         if !up.as_bytes().eq_ignore_ascii_case(b"h2c") {
@@ -165,12 +179,20 @@ async fn proxy(
             None,
         ));
     }
-    let path = req.uri().path();
-    let routed = if path.starts_with('/') {
-        state.topology.route(path)
+    let raw_path = req.uri().path();
+    let normalised = if raw_path.starts_with('/') {
+        match crate::path::remove_dot_segments(raw_path) {
+            Ok(p) => Some(p),
+            Err(crate::path::AboveRoot) => {
+                let path = raw_path.to_string();
+                return Err((ProxyError::PathTraversal { path }, None));
+            }
+        }
     } else {
         None
     };
+    let path = normalised.as_deref().unwrap_or(raw_path);
+    let routed = normalised.as_deref().and_then(|p| state.topology.route(p));
     let Some((index, rest)) = routed else {
         return Err((
             ProxyError::NoApi {
@@ -226,7 +248,9 @@ async fn proxy(
         headers.append(http::header::FORWARDED, v);
     }
     *req.version_mut() = Version::HTTP_11;
-    let req = req.map(|body| ReqBody::new(body, limits.max_body_bytes));
+    let since = tokio::time::Instant::from_std(start);
+    let req =
+        req.map(|body| ReqBody::new(body, limits.max_body_bytes, since, limits.body_read_timeout));
 
     // Read the clock for the span only when the span is recorded (debug logging).
     let sent_at = (!span.is_disabled()).then(Instant::now);
@@ -309,6 +333,55 @@ fn push_token_or_quoted(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// RFC 9112 §3.2: exactly one `Host` in an HTTP/1.1 request, never two in any, and a valid
+/// `host[:port]` (empty is allowed: a client sends it when the target has no authority).
+fn check_host<B>(req: &Request<B>) -> Result<(), ProxyError> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(ProxyError::BadHost {
+            reason: "the request has more than one Host header",
+        }),
+        (None, _) if req.version() == Version::HTTP_11 => Err(ProxyError::BadHost {
+            reason: "an HTTP/1.1 request must have a Host header",
+        }),
+        (Some(v), None) if !v.as_bytes().iter().copied().all(is_authority_byte) => {
+            Err(ProxyError::BadHost {
+                reason: "the Host header is not a valid host[:port]",
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A byte of an RFC 3986 authority without userinfo: unreserved, sub-delims, `%`, `:` and the
+/// IP-literal brackets.
+fn is_authority_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b)
+}
+
+/// RFC 9112 §6.1: `chunked` is the only transfer coding the gateway implements; any other
+/// (`gzip, chunked`, `chunked, chunked`, ...) is answered 501 rather than forwarded without it.
+fn check_transfer_coding(h: &HeaderMap) -> Result<(), ProxyError> {
+    let mut values = h.get_all(TRANSFER_ENCODING).iter();
+    let Some(first) = values.next() else {
+        return Ok(());
+    };
+    let only_chunked = first
+        .as_bytes()
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"chunked");
+    if only_chunked && values.next().is_none() {
+        return Ok(());
+    }
+    let coding = h
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ProxyError::TransferCoding { coding })
+}
+
 /// Size of the request head as it would be on the wire in HTTP/1.1.
 fn head_size<B>(req: &Request<B>) -> usize {
     let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
@@ -326,7 +399,10 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
+    // `Expect` is not hop-by-hop in RFC 9110, but this hop consumes it: hyper answers
+    // `100 Continue` when the body is read, so the backend must not be asked again.
     name == CONNECTION
+        || name == EXPECT
         || name == TE
         || name == TRAILER
         || name == TRANSFER_ENCODING
@@ -336,8 +412,8 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`. The
-/// common case — none present — is one scan of the names.
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`, and
+/// `Expect` (see [`is_hop_by_hop`]). The common case — none present — is one scan of the names.
 pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
     if !h.keys().any(is_hop_by_hop) {
         return;
@@ -356,6 +432,7 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
     for n in [
         CONNECTION,
+        EXPECT,
         TE,
         TRAILER,
         TRANSFER_ENCODING,

@@ -121,7 +121,13 @@ async fn serve_conn(
                 Ok(Ok(tls)) => {
                     let h2 = tls.get_ref().1.alpn_protocol().map(|p| p == b"h2");
                     let info = Arc::new(ConnInfo::new(peer, true, cstate.clone(), check));
-                    let io = TimedIo::new(tls, cstate, limits.header_read_timeout, h2);
+                    let io = TimedIo::new(
+                        tls,
+                        cstate.clone(),
+                        limits.header_read_timeout,
+                        limits.max_header_bytes,
+                        h2,
+                    );
                     serve_http(&shared, io, info, &limits, watcher).await;
                 }
                 Ok(Err(e)) => debug!(%peer, cause = %e, "TLS handshake failed"),
@@ -130,9 +136,19 @@ async fn serve_conn(
         }
         None => {
             let info = Arc::new(ConnInfo::new(peer, false, cstate.clone(), check));
-            let io = TimedIo::new(tcp, cstate, limits.header_read_timeout, None);
+            let io = TimedIo::new(
+                tcp,
+                cstate.clone(),
+                limits.header_read_timeout,
+                limits.max_header_bytes,
+                None,
+            );
             serve_http(&shared, io, info, &limits, watcher).await;
         }
+    }
+    // A head refused before it reached the service (408, 431) is a client fault too.
+    if let Some(code) = cstate.answered() {
+        metrics.client_fault(code);
     }
     metrics.client_connections.fetch_sub(1, Ordering::Relaxed);
     shared.release_permit(permit);
@@ -152,6 +168,9 @@ async fn serve_http<I>(
         .http1()
         // The header-read timeout is enforced by `TimedIo` (with a 408 answer).
         .header_read_timeout(None)
+        // Internal: `max_headers` is left at hyper's default, `config::MAX_HEADER_FIELDS`;
+        // setting it, even to the same value, makes hyper initialise its field array on every
+        // parse. `TimedIo` gives hyper's 431 the problem document.
         .keep_alive(true)
         .writev(false)
         .max_buf_size(limits.h1_max_buf());

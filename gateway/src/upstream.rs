@@ -9,6 +9,9 @@
 //!
 //! Failures map to codes here, once: connection refused → `BACKEND_REFUSED`, reset →
 //! `BACKEND_RESET`, connect or response timeout → `BACKEND_TIMEOUT`, TLS → `BACKEND_TLS`.
+//! A request whose *client* body failed (too large, malformed, cut short, too slow) is the
+//! client's fault (`BODY_TOO_LARGE`, `BAD_REQUEST_BODY`, `CLIENT_TIMEOUT`), whatever the
+//! backend connection saw; that connection holds half a request, so it is closed, never pooled.
 
 use std::error::Error as _;
 use std::future::Future;
@@ -212,7 +215,12 @@ pub(crate) async fn send(
                         continue;
                     }
                 }
-                return Err(send_error(&e.into_error(), &conn.flow, route));
+                let err = send_error(&e.into_error(), &conn.flow, route);
+                if err.code().is_client_fault() {
+                    // Half a request went upstream: close now rather than when hyper notices.
+                    conn.flow.close();
+                }
+                return Err(err);
             }
         }
     }
@@ -395,6 +403,28 @@ fn tls_error(e: &io::Error, backend: &str, target: SocketAddr) -> ProxyError {
     }
 }
 
+/// The client's fault behind a failed send, when the request body (not the backend) failed.
+fn client_body_error(e: &hyper::Error) -> Option<ProxyError> {
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(b) = s.downcast_ref::<BodyError>() {
+            return Some(match b {
+                BodyError::TooLarge { limit } => ProxyError::BodyTooLarge { limit: *limit },
+                BodyError::TimedOut { limit } => ProxyError::BodyTimeout {
+                    limit_ms: millis(*limit),
+                },
+                BodyError::Client(c) => ProxyError::BadBody {
+                    reason: c
+                        .source()
+                        .map_or_else(|| c.to_string(), |s| format!("{c}: {s}")),
+                },
+            });
+        }
+        src = s.source();
+    }
+    None
+}
+
 fn send_error(e: &hyper::Error, flow: &FlowEntry, route: &Route) -> ProxyError {
     let backend = route.backend.authority.clone();
     if let Some(reason) = flow.cut_reason() {
@@ -403,12 +433,8 @@ fn send_error(e: &hyper::Error, flow: &FlowEntry, route: &Route) -> ProxyError {
             reason: reason.to_string(),
         };
     }
-    let mut src = e.source();
-    while let Some(s) = src {
-        if let Some(BodyError::TooLarge { limit }) = s.downcast_ref::<BodyError>() {
-            return ProxyError::BodyTooLarge { limit: *limit };
-        }
-        src = s.source();
+    if let Some(client) = client_body_error(e) {
+        return client;
     }
     if e.is_parse() {
         return ProxyError::Protocol {

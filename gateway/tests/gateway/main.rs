@@ -3,6 +3,7 @@
 
 mod admin;
 mod backends;
+mod edge;
 mod front;
 mod live;
 mod policy;

@@ -277,6 +277,7 @@ pub fn built(toml: &str) -> Built {
 pub fn fast_limits() -> LimitOverrides {
     LimitOverrides {
         header_read_timeout: Some(Duration::from_millis(300)),
+        body_read_timeout: Some(Duration::from_millis(400)),
         connect_timeout: Some(Duration::from_millis(300)),
         response_timeout: Some(Duration::from_millis(1500)),
         shutdown_grace: Some(Duration::from_millis(2000)),
