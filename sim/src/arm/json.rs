@@ -105,6 +105,17 @@ pub(crate) fn locate(text: &str, pointer: &str) -> Option<usize> {
     Some(s.i)
 }
 
+/// Byte offset of every member and item of a JSON document, by pointer: a member where its key
+/// is written, an item where its value starts. A document that breaks off yields what came
+/// before the break.
+pub(crate) fn offsets(text: &str) -> Vec<(String, usize)> {
+    let mut s = Scanner::new(text);
+    s.record = Some(Vec::new());
+    s.ws();
+    let _ = s.walk(&mut Vec::new(), 0);
+    s.record.unwrap_or_default()
+}
+
 /// The pointer of the innermost value being read where the text stops being valid JSON.
 pub(crate) fn error_pointer(text: &str) -> String {
     let mut s = Scanner::new(text);
@@ -118,6 +129,8 @@ pub(crate) fn error_pointer(text: &str) -> String {
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// When set, [`Scanner::walk`] records the pointer and offset of every member and item.
+    record: Option<Vec<(String, usize)>>,
 }
 
 impl<'a> Scanner<'a> {
@@ -128,7 +141,7 @@ impl<'a> Scanner<'a> {
         } else {
             0
         };
-        Scanner { b, i }
+        Scanner { b, i, record: None }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -207,6 +220,12 @@ impl<'a> Scanner<'a> {
         self.walk(&mut scratch, depth)
     }
 
+    fn note(&mut self, path: &[String], at: usize) {
+        if let Some(r) = &mut self.record {
+            r.push((path.iter().map(|t| format!("/{}", escape(t))).collect(), at));
+        }
+    }
+
     /// Validates one value, keeping `path` at the value being read; on error `path` is left
     /// pointing at it.
     fn walk(&mut self, path: &mut Vec<String>, depth: usize) -> Option<()> {
@@ -224,8 +243,10 @@ impl<'a> Scanner<'a> {
                 }
                 loop {
                     self.ws();
+                    let at = self.i;
                     let k = self.string()?;
                     path.push(k);
+                    self.note(path, at);
                     self.ws();
                     self.expect(b':')?;
                     self.walk(path, depth + 1)?;
@@ -251,6 +272,9 @@ impl<'a> Scanner<'a> {
                 let mut k = 0usize;
                 loop {
                     path.push(k.to_string());
+                    self.ws();
+                    let at = self.i;
+                    self.note(path, at);
                     self.walk(path, depth + 1)?;
                     path.pop();
                     self.ws();
