@@ -100,7 +100,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::{ImportError, Location};
-pub(crate) use json::offsets as json_offsets;
+pub(crate) use json::{object_start as json_object_start, offsets as json_offsets};
 
 use crate::finding::{sort_findings, Assumption, Finding};
 use crate::fixture::Fixture;
