@@ -593,7 +593,7 @@ impl Mapper {
                 FindingCode::PeeringNotConnected,
                 format!("vnets/{vnet}/peerings/{remote}"),
                 format!("the peering from `{vnet}` to `{remote}` carries no traffic: {why}; it is left out"),
-            ));
+            ).at(Some((&Location::new(at.input.clone(), pointer)).into())));
             return Ok(None);
         }
         Ok(Some(PeeringEntry { remote }))
