@@ -348,7 +348,6 @@ impl Assembler {
             .collect();
         let mut findings = Vec::new();
         for v in &mut self.vnets {
-            let vnet_at = v.def.as_ref().map(|(_, at)| at.into());
             v.peerings.retain(|p| {
                 let keep = is_marker(&p.remote) || names.contains(&p.remote.to_ascii_lowercase());
                 if !keep {
@@ -356,7 +355,7 @@ impl Assembler {
                         FindingCode::PeeringNotConnected,
                         format!("vnets/{}/peerings/{}", v.name, p.remote),
                         format!("`{}` peers with `{}`, which is not among the inputs; the peering is left out of the model", v.name, p.remote),
-                    ).at(vnet_at.clone()));
+                    ).at(Some((&p.at).into())));
                 }
                 keep
             });
@@ -444,6 +443,9 @@ impl Assembler {
             }
             for (si, s) in v.subnets.iter().enumerate() {
                 o.push((format!("/vnets/{vi}/subnets/{si}"), s.at.clone()));
+            }
+            for (pi, p) in v.peerings.iter().enumerate() {
+                o.push((format!("/vnets/{vi}/peerings/{pi}"), p.at.clone()));
             }
         }
         for (ni, n) in self.nsgs.iter().enumerate() {
