@@ -266,19 +266,20 @@ fn yaml_offsets(text: &str) -> Vec<(String, usize)> {
         offset += line.len();
         let body = line.trim_end_matches(['\n', '\r']);
         let trimmed = body.trim_start_matches(' ');
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
-            if trimmed.starts_with("---") && scan.seen_content {
+        // Blank lines may sit inside a block scalar; deeper lines belong to it.
+        if trimmed.is_empty() || scan.in_block_scalar(body.len() - trimmed.len()) {
+            continue;
+        }
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        if trimmed.starts_with("---") || trimmed.starts_with("...") {
+            if scan.seen_content {
                 break;
             }
             continue;
         }
-        if trimmed.starts_with("...") {
-            break;
-        }
         scan.seen_content = true;
-        if scan.in_block_scalar(body.len() - trimmed.len()) {
-            continue;
-        }
         scan.line(body, start, &mut out);
     }
     out

@@ -42,21 +42,21 @@ fn json_members_start_at_their_key() {
 #[test]
 fn yaml_block_entries_are_found_by_their_lines() {
     // Both sequence styles: indented under the key, and at the key's own column.
-    let t = "nsgs:\n  - name: a\n  - name: b\n    security_rules:\n    - name: r1\n    - name: r2\n    -   name: r3\n        priority: 300\n        description: |\n          name: not a key\n        destination_address_prefixes: [10.0.0.0/8]\napim:\n  name: x\n";
+    let t = "nsgs:\n  - name: a\n  - name: b\n    security_rules:\n    - name: r1\n    - name: r2\n    -   name: r3\n        priority: 300\n        description: |\n          name: not a key\n\n          --- not a document\n        destination_address_prefixes: [10.0.0.0/8]\napim:\n  name: x\n";
     let map = SourceMap::from_text("x.yaml", t, Format::Yaml);
     assert_eq!(line(&map, "/nsgs/1"), Some(3));
     assert_eq!(line(&map, "/nsgs/1/security_rules/0"), Some(5));
     assert_eq!(line(&map, "/nsgs/1/security_rules/2"), Some(7));
     assert_eq!(line(&map, "/nsgs/1/security_rules/2/priority"), Some(8));
-    // A block scalar's lines are not keys.
+    // A block scalar's lines (blank ones included) are neither keys nor document markers.
     assert_eq!(
         line(
             &map,
             "/nsgs/1/security_rules/2/destination_address_prefixes"
         ),
-        Some(11)
+        Some(13)
     );
-    assert_eq!(line(&map, "/apim/name"), Some(13));
+    assert_eq!(line(&map, "/apim/name"), Some(15));
     assert_eq!(
         map.locate("/nsgs/1/security_rules/2").unwrap().column,
         Some(5)
