@@ -251,7 +251,8 @@ impl<'a> Builder<'a> {
             compiled: Vec::new(),
             host_by_addr: placed.host_by_addr,
             host_by_public: placed.host_by_public,
-            source: self.source.clone(),
+            // Every stage has pushed its findings: the map moves to the topology.
+            source: std::mem::take(&mut self.source),
         };
         t.compile_all();
         let mut findings = self.f;
