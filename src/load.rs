@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use sim::arm::{IgnoredResource, ImportError, Unknown};
 use sim::finding::sort_findings;
 use sim::fixture::{Fixture, Format};
+use sim::source::SourceMap;
 use sim::tags::TagTableError;
 use sim::{Assumption, Built, Finding, ServiceTagTable, Topology};
 
@@ -470,7 +471,7 @@ fn load_files(files: Vec<InputFile>, name: String, recipe: Recipe) -> Result<Loa
     let mut fixture = result.fixture;
     apply_upstreams(&mut fixture, &name, &options.upstreams)?;
     let (table, tags_file) = tag_table(&fixture, &name, None, &options.tags)?;
-    let mut built = Topology::build(&fixture, table);
+    let mut built = Topology::build_with_source(&fixture, table, result.source);
     built.findings.extend(result.findings);
     sort_findings(&mut built.findings);
     Ok(Loaded {
@@ -567,16 +568,20 @@ fn load_fixture(
 ) -> Result<Loaded, LoadError> {
     let tags = &recipe.options.tags;
     let upstreams = &recipe.options.upstreams;
-    let mut fixture =
-        Fixture::parse(text, Format::from_file_name(name)).map_err(|error| LoadError::Parse {
-            name: name.to_string(),
-            error,
-        })?;
+    let format = Format::from_file_name(name);
+    let mut fixture = Fixture::parse(text, format).map_err(|error| LoadError::Parse {
+        name: name.to_string(),
+        error,
+    })?;
     apply_upstreams(&mut fixture, name, upstreams)?;
     let (table, tags_file) = tag_table(&fixture, name, base_dir, tags)?;
     Ok(Loaded {
         name: name.to_string(),
-        built: Topology::build(&fixture, table),
+        built: Topology::build_with_source(
+            &fixture,
+            table,
+            SourceMap::from_text(name, text, format),
+        ),
         tags_file,
         fixture_path: None,
         azure_inputs: Vec::new(),

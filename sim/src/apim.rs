@@ -6,6 +6,7 @@
 use crate::finding::{Finding, FindingCode};
 use crate::fixture::{NetworkMode, Sku};
 use crate::flow::{Flow, VerdictCode};
+use crate::source::Location;
 use crate::topology::Topology;
 
 /// Smallest subnet accepted for v2 integration or injection: /27 (32 addresses).
@@ -82,8 +83,9 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
 pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
     let mut f = Vec::new();
     let Some(a) = t.apim() else { return f };
-    let push = |f: &mut Vec<Finding>, code, subject: &str, msg: String| {
-        f.push(Finding::new(code, subject, msg))
+    let apim_at = t.locate("/apim");
+    let push = |f: &mut Vec<Finding>, code, subject: &str, at: &Option<Location>, msg: String| {
+        f.push(Finding::new(code, subject, msg).at(at.clone()))
     };
 
     if let Some(max) = max_units(a.sku) {
@@ -92,6 +94,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
                 &mut f,
                 FindingCode::CapacityExceedsTier,
                 "apim",
+                &apim_at,
                 format!(
                     "capacity {} exceeds the {} maximum of {max} units",
                     a.capacity, a.sku
@@ -107,7 +110,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
                 | (NetworkMode::None, NetworkMode::Injection)
         );
         if switch {
-            push(&mut f, FindingCode::ModeSwitchNotSupported, "apim", format!(
+            push(&mut f, FindingCode::ModeSwitchNotSupported, "apim", &apim_at, format!(
                 "changing virtual_network from {prev} to {} is not supported: you can't switch between injection and integration, and injection can be chosen only when the instance is created",
                 a.mode
             ));
@@ -117,7 +120,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
         NetworkMode::None => return f,
         NetworkMode::Integration => {
             if !matches!(a.sku, Sku::StandardV2 | Sku::PremiumV2) {
-                push(&mut f, FindingCode::SkuNotSupported, "apim", format!(
+                push(&mut f, FindingCode::SkuNotSupported, "apim", &apim_at, format!(
                     "outbound VNet integration is available only in the Standard v2 and Premium v2 tiers, not {}{}",
                     a.sku,
                     if matches!(a.sku, Sku::Developer | Sku::Premium) { " (classic tiers use classic VNet injection)" } else { "" }
@@ -131,6 +134,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
                     &mut f,
                     FindingCode::SkuNotSupported,
                     "apim",
+                    &apim_at,
                     format!(
                         "v2 VNet injection is available only in the Premium v2 tier, not {}",
                         a.sku
@@ -145,7 +149,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
         .iter()
         .any(|p| p.trim().eq_ignore_ascii_case(REQUIRED_PROVIDER))
     {
-        push(&mut f, FindingCode::ProviderNotRegistered, "apim", format!(
+        push(&mut f, FindingCode::ProviderNotRegistered, "apim", &apim_at, format!(
             "the {REQUIRED_PROVIDER} resource provider must be registered in subscription `{}` to delegate the subnet",
             t.subscription_id()
         ));
@@ -160,6 +164,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
                 &mut f,
                 FindingCode::PermissionMissing,
                 "apim",
+                &apim_at,
                 format!("the principal lacks `{action}` on the subnet or a parent scope"),
             );
         }
@@ -168,11 +173,13 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
     let vnet = &t.vnets()[vi];
     let subnet = &vnet.subnets[si];
     let spath = t.subnet_path(vi, si);
+    let subnet_at = t.locate(&format!("/vnets/{vi}/subnets/{}", subnet.index));
     if norm_region(&vnet.region) != norm_region(&a.region) {
         push(
             &mut f,
             FindingCode::RegionMismatch,
             &spath,
+            &subnet_at,
             format!(
                 "VNet `{}` is in {} but the instance is in {}; the VNet must be in the same region",
                 vnet.name, vnet.region, a.region
@@ -184,6 +191,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
             &mut f,
             FindingCode::SubscriptionMismatch,
             &spath,
+            &subnet_at,
             format!(
                 "VNet `{}` is in subscription `{}` but the instance is in `{}`; they must match",
                 vnet.name, vnet.subscription, a.subscription
@@ -198,7 +206,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
         .collect();
     others.extend(subnet.resources.iter().cloned());
     if !others.is_empty() {
-        push(&mut f, FindingCode::SubnetNotDedicated, &spath, format!(
+        push(&mut f, FindingCode::SubnetNotDedicated, &spath, &subnet_at, format!(
             "the {mode_name} subnet can be used only by a single API Management instance, but it also holds: {}",
             others.join(", ")
         ));
@@ -209,15 +217,16 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
                 &mut f,
                 FindingCode::SubnetTooSmall,
                 &spath,
+                &subnet_at,
                 format!("{p} is smaller than the minimum /27 (32 addresses)"),
             );
         } else if p.prefix_len() > RECOMMENDED_PREFIX_LEN {
-            push(&mut f, FindingCode::SubnetBelowRecommended, &spath, format!("{p} is smaller than the recommended /24 (256 addresses) to accommodate scaling"));
+            push(&mut f, FindingCode::SubnetBelowRecommended, &spath, &subnet_at, format!("{p} is smaller than the recommended /24 (256 addresses) to accommodate scaling"));
         }
         if a.mode == NetworkMode::Injection {
             let needed = INJECTION_FIXED_IPS + INJECTION_IPS_PER_UNIT * u128::from(a.capacity);
             if needed > p.size() {
-                push(&mut f, FindingCode::SubnetCapacityInsufficient, &spath, format!(
+                push(&mut f, FindingCode::SubnetCapacityInsufficient, &spath, &subnet_at, format!(
                     "{} units need {needed} addresses (2 per unit + 5 reserved + 1 load balancer) but {p} has {}",
                     a.capacity,
                     p.size()
@@ -230,6 +239,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
             &mut f,
             FindingCode::SubnetNsgMissing,
             &spath,
+            &subnet_at,
             format!("you must associate a network security group with the {mode_name} subnet"),
         );
     }
@@ -238,6 +248,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
             &mut f,
             FindingCode::SubnetDelegationMissing,
             &spath,
+            &subnet_at,
             format!(
                 "the subnet needs to be delegated to {needed_delegation} (delegations: {})",
                 if subnet.delegations.is_empty() {
@@ -249,7 +260,7 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
         );
     }
     if let Some(src) = t.apim_source() {
-        dependency_check(t, src, &a.region, &spath, &mut f);
+        dependency_check(t, src, &a.region, (&spath, &subnet_at), &mut f);
     }
     f.extend(crate::ask::unresolvable_backends(t));
     f
@@ -259,7 +270,7 @@ fn dependency_check(
     t: &Topology,
     src: std::net::IpAddr,
     region: &str,
-    subject: &str,
+    (subject, at): (&str, &Option<Location>),
     f: &mut Vec<Finding>,
 ) {
     let tags = t.service_tags();
@@ -290,7 +301,8 @@ fn dependency_check(
                     "outbound TCP 443 from the instance ({src}) to {} ({dst}) is denied{by}; API Management depends on Azure Storage and Azure Key Vault",
                     tag.name
                 ),
-            ));
+            )
+            .at(at.clone()));
         }
     }
 }

@@ -274,14 +274,17 @@ pub(crate) fn unresolvable_backends(t: &Topology) -> Vec<Finding> {
             let e = t.api_endpoints(i)?;
             let why = e.resolved.failure?;
             let api = &t.apis[i];
-            Some(Finding::new(
-                FindingCode::ApiBackendUnresolvable,
-                format!("apis/{}", api.name),
-                format!(
-                    "backend `{}` does not resolve from the API Management instance: {why}",
-                    api.backend.authority
-                ),
-            ))
+            Some(
+                Finding::new(
+                    FindingCode::ApiBackendUnresolvable,
+                    format!("apis/{}", api.name),
+                    format!(
+                        "backend `{}` does not resolve from the API Management instance: {why}",
+                        api.backend.authority
+                    ),
+                )
+                .at(t.locate(&format!("/apis/{}", api.index))),
+            )
         })
         .collect()
 }

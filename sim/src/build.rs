@@ -11,11 +11,16 @@
 //! Then each NSG is compiled once per VNet it is applied in, and the APIM preflight
 //! ([`crate::apim::preflight`]) runs over the finished model. The model types and their queries
 //! live in [`crate::topology`]; this module only constructs them.
+//!
+//! Each stage knows the fixture position of what it checks, so every finding names its entry
+//! ([`Entry`]: the resource path and the fixture pointer) and is located through the
+//! [`SourceMap`] the caller passed.
 
 use std::collections::BTreeSet;
 
 use crate::finding::{sort_findings, Finding, FindingCode};
 use crate::fixture::{Fixture, RawRule, RuleFile};
+use crate::source::SourceMap;
 use crate::tags::ServiceTagTable;
 use crate::topology::{Built, Topology};
 
@@ -46,7 +51,23 @@ impl Topology {
     /// assert_eq!(built.findings[0].code.as_str(), "SUBNET_OUTSIDE_ADDRESS_SPACE");
     /// ```
     pub fn build(fixture: &Fixture, tags: ServiceTagTable) -> Built {
-        Builder::new(fixture, tags).build()
+        Topology::build_with_source(fixture, tags, SourceMap::default())
+    }
+
+    /// [`Topology::build`] for a fixture read from text: `source` tells where each entry is
+    /// written, so findings and verdicts carry a [`Location`](crate::source::Location).
+    ///
+    /// ```
+    /// use sim::{fixture::{Fixture, Format}, source::SourceMap, topology::Topology, ServiceTagTable};
+    /// let text = "[[vnets]]\nname = \"v\"\nregion = \"westeurope\"\naddress_space = [\"10.0.0.0/16\"]\n\n[[vnets.subnets]]\nname = \"a\"\naddress_prefix = \"10.1.0.0/24\"\n";
+    /// let f = Fixture::parse(text, Format::Toml).unwrap();
+    /// let source = SourceMap::from_text("v.toml", text, Format::Toml);
+    /// let built = Topology::build_with_source(&f, ServiceTagTable::builtin(), source);
+    /// let at = built.findings[0].location.as_ref().unwrap();
+    /// assert_eq!(at.to_string(), "v.toml:6");
+    /// ```
+    pub fn build_with_source(fixture: &Fixture, tags: ServiceTagTable, source: SourceMap) -> Built {
+        Builder::new(fixture, tags, source).build()
     }
 
     /// A new topology with one NSG's custom rules replaced (a live rule change). The result
@@ -56,10 +77,11 @@ impl Topology {
     /// When no NSG has that name.
     pub fn with_nsg_rules(&self, nsg: &str, rules: &[RawRule]) -> Result<Built, String> {
         let mut fixture = self.fixture.clone();
-        let Some(target) = fixture
+        let Some((index, target)) = fixture
             .nsgs
             .iter_mut()
-            .find(|n| n.name.eq_ignore_ascii_case(nsg.trim()))
+            .enumerate()
+            .find(|(_, n)| n.name.eq_ignore_ascii_case(nsg.trim()))
         else {
             return Err(format!("no NSG named `{nsg}`"));
         };
@@ -70,7 +92,15 @@ impl Topology {
             );
         }
         target.security_rules = parsed;
-        Ok(Topology::build(&fixture, self.tags.clone()))
+        // The new rules are not in the file: they are located at their NSG.
+        let source = self
+            .source
+            .without(&format!("/nsgs/{index}/security_rules"));
+        Ok(Topology::build_with_source(
+            &fixture,
+            self.tags.clone(),
+            source,
+        ))
     }
 
     fn compile_all(&mut self) {
@@ -102,33 +132,72 @@ impl Topology {
 
 // === Builder ===
 
-/// The fixture being built and the findings so far; each stage adds an `impl Builder` block.
+/// What a finding is about: its subject (the resource path, `vnets/v/subnets/s`) and the
+/// fixture pointer of the entry that holds it (`/vnets/0/subnets/2`).
+pub(super) struct Entry {
+    path: String,
+    pointer: String,
+}
+
+impl Entry {
+    pub(super) fn new(path: impl Into<String>, pointer: impl Into<String>) -> Entry {
+        Entry {
+            path: path.into(),
+            pointer: pointer.into(),
+        }
+    }
+
+    /// A child entry: `path` and `pointer` are appended after a `/`.
+    pub(super) fn child(
+        &self,
+        path: impl std::fmt::Display,
+        pointer: impl std::fmt::Display,
+    ) -> Entry {
+        Entry::new(
+            format!("{}/{path}", self.path),
+            format!("{}/{pointer}", self.pointer),
+        )
+    }
+
+    /// The resource path.
+    pub(super) fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// The fixture being built, where it is written, and the findings so far; each stage adds an
+/// `impl Builder` block.
 struct Builder<'a> {
     fx: &'a Fixture,
     tags: ServiceTagTable,
+    source: SourceMap,
     f: Vec<Finding>,
 }
 
 impl<'a> Builder<'a> {
-    fn new(fx: &'a Fixture, tags: ServiceTagTable) -> Self {
+    fn new(fx: &'a Fixture, tags: ServiceTagTable, source: SourceMap) -> Self {
         Builder {
             fx,
             tags,
+            source,
             f: Vec::new(),
         }
     }
 
-    fn push(&mut self, code: FindingCode, subject: impl Into<String>, msg: impl Into<String>) {
-        self.f.push(Finding::new(code, subject, msg));
+    fn push(&mut self, code: FindingCode, at: &Entry, msg: impl Into<String>) {
+        let location = self.source.locate(&at.pointer);
+        self.f
+            .push(Finding::new(code, at.path.clone(), msg).at(location));
     }
 
+    /// `NAME_DUPLICATE` for each entry of the fixture list `kind` that repeats an earlier name.
     fn dup_names<'n>(&mut self, kind: &str, names: impl Iterator<Item = &'n str>) {
         let mut seen = BTreeSet::new();
-        for n in names {
+        for (i, n) in names.enumerate() {
             if !seen.insert(n.to_ascii_lowercase()) {
                 self.push(
                     FindingCode::NameDuplicate,
-                    format!("{kind}/{n}"),
+                    &Entry::new(format!("{kind}/{n}"), format!("/{kind}/{i}")),
                     format!("two {kind} are named `{n}` (names compare case-insensitively)"),
                 );
             }
@@ -182,6 +251,8 @@ impl<'a> Builder<'a> {
             compiled: Vec::new(),
             host_by_addr: placed.host_by_addr,
             host_by_public: placed.host_by_public,
+            // Every stage has pushed its findings: the map moves to the topology.
+            source: std::mem::take(&mut self.source),
         };
         t.compile_all();
         let mut findings = self.f;

@@ -2,11 +2,14 @@
 //!
 //! Every finding has a stable [`FindingCode`] (`SCREAMING_SNAKE_CASE` in output), a severity, the
 //! resource path it is about, a message naming the Azure requirement, and the Learn URL of that
-//! requirement. Tests and scripts match on the code, never on the message.
+//! requirement. Tests and scripts match on the code, never on the message. The build stage also
+//! records where the subject is written ([`Finding::location`], see [`crate::source`]).
 
 use std::fmt;
 
 use serde::Serialize;
+
+use crate::source::Location;
 
 /// How bad a finding is: errors make a fixture invalid, warnings do not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -216,6 +219,10 @@ pub struct Finding {
     pub message: String,
     /// Learn URL of the requirement.
     pub reference: &'static str,
+    /// Where the subject is written: file, line, column and pointer (see [`Location`]). `None`
+    /// (JSON `null`; the key is always present) when nothing is known, e.g. a finding about an
+    /// imported resource the importer could not place.
+    pub location: Option<Location>,
 }
 
 impl Finding {
@@ -231,7 +238,22 @@ impl Finding {
             subject: subject.into(),
             message: message.into(),
             reference: code.reference(),
+            location: None,
         }
+    }
+
+    /// The same finding, located at `location`.
+    ///
+    /// ```
+    /// use sim::{source::SourceMap, Finding, FindingCode};
+    /// let f = Finding::new(FindingCode::SubnetTooSmall, "vnets/v/subnets/s", "too small")
+    ///     .at(SourceMap::default().locate("/vnets/0/subnets/1"));
+    /// assert_eq!(f.location.unwrap().pointer.as_deref(), Some("/vnets/0/subnets/1"));
+    /// ```
+    #[must_use]
+    pub fn at(mut self, location: Option<Location>) -> Finding {
+        self.location = location;
+        self
     }
 
     /// Whether this finding makes the topology invalid.
@@ -241,7 +263,11 @@ impl Finding {
 }
 
 impl fmt::Display for Finding {
+    /// `file:line: ` (when the file is known), then severity, code, subject and message.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(at) = self.location.as_ref().and_then(Location::file_line) {
+            write!(f, "{at}: ")?;
+        }
         let sev = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",

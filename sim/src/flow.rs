@@ -24,6 +24,7 @@ use crate::finding::Assumption;
 use crate::fixture::{HostKind, NetworkMode};
 use crate::nsg::{CompiledNsg, FlowKey, RuleEvaluation, RuleMatch};
 use crate::proto::{Access, Direction, Protocol};
+use crate::source::Location;
 use crate::tags::ServiceTagsInfo;
 use crate::topology::Topology;
 
@@ -256,6 +257,8 @@ pub struct NsgEvaluation {
     pub access: Access,
     /// Every rule examined up to and including the match.
     pub rules: Vec<RuleEvaluation>,
+    /// Where the matched rule is written; `null` for a default rule.
+    pub location: Option<Location>,
 }
 
 /// The deciding rule of an explained verdict.
@@ -271,6 +274,8 @@ pub struct DecidedBy {
     pub access: Access,
     /// Direction.
     pub direction: Direction,
+    /// Where the rule is written (file, line, column, pointer); `null` for a default rule.
+    pub location: Option<Location>,
 }
 
 /// The flow as printed in a verdict.
@@ -690,6 +695,7 @@ impl Topology {
                 matched_rule: nsg.rules[m.rule].qualified_name(),
                 access: m.access,
                 rules,
+                location: self.nsg_rule_location(a.nsg, m.rule),
             });
             m
         });
@@ -715,6 +721,7 @@ impl Topology {
                 priority: info.priority,
                 access: r.access,
                 direction: r.direction,
+                location: self.rule_location(r),
             }
         });
         if plan.inbound_destination != flow.destination && verdict != VerdictKind::Unreachable {
@@ -777,6 +784,14 @@ impl Topology {
 
 // === Display ===
 
+/// ` at file:line` for a location with a file, else nothing.
+fn at_file_line(location: &Option<Location>) -> String {
+    location
+        .as_ref()
+        .and_then(Location::file_line)
+        .map_or(String::new(), |fl| format!(" at {fl}"))
+}
+
 impl fmt::Display for Verdict {
     /// A short table, like `az network watcher test-ip-flow` plus the per-NSG chain.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -817,8 +832,13 @@ impl fmt::Display for Verdict {
         match &self.decided_by {
             Some(d) => writeln!(
                 f,
-                "Rule      {} / {} (priority {}, {} {})",
-                d.nsg, d.rule, d.priority, d.direction, d.access
+                "Rule      {} / {} (priority {}, {} {}){}",
+                d.nsg,
+                d.rule,
+                d.priority,
+                d.direction,
+                d.access,
+                at_file_line(&d.location)
             )?,
             None => writeln!(f, "Rule      -")?,
         }
@@ -836,12 +856,31 @@ impl fmt::Display for Verdict {
             let wn = width("NSG", &|e| e.nsg.len());
             let wa = width("Applied to", &|e| e.applied_to.len());
             let wm = width("Matched rule", &|e| e.matched_rule.len());
+            // A Source column (the matched rule's `file:line`) when any rule has one.
+            let sources: Vec<Option<String>> = self
+                .evaluated
+                .iter()
+                .map(|e| e.location.as_ref().and_then(Location::file_line))
+                .collect();
+            let any_source = sources.iter().any(Option::is_some);
+            let tail = |access: &str, source: Option<&str>| {
+                if any_source {
+                    format!("{access:<6} {}", source.unwrap_or("-"))
+                } else {
+                    access.to_string()
+                }
+            };
             writeln!(
                 f,
-                "  {:<3} {:<wn$} {:<wa$} {:<9} {:<wm$} Access",
-                "#", "NSG", "Applied to", "Direction", "Matched rule"
+                "  {:<3} {:<wn$} {:<wa$} {:<9} {:<wm$} {}",
+                "#",
+                "NSG",
+                "Applied to",
+                "Direction",
+                "Matched rule",
+                tail("Access", Some("Source"))
             )?;
-            for (i, e) in self.evaluated.iter().enumerate() {
+            for (i, (e, source)) in self.evaluated.iter().zip(&sources).enumerate() {
                 writeln!(
                     f,
                     "  {:<3} {:<wn$} {:<wa$} {:<9} {:<wm$} {}",
@@ -850,7 +889,7 @@ impl fmt::Display for Verdict {
                     e.applied_to,
                     e.direction.as_str(),
                     e.matched_rule,
-                    e.access.as_str()
+                    tail(e.access.as_str(), source.as_deref())
                 )?;
             }
         }

@@ -22,6 +22,8 @@
 //! - [`apim`] — the APIM v2 preflight (integration and injection requirements).
 //! - [`api`] — the gateway's APIs and backend services, as data.
 //! - [`synth`] — seeded synthetic tag tables, NSGs and flows for benchmarks and tests.
+//! - [`source`] — [`source::Location`] and [`source::SourceMap`]: where each fixture entry is
+//!   written (file, line, column, pointer), for findings, verdicts and load errors.
 //! - [`arm`] — ARM templates, parameters files and exported Azure resource JSON → a [`fixture::Fixture`].
 
 #![warn(missing_docs)]
@@ -43,6 +45,7 @@ pub mod fixture;
 pub mod flow;
 pub mod nsg;
 pub mod proto;
+pub mod source;
 pub mod synth;
 pub mod tags;
 pub mod topology;

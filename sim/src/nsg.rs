@@ -93,61 +93,80 @@ impl Nsg {
         tags: &ServiceTagTable,
         known_asgs: &BTreeSet<String>,
     ) -> (Nsg, Vec<Finding>) {
+        let (nsg, findings) =
+            Nsg::from_rules_indexed(name, flush_connection, rules, tags, known_asgs);
+        (nsg, findings.into_iter().map(|(_, f)| f).collect())
+    }
+
+    /// [`Nsg::from_rules`], each finding paired with the index of the rule it is about (`None`
+    /// for the NSG-level limits), so the build stage can locate it.
+    pub(crate) fn from_rules_indexed(
+        name: &str,
+        flush_connection: bool,
+        rules: &[RuleFile],
+        tags: &ServiceTagTable,
+        known_asgs: &BTreeSet<String>,
+    ) -> (Nsg, Vec<(Option<usize>, Finding)>) {
         let mut findings = Vec::new();
         let mut custom = Vec::new();
         let nsg_subject = format!("nsgs/{name}");
         if rules.len() > MAX_RULES {
-            findings.push(Finding::new(
-                FindingCode::RuleLimitExceeded,
-                &nsg_subject,
-                format!("{} custom rules; an NSG holds at most 1,000", rules.len()),
+            findings.push((
+                None,
+                Finding::new(
+                    FindingCode::RuleLimitExceeded,
+                    &nsg_subject,
+                    format!("{} custom rules; an NSG holds at most 1,000", rules.len()),
+                ),
             ));
         }
         let mut names: BTreeMap<String, &str> = BTreeMap::new();
         let mut prios: BTreeMap<(Direction, i64), &str> = BTreeMap::new();
         let (mut src_count, mut dst_count) = (0usize, 0usize);
-        for r in rules {
+        for (i, r) in rules.iter().enumerate() {
             let subject = format!("nsgs/{name}/securityRules/{}", r.name);
+            let at = Some(i);
             if let Some(first) = names.insert(r.name.to_ascii_lowercase(), &r.name) {
-                findings.push(Finding::new(
+                findings.push((at, Finding::new(
                     FindingCode::RuleNameDuplicate,
                     &subject,
                     format!("rule name `{}` is used twice in the NSG (first as `{first}`); names are unique within an NSG", r.name),
-                ));
+                )));
             }
             if let Some(first) = prios.insert((r.direction, r.priority), &r.name) {
-                findings.push(Finding::new(
+                findings.push((at, Finding::new(
                     FindingCode::RulePriorityDuplicate,
                     &subject,
                     format!("priority {} {} is already used by rule `{first}`; two rules can't share a priority and direction", r.priority, r.direction),
-                ));
+                )));
             }
             src_count += count_prefixes(&r.source);
             dst_count += count_prefixes(&r.destination);
             match SecurityRule::from_file(r, tags, known_asgs, &subject) {
-                Ok(rule) => {
+                Ok(mut rule) => {
+                    rule.index = at;
                     if !rule.unknown.is_empty() {
-                        findings.push(Finding::new(
+                        findings.push((at, Finding::new(
                             FindingCode::UnknownValue,
                             &subject,
                             format!(
                                 "{} only known at deployment time; it matches like `*` and flows that reach this rule are Indeterminate",
                                 rule.unknown.pointers.join(", ")
                             ),
-                        ));
+                        )));
                     }
                     custom.push(rule)
                 }
-                Err(mut fs) => findings.append(&mut fs),
+                Err(fs) => findings.extend(fs.into_iter().map(|f| (at, f))),
             }
         }
         for (side, n) in [("source", src_count), ("destination", dst_count)] {
             if n > MAX_PREFIXES_PER_SIDE {
-                findings.push(Finding::new(
+                findings.push((None, Finding::new(
                     FindingCode::RuleLimitExceeded,
                     &nsg_subject,
                     format!("{n} {side} addresses and ranges across the NSG's rules; the limit is 4,000 per side"),
-                ));
+                )));
             }
         }
         (Nsg::new(name, flush_connection, custom), findings)

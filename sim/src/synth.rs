@@ -153,6 +153,7 @@ pub fn nsg(seed: u64, rules: usize, prefixes_per_side: usize, table: &ServiceTag
             is_default: false,
             description: None,
             unknown: crate::nsg::UnknownFields::default(),
+            index: None,
         });
     }
     Nsg::new("synthetic", false, out)

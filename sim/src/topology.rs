@@ -17,7 +17,9 @@ use crate::finding::Finding;
 use crate::fixture::{
     Fixture, GatewayFile, HostKind, NetworkMode, PrivateEndpointPolicies, ServeKind, Sku,
 };
+use crate::flow::RuleRef;
 use crate::nsg::{CompiledNsg, Context, Nsg, ReferenceNsg};
+use crate::source::{Location, SourceMap};
 use crate::tags::ServiceTagTable;
 
 pub use crate::dns_name::{normalize_dns, valid_dns_name};
@@ -98,6 +100,9 @@ pub struct Subnet {
     pub resources: Vec<String>,
     /// Private endpoint network policies.
     pub private_endpoint_network_policies: PrivateEndpointPolicies,
+    /// Position in its VNet's `subnets` in the fixture (duplicates are left out of the model,
+    /// so it may differ from the position here); locates the subnet in the source.
+    pub index: usize,
 }
 
 impl Subnet {
@@ -147,6 +152,8 @@ pub struct Host {
     pub services: Vec<Service>,
     /// `(vnet, subnet)` when the address lies in a subnet.
     pub placement: Option<(usize, usize)>,
+    /// Position in the fixture's `hosts` (invalid hosts are left out of the model).
+    pub index: usize,
 }
 
 /// The API Management instance.
@@ -203,6 +210,8 @@ pub struct Topology {
     pub(crate) compiled: Vec<Option<CompiledNsg>>,
     pub(crate) host_by_addr: BTreeMap<IpAddr, usize>,
     pub(crate) host_by_public: BTreeMap<IpAddr, usize>,
+    /// Where each fixture entry is written, for findings and verdicts.
+    pub(crate) source: SourceMap,
 }
 
 pub(crate) fn find_ci<'a, T>(
@@ -226,6 +235,23 @@ impl Topology {
     /// The service tag table in use.
     pub fn service_tags(&self) -> &ServiceTagTable {
         &self.tags
+    }
+    /// Where the fixture's entries are written (see [`crate::source`]).
+    pub fn source(&self) -> &SourceMap {
+        &self.source
+    }
+    /// Where the fixture entry at `pointer` (e.g. `/nsgs/1/security_rules/2`) is written.
+    pub fn locate(&self, pointer: &str) -> Option<Location> {
+        self.source.locate(pointer)
+    }
+    /// Where the rule of a verdict is written; `None` for default rules, which no file holds.
+    pub fn rule_location(&self, r: RuleRef) -> Option<Location> {
+        self.nsg_rule_location(r.nsg, r.rule)
+    }
+    /// Where rule `rule` (an index into [`Nsg::rules`]) of NSG `nsg` is written.
+    pub(crate) fn nsg_rule_location(&self, nsg: usize, rule: usize) -> Option<Location> {
+        let i = self.nsgs.get(nsg)?.rules.get(rule)?.index?;
+        self.locate(&format!("/nsgs/{nsg}/security_rules/{i}"))
     }
     /// VNets.
     pub fn vnets(&self) -> &[Vnet] {

@@ -1152,8 +1152,21 @@ fn the_default_fixture_reads_the_same_in_toml_json_and_yaml() {
 }
 
 /// Parses `text` in every format; whatever parses must also build and evaluate without panicking.
+/// The source map of any text locates any pointer without panicking, always naming the file.
 fn parse_everywhere(text: &str) -> Result<(), TestCaseError> {
     for format in [Format::Toml, Format::Json, Format::Yaml] {
+        let map = sim::source::SourceMap::from_text("p", text, format);
+        for pointer in [
+            "",
+            "/nsgs/0",
+            "/nsgs/0/security_rules/1",
+            "/vnets/0/subnets/0",
+            "/a~1b/~0",
+        ] {
+            let at = map.locate(pointer).expect("a fixture's map always answers");
+            prop_assert_eq!(at.file.as_deref(), Some("p"));
+            prop_assert!(at.line != Some(0) && at.column != Some(0));
+        }
         match Fixture::parse(text, format) {
             Ok(f) => exercise(&f)?,
             Err(e) => {

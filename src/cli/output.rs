@@ -1,9 +1,12 @@
 //! Printing: stdout for reports (a closed pipe is not an error), stderr for errors, and the
-//! findings table shared by `validate`, and by `check`/`test` when they refuse a fixture.
+//! findings table shared by `validate`, and by `check`/`test` when they refuse a fixture. Each
+//! finding row starts with where its subject is written (`fixtures/x.toml:42:`), as compilers
+//! print it, when any finding has a file.
 
 use std::io::{self, Write};
 
 use sim::arm::{IgnoredResource, Unknown};
+use sim::source::Location;
 use sim::{Assumption, Finding, ServiceTagsInfo, Severity};
 
 /// Writes `text` and a newline to stdout; a reader that went away (`| head`) is not an error.
@@ -30,9 +33,33 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-/// A table of findings: severity, code, subject, message (input order is kept: the model sorts).
+/// A table of findings: `file:line:` (when known), severity, code, subject, message (input order
+/// is kept: the model sorts).
 pub(crate) fn findings_table<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> String {
     let findings: Vec<&Finding> = findings.into_iter().collect();
+    let locations: Vec<Option<String>> = findings
+        .iter()
+        .map(|f| {
+            f.location
+                .as_ref()
+                .and_then(Location::file_line)
+                .map(|at| format!("{at}:"))
+        })
+        .collect();
+    let lw = locations
+        .iter()
+        .flatten()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    // The location column, only when some finding has one.
+    let at = |l: Option<&str>| {
+        if lw == 0 {
+            String::new()
+        } else {
+            format!("{:<lw$} ", l.unwrap_or("-"))
+        }
+    };
     let cw = findings
         .iter()
         .map(|f| f.code.as_str().len())
@@ -46,12 +73,16 @@ pub(crate) fn findings_table<'a>(findings: impl IntoIterator<Item = &'a Finding>
         .unwrap_or(0)
         .clamp(7, 48);
     let mut s = format!(
-        "{:<8} {:<cw$} {:<sw$} MESSAGE",
-        "SEVERITY", "CODE", "SUBJECT"
+        "{}{:<8} {:<cw$} {:<sw$} MESSAGE",
+        at(Some("LOCATION")),
+        "SEVERITY",
+        "CODE",
+        "SUBJECT"
     );
-    for f in findings {
+    for (f, l) in findings.iter().zip(&locations) {
         s.push_str(&format!(
-            "\n{:<8} {:<cw$} {:<sw$} {}",
+            "\n{}{:<8} {:<cw$} {:<sw$} {}",
+            at(l.as_deref()),
             severity(f.severity),
             f.code.as_str(),
             f.subject,

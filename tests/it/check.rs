@@ -1,7 +1,7 @@
 //! `vnetsim check`: JSON shape, exit codes 0/1/2, endpoint words, ports and protocols, refused
 //! fixtures, service tag overrides.
 
-use vnetsim::{load_path, FlowQuery, TagSource};
+use vnetsim::{load_path, load_str, FlowQuery, TagSource};
 
 use crate::support::{
     arg, cli, fixture, has_keys, keys, tempdir, write, TINY_STORAGE_ADDRESS, TINY_TAGS,
@@ -71,6 +71,7 @@ fn allowed_flow_json_shape() {
                 "access",
                 "applied_to",
                 "direction",
+                "location",
                 "matched_rule",
                 "nsg",
                 "rules"
@@ -104,7 +105,7 @@ fn allowed_flow_json_shape() {
     assert_eq!(ev[1]["direction"], "Inbound");
     assert_eq!(
         keys(&j["decided_by"]),
-        ["access", "direction", "nsg", "priority", "rule"]
+        ["access", "direction", "location", "nsg", "priority", "rule"]
     );
     assert_eq!(j["decided_by"]["rule"], "securityRules/allow-apim-subnet");
     assert_eq!(j["decided_by"]["priority"], 100);
@@ -344,7 +345,15 @@ fn text_output_is_the_verdict_table() {
         "legacy:8080",
     ]);
     r.expect_code(1);
-    let loaded = load_path(&fixture("default.toml"), &TagSource::Fixture).unwrap();
+    // Loaded under the name the CLI was given, so the rule locations name the same file.
+    let text = std::fs::read_to_string(fixture("default.toml")).unwrap();
+    let loaded = load_str(
+        "fixtures/default.toml",
+        &text,
+        Some(&fixture("")),
+        &TagSource::Fixture,
+    )
+    .unwrap();
     let v = FlowQuery::parse("apim", "legacy:8080", None, None)
         .unwrap()
         .explain(loaded.topology())

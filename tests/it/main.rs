@@ -7,6 +7,7 @@ mod e2e;
 mod expectations;
 mod fixtures_table;
 mod formats;
+mod locations;
 mod one_answer;
 mod parity;
 mod support;

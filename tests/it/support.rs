@@ -91,6 +91,23 @@ pub const TINY_TAGS: &str = r#"{
 /// An address in the tiny table's `Storage` prefix.
 pub const TINY_STORAGE_ADDRESS: &str = "93.184.216.34";
 
+/// `v` without its `location` members, at any depth: for comparing answers about the same
+/// topology read from different files.
+pub fn without_locations(mut v: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("location");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
 /// The keys of a JSON object, sorted.
 pub fn keys(v: &serde_json::Value) -> Vec<String> {
     let mut k: Vec<String> = v

@@ -42,7 +42,14 @@ fn error_findings_exit_1_with_full_finding_shape() {
     let f = &j["findings"][0];
     assert_eq!(
         keys(f),
-        ["code", "message", "reference", "severity", "subject"]
+        [
+            "code",
+            "location",
+            "message",
+            "reference",
+            "severity",
+            "subject"
+        ]
     );
     assert_eq!(f["code"], "SUBNET_TOO_SMALL");
     assert_eq!(f["severity"], "error");
@@ -82,14 +89,22 @@ fn text_output_is_a_sorted_table_with_a_summary() {
     ]);
     r.expect_code(1);
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].starts_with("SEVERITY"), "{}", r.stdout);
+    // Rows start with `file:line:`, then the severity column.
+    let severity = |l: &str| l.split_whitespace().nth(1).map(str::to_string);
     assert!(
-        lines[1].starts_with("error") && lines[1].contains("SUBNET_CAPACITY_INSUFFICIENT"),
+        lines[0].starts_with("LOCATION") && lines[0].contains(" SEVERITY "),
         "{}",
         r.stdout
     );
     assert!(
-        lines[2].starts_with("warning") && lines[2].contains("SUBNET_BELOW_RECOMMENDED"),
+        severity(lines[1]).as_deref() == Some("error")
+            && lines[1].contains("SUBNET_CAPACITY_INSUFFICIENT"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        severity(lines[2]).as_deref() == Some("warning")
+            && lines[2].contains("SUBNET_BELOW_RECOMMENDED"),
         "errors first: {}",
         r.stdout
     );

@@ -48,6 +48,8 @@ pub(crate) struct Assembler {
     apis: Vec<(ApiDef, Location)>,
     pub ignored: Vec<IgnoredResource>,
     pub assumptions: BTreeSet<Assumption>,
+    /// Where each entry of the finished fixture came from: fixture pointer → input location.
+    pub origins: Vec<(String, Location)>,
 }
 
 fn conflict(kind: &str, name: &str, first: &Location, second: &Location) -> ImportError {
@@ -117,6 +119,7 @@ impl Assembler {
             apis: Vec::new(),
             ignored: Vec::new(),
             assumptions: BTreeSet::new(),
+            origins: Vec::new(),
         }
     }
 
@@ -352,7 +355,7 @@ impl Assembler {
                         FindingCode::PeeringNotConnected,
                         format!("vnets/{}/peerings/{}", v.name, p.remote),
                         format!("`{}` peers with `{}`, which is not among the inputs; the peering is left out of the model", v.name, p.remote),
-                    ));
+                    ).at(Some((&p.at).into())));
                 }
                 keep
             });
@@ -360,6 +363,7 @@ impl Assembler {
         self.mapper.findings.extend(findings);
 
         let hosts = self.hosts()?;
+        self.record_origins();
         let mut fixture = Fixture {
             subscription: Some(SubscriptionFile {
                 id: subscription.to_string(),
@@ -428,6 +432,45 @@ impl Assembler {
         fixture.apis = self.apis.iter().map(|(a, _)| a.file.clone()).collect();
         attach_backends(&mut fixture);
         Ok((fixture, self))
+    }
+
+    /// Where each fixture entry came from, in the order [`Assembler::finish`] writes them.
+    fn record_origins(&mut self) {
+        let mut o = Vec::new();
+        for (vi, v) in self.vnets.iter().enumerate() {
+            if let Some((_, at)) = &v.def {
+                o.push((format!("/vnets/{vi}"), at.clone()));
+            }
+            for (si, s) in v.subnets.iter().enumerate() {
+                o.push((format!("/vnets/{vi}/subnets/{si}"), s.at.clone()));
+            }
+            for (pi, p) in v.peerings.iter().enumerate() {
+                o.push((format!("/vnets/{vi}/peerings/{pi}"), p.at.clone()));
+            }
+        }
+        for (ni, n) in self.nsgs.iter().enumerate() {
+            if let Some((_, at)) = &n.def {
+                o.push((format!("/nsgs/{ni}"), at.clone()));
+            }
+            for (ri, (_, at)) in n.rules.iter().enumerate() {
+                o.push((format!("/nsgs/{ni}/security_rules/{ri}"), at.clone()));
+            }
+        }
+        // One host per IP configuration, in the order `hosts` writes them.
+        let mut hi = 0;
+        for (nic, at) in &self.nics {
+            for _ in &nic.ip_configs {
+                o.push((format!("/hosts/{hi}"), at.clone()));
+                hi += 1;
+            }
+        }
+        if let Some((_, at)) = &self.apim {
+            o.push(("/apim".to_string(), at.clone()));
+        }
+        for (ai, (_, at)) in self.apis.iter().enumerate() {
+            o.push((format!("/apis/{ai}"), at.clone()));
+        }
+        self.origins = o;
     }
 
     /// NICs → hosts, with dynamic addresses allocated in resource order.

@@ -31,6 +31,18 @@ impl Location {
     }
 }
 
+/// The same place as a [`crate::source::Location`] (the form findings and verdicts carry).
+impl From<&Location> for crate::source::Location {
+    fn from(at: &Location) -> crate::source::Location {
+        crate::source::Location {
+            file: Some(at.input.clone()),
+            line: at.line,
+            column: at.column,
+            pointer: Some(at.pointer.clone()),
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.input)?;

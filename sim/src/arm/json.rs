@@ -105,6 +105,39 @@ pub(crate) fn locate(text: &str, pointer: &str) -> Option<usize> {
     Some(s.i)
 }
 
+/// Byte offset of every member and item of a JSON document, by pointer: a member where its key
+/// is written, an item where its value starts. A document that breaks off yields what came
+/// before the break.
+pub(crate) fn offsets(text: &str) -> Vec<(String, usize)> {
+    let mut s = Scanner::new(text);
+    s.record = Some(Vec::new());
+    s.ws();
+    let _ = s.walk(&mut Vec::new(), 0);
+    s.record.unwrap_or_default()
+}
+
+/// Where the object whose closing brace is at 1-based `line` and `column` starts (its `{`), as a
+/// 1-based line and column. A deserializer that rejects a whole object (a missing key, a check
+/// across keys) reports the position after reading it; the object's start is what names it.
+pub(crate) fn object_start(text: &str, line: usize, column: usize) -> Option<(usize, usize)> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(line - 2)?.0 + 1
+    };
+    let brace = line_start + column.checked_sub(1)?;
+    let mut s = Scanner::new(text);
+    s.closes = Some(Vec::new());
+    s.ws();
+    let _ = s.walk(&mut Vec::new(), 0);
+    let (start, _) = s
+        .closes
+        .unwrap_or_default()
+        .into_iter()
+        .find(|&(_, end)| end == brace + 1)?;
+    Some(line_col(text, start))
+}
+
 /// The pointer of the innermost value being read where the text stops being valid JSON.
 pub(crate) fn error_pointer(text: &str) -> String {
     let mut s = Scanner::new(text);
@@ -118,6 +151,10 @@ pub(crate) fn error_pointer(text: &str) -> String {
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// When set, [`Scanner::walk`] records the pointer and offset of every member and item.
+    record: Option<Vec<(String, usize)>>,
+    /// When set, [`Scanner::walk`] records where each object starts and ends (after its `}`).
+    closes: Option<Vec<(usize, usize)>>,
 }
 
 impl<'a> Scanner<'a> {
@@ -128,7 +165,12 @@ impl<'a> Scanner<'a> {
         } else {
             0
         };
-        Scanner { b, i }
+        Scanner {
+            b,
+            i,
+            record: None,
+            closes: None,
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -207,6 +249,19 @@ impl<'a> Scanner<'a> {
         self.walk(&mut scratch, depth)
     }
 
+    fn closed(&mut self, start: usize) {
+        let end = self.i;
+        if let Some(c) = &mut self.closes {
+            c.push((start, end));
+        }
+    }
+
+    fn note(&mut self, path: &[String], at: usize) {
+        if let Some(r) = &mut self.record {
+            r.push((path.iter().map(|t| format!("/{}", escape(t))).collect(), at));
+        }
+    }
+
     /// Validates one value, keeping `path` at the value being read; on error `path` is left
     /// pointing at it.
     fn walk(&mut self, path: &mut Vec<String>, depth: usize) -> Option<()> {
@@ -214,18 +269,22 @@ impl<'a> Scanner<'a> {
             return None;
         }
         self.ws();
+        let start = self.i;
         match self.peek()? {
             b'{' => {
                 self.i += 1;
                 self.ws();
                 if self.peek()? == b'}' {
                     self.i += 1;
+                    self.closed(start);
                     return Some(());
                 }
                 loop {
                     self.ws();
+                    let at = self.i;
                     let k = self.string()?;
                     path.push(k);
+                    self.note(path, at);
                     self.ws();
                     self.expect(b':')?;
                     self.walk(path, depth + 1)?;
@@ -235,6 +294,7 @@ impl<'a> Scanner<'a> {
                         b',' => self.i += 1,
                         b'}' => {
                             self.i += 1;
+                            self.closed(start);
                             return Some(());
                         }
                         _ => return None,
@@ -251,6 +311,9 @@ impl<'a> Scanner<'a> {
                 let mut k = 0usize;
                 loop {
                     path.push(k.to_string());
+                    self.ws();
+                    let at = self.i;
+                    self.note(path, at);
                     self.walk(path, depth + 1)?;
                     path.pop();
                     self.ws();
@@ -290,6 +353,20 @@ mod tests {
         let t = r#"{"resources": [{"name": "a"}, {"name": "b", "properties": {"x": }}]}"#;
         assert_eq!(error_pointer(t), "/resources/1/properties/x");
         assert_eq!(error_pointer("[1, 2"), "");
+    }
+
+    #[test]
+    fn offsets_and_object_starts() {
+        let t = "{\"a\": [1, {\n  \"b\": 2\n}]}";
+        let o = offsets(t);
+        assert_eq!(o[0], ("/a".to_string(), 1));
+        assert_eq!(o[2], ("/a/1".to_string(), 10));
+        assert_eq!(o[3], ("/a/1/b".to_string(), 14));
+        // The `}` closing `/a/1` is on line 3, column 1: that object starts on line 1.
+        assert_eq!(object_start(t, 3, 1), Some((1, 11)));
+        assert_eq!(object_start(t, 2, 3), None);
+        assert_eq!(object_start(t, 99, 1), None);
+        assert_eq!(object_start(t, 1, 0), None);
     }
 
     #[test]

@@ -75,6 +75,8 @@ impl PartialEq for SubnetEntry {
 #[derive(Clone, Debug)]
 pub(crate) struct PeeringEntry {
     pub remote: String,
+    /// Where the peering is defined (not compared: the same peering may be defined twice).
+    pub at: Location,
 }
 
 impl PartialEq for PeeringEntry {
@@ -593,10 +595,13 @@ impl Mapper {
                 FindingCode::PeeringNotConnected,
                 format!("vnets/{vnet}/peerings/{remote}"),
                 format!("the peering from `{vnet}` to `{remote}` carries no traffic: {why}; it is left out"),
-            ));
+            ).at(Some((&Location::new(at.input.clone(), pointer)).into())));
             return Ok(None);
         }
-        Ok(Some(PeeringEntry { remote }))
+        Ok(Some(PeeringEntry {
+            remote,
+            at: Location::new(at.input.clone(), pointer),
+        }))
     }
 }
 

@@ -100,9 +100,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::{ImportError, Location};
+pub(crate) use json::{object_start as json_object_start, offsets as json_offsets};
 
 use crate::finding::{sort_findings, Assumption, Finding};
 use crate::fixture::Fixture;
+use crate::source::SourceMap;
 use eval::{get_ci, DeployScope};
 use params::Provided;
 use resource::{Kind, Res};
@@ -342,8 +344,13 @@ pub struct ImportResult {
     /// Assumptions the import relied on.
     pub assumptions: Vec<Assumption>,
     /// Findings of the import itself (`CLASSIC_TIER_VNET`, `DEFAULT_RULES_MISMATCH`,
-    /// `PEERING_NOT_CONNECTED`); building the topology adds its own.
+    /// `PEERING_NOT_CONNECTED`), located in the inputs; building the topology adds its own.
     pub findings: Vec<Finding>,
+    /// Where each entry of `fixture` came from (input file, ARM pointer, line): pass it to
+    /// [`Topology::build_with_source`](crate::topology::Topology::build_with_source) so the
+    /// topology's findings and verdicts point into the inputs.
+    #[serde(skip)]
+    pub source: SourceMap,
 }
 
 /// Imports Azure inputs into one fixture.
@@ -374,6 +381,16 @@ fn place(loc: &mut Location, inputs: &[&Input]) {
             loc.line = Some(l);
             loc.column = Some(c);
         }
+    }
+}
+
+/// [`place`] for a location a finding carries.
+fn place_source(at: &mut crate::source::Location, inputs: &[&Input]) {
+    if let (Some(file), Some(pointer), None) = (&at.file, &at.pointer, at.line) {
+        let mut loc = Location::new(file.clone(), pointer.clone());
+        place(&mut loc, inputs);
+        at.line = loc.line;
+        at.column = loc.column;
     }
 }
 
@@ -534,13 +551,24 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         u.column = loc.column;
     }
     let mut findings = asm.mapper.findings;
+    for f in &mut findings {
+        if let Some(at) = &mut f.location {
+            place_source(at, &all);
+        }
+    }
     sort_findings(&mut findings);
+    let source = SourceMap::imported(asm.origins.iter().map(|(pointer, at)| {
+        let mut at = at.clone();
+        place(&mut at, &all);
+        (pointer.clone(), (&at).into())
+    }));
     Ok(ImportResult {
         fixture,
         ignored,
         unknowns,
         assumptions: assumptions.into_iter().collect(),
         findings,
+        source,
     })
 }
 

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::hosts::Placed;
-use super::Builder;
+use super::{Builder, Entry};
 use crate::finding::FindingCode;
 use crate::fixture::{ApimFile, NetworkMode};
 use crate::topology::{find_ci, Apim, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS, RESERVED_AT_START};
@@ -28,9 +28,13 @@ impl Builder<'_> {
         let private_address = self.apim_private_address(a, vnets, subnet);
         if let Some(ip) = private_address {
             if let Some(&h) = placed.host_by_addr.get(&ip) {
+                let host = &placed.hosts[h];
                 self.push(
                     FindingCode::HostAddressDuplicate,
-                    format!("hosts/{}", placed.hosts[h].name),
+                    &Entry::new(
+                        format!("hosts/{}", host.name),
+                        format!("/hosts/{}", host.index),
+                    ),
                     format!("{ip} is the APIM instance's address in its subnet"),
                 );
             }
@@ -60,26 +64,26 @@ impl Builder<'_> {
                         Some((si, _)) => subnet = Some((vi, si)),
                         None => self.push(
                             FindingCode::ReferenceUnknown,
-                            "apim",
+                            &Entry::new("apim", "/apim"),
                             format!("subnet `{sref}`: VNet `{vn}` has no subnet `{sn}`"),
                         ),
                     },
                     None => self.push(
                         FindingCode::ReferenceUnknown,
-                        "apim",
+                        &Entry::new("apim", "/apim"),
                         format!("subnet `{sref}`: no VNet named `{vn}`"),
                     ),
                 },
                 None => self.push(
                     FindingCode::ReferenceUnknown,
-                    "apim",
+                    &Entry::new("apim", "/apim"),
                     format!("subnet `{sref}` must be written `vnet/subnet`"),
                 ),
             }
         } else if a.virtual_network != NetworkMode::None {
             self.push(
                 FindingCode::ApimSubnetRequired,
-                "apim",
+                &Entry::new("apim", "/apim"),
                 format!(
                     "virtual_network = \"{}\" needs `subnet = \"vnet/subnet\"`",
                     a.virtual_network
@@ -113,7 +117,7 @@ impl Builder<'_> {
                             }
                             _ => self.push(
                                 FindingCode::ApimAddressInvalid,
-                                "apim",
+                                &Entry::new("apim", "/apim"),
                                 format!(
                                     "address {ip} is not a usable address of subnet `{}`",
                                     s.name
@@ -122,7 +126,7 @@ impl Builder<'_> {
                         },
                         Err(_) => self.push(
                             FindingCode::ApimAddressInvalid,
-                            "apim",
+                            &Entry::new("apim", "/apim"),
                             format!("address `{text}` is not an IP address"),
                         ),
                     },
@@ -143,7 +147,7 @@ impl Builder<'_> {
                 _ => {
                     self.push(
                         FindingCode::ApimAddressInvalid,
-                        "apim",
+                        &Entry::new("apim", "/apim"),
                         format!("public_address `{p}` is not a public IP address"),
                     );
                     DEFAULT_APIM_PUBLIC_ADDRESS

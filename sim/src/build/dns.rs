@@ -1,7 +1,7 @@
 //! Build stage: private DNS zones and their VNet links, and the gateway's APIs, whose backends
 //! are named by DNS name or address ([`crate::api::build_apis`] checks them against the hosts).
 
-use super::Builder;
+use super::{Builder, Entry};
 use crate::api::{self, Api};
 use crate::finding::FindingCode;
 use crate::fixture::DnsZoneFile;
@@ -17,12 +17,16 @@ impl Builder<'_> {
         );
         fx.private_dns_zones
             .iter()
-            .map(|z| self.zone(z, vnets))
+            .enumerate()
+            .map(|(i, z)| self.zone(i, z, vnets))
             .collect()
     }
 
-    fn zone(&mut self, z: &DnsZoneFile, vnets: &[Vnet]) -> DnsZone {
-        let zpath = format!("private_dns_zones/{}", z.name);
+    fn zone(&mut self, index: usize, z: &DnsZoneFile, vnets: &[Vnet]) -> DnsZone {
+        let zpath = Entry::new(
+            format!("private_dns_zones/{}", z.name),
+            format!("/private_dns_zones/{index}"),
+        );
         if !valid_dns_name(&z.name) {
             self.push(
                 FindingCode::DnsNameInvalid,
@@ -49,7 +53,10 @@ impl Builder<'_> {
 
     /// The gateway's APIs, with their backends resolved to hosts.
     pub(super) fn apis(&mut self, hosts: &[Host]) -> Vec<Api> {
-        let (apis, mut api_findings) = api::build_apis(&self.fx.apis, hosts);
+        let source = &self.source;
+        let (apis, mut api_findings) = api::build_apis(&self.fx.apis, hosts, |i| {
+            source.locate(&format!("/apis/{i}"))
+        });
         self.f.append(&mut api_findings);
         apis
     }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::Builder;
+use super::{Builder, Entry};
 use crate::finding::FindingCode;
 use crate::fixture::GatewayFile;
 
@@ -20,7 +20,7 @@ impl Builder<'_> {
                     Ok(sa) if sa.ip().is_loopback() => {}
                     _ => self.push(
                         FindingCode::GatewayListenInvalid,
-                        "gateway",
+                        &Entry::new("gateway", format!("/gateway/{key}")),
                         format!(
                             "{key} `{v}` must be a loopback socket address such as 127.0.0.1:0"
                         ),

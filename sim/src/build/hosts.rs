@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
-use super::{unknown_address_message, Builder};
+use super::{unknown_address_message, Builder, Entry};
 use crate::finding::FindingCode;
 use crate::fixture::{HostFile, HostKind};
 use crate::nsg::{parse_unknown_marker, Nsg};
@@ -33,8 +33,8 @@ impl Builder<'_> {
         let mut host_by_addr: BTreeMap<IpAddr, usize> = BTreeMap::new();
         let mut host_by_public: BTreeMap<IpAddr, usize> = BTreeMap::new();
         let mut dns_owner: BTreeMap<String, String> = BTreeMap::new();
-        for h in &fx.hosts {
-            let hpath = format!("hosts/{}", h.name);
+        for (index, h) in fx.hosts.iter().enumerate() {
+            let hpath = Entry::new(format!("hosts/{}", h.name), format!("/hosts/{index}"));
             if let Some(ptr) = parse_unknown_marker(&h.address) {
                 self.push(
                     FindingCode::UnknownAddress,
@@ -95,6 +95,7 @@ impl Builder<'_> {
                 kind: h.kind,
                 services,
                 placement,
+                index,
             });
         }
         let mut asg_members: BTreeMap<String, Vec<IpAddr>> =
@@ -113,7 +114,7 @@ impl Builder<'_> {
     }
 
     /// A host's public address, when given and public.
-    fn host_public_address(&mut self, h: &HostFile, hpath: &str) -> Option<IpAddr> {
+    fn host_public_address(&mut self, h: &HostFile, hpath: &Entry) -> Option<IpAddr> {
         match &h.public_address {
             None => None,
             Some(p) => match p.trim().parse::<IpAddr>() {
@@ -144,7 +145,7 @@ impl Builder<'_> {
         &mut self,
         vnets: &[Vnet],
         address: IpAddr,
-        hpath: &str,
+        hpath: &Entry,
     ) -> Option<(usize, usize)> {
         let mut placement = None;
         for (vi, v) in vnets.iter().enumerate() {
@@ -185,7 +186,7 @@ impl Builder<'_> {
     fn host_dns(
         &mut self,
         h: &HostFile,
-        hpath: &str,
+        hpath: &Entry,
         dns_owner: &mut BTreeMap<String, String>,
     ) -> Vec<String> {
         let mut dns = Vec::new();
@@ -214,12 +215,15 @@ impl Builder<'_> {
     }
 
     /// A host's valid services: one per port, served by a built-in backend or a loopback upstream.
-    fn services(&mut self, h: &HostFile, hpath: &str) -> Vec<Service> {
+    fn services(&mut self, h: &HostFile, hpath: &Entry) -> Vec<Service> {
         let fx = self.fx;
         let mut services = Vec::new();
         let mut ports = BTreeSet::new();
-        for s in &h.services {
-            let spath = format!("{hpath}/services/{}", s.port);
+        for (k, s) in h.services.iter().enumerate() {
+            let spath = hpath.child(
+                format_args!("services/{}", s.port),
+                format_args!("services/{k}"),
+            );
             if !ports.insert(s.port) {
                 self.push(
                     FindingCode::ServicePortDuplicate,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{unknown_address_message, Builder};
+use super::{unknown_address_message, Builder, Entry};
 use crate::cidr::Cidr;
 use crate::finding::FindingCode;
 use crate::fixture::VnetFile;
@@ -22,8 +22,8 @@ impl Builder<'_> {
             .map(|s| s.parse().expect("constant prefix"))
             .collect();
         let mut vnets = Vec::new();
-        for v in &fx.vnets {
-            let vpath = format!("vnets/{}", v.name);
+        for (vi, v) in fx.vnets.iter().enumerate() {
+            let vpath = Entry::new(format!("vnets/{}", v.name), format!("/vnets/{vi}"));
             let space = self.address_space(v, &vpath, &forbidden);
             let subnets = self.subnets(v, &vpath, &space, nsgs);
             vnets.push(Vnet {
@@ -52,7 +52,7 @@ impl Builder<'_> {
     }
 
     /// A VNet's valid address space prefixes.
-    fn address_space(&mut self, v: &VnetFile, vpath: &str, forbidden: &[Cidr]) -> Vec<Cidr> {
+    fn address_space(&mut self, v: &VnetFile, vpath: &Entry, forbidden: &[Cidr]) -> Vec<Cidr> {
         let mut space: Vec<Cidr> = Vec::new();
         if v.address_space.is_empty() {
             self.push(
@@ -97,11 +97,20 @@ impl Builder<'_> {
     }
 
     /// A VNet's subnets with their valid prefixes (inside `space`, not overlapping each other).
-    fn subnets(&mut self, v: &VnetFile, vpath: &str, space: &[Cidr], nsgs: &[Nsg]) -> Vec<Subnet> {
+    fn subnets(
+        &mut self,
+        v: &VnetFile,
+        vpath: &Entry,
+        space: &[Cidr],
+        nsgs: &[Nsg],
+    ) -> Vec<Subnet> {
         let mut seen_subnets = BTreeSet::new();
         let mut subnets: Vec<Subnet> = Vec::new();
-        for s in &v.subnets {
-            let spath = format!("{vpath}/subnets/{}", s.name);
+        for (index, s) in v.subnets.iter().enumerate() {
+            let spath = vpath.child(
+                format_args!("subnets/{}", s.name),
+                format_args!("subnets/{index}"),
+            );
             if !seen_subnets.insert(s.name.to_ascii_lowercase()) {
                 self.push(
                     FindingCode::NameDuplicate,
@@ -183,6 +192,7 @@ impl Builder<'_> {
                 nsg,
                 resources: s.resources.clone(),
                 private_endpoint_network_policies: s.private_endpoint_network_policies,
+                index,
             });
         }
         subnets
@@ -193,12 +203,13 @@ impl Builder<'_> {
         let fx = self.fx;
         let mut reported_overlap = BTreeSet::new();
         for (vi, v) in fx.vnets.iter().enumerate() {
-            for p in &v.peerings {
-                let vpath = format!("vnets/{}", v.name);
+            let vpath = Entry::new(format!("vnets/{}", v.name), format!("/vnets/{vi}"));
+            for (k, p) in v.peerings.iter().enumerate() {
+                let ppath = vpath.child(format_args!("peerings/{p}"), format_args!("peerings/{k}"));
                 let Some((pi, peer)) = find_ci(&fx.vnets, p, |x| &x.name) else {
                     self.push(
                         FindingCode::ReferenceUnknown,
-                        &vpath,
+                        &Entry::new(vpath.path(), &ppath.pointer),
                         format!("peering to `{p}`: no such VNet"),
                     );
                     continue;
@@ -206,7 +217,7 @@ impl Builder<'_> {
                 if pi == vi {
                     self.push(
                         FindingCode::ReferenceUnknown,
-                        &vpath,
+                        &Entry::new(vpath.path(), &ppath.pointer),
                         "a VNet cannot peer with itself",
                     );
                     continue;
@@ -216,7 +227,7 @@ impl Builder<'_> {
                     .iter()
                     .any(|b| b.eq_ignore_ascii_case(&v.name));
                 if !back {
-                    self.push(FindingCode::PeeringNotConnected, format!("{vpath}/peerings/{}", peer.name), format!("`{}` lists `{}` but `{}` does not list `{}`: the peering stays Initiated and carries no traffic until both sides create it", v.name, peer.name, peer.name, v.name));
+                    self.push(FindingCode::PeeringNotConnected, &vpath.child(format_args!("peerings/{}", peer.name), format_args!("peerings/{k}")), format!("`{}` lists `{}` but `{}` does not list `{}`: the peering stays Initiated and carries no traffic until both sides create it", v.name, peer.name, peer.name, v.name));
                     continue;
                 }
                 let key = (vi.min(pi), vi.max(pi));
@@ -224,7 +235,7 @@ impl Builder<'_> {
                     first_overlap(&vnets[vi].address_space, &vnets[pi].address_space)
                 {
                     if reported_overlap.insert(key) {
-                        self.push(FindingCode::PeeringAddressOverlap, &vpath, format!("peered VNets `{}` ({a}) and `{}` ({b}) overlap; connected VNets' address spaces must not overlap", v.name, peer.name));
+                        self.push(FindingCode::PeeringAddressOverlap, &Entry::new(vpath.path(), &ppath.pointer), format!("peered VNets `{}` ({a}) and `{}` ({b}) overlap; connected VNets' address spaces must not overlap", v.name, peer.name));
                     }
                     continue;
                 }

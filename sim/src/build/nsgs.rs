@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::Builder;
+use super::{Builder, Entry};
 use crate::finding::FindingCode;
 use crate::nsg::Nsg;
 use crate::topology::find_ci;
@@ -27,15 +27,22 @@ impl Builder<'_> {
             );
         }
         let mut nsgs = Vec::new();
-        for n in &fx.nsgs {
-            let (nsg, mut fs) = Nsg::from_rules(
+        for (ni, n) in fx.nsgs.iter().enumerate() {
+            let (nsg, fs) = Nsg::from_rules_indexed(
                 &n.name,
                 n.flush_connection,
                 &n.security_rules,
                 &self.tags,
                 &known_asgs,
             );
-            self.f.append(&mut fs);
+            for (rule, f) in fs {
+                let pointer = match rule {
+                    Some(ri) => format!("/nsgs/{ni}/security_rules/{ri}"),
+                    None => format!("/nsgs/{ni}"),
+                };
+                let location = self.source.locate(&pointer);
+                self.f.push(f.at(location));
+            }
             nsgs.push(nsg);
         }
         (nsgs, known_asgs)
@@ -46,7 +53,7 @@ impl Builder<'_> {
         &mut self,
         nsgs: &[Nsg],
         name: &Option<String>,
-        subject: &str,
+        subject: &Entry,
     ) -> Option<usize> {
         let name = name.as_ref()?;
         match find_ci(nsgs, name, |n| &n.name) {

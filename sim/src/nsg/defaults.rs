@@ -26,6 +26,7 @@ pub fn default_rules() -> Vec<SecurityRule> {
         is_default: true,
         description: Some(desc.to_string()),
         unknown: UnknownFields::default(),
+        index: None,
     };
     use Access::{Allow, Deny};
     use Direction::{Inbound, Outbound};

@@ -110,6 +110,10 @@ pub struct SecurityRule {
     /// Fields only known at deployment time; the rule is a wildcard on them, and a flow it
     /// matches only thanks to that wildcard is Indeterminate (`UNKNOWN_VALUE`).
     pub unknown: UnknownFields,
+    /// Position in its NSG's `security_rules` in the fixture (invalid rules are left out of
+    /// the NSG, so it may differ from the position here); `None` for default and synthetic
+    /// rules. Locates the rule in the source ([`crate::topology::Topology::rule_location`]).
+    pub index: Option<usize>,
 }
 
 // === impl SecurityRule ===
@@ -241,6 +245,7 @@ impl SecurityRule {
             destination_ports: destination_ports.expect("no findings means ports parsed"),
             is_default: false,
             description: r.description.clone(),
+            index: None,
         })
     }
 }

@@ -189,3 +189,71 @@ fn unknown_addresses_are_structural_errors() {
         .collect();
     assert_eq!(e, ["UNKNOWN_ADDRESS"], "{:#?}", b.findings);
 }
+
+// === Source locations ===
+
+/// Two NSGs; the second's rules are `r1` (valid) and `r2` (priority 50: out of range), so `r2`
+/// is left out of the NSG and `r1` keeps index 0 — then a third rule follows.
+const LOCATED: &str = "[[nsgs]]\nname = \"a\"\n\n[[nsgs]]\nname = \"b\"\n\n[[nsgs.security_rules]]\nname = \"r2\"\npriority = 50\ndirection = \"Outbound\"\naccess = \"Deny\"\nprotocol = \"Tcp\"\nsource_address_prefix = \"*\"\nsource_port_range = \"*\"\ndestination_address_prefix = \"*\"\ndestination_port_range = \"*\"\n\n[[nsgs.security_rules]]\nname = \"r3\"\npriority = 300\ndirection = \"Outbound\"\naccess = \"Deny\"\nprotocol = \"Tcp\"\nsource_address_prefix = \"*\"\nsource_port_range = \"*\"\ndestination_address_prefix = \"*\"\ndestination_port_range = \"*\"\n";
+
+fn build_located(text: &str) -> Built {
+    let f = Fixture::parse(text, Format::Toml).unwrap();
+    let source = SourceMap::from_text("n.toml", text, Format::Toml);
+    Topology::build_with_source(&f, ServiceTagTable::builtin(), source)
+}
+
+#[test]
+fn findings_and_rules_keep_their_file_positions() {
+    let b = build_located(LOCATED);
+    let f = &b.findings[0];
+    assert_eq!(f.code.as_str(), "RULE_PRIORITY_OUT_OF_RANGE");
+    let at = f.location.as_ref().unwrap();
+    assert_eq!(
+        (at.line, at.pointer.as_deref()),
+        (Some(7), Some("/nsgs/1/security_rules/0"))
+    );
+    // Display leads with `file:line:` as a compiler does.
+    assert!(f.to_string().starts_with("n.toml:7: error"), "{f}");
+    // r3 is the NSG's first valid rule but the file's second: it is located by its own entry.
+    let t = &b.topology;
+    let r3 = &t.nsgs()[1].rules[0];
+    assert_eq!((r3.name.as_str(), r3.index), ("r3", Some(1)));
+    let at = t.nsg_rule_location(1, 0).unwrap();
+    assert_eq!(at.line, Some(18));
+    // Default rules are in no file.
+    let default = t.nsgs()[1].rules.len() - 1;
+    assert_eq!(t.nsg_rule_location(1, default), None);
+}
+
+#[test]
+fn replaced_rules_are_located_at_their_nsg() {
+    let b = build_located(LOCATED);
+    let rule = crate::fixture::RawRule::new(
+        "bad name-",
+        200,
+        crate::Direction::Outbound,
+        crate::Access::Deny,
+        crate::RuleProtocol::Tcp,
+        "*",
+        "*",
+    );
+    let after = b.topology.with_nsg_rules("b", &[rule]).unwrap();
+    let f = after
+        .findings
+        .iter()
+        .find(|f| f.code.as_str() == "RULE_NAME_INVALID")
+        .expect("the new rule's name is invalid");
+    // The new rule is not in the file: it is placed on its NSG's header, not on the old rule
+    // that happened to hold the same index.
+    let at = f.location.as_ref().unwrap();
+    assert_eq!((at.line, at.pointer.as_deref()), (Some(4), Some("/nsgs/1")));
+}
+
+#[test]
+fn in_memory_topologies_know_pointers_only() {
+    let b = build(LOCATED);
+    let at = b.findings[0].location.as_ref().unwrap();
+    assert_eq!(at.file, None);
+    assert_eq!(at.pointer.as_deref(), Some("/nsgs/1/security_rules/0"));
+    assert!(b.findings[0].to_string().starts_with("error"));
+}

@@ -126,7 +126,8 @@ impl Mapper {
                     "`{}` is a classic {sku} instance with virtualNetworkType {kind}: classic VNet injection, not v2 integration or injection, so the v2 preflight does not apply; it is imported with virtual_network = \"none\" (subnet kept for reference), and the subnet's NSG rules still evaluate for flows in the VNet",
                     r.name
                 ),
-            ));
+            )
+            .at(Some((&r.at).into())));
         }
         Ok(ApimDef {
             file: ApimFile {

@@ -45,7 +45,8 @@ impl Mapper {
             rules.push(self.rule(item, &json::index(&rp, i), &r.at, &r.name, None)?);
         }
         if let Some(Val::Arr(defaults)) = p.get("defaultSecurityRules") {
-            self.check_defaults(&r.name, defaults);
+            let at = Location::new(r.at.input.clone(), json::key(&pp, "defaultSecurityRules"));
+            self.check_defaults(&r.name, defaults, &at);
         }
         Ok(NsgDef {
             name: r.name.clone(),
@@ -360,8 +361,8 @@ impl Mapper {
         }
     }
 
-    /// Compares an export's `defaultSecurityRules` with the six rules vnetsim applies.
-    fn check_defaults(&mut self, nsg: &str, defaults: &[Val]) {
+    /// Compares an export's `defaultSecurityRules` (at `at`) with the six rules vnetsim applies.
+    fn check_defaults(&mut self, nsg: &str, defaults: &[Val], at: &Location) {
         let expected = crate::nsg::default_rules();
         let norm_addr = |s: &str| -> String {
             let t = s.trim();
@@ -379,8 +380,10 @@ impl Mapper {
             }
         };
         let mut seen = Vec::new();
-        for item in defaults {
+        for (i, item) in defaults.iter().enumerate() {
             let (p, _) = props_of(item, "");
+            let item_at =
+                Some((&Location::new(at.input.clone(), json::index(&at.pointer, i))).into());
             let name = item
                 .get("name")
                 .and_then(Val::as_str)
@@ -392,7 +395,7 @@ impl Mapper {
                     FindingCode::DefaultRulesMismatch,
                     subject,
                     format!("the export lists default rule `{name}`, which is not one of the six default rules vnetsim applies"),
-                ));
+                ).at(item_at));
                 continue;
             };
             seen.push(e.name.clone());
@@ -432,19 +435,22 @@ impl Mapper {
                     FindingCode::DefaultRulesMismatch,
                     subject,
                     format!("the export's default rule `{name}` differs from vnetsim's in {}; vnetsim evaluates its own", diffs.join(", ")),
-                ));
+                ).at(item_at));
             }
         }
         for e in &expected {
             if !seen.iter().any(|s| s == &e.name) {
-                self.findings.push(Finding::new(
-                    FindingCode::DefaultRulesMismatch,
-                    format!("nsgs/{nsg}/defaultSecurityRules/{}", e.name),
-                    format!(
+                self.findings.push(
+                    Finding::new(
+                        FindingCode::DefaultRulesMismatch,
+                        format!("nsgs/{nsg}/defaultSecurityRules/{}", e.name),
+                        format!(
                         "the export's defaultSecurityRules lack `{}`; vnetsim applies it anyway",
                         e.name
                     ),
-                ));
+                    )
+                    .at(Some(at.into())),
+                );
             }
         }
     }
