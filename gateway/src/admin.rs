@@ -24,7 +24,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::Serialize;
-use sim::fixture::RawRule;
+use sim::RawRule;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -284,18 +284,8 @@ async fn handle(shared: Arc<Shared>, token: &str, req: Request<Incoming>) -> Adm
             match method {
                 Method::GET => {
                     let state = shared.snapshot();
-                    match state
-                        .topology
-                        .fixture()
-                        .nsgs
-                        .iter()
-                        .find(|n| n.name.eq_ignore_ascii_case(&name))
-                    {
-                        Some(n) => {
-                            let rules: Vec<RawRule> =
-                                n.security_rules.iter().map(RawRule::from).collect();
-                            json(StatusCode::OK, &rules)
-                        }
+                    match state.topology.nsg_rules(&name) {
+                        Some(rules) => json(StatusCode::OK, &rules),
                         None => answer(&change_problem(&ChangeError::UnknownNsg(name))),
                     }
                 }

@@ -1,10 +1,11 @@
 //! The gateway's limits, resolved once per policy snapshot from the fixture's `[gateway]`
-//! table and the caller's overrides (overrides win). Every limit has a documented default here,
-//! the same one `sim::fixture::GatewayFile` documents.
+//! settings ([`sim::GatewaySettings`], parsed once by `sim`) and the caller's overrides
+//! (overrides win). Every limit has a documented default here, the same one the fixture
+//! reference documents.
 
 use std::time::Duration;
 
-use sim::fixture::{DenyMode, GatewayFile};
+use sim::{DenyMode, GatewaySettings};
 
 /// Largest request head (request line and header fields), in bytes: 16 KiB, nginx's
 /// `large_client_header_buffers` order of magnitude. Larger → 431 `HEADERS_TOO_LARGE`.
@@ -90,7 +91,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits::resolve(&GatewayFile::default(), &LimitOverrides::default())
+        Limits::resolve(&GatewaySettings::default(), &LimitOverrides::default())
     }
 }
 
@@ -102,14 +103,14 @@ impl Limits {
     ///
     /// ```
     /// use gateway::config::{Limits, LimitOverrides};
-    /// let mut g = sim::fixture::GatewayFile::default();
-    /// g.connect_timeout_ms = Some(250);
+    /// let mut g = sim::GatewaySettings::default();
+    /// g.connect_timeout = Some(std::time::Duration::from_millis(250));
     /// let l = Limits::resolve(&g, &LimitOverrides::default());
     /// assert_eq!(l.connect_timeout.as_millis(), 250);
     /// assert_eq!(l.max_header_bytes, gateway::config::DEFAULT_MAX_HEADER_BYTES);
     /// ```
-    pub fn resolve(g: &GatewayFile, o: &LimitOverrides) -> Limits {
-        let ms = |v: Option<u64>| v.map(|v| Duration::from_millis(v.max(1)));
+    pub fn resolve(g: &GatewaySettings, o: &LimitOverrides) -> Limits {
+        let ms = |d: Option<Duration>| d.map(|d| d.max(Duration::from_millis(1)));
         Limits {
             max_header_bytes: o
                 .max_header_bytes
@@ -127,27 +128,27 @@ impl Limits {
                 .max(1),
             header_read_timeout: o
                 .header_read_timeout
-                .or(ms(g.header_read_timeout_ms))
+                .or(ms(g.header_read_timeout))
                 .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT)
                 .max(Duration::from_millis(1)),
             body_read_timeout: o
                 .body_read_timeout
-                .or(ms(g.body_read_timeout_ms))
+                .or(ms(g.body_read_timeout))
                 .unwrap_or(DEFAULT_BODY_READ_TIMEOUT)
                 .max(Duration::from_millis(1)),
             connect_timeout: o
                 .connect_timeout
-                .or(ms(g.connect_timeout_ms))
+                .or(ms(g.connect_timeout))
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
                 .max(Duration::from_millis(1)),
             response_timeout: o
                 .response_timeout
-                .or(ms(g.response_timeout_ms))
+                .or(ms(g.response_timeout))
                 .unwrap_or(DEFAULT_RESPONSE_TIMEOUT)
                 .max(Duration::from_millis(1)),
             shutdown_grace: o
                 .shutdown_grace
-                .or(ms(g.shutdown_grace_ms))
+                .or(ms(g.shutdown_grace))
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
             deny_mode: o.deny_mode.unwrap_or(g.deny_mode),
             allow_non_loopback_upstreams: g.allow_non_loopback_upstreams,
@@ -171,11 +172,11 @@ mod tests {
 
     #[test]
     fn overrides_win_over_the_fixture() {
-        let g = GatewayFile {
-            header_read_timeout_ms: Some(500),
-            body_read_timeout_ms: Some(700),
+        let g = GatewaySettings {
+            header_read_timeout: Some(Duration::from_millis(500)),
+            body_read_timeout: Some(Duration::from_millis(700)),
             max_body_bytes: Some(10),
-            ..GatewayFile::default()
+            ..GatewaySettings::default()
         };
         let o = LimitOverrides {
             header_read_timeout: Some(Duration::from_millis(20)),
@@ -204,10 +205,10 @@ mod tests {
 
     #[test]
     fn zero_values_are_raised() {
-        let g = GatewayFile {
-            connect_timeout_ms: Some(0),
+        let g = GatewaySettings {
+            connect_timeout: Some(Duration::ZERO),
             max_connections: Some(0),
-            ..GatewayFile::default()
+            ..GatewaySettings::default()
         };
         let l = Limits::resolve(&g, &LimitOverrides::default());
         assert_eq!(l.connect_timeout, Duration::from_millis(1));

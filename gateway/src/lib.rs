@@ -42,9 +42,8 @@
 //! # Example
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let text = std::fs::read_to_string("fixtures/default.toml")?;
-//! let fixture = sim::fixture::Fixture::parse(&text, sim::fixture::Format::Toml)?;
-//! let built = sim::Topology::build(&fixture, sim::ServiceTagTable::builtin());
+//! // The owner loads topologies (the `vnetsim` crate's loader); here, one built in memory.
+//! # let built: sim::Built = unimplemented!();
 //! let gw = gateway::start(built, gateway::StartOptions::default()).await?;
 //! println!("gateway {} admin {} token {}", gw.url(), gw.admin_url(), gw.admin_token());
 //! gw.shutdown().await;
@@ -77,8 +76,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
-use sim::fixture::RawRule;
-use sim::{Built, Topology};
+use sim::{Built, ListenAddr, RawRule, Topology};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -273,17 +271,12 @@ pub enum StartError {
 fn listen_addr(
     what: &'static str,
     given: Option<SocketAddr>,
-    fixture: Option<&str>,
+    fixture: Option<ListenAddr>,
 ) -> Result<SocketAddr, StartError> {
-    let addr = match (given, fixture) {
-        (Some(a), _) => a,
-        (None, Some(s)) => s.trim().parse().map_err(|_| StartError::Listen {
-            what,
-            addr: s.to_string(),
-            reason: "expected ip:port, e.g. 127.0.0.1:8080".into(),
-        })?,
-        (None, None) => SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    };
+    // The fixture's listeners were parsed (and checked loopback) by `sim`'s build.
+    let addr = given
+        .or(fixture.map(|l| l.0))
+        .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
     if !addr.ip().is_loopback() {
         return Err(StartError::Listen {
             what,
@@ -327,8 +320,8 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
         }
     }
     let g = built.topology.gateway().clone();
-    let listen = listen_addr("listen", opts.listen, g.listen.as_deref())?;
-    let admin_listen = listen_addr("admin_listen", opts.admin_listen, g.admin_listen.as_deref())?;
+    let listen = listen_addr("listen", opts.listen, g.listen)?;
+    let admin_listen = listen_addr("admin_listen", opts.admin_listen, g.admin_listen)?;
     let token: Arc<str> = match opts.admin_token.clone().or(g.admin_token.clone()) {
         Some(t) => Arc::from(t),
         None => Arc::from(tls::random_hex(16).map_err(StartError::Random)?),

@@ -22,9 +22,8 @@ use std::sync::{Arc, Mutex};
 use http::HeaderValue;
 use rustls_pki_types::ServerName;
 use sim::api::BackendUrl;
-use sim::fixture::ServeKind;
 use sim::flow::{Decision, Flow, FlowPath, VerdictCode, VerdictKind};
-use sim::Topology;
+use sim::{ServeKind, Topology};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Limits;

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
-use sim::fixture::RawRule;
-use sim::{Built, Fate, Finding, Topology};
+use sim::{Built, Fate, Finding, RawRule, Topology};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::flows::FlowEntry;
@@ -173,14 +172,17 @@ impl Shared {
         nsg: &str,
         rules: &[RawRule],
     ) -> Result<ChangeReport, ChangeError> {
+        let change = sim::Change::SetRules {
+            nsg: nsg.to_string(),
+            rules: rules.to_vec(),
+        };
         self.change_with(|current| {
-            if current.topology.nsg_index(nsg).is_none() {
-                return Err(ChangeError::UnknownNsg(nsg.to_string()));
-            }
-            current
-                .topology
-                .with_nsg_rules(nsg, rules)
-                .map_err(ChangeError::InvalidRules)
+            current.topology.apply(&change).map_err(|e| match e {
+                sim::ChangeError::UnknownNsg(n) => ChangeError::UnknownNsg(n),
+                e @ sim::ChangeError::InvalidRule { .. } => {
+                    ChangeError::InvalidRules(e.to_string())
+                }
+            })
         })
     }
 

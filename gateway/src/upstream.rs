@@ -283,7 +283,7 @@ async fn dial(
 async fn drop_or_answer(state: &PolicyState, e: ProxyError) -> ProxyError {
     match e {
         ProxyError::Policy { backend, outcome }
-            if state.limits.deny_mode == sim::fixture::DenyMode::Drop
+            if state.limits.deny_mode == sim::DenyMode::Drop
                 && outcome.code == crate::error::ErrorCode::NsgDenied =>
         {
             tokio::time::sleep(state.limits.connect_timeout).await;

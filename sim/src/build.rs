@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 
 use crate::finding::{sort_findings, Finding, FindingCode};
 use crate::fixture::{Fixture, RawRule, RuleFile};
+use crate::settings::{Change, ChangeError};
 use crate::source::SourceMap;
 use crate::tags::ServiceTagTable;
 use crate::topology::{Built, Topology};
@@ -74,8 +75,20 @@ impl Topology {
     /// carries the findings of the whole new topology.
     ///
     /// # Errors
-    /// When no NSG has that name.
-    pub fn with_nsg_rules(&self, nsg: &str, rules: &[RawRule]) -> Result<Built, String> {
+    /// [`ChangeError`] when no NSG has that name or a rule does not have the fixture shape.
+    pub fn with_nsg_rules(&self, nsg: &str, rules: &[RawRule]) -> Result<Built, ChangeError> {
+        self.apply(&Change::SetRules {
+            nsg: nsg.to_string(),
+            rules: rules.to_vec(),
+        })
+    }
+
+    /// Applies a live [`Change`]: the new topology with every finding of it.
+    ///
+    /// # Errors
+    /// [`ChangeError`] when the change names nothing of the topology or is malformed.
+    pub fn apply(&self, change: &Change) -> Result<Built, ChangeError> {
+        let Change::SetRules { nsg, rules } = change;
         let mut fixture = self.fixture.clone();
         let Some((index, target)) = fixture
             .nsgs
@@ -83,12 +96,16 @@ impl Topology {
             .enumerate()
             .find(|(_, n)| n.name.eq_ignore_ascii_case(nsg.trim()))
         else {
-            return Err(format!("no NSG named `{nsg}`"));
+            return Err(ChangeError::UnknownNsg(nsg.clone()));
         };
         let mut parsed = Vec::with_capacity(rules.len());
-        for r in rules {
+        for (i, r) in rules.iter().enumerate() {
             parsed.push(
-                RuleFile::try_from(r.clone()).map_err(|e| format!("nsgs/{}: {e}", target.name))?,
+                RuleFile::try_from(r.clone()).map_err(|e| ChangeError::InvalidRule {
+                    nsg: target.name.clone(),
+                    index: i,
+                    message: e.to_string(),
+                })?,
             );
         }
         target.security_rules = parsed;
@@ -101,6 +118,16 @@ impl Topology {
             self.tags.clone(),
             source,
         ))
+    }
+
+    /// The custom rules of NSG `nsg` as they are in force, in the fixture's shape (`None`
+    /// when no NSG has that name).
+    pub fn nsg_rules(&self, nsg: &str) -> Option<Vec<RawRule>> {
+        self.fixture
+            .nsgs
+            .iter()
+            .find(|n| n.name.eq_ignore_ascii_case(nsg.trim()))
+            .map(|n| n.security_rules.iter().map(RawRule::from).collect())
     }
 
     fn compile_all(&mut self) {

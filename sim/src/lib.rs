@@ -19,6 +19,8 @@
 //! - `dns_name` (private) — DNS name syntax and normalisation (re-exported by [`topology`]).
 //! - [`ask`] — the question engine's front door: a flow whose destination may be a name, an
 //!   API's backend flow, the fate of an established flow after a change.
+//! - `settings` (private) — [`GatewaySettings`]: `[gateway]` parsed once into typed values;
+//!   [`Change`]: a typed live change.
 //! - [`apim`] — the APIM v2 preflight (integration and injection requirements).
 //! - [`api`] — the gateway's APIs and backend services, as data.
 //! - [`synth`] — seeded synthetic tag tables, NSGs and flows for benchmarks and tests.
@@ -45,6 +47,7 @@ pub mod fixture;
 pub mod flow;
 pub mod nsg;
 pub mod proto;
+mod settings;
 pub mod source;
 pub mod synth;
 pub mod tags;
@@ -54,8 +57,10 @@ pub use ask::{ApiEndpoints, Destination, Fate, Question};
 pub use cidr::{AddrSet, Cidr, CidrError};
 pub use dns::{Resolved, Via};
 pub use finding::{Assumption, Finding, FindingCode, Severity};
+pub use fixture::{DenyMode, RawRule, ServeKind};
 pub use flow::{Decision, Flow, Verdict, VerdictCode, VerdictKind};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol};
+pub use settings::{Change, ChangeError, GatewaySettings, ListenAddr};
 pub use tags::{ServiceTagTable, ServiceTagsInfo};
 pub use topology::{Built, Topology};
 // API-READY

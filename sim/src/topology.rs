@@ -14,11 +14,10 @@ use std::net::{IpAddr, SocketAddr};
 use crate::api::{self, Api};
 use crate::cidr::Cidr;
 use crate::finding::Finding;
-use crate::fixture::{
-    Fixture, GatewayFile, HostKind, NetworkMode, PrivateEndpointPolicies, ServeKind, Sku,
-};
+use crate::fixture::{Fixture, HostKind, NetworkMode, PrivateEndpointPolicies, ServeKind, Sku};
 use crate::flow::RuleRef;
 use crate::nsg::{CompiledNsg, Context, Nsg, ReferenceNsg};
+use crate::settings::GatewaySettings;
 use crate::source::{Location, SourceMap};
 use crate::tags::ServiceTagTable;
 
@@ -204,7 +203,7 @@ pub struct Topology {
     pub(crate) apim: Option<Apim>,
     pub(crate) zones: Vec<DnsZone>,
     pub(crate) apis: Vec<Api>,
-    pub(crate) gateway: GatewayFile,
+    pub(crate) gateway: GatewaySettings,
     pub(crate) asg_members: BTreeMap<String, Vec<IpAddr>>,
     /// `compiled[nsg * vnets.len() + vnet]`, present where the NSG is applied in that VNet.
     pub(crate) compiled: Vec<Option<CompiledNsg>>,
@@ -278,7 +277,7 @@ impl Topology {
         &self.apis
     }
     /// The gateway settings (defaults when the fixture has no `[gateway]`).
-    pub fn gateway(&self) -> &GatewayFile {
+    pub fn gateway(&self) -> &GatewaySettings {
         &self.gateway
     }
     /// Subscription id of `[subscription]`.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sim::fixture::RawRule;
+use sim::RawRule;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
