@@ -42,7 +42,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use crate::cidr::AddrSet;
-use crate::nsg::FlowKey;
+use crate::flow::FlowKey;
 use crate::proto::{PortSet, Protocol, NO_PORT};
 
 /// Distinct rule bit sets of `width` words each: row `i` is `words[off + i * stride..][..width]`.

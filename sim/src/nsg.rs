@@ -19,13 +19,12 @@
 //! evaluators share.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
 use serde::Serialize;
 
 use crate::finding::{Finding, FindingCode};
 use crate::fixture::{AddressField, RuleFile};
-use crate::proto::{Access, Direction, Protocol, NO_PORT};
+use crate::proto::{Access, Direction};
 use crate::tags::ServiceTagTable;
 
 mod compiled;
@@ -190,48 +189,9 @@ fn count_prefixes(a: &AddressField) -> usize {
     }
 }
 
-// === Flow key and results ===
+// === Results ===
 
-/// The 5-tuple an NSG sees. Ports are `u32` so that port-less protocols can use [`NO_PORT`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FlowKey {
-    /// Protocol.
-    pub protocol: Protocol,
-    /// Source address.
-    pub source: IpAddr,
-    /// Source port, or [`NO_PORT`].
-    pub source_port: u32,
-    /// Destination address.
-    pub destination: IpAddr,
-    /// Destination port, or [`NO_PORT`].
-    pub destination_port: u32,
-}
-
-impl FlowKey {
-    /// A key from optional ports (absent or port-less protocol → [`NO_PORT`]).
-    pub fn new(
-        protocol: Protocol,
-        source: IpAddr,
-        source_port: Option<u16>,
-        destination: IpAddr,
-        destination_port: Option<u16>,
-    ) -> FlowKey {
-        let p = |x: Option<u16>| {
-            if protocol.has_ports() {
-                x.map_or(NO_PORT, u32::from)
-            } else {
-                NO_PORT
-            }
-        };
-        FlowKey {
-            protocol,
-            source,
-            source_port: p(source_port),
-            destination,
-            destination_port: p(destination_port),
-        }
-    }
-}
+pub use crate::flow::FlowKey;
 
 /// The first matching rule of one NSG in one direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
