@@ -343,6 +343,7 @@ impl ProxyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::CONTENT_TYPE;
 
     fn outcome(rule: Option<&str>) -> PolicyOutcome {
         PolicyOutcome {
