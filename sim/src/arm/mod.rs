@@ -87,6 +87,7 @@ mod eval;
 mod expr;
 mod functions;
 mod json;
+mod limits;
 mod map;
 mod params;
 mod resource;
@@ -100,6 +101,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::{ImportError, Location};
+pub use limits::{Limit, LIMITS};
 
 use crate::finding::{sort_findings, Assumption, Finding};
 use crate::fixture::Fixture;
@@ -401,6 +403,14 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
     for input in inputs {
         let doc = parse(input)?;
         let kind = detect_value(&doc);
+        let size = input.text.len();
+        if kind == Some(InputKind::Template) && size > Limit::TemplateSize.maximum() {
+            return Err(ImportError::LimitExceeded {
+                at: Location::new(input.name.clone(), ""),
+                limit: Limit::TemplateSize,
+                found: format!("the template has {size} bytes"),
+            });
+        }
         parsed.push((input, doc, kind));
     }
     let mut provided = Provided::default();
