@@ -1262,14 +1262,18 @@ fn limit_template(variables: serde_json::Value, prefix: &str) -> String {
 fn limit_of(text: String) -> (sim::arm::Limit, String) {
     let r = std::thread::Builder::new()
         .stack_size(2 << 20)
-        .spawn(move || import(&[Input::new("t.json", text)], &ImportOptions::default()))
+        .spawn(move || {
+            import(&[Input::new("t.json", text)], &ImportOptions::default())
+                .map(|r| r.fixture.vnets.len())
+                .map_err(Box::new)
+        })
         .expect("a thread")
         .join()
         .expect("no stack overflow or panic");
-    match r {
+    match r.as_ref().map_err(|e| &**e) {
         Err(e @ ImportError::LimitExceeded { limit, .. }) => {
             assert_eq!(e.code(), "ARM_LIMIT_EXCEEDED");
-            (limit, e.to_string())
+            (*limit, e.to_string())
         }
         other => panic!("expected ARM_LIMIT_EXCEEDED, got {other:?}"),
     }

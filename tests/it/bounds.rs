@@ -36,6 +36,10 @@ fn fifo(dir: &Path, name: &str) -> PathBuf {
 fn measured(args: &[&str], limit: Duration) -> (i32, String, Duration, u64) {
     let dir = tempdir();
     let err_path = dir.path().join("stderr");
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by libc::wait4 below, which also reports this child's own peak RSS"
+    )]
     let child = Command::new(env!("CARGO_BIN_EXE_vnetsim"))
         .args(args)
         .stdout(Stdio::null())

@@ -133,7 +133,18 @@ backend = "http://kv2.privatelink.vaultcore.azure.net"
 "#;
 
 /// (api, backend name, verdict, code, resolved address, zone, via) as Azure answers.
-const DNS_CASES: [(&str, &str, &str, &str, Option<&str>, &str, &str); 5] = [
+type DnsCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+);
+
+/// The DNS cases, one row per API.
+const DNS_CASES: [DnsCase; 5] = [
     (
         "unlinked",
         "orders.unlinked.example",

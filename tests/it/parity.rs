@@ -322,7 +322,7 @@ async fn static_verdicts_equal_live_traffic() {
     let seed: u64 = std::env::var("VNETSIM_PARITY_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_0F_0A15);
+        .unwrap_or(0x005E_ED0F_0A15);
     let sim = Simulation::default_topology()
         .unwrap()
         .start()
