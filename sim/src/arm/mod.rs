@@ -29,6 +29,12 @@
 //! deployment-time value (`reference(...).ipAddress`, `list*`, `utcNow`) or a user-defined
 //! function makes the value *unknown*. Errors in values the importer never reads do not stop it.
 //!
+//! # Limits
+//! ARM's own template limits (4 MB, 256 parameters, 512 variables, 800 resources, 64 outputs,
+//! 800 copies, 24,576-character expressions) and vnetsim's bounds on evaluation (value size
+//! and nesting, evaluation depth, total bytes evaluated) are one table, [`LIMITS`]; exceeding
+//! any is [`ImportError::LimitExceeded`] (`ARM_LIMIT_EXCEEDED`), never an abort.
+//!
 //! # Mapping
 //! | Azure | Fixture |
 //! |---|---|
