@@ -106,9 +106,10 @@ fn is_json(path: &Path) -> bool {
 /// it, sorted by name), reads every file and detects its format from content.
 ///
 /// # Errors
-/// [`LoadError::Read`] for a file that cannot be read, [`LoadError::ReadDir`] for a folder
-/// that cannot be listed, [`LoadError::EmptyDir`] for a folder without `*.json` files.
-pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputFile>, LoadError> {
+/// [`LoadError::Read`] for a file that cannot be read (or is not a regular file, or holds more
+/// than `max_file_bytes`: see [`gateway::file::read_to_string`]), [`LoadError::ReadDir`] for a
+/// folder that cannot be listed, [`LoadError::EmptyDir`] for a folder without `*.json` files.
+pub fn read_inputs(paths: &[PathBuf], max_file_bytes: u64) -> Result<Vec<InputFile>, LoadError> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -139,9 +140,11 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputFile>, LoadError> {
     files
         .into_iter()
         .map(|path| {
-            let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read {
-                path: path.clone(),
-                source,
+            let text = gateway::file::read_to_string(&path, max_file_bytes).map_err(|source| {
+                LoadError::Read {
+                    path: path.clone(),
+                    source,
+                }
             })?;
             let kind = if fixture_extension(&path) {
                 None
@@ -154,7 +157,7 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputFile>, LoadError> {
 }
 
 /// Imports Azure input files (already read) into one fixture, reading the `--parameters` files
-/// of `options`.
+/// of `options` (each at most `max_file_bytes`).
 ///
 /// # Errors
 /// [`LoadError::NotAzure`] when a file is not an Azure format, [`LoadError::Read`] for a
@@ -163,6 +166,7 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputFile>, LoadError> {
 pub fn import_files(
     files: &[InputFile],
     options: &AzureOptions,
+    max_file_bytes: u64,
 ) -> Result<ImportResult, LoadError> {
     if let Some(f) = files.iter().find(|f| f.kind.is_none()) {
         return Err(LoadError::NotAzure {
@@ -180,9 +184,11 @@ pub fn import_files(
         .collect();
     let mut parameter_files = Vec::with_capacity(options.parameter_files.len());
     for p in &options.parameter_files {
-        let text = std::fs::read_to_string(p).map_err(|source| LoadError::ReadParameters {
-            path: p.clone(),
-            source,
+        let text = gateway::file::read_to_string(p, max_file_bytes).map_err(|source| {
+            LoadError::ReadParameters {
+                path: p.clone(),
+                source,
+            }
         })?;
         parameter_files.push(Input::new(p.display().to_string(), text));
     }
@@ -206,12 +212,21 @@ pub fn import_files(
 /// ```
 /// use vnetsim::azure::{import_paths, AzureOptions};
 /// let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/arm");
-/// let r = import_paths(&[dir.join("apim-integration.json")], &AzureOptions::default()).unwrap();
+/// let max = gateway::file::DEFAULT_MAX_FILE_BYTES;
+/// let r = import_paths(&[dir.join("apim-integration.json")], &AzureOptions::default(), max).unwrap();
 /// assert_eq!(r.fixture.vnets[0].name, "contoso-vnet");
 /// assert!(r.fixture.to_toml().unwrap().contains("[[vnets]]"));
 /// ```
-pub fn import_paths(paths: &[PathBuf], options: &AzureOptions) -> Result<ImportResult, LoadError> {
-    import_files(&read_inputs(paths)?, options)
+pub fn import_paths(
+    paths: &[PathBuf],
+    options: &AzureOptions,
+    max_file_bytes: u64,
+) -> Result<ImportResult, LoadError> {
+    import_files(
+        &read_inputs(paths, max_file_bytes)?,
+        options,
+        max_file_bytes,
+    )
 }
 
 /// `--upstream HOST:PORT=127.0.0.1:N` split into its two sides.
@@ -233,6 +248,8 @@ pub fn parse_upstream(s: &str) -> Result<(String, String), String> {
 mod tests {
     use super::*;
 
+    const MAX: u64 = gateway::file::DEFAULT_MAX_FILE_BYTES;
+
     fn arm(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures/arm")
@@ -241,7 +258,7 @@ mod tests {
 
     #[test]
     fn folders_expand_to_sorted_json_files() {
-        let files = read_inputs(&[arm("exports")]).unwrap();
+        let files = read_inputs(&[arm("exports")], MAX).unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
@@ -258,18 +275,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("template.txt");
         std::fs::copy(arm("apim-integration.json"), &p).unwrap();
-        let f = read_inputs(&[p]).unwrap();
+        let f = read_inputs(&[p], MAX).unwrap();
         assert_eq!(f[0].kind, Some(InputKind::Template));
         // A .toml file is a fixture even if it mentions the schema in a comment.
         let t = dir.path().join("f.toml");
         std::fs::write(&t, "# from deploymentTemplate.json\n[[vnets]]\n").unwrap();
-        assert_eq!(read_inputs(&[t]).unwrap()[0].kind, None);
+        assert_eq!(read_inputs(&[t], MAX).unwrap()[0].kind, None);
     }
 
     #[test]
     fn empty_folder_and_bad_upstream_say_what_was_expected() {
         let dir = tempfile::tempdir().unwrap();
-        let e = read_inputs(&[dir.path().to_path_buf()]).unwrap_err();
+        let e = read_inputs(&[dir.path().to_path_buf()], MAX).unwrap_err();
         assert!(e.to_string().contains("*.json"), "{e}");
         assert!(parse_upstream("orders:443")
             .unwrap_err()

@@ -260,10 +260,12 @@ impl Expectations {
     /// # Errors
     /// [`ExpectError::Read`], [`ExpectError::Parse`] or [`ExpectError::Invalid`].
     pub fn load(path: &Path) -> Result<Expectations, ExpectError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ExpectError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        // The same bounded read as every topology file: a FIFO or device is refused.
+        let text = gateway::file::read_to_string(path, gateway::file::DEFAULT_MAX_FILE_BYTES)
+            .map_err(|source| ExpectError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -421,9 +423,8 @@ impl Expectations {
     /// [`ExpectError::Topology`] wrapping the [`LoadError`], at the `topology` value.
     pub fn load_topology_with(&self, options: &LoadOptions) -> Result<Loaded, ExpectError> {
         let options = LoadOptions {
-            tags: options.tags.clone(),
             azure: self.azure.merged_with(&options.azure),
-            upstreams: options.upstreams.clone(),
+            ..options.clone()
         };
         load_inputs(std::slice::from_ref(&self.topology), &options).map_err(|e| {
             ExpectError::Topology {

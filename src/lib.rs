@@ -44,5 +44,7 @@ pub mod query;
 pub mod runtime;
 
 pub use azure::AzureOptions;
-pub use load::{load_inputs, load_path, load_str, LoadError, LoadOptions, Loaded, TagSource};
+pub use load::{
+    load_inputs, load_path, load_str, FileRefs, LoadError, LoadOptions, Loaded, TagSource,
+};
 pub use query::{FlowQuery, QueryError};

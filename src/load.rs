@@ -10,6 +10,15 @@
 //! a folder of `*.json`, imported by [`sim::arm::import`] (see [`crate::azure`]). The import's
 //! findings join the topology's; what it ignored, the unknown values and its assumptions travel
 //! in [`Loaded`].
+//!
+//! # Files read on a topology's behalf
+//! Every file this module reads — inputs, `--parameters` files, service tag files — goes through
+//! [`gateway::file::read_to_string`]: it must be a regular file (a FIFO or a device such as
+//! `/dev/zero` is refused before it is opened, and the handle is opened non-blocking), and at most
+//! [`LoadOptions::max_file_bytes`] bytes are read (default
+//! [`gateway::file::DEFAULT_MAX_FILE_BYTES`], 64 MiB). Which files the text of a topology may
+//! name at all is [`FileRefs`]: any for the user's own inputs, none for a reload body unless
+//! `vnetsim up --reload-body-files` allows relative paths inside the started fixture's folder.
 
 use std::fmt;
 use std::io;
@@ -86,8 +95,10 @@ pub enum LoadError {
         #[source]
         source: io::Error,
     },
-    /// The service tag file is not a valid `ServiceTags_Public` document.
-    #[error("{}: {source} ({origin}; expected the ServiceTags_Public format: {{\"changeNumber\": N, \"values\": [{{\"name\": ..., \"properties\": {{\"addressPrefixes\": [...]}}}}]}})", path.display())]
+    /// The service tag file is not a valid `ServiceTags_Public` document. When it is not that
+    /// format at all the message says so without quoting the file (it may be any file the
+    /// topology named).
+    #[error("{}: {} ({origin}; expected the ServiceTags_Public format: {{\"changeNumber\": N, \"values\": [{{\"name\": ..., \"properties\": {{\"addressPrefixes\": [...]}}}}]}})", path.display(), tags_problem(source))]
     TagsParse {
         /// The service tag file.
         path: PathBuf,
@@ -96,6 +107,19 @@ pub enum LoadError {
         /// What is wrong with it.
         #[source]
         source: Box<TagTableError>,
+    },
+    /// The topology's text names a file it may not name ([`FileRefs`]): a reload body naming any
+    /// file without `--reload-body-files`, or, with it, a path outside the fixture's folder.
+    #[error("{name}: {key} = {path:?}: {reason}")]
+    FileRef {
+        /// The topology's name (`request-body.toml` for a reload body).
+        name: String,
+        /// The key naming the file (`[service_tags] file`, `[gateway] tls_cert`, ...).
+        key: &'static str,
+        /// The path as written.
+        path: String,
+        /// Why it is refused, and what is allowed.
+        reason: String,
     },
     /// A folder given as input could not be listed.
     #[error("{}: cannot list the folder: {source}", path.display())]
@@ -157,6 +181,14 @@ pub enum LoadError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// What is wrong with a service tag file, without quoting a file that is not one.
+fn tags_problem(e: &TagTableError) -> String {
+    match e {
+        TagTableError::Format(detail) => format!("not a ServiceTags_Public document: {detail}"),
+        other => other.to_string(),
+    }
 }
 
 /// `name:line:col: message`, or `name: message` when the position is unknown.
@@ -258,8 +290,10 @@ impl Recipe {
     }
 
     /// The same options with `text` in place of the inputs (a reload body): the name's
-    /// extension follows the media type (`json`, `yaml`, else TOML); relative paths in it are
-    /// read from this recipe's folder. Import options apply only when the text is Azure JSON.
+    /// extension follows the media type (`json`, `yaml`, else TOML). The body may name no file
+    /// ([`FileRefs::Refused`]) unless this recipe allows it ([`LoadOptions::reload_body_files`]),
+    /// and then only relative paths inside this recipe's folder ([`FileRefs::InsideBase`]).
+    /// Import options apply only when the text is Azure JSON.
     pub fn with_text(&self, text: &str, media_type: Option<&str>) -> Recipe {
         let ext = match media_type.unwrap_or("") {
             m if m.contains("json") => "json",
@@ -270,6 +304,11 @@ impl Recipe {
         if sim::arm::detect(text).is_none() || ext != "json" {
             options.azure = AzureOptions::default();
         }
+        options.file_refs = if self.options.reload_body_files {
+            FileRefs::InsideBase
+        } else {
+            FileRefs::Refused
+        };
         Recipe {
             inputs: Inputs::Text {
                 name: format!("request-body.{ext}"),
@@ -283,14 +322,23 @@ impl Recipe {
 
 /// The gateway's reload hook: a bodiless reload runs this load again (every start option —
 /// `--upstream`, `--service-tags`, `--parameter(s)`, `--input` — included); a body replaces the
-/// inputs ([`Recipe::with_text`]).
+/// inputs ([`Recipe::with_text`]). A file that is not a regular file, is over the size cap or is
+/// not text is bad input (`422 INVALID_FIXTURE`), as is a body naming a file it may not name;
+/// only a file that cannot be read at all is `500 FIXTURE_UNREADABLE`.
 impl gateway::Reload for Recipe {
     fn reload(&self, body: Option<&gateway::ReloadBody>) -> Result<Built, gateway::ReloadError> {
         let loaded = match body {
             None => self.load(),
             Some(b) => self.with_text(&b.text, b.media_type.as_deref()).load(),
         };
-        loaded.map(|l| l.built).map_err(|e| match e {
+        loaded.map(|l| l.built).map_err(|e| match &e {
+            LoadError::Read { source, .. }
+            | LoadError::TagsRead { source, .. }
+            | LoadError::ReadParameters { source, .. }
+                if bad_file(source) =>
+            {
+                gateway::ReloadError::Invalid(e.to_string())
+            }
             LoadError::Read { .. }
             | LoadError::TagsRead { .. }
             | LoadError::ReadDir { .. }
@@ -298,6 +346,15 @@ impl gateway::Reload for Recipe {
             _ => gateway::ReloadError::Invalid(e.to_string()),
         })
     }
+}
+
+/// Whether a read failed because of what the path names (not a regular file, over the cap, not
+/// text) rather than because it could not be read: the former is bad input.
+fn bad_file(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::FileTooLarge | io::ErrorKind::InvalidData
+    )
 }
 
 // === impl Loaded ===
@@ -354,7 +411,7 @@ const IMPORT_ASSUMPTIONS: [Assumption; 2] = [
 ];
 
 /// Everything a command needs to turn its inputs into a topology.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// The service tag table.
     pub tags: TagSource,
@@ -363,6 +420,43 @@ pub struct LoadOptions {
     /// `--upstream HOST:PORT=127.0.0.1:N` mappings, applied with [`sim::arm::set_upstream`]
     /// before the topology is built.
     pub upstreams: Vec<(String, String)>,
+    /// The most bytes read from any one file (`--max-file-bytes`; default
+    /// [`gateway::file::DEFAULT_MAX_FILE_BYTES`], 64 MiB, which fits the ~4 MB official
+    /// `ServiceTags_Public` file many times over).
+    pub max_file_bytes: u64,
+    /// Which files the text of the inputs may name (default [`FileRefs::Any`]).
+    pub file_refs: FileRefs,
+    /// Whether a reload body may name files inside this load's folder (`vnetsim up
+    /// --reload-body-files`); without it, [`Recipe::with_text`] refuses every file reference.
+    pub reload_body_files: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            tags: TagSource::default(),
+            azure: AzureOptions::default(),
+            upstreams: Vec::new(),
+            max_file_bytes: gateway::file::DEFAULT_MAX_FILE_BYTES,
+            file_refs: FileRefs::default(),
+            reload_body_files: false,
+        }
+    }
+}
+
+/// Which files the text of a topology may name: `[service_tags] file`, `[gateway] tls_cert`
+/// and `tls_key`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FileRefs {
+    /// Any path, relative ones read from the topology's folder: the user's own inputs.
+    #[default]
+    Any,
+    /// None ([`LoadError::FileRef`]): a reload body, unless the admin allowed files.
+    Refused,
+    /// Relative paths that stay inside the base folder once `..` and symbolic links are
+    /// resolved; each is replaced by its resolved path, so the file read later is the one
+    /// checked. A reload body under `vnetsim up --reload-body-files`.
+    InsideBase,
 }
 
 /// Loads one or more inputs: a single vnetsim fixture (TOML, JSON or YAML), or Azure inputs —
@@ -386,7 +480,7 @@ pub struct LoadOptions {
 /// # Ok::<(), vnetsim::LoadError>(())
 /// ```
 pub fn load_inputs(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, LoadError> {
-    let files = read_inputs(paths)?;
+    let files = read_inputs(paths, options.max_file_bytes)?;
     let name = paths
         .iter()
         .map(|p| p.display().to_string())
@@ -467,10 +561,12 @@ fn load_files(files: Vec<InputFile>, name: String, recipe: Recipe) -> Result<Loa
         loaded.fixture_path = Some(path.clone());
         return Ok(loaded);
     }
-    let result = import_files(&files, &options.azure)?;
+    let result = import_files(&files, &options.azure, options.max_file_bytes)?;
     let mut fixture = result.fixture;
+    let base_dir = recipe.base_dir();
+    check_file_refs(&mut fixture, &name, base_dir.as_deref(), options.file_refs)?;
     apply_upstreams(&mut fixture, &name, &options.upstreams)?;
-    let (table, tags_file) = tag_table(&fixture, &name, None, &options.tags)?;
+    let (table, tags_file) = tag_table(&fixture, &name, None, options)?;
     let mut built = Topology::build_with_source(&fixture, table, result.source);
     built.findings.extend(result.findings);
     sort_findings(&mut built.findings);
@@ -566,15 +662,15 @@ fn load_fixture(
     base_dir: Option<&Path>,
     recipe: Recipe,
 ) -> Result<Loaded, LoadError> {
-    let tags = &recipe.options.tags;
-    let upstreams = &recipe.options.upstreams;
+    let options = &recipe.options;
     let format = Format::from_file_name(name);
     let mut fixture = Fixture::parse(text, format).map_err(|error| LoadError::Parse {
         name: name.to_string(),
         error,
     })?;
-    apply_upstreams(&mut fixture, name, upstreams)?;
-    let (table, tags_file) = tag_table(&fixture, name, base_dir, tags)?;
+    check_file_refs(&mut fixture, name, base_dir, options.file_refs)?;
+    apply_upstreams(&mut fixture, name, &options.upstreams)?;
+    let (table, tags_file) = tag_table(&fixture, name, base_dir, options)?;
     Ok(Loaded {
         name: name.to_string(),
         built: Topology::build_with_source(
@@ -592,15 +688,88 @@ fn load_fixture(
     })
 }
 
+/// Applies `refs` to the files `fixture` names (see [`FileRefs`]).
+fn check_file_refs(
+    fixture: &mut Fixture,
+    name: &str,
+    base_dir: Option<&Path>,
+    refs: FileRefs,
+) -> Result<(), LoadError> {
+    if refs == FileRefs::Any {
+        return Ok(());
+    }
+    let mut slots: Vec<(&'static str, &mut String)> = Vec::new();
+    if let Some(f) = fixture.service_tags.as_mut().and_then(|s| s.file.as_mut()) {
+        slots.push(("[service_tags] file", f));
+    }
+    if let Some(g) = fixture.gateway.as_mut() {
+        if let Some(c) = g.tls_cert.as_mut() {
+            slots.push(("[gateway] tls_cert", c));
+        }
+        if let Some(k) = g.tls_key.as_mut() {
+            slots.push(("[gateway] tls_key", k));
+        }
+    }
+    for (key, slot) in slots {
+        let refused = |reason: String| LoadError::FileRef {
+            name: name.to_string(),
+            key,
+            path: slot.clone(),
+            reason,
+        };
+        if refs == FileRefs::Refused {
+            return Err(refused(
+                "a reload body may not name files unless `vnetsim up` was started with \
+                 --reload-body-files (then only relative paths inside the fixture's folder)"
+                    .into(),
+            ));
+        }
+        let resolved = inside(base_dir, slot).map_err(refused)?;
+        *slot = resolved.to_string_lossy().into_owned();
+    }
+    Ok(())
+}
+
+/// `rel` resolved inside `base`: relative, without `..`, and (symbolic links followed) still
+/// under `base`.
+fn inside(base: Option<&Path>, rel: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let Some(base) = base else {
+        return Err("no folder to resolve it in (the gateway was not started from files)".into());
+    };
+    let p = Path::new(rel);
+    if !p
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(
+            "only relative paths inside the fixture's folder are allowed (no absolute path, no `..`)"
+                .into(),
+        );
+    }
+    let base = base
+        .canonicalize()
+        .map_err(|e| format!("the fixture's folder cannot be resolved: {e}"))?;
+    let full = base
+        .join(p)
+        .canonicalize()
+        .map_err(|e| format!("cannot be resolved inside the fixture's folder: {e}"))?;
+    if !full.starts_with(&base) {
+        return Err("resolves (through a symbolic link) outside the fixture's folder".into());
+    }
+    Ok(full)
+}
+
 fn tag_table(
     fixture: &Fixture,
     name: &str,
     base_dir: Option<&Path>,
-    tags: &TagSource,
+    options: &LoadOptions,
 ) -> Result<(ServiceTagTable, Option<PathBuf>), LoadError> {
-    match tags {
+    let max = options.max_file_bytes;
+    match &options.tags {
         TagSource::Table(t) => Ok((t.clone(), None)),
-        TagSource::File(p) => read_tags(p, TagOrigin::Override(name.to_string())),
+        TagSource::File(p) => read_tags(p, TagOrigin::Override(name.to_string()), max),
         TagSource::Fixture => {
             match fixture
                 .service_tags
@@ -613,7 +782,7 @@ fn tag_table(
                         Some(d) => d.join(file),
                         None => PathBuf::from(file),
                     };
-                    read_tags(&p, TagOrigin::Fixture(name.to_string()))
+                    read_tags(&p, TagOrigin::Fixture(name.to_string()), max)
                 }
             }
         }
@@ -623,8 +792,9 @@ fn tag_table(
 fn read_tags(
     path: &Path,
     origin: TagOrigin,
+    max: u64,
 ) -> Result<(ServiceTagTable, Option<PathBuf>), LoadError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match gateway::file::read_to_string(path, max) {
         Ok(t) => t,
         Err(source) => {
             return Err(LoadError::TagsRead {
@@ -639,8 +809,28 @@ fn read_tags(
         Err(source) => Err(LoadError::TagsParse {
             path: path.to_path_buf(),
             origin,
-            source: Box::new(source),
+            source: Box::new(quiet(source, &text)),
         }),
+    }
+}
+
+/// `e` without quoting the file when the file is not a `ServiceTags_Public` document at all
+/// (the JSON parser's message can quote values: a path mistaken for a tag file, such as
+/// `/etc/passwd`, must not show up in an error). A document of the right shape with a bad prefix
+/// keeps its message (it names the tag and the prefix of a tag file).
+fn quiet(e: TagTableError, text: &str) -> TagTableError {
+    match e {
+        TagTableError::Format(_) => {
+            TagTableError::Format(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Err(j) => format!(
+                    "the text is not JSON (line {}, column {})",
+                    j.line(),
+                    j.column()
+                ),
+                Ok(_) => "JSON, but not of that shape".into(),
+            })
+        }
+        other => other,
     }
 }
 
@@ -730,6 +920,165 @@ mod tests {
             s.contains("other.json") && s.contains("f.toml") && s.contains("changeNumber"),
             "{s}"
         );
+    }
+
+    /// A fixture naming `file` as its service tag file, loaded from `dir`.
+    fn with_tag_file(dir: &Path, file: &str) -> Result<Loaded, LoadError> {
+        let fx = dir.join("f.toml");
+        std::fs::write(
+            &fx,
+            FIXTURE_WITH_TAGS.replace("\"tags.json\"", &format!("{file:?}")),
+        )
+        .unwrap();
+        load_path(&fx, &TagSource::Fixture)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn tag_files_must_be_regular_files() {
+        let dir = temp();
+        let fifo = dir.path().join("fifo.json");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let t = std::time::Instant::now();
+        for file in ["/dev/zero", fifo.to_str().unwrap()] {
+            let e = with_tag_file(dir.path(), file).unwrap_err();
+            // Refused as bad input (kind, not text), naming the file and why.
+            assert!(
+                matches!(&e, LoadError::TagsRead { source, .. } if bad_file(source)),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+        // Neither was read: /dev/zero never ends and an unopened FIFO blocks.
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused() {
+        let dir = temp();
+        std::fs::write(dir.path().join("tags.json"), TAGS).unwrap();
+        let fx = dir.path().join("f.toml");
+        std::fs::write(&fx, FIXTURE_WITH_TAGS).unwrap();
+        let options = LoadOptions {
+            max_file_bytes: 64,
+            ..LoadOptions::default()
+        };
+        // The fixture itself is over 64 bytes.
+        let e = load_inputs(std::slice::from_ref(&fx), &options).unwrap_err();
+        assert!(
+            matches!(&e, LoadError::Read { source, .. } if source.kind() == io::ErrorKind::FileTooLarge),
+            "{e:?}"
+        );
+        // With room for the fixture only, the (longer) tag file is refused.
+        assert!(TAGS.len() > FIXTURE_WITH_TAGS.len());
+        let options = LoadOptions {
+            max_file_bytes: FIXTURE_WITH_TAGS.len() as u64,
+            ..options
+        };
+        let e = load_inputs(&[fx], &options).unwrap_err();
+        assert!(
+            matches!(&e, LoadError::TagsRead { source, .. } if source.kind() == io::ErrorKind::FileTooLarge),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_tag_file_is_not_quoted() {
+        let dir = temp();
+        let other = dir.path().join("secret.txt");
+        std::fs::write(&other, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+        let e = with_tag_file(dir.path(), other.to_str().unwrap()).unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("not a ServiceTags_Public document"), "{s}");
+        assert!(!s.contains("root:"), "the file's content leaked: {s}");
+        // JSON whose values would be quoted by the parser ("invalid type: string ...").
+        std::fs::write(&other, r#"{"changeNumber": "root:x:0:0", "values": []}"#).unwrap();
+        let e = with_tag_file(dir.path(), other.to_str().unwrap()).unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("root:"), "{e:?}");
+    }
+
+    fn started(dir: &Path, reload_body_files: bool) -> Recipe {
+        let fx = dir.join("f.toml");
+        std::fs::write(
+            &fx,
+            "[[vnets]]\nname = \"v\"\nregion = \"westeurope\"\naddress_space = [\"10.0.0.0/16\"]\n",
+        )
+        .unwrap();
+        Recipe {
+            inputs: Inputs::Paths(vec![fx]),
+            options: LoadOptions {
+                reload_body_files,
+                ..LoadOptions::default()
+            },
+        }
+    }
+
+    fn reload(recipe: &Recipe, text: &str) -> Result<Built, gateway::ReloadError> {
+        gateway::Reload::reload(
+            recipe,
+            Some(&gateway::ReloadBody {
+                text: text.to_string(),
+                media_type: None,
+            }),
+        )
+    }
+
+    #[test]
+    fn a_reload_body_names_no_file_unless_allowed() {
+        let dir = temp();
+        std::fs::write(dir.path().join("tags.json"), TAGS).unwrap();
+        let recipe = started(dir.path(), false);
+        for body in [
+            FIXTURE_WITH_TAGS.to_string(),
+            FIXTURE_WITH_TAGS.replace("tags.json", "/dev/zero"),
+            "[gateway]\ntls = true\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n".to_string(),
+        ] {
+            let e = reload(&recipe, &body).unwrap_err();
+            // 422 INVALID_FIXTURE, saying how to allow it.
+            assert!(
+                matches!(&e, gateway::ReloadError::Invalid(m) if m.contains("--reload-body-files")),
+                "{e:?}"
+            );
+        }
+        // A bodiless reload still reads the started fixture's own files.
+        assert!(gateway::Reload::reload(&recipe, None).is_ok());
+    }
+
+    #[test]
+    fn allowed_body_files_stay_inside_the_fixture_folder() {
+        let dir = temp();
+        std::fs::write(dir.path().join("tags.json"), TAGS).unwrap();
+        let recipe = started(dir.path(), true);
+        // A relative path inside the folder is read.
+        let built = reload(&recipe, FIXTURE_WITH_TAGS).unwrap();
+        assert_eq!(built.topology.service_tags().info().change_number, Some(7));
+        let outside = temp();
+        std::fs::write(outside.path().join("tags.json"), TAGS).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(
+            outside.path().join("tags.json"),
+            dir.path().join("link.json"),
+        )
+        .unwrap();
+        let escapes = [
+            "/etc/passwd".to_string(),
+            "../x/tags.json".to_string(),
+            outside.path().join("tags.json").display().to_string(),
+            #[cfg(unix)]
+            "link.json".to_string(),
+        ];
+        for file in escapes {
+            let body = FIXTURE_WITH_TAGS.replace("tags.json", &file);
+            let e = reload(&recipe, &body).unwrap_err();
+            assert!(
+                matches!(&e, gateway::ReloadError::Invalid(m) if m.contains("[service_tags] file")),
+                "{file}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //! - [`error`] — [`error::ProxyError`]: codes, the code → status table, problem documents.
 //! - [`config`] — limits and their documented defaults.
 //! - [`tls`] — the local CA and rustls configurations.
+//! - [`file`] — bounded reads of regular files (PEM files here; every file the root crate reads).
 //! - [`echo`] — the built-in `echo` backend.
 //! - `admin` — the admin listener: reload, rule changes, flows, metrics.
 //! - `metrics` — counters in the Prometheus text format.
@@ -55,6 +56,7 @@
 pub mod config;
 pub mod echo;
 pub mod error;
+pub mod file;
 pub mod flows;
 pub mod reload;
 pub mod server;

@@ -218,19 +218,27 @@ pub fn server_config(cert: &IssuedCert, alpn: &[&[u8]]) -> Result<Arc<ServerConf
     Ok(Arc::new(cfg))
 }
 
-/// Reads a PEM certificate chain and private key (user-supplied `tls_cert` / `tls_key`).
+/// Largest PEM file [`load_pem`] reads: 1 MiB. A certificate is a few KiB of PEM, so even a long
+/// chain fits hundreds of times; the cap keeps a mistaken path from filling memory.
+pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// Reads a PEM certificate chain and private key (user-supplied `tls_cert` / `tls_key`). Each
+/// must be a regular file of at most [`MAX_PEM_BYTES`] ([`crate::file::read_to_string`]), so a
+/// FIFO or a device never blocks the caller (a reload, or the start).
 ///
 /// # Errors
-/// [`TlsError::Pem`] when a file cannot be read or holds no certificate / key.
+/// [`TlsError::Pem`] when a file cannot be read, is not a regular file, is too large, or holds
+/// no certificate / key.
 pub fn load_pem(cert_path: &Path, key_path: &Path) -> Result<IssuedCert, TlsError> {
     let pem_err = |p: &Path, reason: String| TlsError::Pem {
         path: p.display().to_string(),
         reason,
     };
-    let cert_pem =
-        std::fs::read_to_string(cert_path).map_err(|e| pem_err(cert_path, e.to_string()))?;
-    let key_pem =
-        std::fs::read_to_string(key_path).map_err(|e| pem_err(key_path, e.to_string()))?;
+    let read = |p: &Path| {
+        crate::file::read_to_string(p, MAX_PEM_BYTES).map_err(|e| pem_err(p, e.to_string()))
+    };
+    let cert_pem = read(cert_path)?;
+    let key_pem = read(key_path)?;
     let chain = rustls_pemfile::certs(&mut cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_err(cert_path, e.to_string()))?;
@@ -311,6 +319,9 @@ mod tests {
         let loaded = load_pem(&dir.join("c.pem"), &dir.join("k.pem")).unwrap();
         assert_eq!(loaded.chain, leaf.chain);
         assert!(load_pem(&dir.join("k.pem"), &dir.join("k.pem")).is_err());
+        // A device is refused before it is read (it would never end).
+        let e = load_pem(Path::new("/dev/zero"), &dir.join("k.pem")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
         ca.write_pem(&dir.join("ca.pem")).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("ca.pem")).unwrap(),

@@ -1242,3 +1242,216 @@ proptest! {
         let _ = import(&[Input::new("damaged.json", text)], &ImportOptions::default());
     }
 }
+
+// === limits: ARM's own and the evaluator's bounds ===
+
+/// A template with `variables` and one VNet whose address prefix is `prefix` (an expression).
+fn limit_template(variables: serde_json::Value, prefix: &str) -> String {
+    json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "variables": variables,
+        "resources": [{ "type": "Microsoft.Network/virtualNetworks", "name": "v", "location": "westeurope",
+            "properties": { "addressSpace": { "addressPrefixes": [prefix] } } }]
+    })
+    .to_string()
+}
+
+/// Imports `text` on a thread with a 2 MiB stack (what a reload gets on Tokio's blocking pool):
+/// the limit the import fails with, and its message.
+fn limit_of(text: String) -> (sim::arm::Limit, String) {
+    let r = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            import(&[Input::new("t.json", text)], &ImportOptions::default())
+                .map(|r| r.fixture.vnets.len())
+                .map_err(Box::new)
+        })
+        .expect("a thread")
+        .join()
+        .expect("no stack overflow or panic");
+    match r.as_ref().map_err(|e| &**e) {
+        Err(e @ ImportError::LimitExceeded { limit, .. }) => {
+            assert_eq!(e.code(), "ARM_LIMIT_EXCEEDED");
+            (*limit, e.to_string())
+        }
+        other => panic!("expected ARM_LIMIT_EXCEEDED, got {other:?}"),
+    }
+}
+
+#[test]
+fn doubling_a_string_stops_at_the_value_limit() {
+    // 2.5 KB of template that would build a 10 TiB string: each variable doubles the last.
+    let mut vars = serde_json::Map::new();
+    vars.insert("v0".into(), json!("aaaaaaaaaa"));
+    for i in 1..=40 {
+        vars.insert(
+            format!("v{i}"),
+            json!(format!(
+                "[concat(variables('v{0}'), variables('v{0}'))]",
+                i - 1
+            )),
+        );
+    }
+    let t = std::time::Instant::now();
+    let (limit, msg) = limit_of(limit_template(vars.into(), "[variables('v40')]"));
+    assert_eq!(limit, sim::arm::Limit::ValueSize);
+    // Names the JSON pointer of the string whose evaluation went over.
+    assert!(msg.contains("/variables/v"), "{msg}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn format_and_split_cannot_multiply_a_value() {
+    let big = "x".repeat(1 << 20);
+    let mut vars = serde_json::Map::new();
+    vars.insert("big".into(), json!(big));
+    let fmt = "{0}".repeat(8);
+    vars.insert(
+        "f".into(),
+        json!(format!("[format('{fmt}', variables('big'))]")),
+    );
+    let (limit, _) = limit_of(limit_template(vars.clone().into(), "[variables('f')]"));
+    assert_eq!(limit, sim::arm::Limit::ValueSize);
+    // One-character pieces cost far more than the string they come from.
+    vars.insert("commas".into(), json!(",".repeat(1 << 20)));
+    vars.insert("s".into(), json!("[split(variables('commas'), ',')]"));
+    let prefix = "[if(empty(variables('s')), '10.0.0.0/16', '10.1.0.0/16')]";
+    let (limit, _) = limit_of(limit_template(vars.into(), prefix));
+    assert_eq!(limit, sim::arm::Limit::ValueSize);
+}
+
+#[test]
+fn repeated_references_stop_at_the_total() {
+    // Each copy of a 3 MB variable is within the value limit; 800 of them are not.
+    let mut vars = serde_json::Map::new();
+    vars.insert("big".into(), json!("y".repeat(3 << 20)));
+    vars.insert(
+        "copy".into(),
+        json!([{ "name": "many", "count": 800, "input": "[variables('big')]" }]),
+    );
+    let (limit, _) = limit_of(limit_template(
+        vars.into(),
+        "[if(empty(variables('many')), '10.0.0.0/16', '10.1.0.0/16')]",
+    ));
+    assert!(
+        matches!(
+            limit,
+            sim::arm::Limit::EvaluatedTotal | sim::arm::Limit::ValueSize
+        ),
+        "{limit:?}"
+    );
+}
+
+#[test]
+fn long_reference_chains_are_refused_not_a_stack_overflow() {
+    let chain = |n: usize| {
+        let mut vars = serde_json::Map::new();
+        vars.insert("v0".into(), json!("10.0.0.0/16"));
+        for i in 1..n {
+            vars.insert(format!("v{i}"), json!(format!("[variables('v{}')]", i - 1)));
+        }
+        limit_template(vars.into(), &format!("[variables('v{}')]", n - 1))
+    };
+    // 3,000 variables: over ARM's own limit, refused before evaluation.
+    let (limit, msg) = limit_of(chain(3_000));
+    assert_eq!(limit, sim::arm::Limit::Variables);
+    assert!(
+        msg.contains("(/variables)") && msg.contains("3000"),
+        "{msg}"
+    );
+    // 512 variables is within ARM's limit, but the chain is deeper than evaluation goes.
+    let (limit, _) = limit_of(chain(512));
+    assert_eq!(limit, sim::arm::Limit::EvaluationDepth);
+    // Objects nest evaluation too: 60 variables, each an object 20 levels deep whose innermost
+    // value references the previous one.
+    let mut vars = serde_json::Map::new();
+    vars.insert("v0".into(), json!("10.0.0.0/16"));
+    for i in 1..60 {
+        let mut v = json!(format!("[variables('v{}')]", i - 1));
+        for _ in 0..20 {
+            v = json!({ "a": v });
+        }
+        vars.insert(format!("v{i}"), v);
+    }
+    let (limit, _) = limit_of(limit_template(
+        vars.into(),
+        "[if(empty(variables('v59')), '10.0.0.0/16', '10.1.0.0/16')]",
+    ));
+    assert_eq!(limit, sim::arm::Limit::EvaluationDepth);
+    // A short chain imports.
+    let ok = import(
+        &[Input::new("t.json", chain(20))],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(ok.fixture.vnets[0].address_space, vec!["10.0.0.0/16"]);
+}
+
+#[test]
+fn accessor_chains_are_refused_not_a_stack_overflow() {
+    let vars = json!({ "o": { "a": "10.0.0.0/16" } });
+    // 26,000 accessors: longer than ARM's expression limit.
+    let (limit, _) = limit_of(limit_template(
+        vars.clone(),
+        &format!("[variables('o'){}]", "[0]".repeat(26_000)),
+    ));
+    assert_eq!(limit, sim::arm::Limit::ExpressionLength);
+    // 5,000 fit in the length but nest deeper than any expression is evaluated.
+    let (limit, msg) = limit_of(limit_template(
+        vars,
+        &format!("[variables('o'){}]", ".a".repeat(5_000)),
+    ));
+    assert_eq!(limit, sim::arm::Limit::ExpressionDepth);
+    assert!(
+        msg.contains("/resources/0/properties/addressSpace/addressPrefixes/0"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn arm_counts_and_sizes_are_enforced() {
+    use sim::arm::Limit;
+    // 801 copies of one resource.
+    let t = json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "resources": [{ "type": "Microsoft.Network/networkSecurityGroups", "name": "[concat('n', copyIndex())]",
+            "location": "westeurope", "copy": { "name": "c", "count": 801 }, "properties": {} }]
+    });
+    assert_eq!(limit_of(t.to_string()).0, Limit::CopyCount);
+    // 801 resources in all, through two loops within the copy limit.
+    let t = json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "resources": [
+            { "type": "Microsoft.Network/networkSecurityGroups", "name": "[concat('a', copyIndex())]",
+              "location": "westeurope", "copy": { "name": "a", "count": 400 }, "properties": {} },
+            { "type": "Microsoft.Network/networkSecurityGroups", "name": "[concat('b', copyIndex())]",
+              "location": "westeurope", "copy": { "name": "b", "count": 401 }, "properties": {} }]
+    });
+    assert_eq!(limit_of(t.to_string()).0, Limit::Resources);
+    // 65 outputs, 257 parameters.
+    let outputs: serde_json::Map<_, _> = (0..65)
+        .map(|i| (format!("o{i}"), json!({ "type": "string", "value": "x" })))
+        .collect();
+    let t = json!({ "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "resources": [], "outputs": outputs });
+    assert_eq!(limit_of(t.to_string()).0, Limit::Outputs);
+    let params: serde_json::Map<_, _> = (0..257)
+        .map(|i| {
+            (
+                format!("p{i}"),
+                json!({ "type": "string", "defaultValue": "x" }),
+            )
+        })
+        .collect();
+    let t = json!({ "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "resources": [], "parameters": params });
+    assert_eq!(limit_of(t.to_string()).0, Limit::Parameters);
+    // A template over 4 MB.
+    let t = limit_template(json!({ "pad": "z".repeat(4 << 20) }), "10.0.0.0/16");
+    assert_eq!(limit_of(t).0, Limit::TemplateSize);
+}

@@ -97,10 +97,11 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
             );
         }
     }
-    let mut result = vnetsim::azure::import_paths(&a.inputs, &a.azure.azure())?;
+    let max = a.azure.max_file_bytes;
+    let mut result = vnetsim::azure::import_paths(&a.inputs, &a.azure.azure(), max)?;
     if let Some(tags) = &a.azure.service_tags {
         // Check it now, so the fixture never names a file that does not load.
-        let text = std::fs::read_to_string(tags)
+        let text = gateway::file::read_to_string(tags, max)
             .with_context(|| format!("{}: cannot read the service tag file", tags.display()))?;
         ServiceTagTable::from_json(&text).map_err(|e| {
             anyhow::anyhow!(

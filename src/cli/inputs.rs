@@ -27,6 +27,9 @@ pub(crate) struct AzureArgs {
     /// A ServiceTags_Public JSON file to use instead of the fixture's [service_tags] (or the built-in table).
     #[arg(long, value_name = "FILE")]
     pub service_tags: Option<PathBuf>,
+    /// The most bytes read from any one file (inputs, parameters files, service tag files); each must also be a regular file.
+    #[arg(long, value_name = "BYTES", default_value_t = gateway::file::DEFAULT_MAX_FILE_BYTES)]
+    pub max_file_bytes: u64,
 }
 
 fn parse_pair(s: &str) -> Result<String, String> {
@@ -60,7 +63,8 @@ impl AzureArgs {
         LoadOptions {
             tags: self.tags(),
             azure: self.azure(),
-            upstreams: Vec::new(),
+            max_file_bytes: self.max_file_bytes,
+            ..LoadOptions::default()
         }
     }
 }
@@ -87,8 +91,14 @@ impl InputArgs {
 
     /// Loads the topology with `upstreams` (`--upstream`) applied.
     pub fn load(&self, upstreams: Vec<(String, String)>) -> Result<Loaded, vnetsim::LoadError> {
-        let mut options = self.azure.load_options();
-        options.upstreams = upstreams;
+        self.load_with(LoadOptions {
+            upstreams,
+            ..self.azure.load_options()
+        })
+    }
+
+    /// Loads the topology with `options` (built from [`AzureArgs::load_options`]).
+    pub fn load_with(&self, options: LoadOptions) -> Result<Loaded, vnetsim::LoadError> {
         vnetsim::load_inputs(&self.paths(), &options)
     }
 }

@@ -33,6 +33,9 @@ pub(crate) struct Args {
     /// Proxy threads: 1 runs the gateway on one `current_thread` runtime (fastest on small machines); N > 1 a multi-thread runtime (default: one per free core, at least one).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: Option<u64>,
+    /// Let a `POST /admin/reload` body name files (`[service_tags] file`, `[gateway] tls_cert`/`tls_key`), as relative paths inside FIXTURE's folder only; without it a body naming any file is refused (422).
+    #[arg(long)]
+    reload_body_files: bool,
 }
 
 /// One row per API: where its backend resolves from the instance and what the NSGs say about
@@ -84,7 +87,11 @@ fn backends(
 }
 
 pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
-    let loaded = a.inputs.load(a.upstream.clone())?;
+    let loaded = a.inputs.load_with(vnetsim::LoadOptions {
+        upstreams: a.upstream.clone(),
+        reload_body_files: a.reload_body_files,
+        ..a.inputs.azure.load_options()
+    })?;
     if let Some(notes) = super::output::import_notes(
         &loaded.ignored,
         &loaded.unknowns,

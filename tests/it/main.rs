@@ -2,6 +2,7 @@
 
 mod azure;
 mod bench;
+mod bounds;
 mod check;
 mod e2e;
 mod expectations;

@@ -142,6 +142,8 @@ type DnsCase = (
     &'static str,
     &'static str,
 );
+
+/// The DNS cases, one row per API.
 const DNS_CASES: [DnsCase; 5] = [
     (
         "unlinked",
@@ -190,7 +192,7 @@ const DNS_CASES: [DnsCase; 5] = [
     ),
 ];
 
-fn wait_ready(path: &Path) -> Value {
+pub(crate) fn wait_ready(path: &Path) -> Value {
     let start = Instant::now();
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
@@ -201,7 +203,7 @@ fn wait_ready(path: &Path) -> Value {
     }
 }
 
-fn up(args: &[&str], ready: &Path) -> (Child, Value) {
+pub(crate) fn up(args: &[&str], ready: &Path) -> (Child, Value) {
     let child = Command::new(env!("CARGO_BIN_EXE_vnetsim"))
         .arg("up")
         .args(args)
@@ -214,12 +216,12 @@ fn up(args: &[&str], ready: &Path) -> (Child, Value) {
     (child, doc)
 }
 
-fn client(url: &str) -> Client {
+pub(crate) fn client(url: &str) -> Client {
     let addr = url.trim_start_matches("http://").parse().unwrap();
     Client::new(addr, "gateway.test", None)
 }
 
-async fn admin_request(
+pub(crate) async fn admin_request(
     doc: &Value,
     method: Method,
     path: &str,

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::limits::Limit;
+
 /// A place in one input: its display name, the RFC 6901 pointer of a value, and the value's
 /// 1-based line and column when known.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -184,6 +186,18 @@ pub enum ImportError {
         /// What is missing and which command or template would provide it.
         message: String,
     },
+    /// An input exceeds a limit of ARM templates, or one of vnetsim's bounds on evaluation
+    /// (value size, nesting, total work): see [`Limit`].
+    #[error("{at}: {found}; {limit}")]
+    LimitExceeded {
+        /// Where: the template (`/`), the section (`/variables`) or the string whose
+        /// evaluation went over.
+        at: Location,
+        /// Which limit.
+        limit: Limit,
+        /// What was found ("the template declares 3000 variables").
+        found: String,
+    },
     /// The same resource twice with different content.
     #[error("{kind} `{name}` is defined twice with different content: {first} and {second}")]
     Conflict {
@@ -202,7 +216,7 @@ impl ImportError {
     /// A stable code for scripts: `ARM_JSON_INVALID`, `ARM_NOT_AZURE`, `ARM_NO_PROPERTIES`,
     /// `ARM_UNKNOWN_FUNCTION`, `ARM_EXPRESSION`, `ARM_PARAMETER_TYPE`, `ARM_PARAMETER_MISSING`,
     /// `ARM_PARAMETER_NOT_ALLOWED`, `ARM_PARAMETER_UNDECLARED`, `ARM_INVALID`,
-    /// `ARM_UNREPRESENTABLE`, `ARM_MISSING_REFERENCE` or `ARM_CONFLICT`.
+    /// `ARM_UNREPRESENTABLE`, `ARM_MISSING_REFERENCE`, `ARM_LIMIT_EXCEEDED` or `ARM_CONFLICT`.
     pub fn code(&self) -> &'static str {
         match self {
             ImportError::Json { .. } => "ARM_JSON_INVALID",
@@ -217,6 +231,7 @@ impl ImportError {
             ImportError::Invalid { .. } => "ARM_INVALID",
             ImportError::Unrepresentable { .. } => "ARM_UNREPRESENTABLE",
             ImportError::MissingReference { .. } => "ARM_MISSING_REFERENCE",
+            ImportError::LimitExceeded { .. } => "ARM_LIMIT_EXCEEDED",
             ImportError::Conflict { .. } => "ARM_CONFLICT",
         }
     }
@@ -236,7 +251,8 @@ impl ImportError {
             | ImportError::ParameterUndeclared { at, .. }
             | ImportError::Invalid { at, .. }
             | ImportError::Unrepresentable { at, .. }
-            | ImportError::MissingReference { at, .. } => Some(at),
+            | ImportError::MissingReference { at, .. }
+            | ImportError::LimitExceeded { at, .. } => Some(at),
         }
     }
 
@@ -255,7 +271,8 @@ impl ImportError {
             | ImportError::ParameterUndeclared { at, .. }
             | ImportError::Invalid { at, .. }
             | ImportError::Unrepresentable { at, .. }
-            | ImportError::MissingReference { at, .. } => vec![at],
+            | ImportError::MissingReference { at, .. }
+            | ImportError::LimitExceeded { at, .. } => vec![at],
         }
     }
 }

@@ -2,6 +2,11 @@
 //! detection), copy-loop indices, and the functions in the issue's list. Other ARM functions and
 //! deployment-time values give *unknown* values; evaluation errors give *failed* values that
 //! only stop the import if the importer reads them.
+//!
+//! Evaluation is bounded ([`super::limits`]): nesting depth, the size and depth of every value,
+//! and the bytes evaluated in all. The first limit exceeded is kept ([`Env::limit_error`]) and
+//! every later evaluation returns it at once, so the import fails with it even where a failed
+//! value would otherwise go unread.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,8 +18,9 @@ use serde_json::Value;
 use super::error::{ImportError, Location};
 use super::expr::{self, classify_string, Expr, FnClass, Template};
 use super::json;
+use super::limits::Limit;
 use super::params::{self, Provided};
-use super::value::{Pending, Val};
+use super::value::{Pending, Val, ENTRY_BYTES, VAL_BYTES};
 
 /// The deployment scope: what `resourceGroup()` and `subscription()` return.
 #[derive(Clone, Debug)]
@@ -60,6 +66,12 @@ pub(crate) struct Env<'a> {
     pub used_defaults: Cell<bool>,
     /// Lower-cased names of provided parameters this template declares.
     pub used_params: RefCell<BTreeSet<String>>,
+    /// Evaluation nesting now ([`Limit::EvaluationDepth`]).
+    depth: Cell<usize>,
+    /// Approximate bytes of values evaluated so far ([`Limit::EvaluatedTotal`]).
+    spent: Cell<usize>,
+    /// The first limit exceeded; once set, every evaluation returns it.
+    tripped: RefCell<Option<Arc<ImportError>>>,
 }
 
 /// Where the expression being evaluated is.
@@ -67,8 +79,6 @@ struct Cx<'c> {
     pointer: &'c str,
     text: &'c str,
 }
-
-const MAX_COPY: i64 = 800;
 
 // === impl Env ===
 
@@ -109,7 +119,77 @@ impl<'a> Env<'a> {
             user_fns,
             used_defaults: Cell::new(false),
             used_params: RefCell::new(BTreeSet::new()),
+            depth: Cell::new(0),
+            spent: Cell::new(0),
+            tripped: RefCell::new(None),
         }
+    }
+
+    /// The first limit evaluation exceeded, if any.
+    pub fn limit_error(&self) -> Option<ImportError> {
+        self.tripped.borrow().as_deref().cloned()
+    }
+
+    /// The kept limit error as a failed value, when one was exceeded.
+    fn stopped(&self) -> Option<Val> {
+        self.tripped.borrow().clone().map(Val::Failed)
+    }
+
+    /// Records that `limit` was exceeded at `pointer` (the first excess is kept) and returns it
+    /// as a failed value.
+    pub(crate) fn exceed(&self, pointer: &str, limit: Limit, found: impl Into<String>) -> Val {
+        if let Some(v) = self.stopped() {
+            return v;
+        }
+        let e = Arc::new(ImportError::LimitExceeded {
+            at: Location::new(self.input, pointer),
+            limit,
+            found: found.into(),
+        });
+        *self.tripped.borrow_mut() = Some(e.clone());
+        Val::Failed(e)
+    }
+
+    /// Counts `bytes` more evaluated bytes; the limit error once the total is over.
+    pub(crate) fn spend(&self, bytes: usize, pointer: &str) -> Option<Val> {
+        let total = self.spent.get().saturating_add(bytes);
+        self.spent.set(total);
+        (total > Limit::EvaluatedTotal.maximum()).then(|| {
+            self.exceed(
+                pointer,
+                Limit::EvaluatedTotal,
+                format!("evaluating the template produced more than {total} bytes of values"),
+            )
+        })
+    }
+
+    /// `v` when it is within [`Limit::ValueSize`] and [`Limit::ValueDepth`] and the total
+    /// stays within [`Limit::EvaluatedTotal`]; else the limit error.
+    pub(crate) fn charge(&self, v: Val, pointer: &str) -> Val {
+        if let Some(stop) = self.stopped() {
+            return stop;
+        }
+        match v.measure(Limit::ValueSize.maximum(), Limit::ValueDepth.maximum()) {
+            Ok(bytes) => self.spend(bytes, pointer).unwrap_or(v),
+            Err(limit) => self.exceed(
+                pointer,
+                limit,
+                format!("a value ({}) grows past the limit", v.type_name()),
+            ),
+        }
+    }
+
+    /// The limit error when values of `bytes` in all would be over [`Limit::ValueSize`]:
+    /// checked before a function builds its result from its arguments, so the result is
+    /// never allocated.
+    pub(crate) fn check_size(&self, bytes: usize, pointer: &str, what: &str) -> Option<Val> {
+        (bytes > Limit::ValueSize.maximum()).then(|| {
+            self.exceed(
+                pointer,
+                Limit::ValueSize,
+                format!("{what} would take about {bytes} bytes"),
+            )
+        })
     }
 
     /// Whether `name` (lower-cased `namespace.member`) is a user-defined function.
@@ -142,15 +222,61 @@ impl<'a> Env<'a> {
     /// Evaluates a JSON value of the template at `pointer`: strings that are expressions are
     /// evaluated, and `copy` arrays in objects expand into properties.
     pub fn eval_node(&self, v: &Value, pointer: &str, loops: &Loops) -> Val {
+        if let Some(stop) = self.stopped() {
+            return stop;
+        }
+        if !matches!(v, Value::Array(_) | Value::Object(_)) {
+            return self.eval_leaf(v, pointer, loops);
+        }
+        // Arrays and objects nest evaluation like expressions do (a variable's object can hold
+        // an expression that references the next variable).
+        let depth = self.depth.get() + 1;
+        if depth > Limit::EvaluationDepth.maximum() {
+            return self.too_deep(pointer, depth);
+        }
+        self.depth.set(depth);
+        let v = self.eval_container(v, pointer, loops);
+        self.depth.set(depth - 1);
+        v
+    }
+
+    fn too_deep(&self, pointer: &str, depth: usize) -> Val {
+        self.exceed(
+            pointer,
+            Limit::EvaluationDepth,
+            format!(
+                "evaluation nests more than {} levels deep (JSON, expressions, and \
+                 variables()/parameters() references within each other)",
+                depth - 1
+            ),
+        )
+    }
+
+    fn eval_leaf(&self, v: &Value, pointer: &str, loops: &Loops) -> Val {
         match v {
             Value::String(s) => self.eval_string(s, pointer, loops),
-            Value::Array(a) => Val::Arr(
-                a.iter()
-                    .enumerate()
-                    .map(|(i, x)| self.eval_node(x, &json::index(pointer, i), loops))
-                    .collect(),
-            ),
+            other => Val::from_json(other),
+        }
+    }
+
+    fn eval_container(&self, v: &Value, pointer: &str, loops: &Loops) -> Val {
+        match v {
+            Value::String(s) => self.eval_string(s, pointer, loops),
+            Value::Array(a) => {
+                if let Some(stop) = self.spend(VAL_BYTES * a.len(), pointer) {
+                    return stop;
+                }
+                Val::Arr(
+                    a.iter()
+                        .enumerate()
+                        .map(|(i, x)| self.eval_node(x, &json::index(pointer, i), loops))
+                        .collect(),
+                )
+            }
             Value::Object(o) => {
+                if let Some(stop) = self.spend(ENTRY_BYTES * o.len(), pointer) {
+                    return stop;
+                }
                 let mut out = Vec::with_capacity(o.len());
                 for (k, x) in o {
                     let p = json::key(pointer, k);
@@ -192,14 +318,14 @@ impl<'a> Env<'a> {
             Some(c) => self.eval_node(c, &count_ptr, loops),
             None => return (name, self.fail(&cx, "a copy element needs a `count`")),
         };
+        let max = Limit::CopyCount.maximum() as i64;
         let n = match count {
-            Val::Int(n) if (0..=MAX_COPY).contains(&n) => n,
-            Val::Int(n) => {
-                return (
-                    name,
-                    self.fail(&cx, format!("copy count {n} is outside 0-{MAX_COPY}")),
-                )
+            Val::Int(n) if (0..=max).contains(&n) => n,
+            Val::Int(n) if n > max => {
+                let found = format!("copy loop `{name}` has count {n}");
+                return (name, self.exceed(&count_ptr, Limit::CopyCount, found));
             }
+            Val::Int(n) => return (name, self.fail(&cx, format!("copy count {n} is negative"))),
             p @ (Val::Unknown(_) | Val::Failed(_)) => return (name, p),
             other => {
                 let t = other.type_name();
@@ -213,23 +339,36 @@ impl<'a> Env<'a> {
             return (name, self.fail(&cx, "a copy element needs an `input`"));
         };
         let ip = json::key(pointer, "input");
-        let items = (0..n)
-            .map(|i| self.eval_node(input, &ip, &loops.with_named(&name, i)))
-            .collect();
-        (name, Val::Arr(items))
+        let mut items = Vec::new();
+        for i in 0..n {
+            let item = self.eval_node(input, &ip, &loops.with_named(&name, i));
+            if let Some(stop) = self.stopped() {
+                return (name, stop);
+            }
+            items.push(item);
+        }
+        (name, self.charge(Val::Arr(items), pointer))
     }
 
     /// Evaluates one JSON string. An unknown result that came from elsewhere (a parameter's
     /// default, a variable) is re-anchored here, so the pointer names the field that uses it.
     pub fn eval_string(&self, s: &str, pointer: &str, loops: &Loops) -> Val {
         let text = match classify_string(s) {
-            Template::Literal(l) => return Val::Str(l.into_owned()),
+            Template::Literal(l) => {
+                return match self.spend(VAL_BYTES + l.len(), pointer) {
+                    Some(stop) => stop,
+                    None => Val::Str(l.into_owned()),
+                }
+            }
             Template::Expression(t) => t,
         };
         let cx = Cx { pointer, text };
         let e = match expr::parse(text) {
             Ok(e) => e,
-            Err(m) => return self.fail(&cx, m),
+            Err(expr::ParseError::Syntax(m)) => return self.fail(&cx, m),
+            Err(expr::ParseError::Limit { limit, found }) => {
+                return self.exceed(pointer, limit, found)
+            }
         };
         match self.eval(&e, &cx, loops) {
             Val::Unknown(u) if u.pointer != pointer || u.input != self.input => {
@@ -244,7 +383,22 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// Evaluates `e` one level deeper, charging its value ([`Env::charge`]).
     fn eval(&self, e: &Expr, cx: &Cx<'_>, loops: &Loops) -> Val {
+        if let Some(stop) = self.stopped() {
+            return stop;
+        }
+        let depth = self.depth.get() + 1;
+        if depth > Limit::EvaluationDepth.maximum() {
+            return self.too_deep(cx.pointer, depth);
+        }
+        self.depth.set(depth);
+        let v = self.eval_inner(e, cx, loops);
+        self.depth.set(depth - 1);
+        self.charge(v, cx.pointer)
+    }
+
+    fn eval_inner(&self, e: &Expr, cx: &Cx<'_>, loops: &Loops) -> Val {
         match e {
             Expr::Str(s) => Val::Str(s.clone()),
             Expr::Int(i) => Val::Int(*i),
@@ -389,7 +543,43 @@ impl<'a> Env<'a> {
             _ => {}
         }
         let vals: Vec<Val> = args.iter().map(|a| self.eval(a, cx, loops)).collect();
+        if matches!(lower.as_str(), "parameters" | "variables") {
+            // Internal: kept out of `functions::apply`, whose frame is large in unoptimised
+            // builds; a reference chain recurses through here once per hop.
+            return self.reference(&lower, &vals, cx);
+        }
         super::functions::apply(self, &lower, name, &vals, cx.pointer, cx.text, loops)
+    }
+
+    /// `parameters(name)` or `variables(name)` with its argument evaluated.
+    fn reference(&self, lower: &str, args: &[Val], cx: &Cx<'_>) -> Val {
+        let name = match args {
+            [Val::Str(n)] => n,
+            [p] if p.is_pending() => return p.clone(),
+            [o] => {
+                let t = o.type_name();
+                return self.fail(
+                    cx,
+                    format!("argument 1 of {lower}() must be a string, got {t}"),
+                );
+            }
+            _ => {
+                let n = args.len();
+                return self.fail(cx, format!("{lower}() takes 1 argument(s), got {n}"));
+            }
+        };
+        if lower == "variables" {
+            return self.variable(name, cx.pointer, cx.text);
+        }
+        match self.parameter(name) {
+            Some(v) => {
+                self.used_params
+                    .borrow_mut()
+                    .insert(name.to_ascii_lowercase());
+                v
+            }
+            None => self.fail(cx, format!("parameter `{name}` is not declared")),
+        }
     }
 
     // --- entry points used by `functions` ---

@@ -5,6 +5,8 @@
 //! This module also knows which names are ARM template functions at all, and which of them
 //! vnetsim evaluates ([`FnClass`]).
 
+use super::limits::Limit;
+
 /// A parsed expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Expr {
@@ -38,8 +40,41 @@ pub(crate) fn classify_string(s: &str) -> Template<'_> {
     Template::Literal(s.into())
 }
 
+/// Why an expression does not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ParseError {
+    /// Not the expression syntax; the message says what was expected.
+    Syntax(String),
+    /// Over [`Limit::ExpressionLength`] or [`Limit::ExpressionDepth`]; `found` says by how much.
+    Limit { limit: Limit, found: String },
+}
+
+impl From<String> for ParseError {
+    fn from(m: String) -> Self {
+        ParseError::Syntax(m)
+    }
+}
+
+impl From<&str> for ParseError {
+    fn from(m: &str) -> Self {
+        ParseError::Syntax(m.to_string())
+    }
+}
+
 /// Parses the inside of `[...]`.
-pub(crate) fn parse(src: &str) -> Result<Expr, String> {
+pub(crate) fn parse(src: &str) -> Result<Expr, ParseError> {
+    // ARM counts the whole string, brackets included; two more characters change nothing
+    // that matters, and a byte count bounds the character count from above.
+    let max = Limit::ExpressionLength.maximum();
+    if src.len() > max {
+        let chars = src.chars().count();
+        if chars > max {
+            return Err(ParseError::Limit {
+                limit: Limit::ExpressionLength,
+                found: format!("the expression has {chars} characters"),
+            });
+        }
+    }
     let mut p = Parser {
         b: src.as_bytes(),
         i: 0,
@@ -49,11 +84,11 @@ pub(crate) fn parse(src: &str) -> Result<Expr, String> {
     let e = p.expr()?;
     p.ws();
     if p.i != p.b.len() {
-        return Err(format!(
+        return Err(ParseError::Syntax(format!(
             "unexpected `{}` at offset {} of the expression",
             &src[p.i..].chars().next().unwrap_or(' '),
             p.i
-        ));
+        )));
     }
     Ok(e)
 }
@@ -76,12 +111,12 @@ pub(crate) fn calls(e: &Expr, out: &mut Vec<String>) {
     }
 }
 
-/// Deepest nesting accepted in one expression (keeps recursion bounded on hostile input).
-const MAX_DEPTH: usize = 100;
-
 struct Parser<'a> {
     b: &'a [u8],
     i: usize,
+    /// Nesting so far: one per enclosing `expr` and per accessor (`.name`, `[index]`) applied
+    /// in them, which bounds the depth of the tree built (and so of every walk over it and of
+    /// its drop) by [`Limit::ExpressionDepth`].
     depth: usize,
 }
 
@@ -96,14 +131,30 @@ impl Parser<'_> {
         self.b.get(self.i).copied()
     }
 
-    fn expr(&mut self) -> Result<Expr, String> {
+    /// One more level of nesting, or the limit error.
+    fn deeper(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err("expression nested too deeply".into());
+        let max = Limit::ExpressionDepth.maximum();
+        if self.depth > max {
+            return Err(ParseError::Limit {
+                limit: Limit::ExpressionDepth,
+                found: format!(
+                    "the expression nests calls and accessors more than {max} levels deep"
+                ),
+            });
         }
+        Ok(())
+    }
+
+    fn expr(&mut self) -> Result<Expr, ParseError> {
+        let start = self.depth;
+        self.deeper()?;
         let mut e = self.primary()?;
         loop {
             self.ws();
+            if matches!(self.peek(), Some(b'.' | b'[')) {
+                self.deeper()?;
+            }
             match self.peek() {
                 Some(b'.') => {
                     self.i += 1;
@@ -128,7 +179,7 @@ impl Parser<'_> {
                 _ => break,
             }
         }
-        self.depth -= 1;
+        self.depth = start;
         Ok(e)
     }
 
@@ -144,7 +195,7 @@ impl Parser<'_> {
         String::from_utf8_lossy(&self.b[start..self.i]).into_owned()
     }
 
-    fn primary(&mut self) -> Result<Expr, String> {
+    fn primary(&mut self) -> Result<Expr, ParseError> {
         self.ws();
         match self.peek() {
             None => Err("the expression is empty or ends too early".into()),
@@ -170,7 +221,7 @@ impl Parser<'_> {
                 }
                 String::from_utf8(out)
                     .map(Expr::Str)
-                    .map_err(|_| "string literal is not UTF-8".to_string())
+                    .map_err(|_| "string literal is not UTF-8".into())
             }
             Some(c) if c.is_ascii_digit() || c == b'-' => {
                 let start = self.i;
@@ -181,7 +232,7 @@ impl Parser<'_> {
                 let text = std::str::from_utf8(&self.b[start..self.i]).unwrap_or("");
                 text.parse::<i64>()
                     .map(Expr::Int)
-                    .map_err(|_| format!("`{text}` is not an integer"))
+                    .map_err(|_| format!("`{text}` is not an integer").into())
             }
             Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
                 // A function name; user-defined functions are `namespace.member`.
@@ -199,9 +250,9 @@ impl Parser<'_> {
                 }
                 self.ws();
                 if self.peek() != Some(b'(') {
-                    return Err(format!(
-                        "`{name}` must be called as a function, `{name}(...)`"
-                    ));
+                    return Err(
+                        format!("`{name}` must be called as a function, `{name}(...)`").into(),
+                    );
                 }
                 self.i += 1;
                 let mut args = Vec::new();
@@ -219,11 +270,15 @@ impl Parser<'_> {
                             self.i += 1;
                             return Ok(Expr::Call(name, args));
                         }
-                        _ => return Err(format!("expected `,` or `)` in the call of `{name}`")),
+                        _ => {
+                            return Err(
+                                format!("expected `,` or `)` in the call of `{name}`").into()
+                            )
+                        }
                     }
                 }
             }
-            Some(c) => Err(format!("unexpected `{}`", c as char)),
+            Some(c) => Err(format!("unexpected `{}`", c as char).into()),
         }
     }
 }
@@ -392,9 +447,37 @@ mod tests {
     #[test]
     fn syntax_errors_are_reported() {
         assert!(parse("concat('a'").is_err());
-        assert!(parse("true").unwrap_err().contains("called as a function"));
+        assert!(
+            matches!(parse("true").unwrap_err(), ParseError::Syntax(m) if m.contains("called as a function"))
+        );
         assert!(parse("'x' 'y'").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn nesting_and_length_are_bounded() {
+        let limit = |r: Result<Expr, ParseError>| match r {
+            Err(ParseError::Limit { limit, .. }) => Some(limit),
+            _ => None,
+        };
+        let max = Limit::ExpressionDepth.maximum();
+        // Accessor chains count as nesting: 26,000 of them would overflow the stack when
+        // evaluated or dropped.
+        let chain = format!("variables('v'){}", ".a".repeat(26_000));
+        let chain = &chain[..Limit::ExpressionLength.maximum()];
+        assert_eq!(limit(parse(chain)), Some(Limit::ExpressionDepth));
+        let idx = format!("variables('v'){}", "[0]".repeat(max));
+        assert_eq!(limit(parse(&idx)), Some(Limit::ExpressionDepth));
+        // Just under the limit parses.
+        let ok = format!("variables('v'){}", ".a".repeat(max - 2));
+        assert!(parse(&ok).is_ok());
+        let nested = format!("{}'x'{}", "concat(".repeat(max + 1), ")".repeat(max + 1));
+        assert_eq!(limit(parse(&nested)), Some(Limit::ExpressionDepth));
+        // Sibling arguments do not add up: depth, not size, is bounded.
+        let wide = format!("concat({})", vec!["concat('a').b"; 500].join(","));
+        assert!(parse(&wide).is_ok());
+        let long = format!("'{}'", "x".repeat(Limit::ExpressionLength.maximum()));
+        assert_eq!(limit(parse(&long)), Some(Limit::ExpressionLength));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The strict ARM functions (all arguments evaluated first): their argument checks and results.
-//! `if`, `and`, `or` and `coalesce` are lazy and live in [`super::eval`].
+//! `if`, `and`, `or` and `coalesce` are lazy, and `parameters` and `variables` are references;
+//! they live in [`super::eval`].
 
 use super::eval::{cidr_subnet, unique_string, Env, Loops};
-use super::value::{equal, Val};
+use super::limits::Limit;
+use super::value::{equal, Val, VAL_BYTES};
 
 /// Applies function `lower` (lower-cased; `name` as written) to evaluated arguments.
 pub(crate) fn apply(
@@ -45,6 +47,26 @@ pub(crate) fn apply(
             return p.clone();
         }
     }
+    // Functions whose result holds (or repeats the text of) their arguments: refused before the
+    // result is built when it would be over the value limit, so it is never allocated (a
+    // template doubling a string through variables would otherwise reach gigabytes).
+    if matches!(
+        lower,
+        "concat"
+            | "union"
+            | "createarray"
+            | "createobject"
+            | "resourceid"
+            | "subscriptionresourceid"
+            | "uniquestring"
+            | "tolower"
+            | "toupper"
+    ) {
+        let what = format!("the result of {name}()");
+        if let Some(stop) = env.check_size(args_bytes(args), pointer, &what) {
+            return stop;
+        }
+    }
     let s = |i: usize| -> Result<&str, Val> {
         match &args[i] {
             Val::Str(s) => Ok(s),
@@ -76,25 +98,6 @@ pub(crate) fn apply(
         };
     }
     match lower {
-        "parameters" => {
-            if let Some(e) = arity(1, 1) {
-                return e;
-            }
-            let p = tri!(s(0));
-            match env.parameter(p) {
-                Some(v) => {
-                    env.used_params.borrow_mut().insert(p.to_ascii_lowercase());
-                    v
-                }
-                None => fail(format!("parameter `{p}` is not declared")),
-            }
-        }
-        "variables" => {
-            if let Some(e) = arity(1, 1) {
-                return e;
-            }
-            env.variable(tri!(s(0)), pointer, text)
-        }
         "concat" => {
             if args.is_empty() {
                 return fail("concat() takes at least 1 argument".into());
@@ -291,7 +294,12 @@ pub(crate) fn apply(
                     ))
                 }
             };
-            Val::Arr(split(input, &delims).into_iter().map(Val::Str).collect())
+            match split(input, &delims, Limit::ValueSize.maximum()) {
+                Ok(parts) => Val::Arr(parts.into_iter().map(Val::Str).collect()),
+                Err(bytes) => env
+                    .check_size(bytes, pointer, "the result of split()")
+                    .unwrap_or(Val::Null),
+            }
         }
         "last" => {
             if let Some(e) = arity(1, 1) {
@@ -331,6 +339,11 @@ pub(crate) fn apply(
                 for a in args {
                     if let Val::Arr(x) = a {
                         for item in x {
+                            // Each item is compared with every kept one: the comparisons count
+                            // as evaluated bytes, so a union of huge arrays stays bounded.
+                            if let Some(stop) = env.spend(out.len() * VAL_BYTES, pointer) {
+                                return stop;
+                            }
                             if !out.iter().any(|o| equal(o, item) == Some(true)) {
                                 out.push(item.clone());
                             }
@@ -475,11 +488,31 @@ fn resource_id(
 /// Widest padding `format()` produces (keeps a hostile `{0,999999999}` from allocating).
 const MAX_WIDTH: usize = 1024;
 
+/// Approximate bytes of `args` together, counted up to just past [`Limit::ValueSize`].
+fn args_bytes(args: &[Val]) -> usize {
+    let max = Limit::ValueSize.maximum();
+    let mut total = 0usize;
+    for a in args {
+        let left = max.saturating_sub(total);
+        total += a
+            .measure(left, Limit::ValueDepth.maximum() + 1)
+            .unwrap_or(left + 1);
+        if total > max {
+            break;
+        }
+    }
+    total
+}
+
 /// .NET composite formatting: `{n}`, `{n,align}`, `{n:Dk}`, `{{` and `}}`.
 fn format(env: &Env<'_>, fmt: &str, args: &[Val], pointer: &str, text: &str) -> Val {
     let mut out = String::new();
     let mut chars = fmt.chars().peekable();
     while let Some(c) = chars.next() {
+        // A format string can repeat an argument many times (`{0}{0}{0}...`).
+        if let Some(stop) = env.check_size(out.len(), pointer, "the result of format()") {
+            return stop;
+        }
         match c {
             '{' if chars.peek() == Some(&'{') => {
                 chars.next();
@@ -563,7 +596,10 @@ fn format(env: &Env<'_>, fmt: &str, args: &[Val], pointer: &str, text: &str) -> 
     Val::Str(out)
 }
 
-fn split(input: &str, delims: &[String]) -> Vec<String> {
+/// `input` split at every delimiter; `Err(bytes)` as soon as the pieces would take more than
+/// `max` bytes (each piece costs a value's inline size, so `split(s, '')`-like inputs of many
+/// one-character delimiters are bounded too).
+fn split(input: &str, delims: &[String], max: usize) -> Result<Vec<String>, usize> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut i = 0;
@@ -571,6 +607,10 @@ fn split(input: &str, delims: &[String]) -> Vec<String> {
     'outer: while i < b.len() {
         for d in delims.iter().filter(|d| !d.is_empty()) {
             if input[i..].starts_with(d.as_str()) {
+                let bytes = (out.len() + 1) * VAL_BYTES + i;
+                if bytes > max {
+                    return Err(bytes);
+                }
                 out.push(std::mem::take(&mut cur));
                 i += d.len();
                 continue 'outer;
@@ -581,7 +621,7 @@ fn split(input: &str, delims: &[String]) -> Vec<String> {
         i += ch.len_utf8();
     }
     out.push(cur);
-    out
+    Ok(out)
 }
 
 fn contains(env: &Env<'_>, container: &Val, item: &Val, pointer: &str, text: &str) -> Val {
@@ -656,12 +696,18 @@ mod tests {
 
     #[test]
     fn split_follows_dotnet() {
-        assert_eq!(split("a/b//c", &["/".into()]), vec!["a", "b", "", "c"]);
+        let m = usize::MAX;
         assert_eq!(
-            split("a-b_c", &["-".into(), "_".into()]),
+            split("a/b//c", &["/".into()], m).unwrap(),
+            vec!["a", "b", "", "c"]
+        );
+        assert_eq!(
+            split("a-b_c", &["-".into(), "_".into()], m).unwrap(),
             vec!["a", "b", "c"]
         );
-        assert_eq!(split("", &[",".into()]), vec![""]);
+        assert_eq!(split("", &[",".into()], m).unwrap(), vec![""]);
+        // Many pieces cost their inline size: refused once over the cap.
+        assert!(split(&",".repeat(1000), &[",".into()], 100 * VAL_BYTES).is_err());
     }
 
     #[test]

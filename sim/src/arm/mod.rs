@@ -29,6 +29,12 @@
 //! deployment-time value (`reference(...).ipAddress`, `list*`, `utcNow`) or a user-defined
 //! function makes the value *unknown*. Errors in values the importer never reads do not stop it.
 //!
+//! # Limits
+//! ARM's own template limits (4 MB, 256 parameters, 512 variables, 800 resources, 64 outputs,
+//! 800 copies, 24,576-character expressions) and vnetsim's bounds on evaluation (value size
+//! and nesting, evaluation depth, total bytes evaluated) are one table, [`LIMITS`]; exceeding
+//! any is [`ImportError::LimitExceeded`] (`ARM_LIMIT_EXCEEDED`), never an abort.
+//!
 //! # Mapping
 //! | Azure | Fixture |
 //! |---|---|
@@ -87,6 +93,7 @@ mod eval;
 mod expr;
 mod functions;
 mod json;
+mod limits;
 mod map;
 mod params;
 mod resource;
@@ -101,6 +108,7 @@ use serde_json::Value;
 
 pub use error::{ImportError, Location};
 pub(crate) use json::{object_start as json_object_start, offsets as json_offsets};
+pub use limits::{Limit, LIMITS};
 
 use crate::finding::{sort_findings, Assumption, Finding};
 use crate::fixture::Fixture;
@@ -418,6 +426,14 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
     for input in inputs {
         let doc = parse(input)?;
         let kind = detect_value(&doc);
+        let size = input.text.len();
+        if kind == Some(InputKind::Template) && size > Limit::TemplateSize.maximum() {
+            return Err(ImportError::LimitExceeded {
+                at: Location::new(input.name.clone(), ""),
+                limit: Limit::TemplateSize,
+                found: format!("the template has {size} bytes"),
+            });
+        }
         parsed.push((input, doc, kind));
     }
     let mut provided = Provided::default();

@@ -10,6 +10,7 @@ use super::error::{ImportError, Location};
 use super::eval::{get_ci, DeployScope, Env, Loops};
 use super::expr::{self, classify_string, Template};
 use super::json;
+use super::limits::Limit;
 use super::params::Provided;
 use super::resource::{Kind, Res};
 use super::value::Val;
@@ -25,9 +26,6 @@ pub(crate) struct Expanded {
     pub declared: BTreeSet<String>,
 }
 
-/// Most resources one template may expand to (ARM's limit is 800 per template, before copies).
-const MAX_RESOURCES: usize = 20_000;
-
 /// Expands one template.
 pub(crate) fn expand(
     input: &str,
@@ -35,15 +33,62 @@ pub(crate) fn expand(
     scope: &DeployScope,
     provided: &Provided,
 ) -> Result<Expanded, ImportError> {
+    counts(input, doc)?;
     let env = Env::new(input, doc, scope, provided);
     validate(&env, doc)?;
+    let expanded = expand_in(&env, doc);
+    // A limit exceeded anywhere in evaluation fails the import, even where the value that
+    // exceeded it was never read (or its failure was swallowed by a lenient function).
+    if let Some(e) = env.limit_error() {
+        return Err(e);
+    }
+    expanded
+}
+
+/// Checks ARM's limits on the number of parameters, variables and outputs ([`Limit`]).
+fn counts(input: &str, doc: &Value) -> Result<(), ImportError> {
+    let sections = [
+        ("parameters", Limit::Parameters),
+        ("variables", Limit::Variables),
+        ("outputs", Limit::Outputs),
+    ];
+    for (key, limit) in sections {
+        let Some((section, o)) = doc.as_object().and_then(|d| {
+            d.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .and_then(|(k, v)| Some((k, v.as_object()?)))
+        }) else {
+            continue;
+        };
+        // A variable `copy` array declares one variable per element.
+        let n: usize = o
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Array(specs) if key == "variables" && k.eq_ignore_ascii_case("copy") => {
+                    specs.len()
+                }
+                _ => 1,
+            })
+            .sum();
+        if n > limit.maximum() {
+            return Err(ImportError::LimitExceeded {
+                at: Location::new(input, json::key("", section)),
+                limit,
+                found: format!("the template declares {n} {key}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn expand_in(env: &Env<'_>, doc: &Value) -> Result<Expanded, ImportError> {
     for name in env.parameter_names() {
         if let Some(Val::Failed(e)) = env.parameter(&name) {
             return Err((*e).clone());
         }
     }
     let mut x = Expander {
-        env: &env,
+        env,
         resources: Vec::new(),
         ignored: Vec::new(),
     };
@@ -86,10 +131,17 @@ fn walk(env: &Env<'_>, v: &Value, pointer: &str) -> Result<(), ImportError> {
             let Template::Expression(text) = classify_string(s) else {
                 return Ok(());
             };
-            let e = expr::parse(text).map_err(|message| ImportError::Expression {
-                at: Location::new(env.input, pointer),
-                expression: text.to_string(),
-                message,
+            let e = expr::parse(text).map_err(|e| match e {
+                expr::ParseError::Syntax(message) => ImportError::Expression {
+                    at: Location::new(env.input, pointer),
+                    expression: text.to_string(),
+                    message,
+                },
+                expr::ParseError::Limit { limit, found } => ImportError::LimitExceeded {
+                    at: Location::new(env.input, pointer),
+                    limit,
+                    found,
+                },
             })?;
             let mut names = Vec::new();
             expr::calls(&e, &mut names);
@@ -248,7 +300,7 @@ impl Expander<'_, '_> {
                 pointer: pointer.to_string(),
                 reason,
             });
-            return Ok(());
+            return self.within_limits(at);
         }
         let kind = kind.expect("checked above");
         let iterations: Vec<Loops> = match get_ci(r, "copy") {
@@ -266,8 +318,16 @@ impl Expander<'_, '_> {
                 let count_v = get_ci(copy, "count").map_or(Val::Null, |c| {
                     self.env.eval_node(c, &json::key(&cptr, "count"), loops)
                 });
+                let max = Limit::CopyCount.maximum() as i64;
                 let count = match known(count_v, || format!("the copy count of loop `{name}`"))? {
-                    Val::Int(n) if (0..=800).contains(&n) => n,
+                    Val::Int(n) if (0..=max).contains(&n) => n,
+                    Val::Int(n) if n > max => {
+                        return Err(ImportError::LimitExceeded {
+                            at: Location::new(input, json::key(&cptr, "count")),
+                            limit: Limit::CopyCount,
+                            found: format!("copy loop `{name}` has count {n}"),
+                        })
+                    }
                     other => {
                         return Err(ImportError::Invalid {
                             at: Location::new(input, json::key(&cptr, "count")),
@@ -342,12 +402,7 @@ impl Expander<'_, '_> {
                 export: false,
                 subscription: None,
             });
-            if self.resources.len() > MAX_RESOURCES {
-                return Err(ImportError::Invalid {
-                    at,
-                    message: format!("the template expands to more than {MAX_RESOURCES} resources"),
-                });
-            }
+            self.within_limits(at.clone())?;
             if let Some(children) = get_ci(r, "resources") {
                 let p = Parent {
                     ty: full_ty.clone(),
@@ -357,6 +412,24 @@ impl Expander<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// [`Limit::Resources`] (modelled and ignored resources, copies included), and any limit
+    /// evaluation exceeded so far: checked after every resource, so a template over a limit
+    /// stops at the resource that went over.
+    fn within_limits(&self, at: Location) -> Result<(), ImportError> {
+        let n = self.resources.len() + self.ignored.len();
+        if n > Limit::Resources.maximum() {
+            return Err(ImportError::LimitExceeded {
+                at,
+                limit: Limit::Resources,
+                found: format!("the template has {n} resources (copies included)"),
+            });
+        }
+        match self.env.limit_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The name of an ignored resource for listing: evaluated when possible (first copy index),

@@ -5,6 +5,12 @@
 use std::sync::Arc;
 
 use super::error::ImportError;
+use super::limits::Limit;
+
+/// Approximate heap and inline bytes of one member of an array (a `Val`).
+pub(crate) const VAL_BYTES: usize = std::mem::size_of::<Val>();
+/// Approximate bytes of one member of an object (its key's `String` and its `Val`).
+pub(crate) const ENTRY_BYTES: usize = std::mem::size_of::<(String, Val)>();
 
 /// Why a value is unknown, and where the expression that made it unknown is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +129,47 @@ impl Val {
         }
     }
 
+    /// Approximate bytes the value occupies (inline size of each member plus string bytes),
+    /// or the limit it exceeds: [`Limit::ValueSize`] once the count passes `max_bytes`,
+    /// [`Limit::ValueDepth`] when nested deeper than `max_depth`. Stops at the first excess,
+    /// so the walk costs at most `max_bytes` and recurses at most `max_depth` deep.
+    pub fn measure(&self, max_bytes: usize, max_depth: usize) -> Result<usize, Limit> {
+        let mut total = VAL_BYTES;
+        self.measure_into(&mut total, max_bytes, max_depth)?;
+        Ok(total)
+    }
+
+    fn measure_into(&self, total: &mut usize, max_bytes: usize, depth: usize) -> Result<(), Limit> {
+        match self {
+            Val::Str(s) => *total += s.len(),
+            Val::Arr(a) => {
+                let depth = depth.checked_sub(1).ok_or(Limit::ValueDepth)?;
+                for v in a {
+                    *total += VAL_BYTES;
+                    v.measure_into(total, max_bytes, depth)?;
+                    if *total > max_bytes {
+                        return Err(Limit::ValueSize);
+                    }
+                }
+            }
+            Val::Obj(o) => {
+                let depth = depth.checked_sub(1).ok_or(Limit::ValueDepth)?;
+                for (k, v) in o {
+                    *total += ENTRY_BYTES + k.len();
+                    v.measure_into(total, max_bytes, depth)?;
+                    if *total > max_bytes {
+                        return Err(Limit::ValueSize);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if *total > max_bytes {
+            return Err(Limit::ValueSize);
+        }
+        Ok(())
+    }
+
     /// Text of a scalar as `concat`/`format` write it (bools as .NET does: `True`/`False`;
     /// arrays and objects as compact JSON). `None` for unknown or failed values.
     pub fn display_text(&self) -> Option<String> {
@@ -213,6 +260,17 @@ mod tests {
         }));
         assert_eq!(equal(&u, &Val::Null), None);
         assert!(Val::Arr(vec![Val::Int(1), u]).first_pending().is_some());
+    }
+
+    #[test]
+    fn measure_stops_at_the_first_excess() {
+        let s = Val::Str("x".repeat(100));
+        assert_eq!(s.measure(1000, 1), Ok(VAL_BYTES + 100));
+        assert_eq!(s.measure(50, 1), Err(Limit::ValueSize));
+        let nested = Val::Arr(vec![Val::Arr(vec![Val::Int(1)])]);
+        assert_eq!(nested.measure(1000, 2), Ok(3 * VAL_BYTES));
+        // Two levels of arrays: allowed at depth 2, refused at depth 1.
+        assert_eq!(nested.measure(1000, 1), Err(Limit::ValueDepth));
     }
 
     #[test]
