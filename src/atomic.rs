@@ -20,13 +20,6 @@ pub struct WriteError {
 ///
 /// # Errors
 /// [`WriteError`] naming `path`; the temporary file is removed on failure.
-///
-/// ```
-/// let dir = tempfile::tempdir().unwrap();
-/// let p = dir.path().join("report.xml");
-/// vnetsim::atomic::write(&p, b"<testsuites/>").unwrap();
-/// assert_eq!(std::fs::read(&p).unwrap(), b"<testsuites/>");
-/// ```
 pub fn write(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
     let err = |source| WriteError {
         path: path.to_path_buf(),
@@ -85,5 +78,18 @@ mod tests {
         let p = dir.path().join("no-such-dir").join("out.xml");
         let e = write(&p, b"x").unwrap_err();
         assert!(e.to_string().contains("no-such-dir"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod doc_examples {
+    use super::*;
+
+    #[test]
+    fn writes_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("report.xml");
+        write(&p, b"<testsuites/>").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"<testsuites/>");
     }
 }

@@ -208,15 +208,6 @@ pub fn import_files(
 ///
 /// # Errors
 /// As [`read_inputs`] and [`import_files`].
-///
-/// ```
-/// use vnetsim::azure::{import_paths, AzureOptions};
-/// let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/arm");
-/// let max = gateway::file::DEFAULT_MAX_FILE_BYTES;
-/// let r = import_paths(&[dir.join("apim-integration.json")], &AzureOptions::default(), max).unwrap();
-/// assert_eq!(r.fixture.vnets[0].name, "contoso-vnet");
-/// assert!(r.fixture.to_toml().unwrap().contains("[[vnets]]"));
-/// ```
 pub fn import_paths(
     paths: &[PathBuf],
     options: &AzureOptions,
@@ -313,5 +304,24 @@ mod tests {
         assert_eq!(m.parameters, ["a=1", "a=2"]);
         assert_eq!(m.location.as_deref(), Some("northeurope"));
         assert_eq!(m.given(), ["--parameter", "--location"]);
+    }
+}
+
+#[cfg(test)]
+mod doc_examples {
+    use super::*;
+
+    #[test]
+    fn import_paths_reads_a_template() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/arm");
+        let max = gateway::file::DEFAULT_MAX_FILE_BYTES;
+        let r = import_paths(
+            &[dir.join("apim-integration.json")],
+            &AzureOptions::default(),
+            max,
+        )
+        .unwrap();
+        assert_eq!(r.fixture.vnets[0].name, "contoso-vnet");
+        assert!(r.fixture.to_toml().unwrap().contains("[[vnets]]"));
     }
 }

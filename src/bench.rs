@@ -58,12 +58,12 @@ use crate::loadgen::{self, ClientTls, Proto};
 use children::Children;
 use schedule::{OneCpu, Variant};
 
-pub use crate::runtime::{default_proxy_threads, proxy_runtime};
+pub use crate::runtime::default_proxy_threads;
 pub use child::process_exists;
 pub use nginx::find_on_path as find_nginx;
 pub use nsg::NsgMeasure;
-pub use report::{render_text, Machine, Memory, Ratios, Report, Row, Settings, TargetCheck};
-pub use serve::{run_echo_child, run_gateway_child, EchoChild, GatewayChild, HELLO_BODY};
+pub use report::{render_text, Memory, Report, Settings};
+pub use serve::{run_echo_child, run_gateway_child, EchoChild, GatewayChild};
 
 /// Why the bench could not run.
 #[derive(Debug, thiserror::Error)]

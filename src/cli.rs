@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use vnetsim::TagSource;
+use crate::TagSource;
 
 /// Offline simulator for Azure API Management v2 outbound VNet integration.
 #[derive(Debug, Parser)]
@@ -96,7 +96,7 @@ pub(crate) fn tag_source(file: &Option<PathBuf>) -> TagSource {
 }
 
 /// Parses, runs and maps the result to an exit code.
-pub(crate) fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     // clap prints usage errors itself, exiting 2 (0 for --help).
     let cli = Cli::parse();
     let demo_default = demo::Args::default();

@@ -1,11 +1,10 @@
-//! The `vnetsim` command line: `demo`, `validate`, `check` and `test` (see `vnetsim --help`).
+//! The `vnetsim` command line: `demo`, `validate`, `check`, `test`, `up`, `import`, `bench` (see
+//! `vnetsim --help`).
 //!
 //! Exit codes: 0 success (valid / Allow / every expectation passed), 1 a negative answer (error
 //! findings / Deny or Unreachable / a mismatch), 2 bad input (unreadable or unparseable files,
 //! malformed arguments, a fixture with structural errors). Run with no arguments it runs `demo`.
 
-mod cli;
-
 fn main() -> std::process::ExitCode {
-    cli::main()
+    vnetsim::cli::main()
 }

@@ -1,4 +1,4 @@
-//! `vnetsim bench [FIXTURE]`: the outbound path measured side by side (see [`vnetsim::bench`]),
+//! `vnetsim bench [FIXTURE]`: the outbound path measured side by side (see [`crate::bench`]),
 //! and the two hidden child commands it starts, `__gateway` and `__echo`.
 
 use std::io::{IsTerminal as _, Write as _};
@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::bench::{self, BenchOptions, EchoChild, GatewayChild, Progress};
 use anyhow::Context as _;
-use vnetsim::bench::{self, BenchOptions, EchoChild, GatewayChild, Progress};
 
 use super::{Output, Status};
 

@@ -1,7 +1,7 @@
 //! `vnetsim check FIXTURE --from SRC --to DST[:PORT]`: one flow's explained verdict.
 
+use crate::FlowQuery;
 use sim::{Protocol, VerdictKind};
-use vnetsim::FlowQuery;
 
 use super::inputs::InputArgs;
 use super::output::{out, refuse_fixture};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::demo::{self, DemoOptions};
 use anyhow::Context as _;
-use vnetsim::demo::{self, DemoOptions};
 
 use super::{Output, Status};
 

@@ -98,7 +98,7 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
         }
     }
     let max = a.azure.max_file_bytes;
-    let mut result = vnetsim::azure::import_paths(&a.inputs, &a.azure.azure(), max)?;
+    let mut result = crate::azure::import_paths(&a.inputs, &a.azure.azure(), max)?;
     if let Some(tags) = &a.azure.service_tags {
         // Check it now, so the fixture never names a file that does not load.
         let text = gateway::file::read_to_string(tags, max)
@@ -126,7 +126,7 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     })?;
     let text = format!("{}{body}", header(a, result.unknowns.len()));
     if let Some(o) = &a.out {
-        vnetsim::atomic::write(o, text.as_bytes())?;
+        crate::atomic::write(o, text.as_bytes())?;
     }
     match a.output {
         Output::Json => out(&serde_json::to_string_pretty(&Report {

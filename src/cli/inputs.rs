@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use vnetsim::{AzureOptions, LoadOptions, Loaded, TagSource};
+use crate::{AzureOptions, LoadOptions, Loaded, TagSource};
 
 /// Import options for Azure inputs, and the service tag table.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -90,7 +90,7 @@ impl InputArgs {
     }
 
     /// Loads the topology with `upstreams` (`--upstream`) applied.
-    pub fn load(&self, upstreams: Vec<(String, String)>) -> Result<Loaded, vnetsim::LoadError> {
+    pub fn load(&self, upstreams: Vec<(String, String)>) -> Result<Loaded, crate::LoadError> {
         self.load_with(LoadOptions {
             upstreams,
             ..self.azure.load_options()
@@ -98,7 +98,7 @@ impl InputArgs {
     }
 
     /// Loads the topology with `options` (built from [`AzureArgs::load_options`]).
-    pub fn load_with(&self, options: LoadOptions) -> Result<Loaded, vnetsim::LoadError> {
-        vnetsim::load_inputs(&self.paths(), &options)
+    pub fn load_with(&self, options: LoadOptions) -> Result<Loaded, crate::LoadError> {
+        crate::load_inputs(&self.paths(), &options)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use vnetsim::expect::Expectations;
+use crate::expect::Expectations;
 
 use super::inputs::AzureArgs;
 use super::output::{out, refuse_fixture};
@@ -35,7 +35,7 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     }
     let report = exp.run(loaded.topology())?;
     if let Some(path) = &a.junit {
-        vnetsim::atomic::write(path, vnetsim::junit::render(&report).as_bytes())?;
+        crate::atomic::write(path, crate::junit::render(&report).as_bytes())?;
     }
     match a.output {
         Output::Json => out(&serde_json::to_string_pretty(&report)?)?,

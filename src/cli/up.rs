@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::harness::Simulation;
 use anyhow::Context as _;
 use serde_json::json;
 use sim::Topology;
-use vnetsim::harness::Simulation;
 
 use super::inputs::InputArgs;
 use super::Status;
@@ -19,7 +19,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     inputs: InputArgs,
     /// Play a backend `HOST:PORT` (a host name, DNS name or address of the topology) with your own local server instead of the built-in echo; repeatable.
-    #[arg(long, value_name = "HOST:PORT=127.0.0.1:N", value_parser = vnetsim::azure::parse_upstream)]
+    #[arg(long, value_name = "HOST:PORT=127.0.0.1:N", value_parser = crate::azure::parse_upstream)]
     upstream: Vec<(String, String)>,
     /// Front door address (loopback; default: the fixture's `[gateway] listen`, else an ephemeral port).
     #[arg(long, value_name = "ADDR")]
@@ -50,7 +50,7 @@ fn backends(
         let host = api.host.map(|h| t.hosts()[h].name.clone());
         // The same question `check --from apim --to HOST:PORT` asks, answered by `sim`.
         let (address, verdict, code, rule) =
-            match t.api_question(i, vnetsim::query::DEFAULT_SOURCE_PORT) {
+            match t.api_question(i, crate::query::DEFAULT_SOURCE_PORT) {
                 Some(q) => {
                     let v = t.ask(&q);
                     let rule = match &v.decided_by {
@@ -87,7 +87,7 @@ fn backends(
 }
 
 pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
-    let loaded = a.inputs.load_with(vnetsim::LoadOptions {
+    let loaded = a.inputs.load_with(crate::LoadOptions {
         upstreams: a.upstream.clone(),
         reload_body_files: a.reload_body_files,
         ..a.inputs.azure.load_options()
@@ -120,8 +120,8 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     }
     let threads = a
         .threads
-        .map_or_else(vnetsim::runtime::default_proxy_threads, |t| t as usize);
-    let rt = vnetsim::runtime::proxy_runtime(threads).context("starting the Tokio runtime")?;
+        .map_or_else(crate::runtime::default_proxy_threads, |t| t as usize);
+    let rt = crate::runtime::proxy_runtime(threads).context("starting the Tokio runtime")?;
     rt.block_on(async move {
         let sim = builder.start().await.context("starting the simulation")?;
         let gw = sim.gateway();
@@ -151,11 +151,11 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
             let doc = json!({"gateway_url": sim.gateway_url(), "admin_url": gw.admin_url(), "admin_token": gw.admin_token(),
                              "ca_cert": gw.ca_pem_path(), "backends": rows});
             let text = serde_json::to_string_pretty(&doc).context("serializing the ready file")?;
-            vnetsim::atomic::write(path, text.as_bytes())?;
+            crate::atomic::write(path, text.as_bytes())?;
         }
         println!();
         println!("ready; Ctrl-C or SIGTERM stops it");
-        vnetsim::runtime::wait_for_signal()
+        crate::runtime::wait_for_signal()
             .await
             .context("waiting for Ctrl-C or SIGTERM")?;
         eprintln!("shutting down (in-flight requests may finish)");

@@ -62,7 +62,7 @@ fn bench_json_has_the_contract_shape_and_reaps_its_children() {
     );
     assert!(ratios["policy_overhead"].is_f64(), "{ratios}");
     assert!(ratios["gateway_vs_direct"].as_f64().unwrap() > 0.0);
-    let with_nginx = vnetsim::bench::find_nginx().is_some();
+    let with_nginx = vnetsim::testing::find_nginx().is_some();
     // Without nginx the nginx ratios are null; with it they are numbers.
     assert_eq!(ratios["gateway_vs_nginx"].is_f64(), with_nginx, "{ratios}");
     assert_eq!(
@@ -102,7 +102,7 @@ fn bench_json_has_the_contract_shape_and_reaps_its_children() {
     for p in pids {
         let pid = u32::try_from(p.as_u64().unwrap()).unwrap();
         assert!(
-            !vnetsim::bench::process_exists(pid),
+            !vnetsim::testing::process_exists(pid),
             "child {pid} still exists"
         );
     }

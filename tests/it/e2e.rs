@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use sim::fixture::{NetworkMode, RawRule};
 use sim::{Access, Direction, RuleProtocol, VerdictKind};
 use vnetsim::harness::{Simulation, DEFAULT_FIXTURE};
-use vnetsim::loadgen::{self, LoadSpec};
+use vnetsim::testing::{loadgen_run, LoadSpec};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -274,14 +274,14 @@ async fn claim_8_throughput_sample() {
         connection_per_request: false,
         tls: None,
     };
-    let direct = loadgen::run(spec(
+    let direct = loadgen_run(spec(
         *b.orders.address(),
         "orders.internal.contoso.com",
         "/v1/bench",
     ))
     .await
     .unwrap();
-    let gw = loadgen::run(spec(
+    let gw = loadgen_run(spec(
         sim.gateway().addr(),
         "apim-contoso.azure-api.net",
         "/orders/bench",

@@ -156,7 +156,7 @@ fn demo_json_reports_all_eight_checks_passed() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vnetsim::demo::CHECKS);
+    assert_eq!(names, vnetsim::testing::CHECKS);
     for c in doc["checks"].as_array().unwrap() {
         assert_eq!(
             c["passed"], true,
