@@ -13,8 +13,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sim::nsg::{CompiledNsg, FlowKey, ReferenceNsg};
 use sim::{synth, Direction};
+use sim::{CompiledNsg, FlowKey, ReferenceNsg};
 
 const FLOWS: usize = 10_000;
 /// (rules, explicit destination prefixes spread over them; ≤ 4,000 per side).

@@ -25,10 +25,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use sim::arm::{IgnoredResource, ImportError, Unknown};
-use sim::finding::sort_findings;
 use sim::fixture::{Fixture, Format};
-use sim::source::SourceMap;
-use sim::tags::TagTableError;
+use sim::sort_findings;
+use sim::SourceMap;
+use sim::TagTableError;
 use sim::{Assumption, Built, Finding, ServiceTagTable, Topology};
 
 use crate::azure::{import_files, read_inputs, AzureOptions, InputFile};

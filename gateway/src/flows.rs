@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::AbortHandle;
 
 use serde::Serialize;
-use sim::flow::Flow;
+use sim::Flow;
 
 use crate::lock;
 

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use http::HeaderValue;
 use rustls_pki_types::ServerName;
-use sim::api::BackendUrl;
-use sim::flow::{Decision, Flow, FlowPath, VerdictCode, VerdictKind};
+use sim::BackendUrl;
+use sim::{Decision, Flow, FlowPath, VerdictCode, VerdictKind};
 use sim::{ServeKind, Topology};
 use tokio_rustls::TlsAcceptor;
 

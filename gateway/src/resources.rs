@@ -130,7 +130,7 @@ impl Resources {
 
     pub(crate) fn ensure_echo(
         &self,
-        host: &sim::topology::Host,
+        host: &sim::Host,
         port: u16,
         tls: bool,
     ) -> Result<SocketAddr, ChangeError> {

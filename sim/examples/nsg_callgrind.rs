@@ -13,7 +13,7 @@ use sim::{synth, Direction};
 use std::hint::black_box;
 /// The measured pass (not inlined, so that callgrind can collect it alone).
 #[inline(never)]
-fn pass(c: &sim::nsg::CompiledNsg, flows: &[sim::nsg::FlowKey]) {
+fn pass(c: &sim::CompiledNsg, flows: &[sim::FlowKey]) {
     for f in flows {
         black_box(c.decide(Direction::Outbound, black_box(f)));
     }

@@ -63,7 +63,7 @@ fn main() {
     );
 }
 #[allow(dead_code)]
-fn hist(nsg: &sim::nsg::Nsg, c: &sim::nsg::CompiledNsg, flows: &[sim::nsg::FlowKey]) {
+fn hist(nsg: &sim::Nsg, c: &sim::CompiledNsg, flows: &[sim::FlowKey]) {
     let mut pos: Vec<usize> = flows
         .iter()
         .map(|f| c.decide(Direction::Outbound, f).rule)

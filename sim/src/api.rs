@@ -44,9 +44,9 @@ impl BackendUrl {
     /// [`UrlError`] naming the problem.
     ///
     /// ```
-    /// let u = sim::api::BackendUrl::parse("https://Orders.internal.contoso.com/v1/").unwrap();
+    /// let u = sim::BackendUrl::parse("https://Orders.internal.contoso.com/v1/").unwrap();
     /// assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("orders.internal.contoso.com", 443, "/v1"));
-    /// let u = sim::api::BackendUrl::parse("http://[fd00::4]:8080").unwrap();
+    /// let u = sim::BackendUrl::parse("http://[fd00::4]:8080").unwrap();
     /// assert_eq!((u.host.as_str(), u.authority.as_str()), ("fd00::4", "[fd00::4]:8080"));
     /// ```
     pub fn parse(url: &str) -> Result<BackendUrl, UrlError> {

@@ -38,7 +38,7 @@ impl Topology {
     /// Builds the model from a fixture, collecting every finding.
     ///
     /// ```
-    /// use sim::{fixture::{Fixture, Format}, topology::Topology, ServiceTagTable};
+    /// use sim::{fixture::{Fixture, Format}, ServiceTagTable, Topology};
     /// let f = Fixture::parse(r#"
     /// [[vnets]]
     /// name = "v"
@@ -59,7 +59,7 @@ impl Topology {
     /// written, so findings and verdicts carry a [`Location`](crate::source::Location).
     ///
     /// ```
-    /// use sim::{fixture::{Fixture, Format}, source::SourceMap, topology::Topology, ServiceTagTable};
+    /// use sim::{fixture::{Fixture, Format}, ServiceTagTable, SourceMap, Topology};
     /// let text = "[[vnets]]\nname = \"v\"\nregion = \"westeurope\"\naddress_space = [\"10.0.0.0/16\"]\n\n[[vnets.subnets]]\nname = \"a\"\naddress_prefix = \"10.1.0.0/24\"\n";
     /// let f = Fixture::parse(text, Format::Toml).unwrap();
     /// let source = SourceMap::from_text("v.toml", text, Format::Toml);

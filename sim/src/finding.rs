@@ -245,7 +245,7 @@ impl Finding {
     /// The same finding, located at `location`.
     ///
     /// ```
-    /// use sim::{source::SourceMap, Finding, FindingCode};
+    /// use sim::{Finding, FindingCode, SourceMap};
     /// let f = Finding::new(FindingCode::SubnetTooSmall, "vnets/v/subnets/s", "too small")
     ///     .at(SourceMap::default().locate("/vnets/0/subnets/1"));
     /// assert_eq!(f.location.unwrap().pointer.as_deref(), Some("/vnets/0/subnets/1"));

@@ -4,63 +4,76 @@
 //!
 //! No async, no I/O, no clocks: callers pass text or values and get values back.
 //!
-//! # Map of the modules
-//! - [`cidr`] — [`Cidr`] (strict prefixes) and [`AddrSet`] (interval sets), special ranges.
-//! - [`proto`] — [`Protocol`], [`RuleProtocol`], [`Direction`], [`Access`], [`PortSet`].
-//! - [`tags`] — [`ServiceTagTable`]: the `ServiceTags_Public` format and the built-in subset.
-//! - [`fixture`] — the fixture file schema (TOML/JSON/YAML), load errors with line:column.
-//! - [`finding`] — [`Finding`] codes and severities; [`Assumption`] codes.
-//! - [`nsg`] — security rules, default rules, the reference and compiled evaluators.
-//! - `classifier` (private) — the bit-vector first-match classifier behind long rule lists.
-//! - [`topology`] — the validated model built from a fixture, with every finding.
-//! - `build` (private) — the build stage: fixture → [`Topology`], one file per stage, then the preflight.
-//! - [`flow`] — [`Flow`] (the question) and [`Verdict`] (the answer with its explanation).
-//! - [`dns`] — name resolution from a VNet or from a non-integrated instance: the one resolver.
-//! - `dns_name` (private) — DNS name syntax and normalisation (re-exported by [`topology`]).
-//! - [`ask`] — the question engine's front door: a flow whose destination may be a name, an
-//!   API's backend flow, the fate of an established flow after a change.
-//! - `settings` (private) — [`GatewaySettings`]: `[gateway]` parsed once into typed values;
-//!   [`Change`]: a typed live change.
-//! - [`apim`] — the APIM v2 preflight (integration and injection requirements).
-//! - [`api`] — the gateway's APIs and backend services, as data.
-//! - [`synth`] — seeded synthetic tag tables, NSGs and flows for benchmarks and tests.
-//! - [`source`] — [`source::Location`] and [`source::SourceMap`]: where each fixture entry is
-//!   written (file, line, column, pointer), for findings, verdicts and load errors.
-//! - [`arm`] — ARM templates, parameters files and exported Azure resource JSON → a [`fixture::Fixture`].
+//! # The public surface
+//! The model's types are re-exported here, at the crate root; the modules behind them are
+//! private. Three subsystems stay public as namespaces: [`fixture`] (the file schema users
+//! write, TOML/JSON/YAML, with load errors at line:column), [`arm`] (ARM templates, parameters
+//! files and exported Azure resource JSON → a [`fixture::Fixture`]) and [`synth`] (seeded
+//! synthetic tag tables, NSGs and flows for benchmarks and tests).
+//!
+//! # Map of the private modules
+//! - `cidr` — [`Cidr`] (strict prefixes) and [`AddrSet`] (interval sets), special ranges.
+//! - `proto` — [`Protocol`], [`RuleProtocol`], [`Direction`], [`Access`], [`PortSet`].
+//! - `tags` — [`ServiceTagTable`]: the `ServiceTags_Public` format and the built-in subset.
+//! - `finding` — [`Finding`] codes and severities (preflight or not: a column of the table);
+//!   [`Assumption`] codes.
+//! - `nsg` — security rules, default rules, the reference and compiled evaluators.
+//! - `classifier` — the bit-vector first-match classifier behind long rule lists (the one
+//!   module allowed `unsafe`).
+//! - `topology` — the validated model ([`Topology`]) and its queries.
+//! - `build` — the build stage: fixture → [`Topology`], one file per stage, then the preflight.
+//! - `settings` — [`GatewaySettings`] (`[gateway]` parsed once into typed values) and
+//!   [`Change`], a typed live change.
+//! - `flow` — [`Flow`] (the question), the one plan-and-walk shared by [`Topology::decide`]
+//!   and [`Topology::evaluate`], and [`Verdict`] (the answer with its explanation).
+//! - `dns` — [`Topology::lookup`], the one resolver; `dns_name` — DNS name syntax.
+//! - `ask` — the question engine's front door ([`Topology::ask`]): a flow whose destination
+//!   may be a name, an API's backend flow, the fate of an established flow after a change.
+//! - `apim` — the APIM v2 preflight (integration and injection requirements).
+//! - `api` — the gateway's APIs and backend services, as data.
+//! - `source` — [`Location`] and [`SourceMap`]: where each fixture entry is written.
 
 #![warn(missing_docs)]
 // Only the classifier may use `unsafe` (each block has a SAFETY note and a scalar oracle).
 #![deny(unsafe_code)]
 
-pub mod api;
-pub mod apim;
+mod api;
+mod apim;
 pub mod arm;
-pub mod ask;
+mod ask;
 mod build;
-pub mod cidr;
+mod cidr;
 #[allow(unsafe_code)]
 mod classifier;
-pub mod dns;
+mod dns;
 mod dns_name;
-pub mod finding;
+mod finding;
 pub mod fixture;
-pub mod flow;
-pub mod nsg;
-pub mod proto;
+mod flow;
+mod nsg;
+mod proto;
 mod settings;
-pub mod source;
+mod source;
 pub mod synth;
-pub mod tags;
-pub mod topology;
+mod tags;
+mod topology;
 
-pub use ask::{ApiEndpoints, Destination, Fate, Question};
-pub use cidr::{AddrSet, Cidr, CidrError};
-pub use dns::{Resolved, Via};
-pub use finding::{Assumption, Finding, FindingCode, Severity};
+pub use api::{Api, BackendUrl, UrlError};
+pub use ask::{ApiEndpoints, Destination, Fate, FateText, Question};
+pub use cidr::{addr_to_u128, AddrSet, Cidr, CidrError};
+pub use dns::{is_private_link_zone, DnsError, ResolveFrom, Resolved, Via};
+pub use finding::{sort_findings, Assumption, Finding, FindingCode, Severity};
 pub use fixture::{DenyMode, RawRule, ServeKind};
-pub use flow::{Decision, Flow, Verdict, VerdictCode, VerdictKind};
-pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol};
+pub use flow::{
+    AppliedTo, DecidedBy, Decision, Flow, FlowKey, FlowPath, FlowView, NsgEvaluation, RuleInfo,
+    RuleRef, Verdict, VerdictCode, VerdictKind,
+};
+pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};
+pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol, NO_PORT};
 pub use settings::{Change, ChangeError, GatewaySettings, ListenAddr};
-pub use tags::{ServiceTagTable, ServiceTagsInfo};
-pub use topology::{Built, Topology};
-// API-READY
+pub use source::{Location, SourceMap};
+pub use tags::{ServiceTag, ServiceTagTable, ServiceTagsInfo, TagTableError};
+pub use topology::{
+    normalize_dns, valid_dns_name, Apim, Built, DnsZone, Host, Service, Subnet, Topology, Vnet,
+    DEFAULT_APIM_PUBLIC_ADDRESS, FORBIDDEN_ADDRESS_SPACE, RESERVED_AT_START,
+};

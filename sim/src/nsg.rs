@@ -33,13 +33,13 @@ mod defaults;
 mod reference;
 mod rule;
 
-pub use compiled::{CompiledNsg, LINEAR_SCAN_MAX};
+pub use compiled::CompiledNsg;
+#[cfg(test)]
+pub(crate) use compiled::LINEAR_SCAN_MAX;
 pub use context::Context;
 pub use defaults::default_rules;
 pub use reference::ReferenceNsg;
-pub use rule::{
-    parse_unknown_marker, valid_rule_name, AddressSpec, SecurityRule, TagRef, UnknownFields,
-};
+pub use rule::{parse_unknown_marker, AddressSpec, SecurityRule, TagRef, UnknownFields};
 
 /// Lowest custom rule priority number (processed first).
 pub const MIN_PRIORITY: i64 = 100;

@@ -22,7 +22,7 @@ use crate::fixture::Format;
 /// inputs it is the ARM pointer in `file` (`/resources/3/properties/securityRules/0`).
 ///
 /// ```
-/// use sim::source::Location;
+/// use sim::Location;
 /// let at = Location { file: Some("x.toml".into()), line: Some(42), column: Some(1), pointer: None };
 /// assert_eq!(at.to_string(), "x.toml:42");
 /// ```
@@ -42,7 +42,7 @@ impl Location {
     /// `file:line` (or `file`) for a message prefix; `None` when no file is known.
     ///
     /// ```
-    /// use sim::source::Location;
+    /// use sim::Location;
     /// let at = Location { file: Some("a.json".into()), ..Location::default() };
     /// assert_eq!(at.file_line().as_deref(), Some("a.json"));
     /// assert_eq!(Location::default().file_line(), None);
@@ -73,7 +73,7 @@ impl fmt::Display for Location {
 /// finding about a value is at least placed on its resource.
 ///
 /// ```
-/// use sim::{fixture::Format, source::SourceMap};
+/// use sim::{fixture::Format, SourceMap};
 /// let text = "[[nsgs]]\nname = \"a\"\n\n[[nsgs]]\nname = \"b\"\n[[nsgs.security_rules]]\nname = \"r\"\n";
 /// let map = SourceMap::from_text("x.toml", text, Format::Toml);
 /// let at = map.locate("/nsgs/1/security_rules/0").unwrap();

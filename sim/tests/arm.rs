@@ -108,9 +108,8 @@ fn same_verdicts(a: &Topology, b: &Topology) {
                         destination_port: Some(port),
                     };
                     let (x, y) = (a.decide(&f), b.decide(&f));
-                    let name = |t: &Topology, r: Option<sim::flow::RuleRef>| {
-                        r.map(|r| t.rule_info(r).rule)
-                    };
+                    let name =
+                        |t: &Topology, r: Option<sim::RuleRef>| r.map(|r| t.rule_info(r).rule);
                     assert_eq!(x.code, y.code, "{f:?}");
                     assert_eq!(name(a, x.decided_by), name(b, y.decided_by), "{f:?}");
                 }

@@ -17,15 +17,15 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use sim::cidr::addr_to_u128;
+use sim::addr_to_u128;
 use sim::fixture::{
     AddressField, ApiFile, ApimFile, DnsZoneFile, Fixture, Format, GatewayFile, HostFile, HostKind,
     NetworkMode, NsgFile, PortField, PrincipalFile, PrivateEndpointPolicies, RuleFile, ServeKind,
     ServiceFile, Sku, SubnetFile, SubscriptionFile, VnetFile,
 };
-use sim::nsg::FlowKey;
-use sim::proto::NO_PORT;
-use sim::topology::RESERVED_AT_START;
+use sim::FlowKey;
+use sim::NO_PORT;
+use sim::RESERVED_AT_START;
 use sim::{
     Access, AddrSet, Cidr, CidrError, Direction, Flow, PortSet, Protocol, RuleProtocol,
     ServiceTagTable, Topology,
@@ -345,7 +345,7 @@ proptest! {
             // The subnet is its own address space; skip the few that touch a range Azure forbids
             // in address spaces (loopback, multicast, link-local, 168.63.129.16, broadcast).
             let s = cidr(&format!("{}/{len}", Ipv4Addr::from(n)));
-            let forbidden = sim::topology::FORBIDDEN_ADDRESS_SPACE.iter().any(|f| cidr(f).overlaps(&s));
+            let forbidden = sim::FORBIDDEN_ADDRESS_SPACE.iter().any(|f| cidr(f).overlaps(&s));
             prop_assume!(!forbidden);
             (s.to_string(), s)
         } else {
@@ -1155,7 +1155,7 @@ fn the_default_fixture_reads_the_same_in_toml_json_and_yaml() {
 /// The source map of any text locates any pointer without panicking, always naming the file.
 fn parse_everywhere(text: &str) -> Result<(), TestCaseError> {
     for format in [Format::Toml, Format::Json, Format::Yaml] {
-        let map = sim::source::SourceMap::from_text("p", text, format);
+        let map = sim::SourceMap::from_text("p", text, format);
         for pointer in [
             "",
             "/nsgs/0",
@@ -1451,9 +1451,9 @@ fn exercise(f: &Fixture) -> Result<(), TestCaseError> {
         .collect();
     for n in names.iter().take(8) {
         for v in 0..t.vnets().len().min(4) {
-            let _ = t.resolve(n, sim::dns::ResolveFrom::Vnet(v));
+            let _ = t.resolve(n, sim::ResolveFrom::Vnet(v));
         }
-        let _ = t.resolve(n, sim::dns::ResolveFrom::Public);
+        let _ = t.resolve(n, sim::ResolveFrom::Public);
         let _ = t.resolve_from_apim(n);
     }
     for p in ["/", "/orders", "/orders/1", "/ORDERS", "", "/é"] {

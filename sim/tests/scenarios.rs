@@ -9,10 +9,10 @@
 
 use std::net::IpAddr;
 
-use sim::dns::ResolveFrom;
 use sim::fixture::{Fixture, Format};
-use sim::flow::Verdict;
-use sim::nsg::FlowKey;
+use sim::FlowKey;
+use sim::ResolveFrom;
+use sim::Verdict;
 use sim::{Access, Built, Direction, Flow, Protocol, ServiceTagTable, Topology, VerdictKind};
 
 // === helpers ===
@@ -1208,7 +1208,7 @@ fn apim_integration_leaves_from_the_subnet_through_its_outbound_nsg() {
     // Inbound to the gateway endpoint is public: no NSG applies, although nsg-apim denies all
     // inbound.
     let gw = t.apim_endpoint().unwrap();
-    assert_eq!(gw, ip(sim::topology::DEFAULT_APIM_PUBLIC_ADDRESS));
+    assert_eq!(gw, ip(sim::DEFAULT_APIM_PUBLIC_ADDRESS));
     let v = verdict(&t, tcp(CLIENT, &gw.to_string(), 443));
     assert_eq!(v.verdict, VerdictKind::Allow);
     assert!(v.evaluated.is_empty() && v.decided_by.is_none());
@@ -1304,10 +1304,7 @@ fn apim_injection_gateway_is_private_behind_the_subnet_inbound_nsg() {
     assert_eq!(v.verdict, VerdictKind::Allow);
     assert_eq!(v.decided_by.unwrap().rule, "securityRules/allow-vnet-443");
     // There is no public gateway endpoint with injection.
-    let v = verdict(
-        &t,
-        tcp(CLIENT, sim::topology::DEFAULT_APIM_PUBLIC_ADDRESS, 443),
-    );
+    let v = verdict(&t, tcp(CLIENT, sim::DEFAULT_APIM_PUBLIC_ADDRESS, 443));
     assert_eq!(
         (v.verdict, v.code.as_str()),
         (VerdictKind::Unreachable, "NO_PUBLIC_ENDPOINT")
@@ -1450,7 +1447,7 @@ fn dns_private_zones_links_and_peering() {
     }
     // Unknown names fail with the gateway's DNS_FAILURE code.
     assert!(t.resolve("nope.example", from(app)).is_err());
-    assert_eq!(sim::dns::DnsError::CODE, "DNS_FAILURE");
+    assert_eq!(sim::DnsError::CODE, "DNS_FAILURE");
 }
 
 #[test]

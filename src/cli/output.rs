@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use sim::arm::{IgnoredResource, Unknown};
-use sim::source::Location;
+use sim::Location;
 use sim::{Assumption, Finding, ServiceTagsInfo, Severity};
 
 /// Writes `text` and a newline to stdout; a reader that went away (`| head`) is not an error.
