@@ -97,7 +97,9 @@ pub use resources::EchoInfo;
 pub use state::{ChangeError, ChangeReport};
 pub use tls::LocalCa;
 
-pub use options::{BenchKnobs, StartError, StartOptions, UpstreamOverride};
+#[cfg(feature = "bench")]
+pub use options::BenchKnobs;
+pub use options::{StartError, StartOptions, UpstreamOverride};
 
 fn listen_addr(
     what: &'static str,
@@ -192,14 +194,14 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
         base_dir: opts.base_dir.clone(),
         reload: opts.reload.clone(),
         accept_preflight_errors: opts.accept_preflight_errors,
-        bench: opts.bench,
+        bench: opts.bench_knobs(),
     };
     let res = resources::Resources::new(ca.clone(), upstream_tls, options, rt.clone());
     let shared = Arc::new(state::Shared::new(res, built)?);
 
     let (front, addr) = bind("listen", listen).await?;
     let (admin, admin_addr) = bind("admin_listen", admin_listen).await?;
-    let unchecked = match opts.bench.unchecked_listen {
+    let unchecked = match opts.bench_knobs().unchecked_listen {
         Some(a) => {
             let what = "bench unchecked_listen";
             Some(bind(what, listen_addr(what, Some(a), None)?).await?)
@@ -243,6 +245,7 @@ pub struct GatewayHandle {
     ca_dir: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     bench_unchecked_addr: Option<SocketAddr>,
 }
 
@@ -284,7 +287,8 @@ impl GatewayHandle {
     }
 
     /// Bench only: the socket of the front door that skips the policy check
-    /// ([`BenchKnobs::unchecked_listen`]), when one was asked for.
+    /// (`BenchKnobs::unchecked_listen`), when one was asked for. Only with the `bench` feature.
+    #[cfg(feature = "bench")]
     pub fn bench_unchecked_addr(&self) -> Option<SocketAddr> {
         self.bench_unchecked_addr
     }

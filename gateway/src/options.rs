@@ -56,11 +56,13 @@ pub struct StartOptions {
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// Where to write the CA certificate (default: a fresh directory under the temp dir).
     pub ca_pem_path: Option<PathBuf>,
-    /// Bench-only switches (all off by default); see [`BenchKnobs`].
+    /// Bench-only switches (all off by default); see [`BenchKnobs`]. Only with the `bench`
+    /// cargo feature (which `vnetsim bench` enables).
+    #[cfg(feature = "bench")]
     pub bench: BenchKnobs,
 }
 
-/// **Bench-only** switches that `vnetsim bench` uses to isolate the cost of the per-flow policy
+/// **Bench-only** switches (public with the `bench` cargo feature) that `vnetsim bench` uses to isolate the cost of the per-flow policy
 /// check. All are off by default, and a real deployment never turns them on: connections to
 /// the `unchecked_listen` front door are not held to the NSG verdicts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,6 +93,7 @@ impl Default for StartOptions {
             ca: None,
             extra_roots: Vec::new(),
             ca_pem_path: None,
+            #[cfg(feature = "bench")]
             bench: BenchKnobs::default(),
         }
     }
@@ -183,4 +186,14 @@ pub enum StartError {
     /// The random admin token could not be generated.
     #[error("generating the admin token: {0}")]
     Random(rustls::Error),
+}
+
+impl StartOptions {
+    /// The bench knobs in force (all off without the `bench` feature).
+    pub(crate) fn bench_knobs(&self) -> BenchKnobs {
+        #[cfg(feature = "bench")]
+        return self.bench;
+        #[cfg(not(feature = "bench"))]
+        BenchKnobs::default()
+    }
 }

@@ -48,7 +48,7 @@ pub(crate) struct ConnInfo {
     /// The last `forwarded` value built on this connection and the host it names (clients
     /// send the same `Host` on every request of a connection).
     forwarded_last: Mutex<Option<(String, HeaderValue)>>,
-    /// New flows of this connection ask the NSGs (see [`crate::BenchKnobs::unchecked_listen`]).
+    /// New flows of this connection ask the NSGs (see `BenchKnobs::unchecked_listen`).
     pub(crate) check: bool,
 }
 

@@ -33,8 +33,8 @@ pub(crate) struct PolicyOptions {
     pub(crate) reload: Option<crate::ReloadHook>,
     /// Apply topologies whose only errors are APIM preflight findings (the start allowed them).
     pub(crate) accept_preflight_errors: bool,
-    /// Bench-only switches (see [`crate::BenchKnobs`]).
-    pub(crate) bench: crate::BenchKnobs,
+    /// Bench-only switches (`BenchKnobs`; all off without the `bench` feature).
+    pub(crate) bench: crate::options::BenchKnobs,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

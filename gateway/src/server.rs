@@ -41,7 +41,7 @@ pub(crate) async fn signalled(rx: &mut watch::Receiver<bool>) {
 
 /// Serves the front door until `shutdown`, then drains (see the module docs). `check`: new
 /// flows of its connections ask the NSGs (`false` only for the bench's unchecked front door,
-/// [`crate::BenchKnobs::unchecked_listen`]).
+/// `BenchKnobs::unchecked_listen`).
 pub(crate) async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,

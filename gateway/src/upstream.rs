@@ -142,7 +142,7 @@ impl Pool {
 pub(crate) struct Checkout {
     pool: Arc<Pool>,
     conn: Conn,
-    /// Bench only ([`crate::BenchKnobs::upstream_per_request`]): close instead of pooling.
+    /// Bench only (`BenchKnobs::upstream_per_request`): close instead of pooling.
     close_after: bool,
 }
 

@@ -169,6 +169,7 @@ async fn drop_mode_waits_for_the_connect_timeout() {
 
 /// The bench's unchecked front door: the same process admits through it what its main front
 /// door denies (the check alone differs), and only when the knob asks for it.
+#[cfg(feature = "bench")]
 #[tokio::test]
 async fn the_bench_unchecked_front_door_skips_only_its_own_checks() {
     let payments = mock_expecting(1).await;
