@@ -26,6 +26,7 @@ use crate::tags::ServiceTagTable;
 use crate::topology::{Built, Topology};
 
 mod apim;
+mod apis;
 mod dns;
 mod gateway;
 mod hosts;

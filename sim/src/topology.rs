@@ -15,7 +15,6 @@ use crate::api::{self, Api};
 use crate::cidr::Cidr;
 use crate::finding::Finding;
 use crate::fixture::{Fixture, HostKind, NetworkMode, PrivateEndpointPolicies, ServeKind, Sku};
-use crate::flow::RuleRef;
 use crate::nsg::{CompiledNsg, Context, Nsg, ReferenceNsg};
 use crate::settings::GatewaySettings;
 use crate::source::{Location, SourceMap};
@@ -242,10 +241,6 @@ impl Topology {
     /// Where the fixture entry at `pointer` (e.g. `/nsgs/1/security_rules/2`) is written.
     pub fn locate(&self, pointer: &str) -> Option<Location> {
         self.source.locate(pointer)
-    }
-    /// Where the rule of a verdict is written; `None` for default rules, which no file holds.
-    pub fn rule_location(&self, r: RuleRef) -> Option<Location> {
-        self.nsg_rule_location(r.nsg, r.rule)
     }
     /// Where rule `rule` (an index into [`Nsg::rules`]) of NSG `nsg` is written.
     pub(crate) fn nsg_rule_location(&self, nsg: usize, rule: usize) -> Option<Location> {

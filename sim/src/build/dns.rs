@@ -1,8 +1,9 @@
 //! Build stage: private DNS zones and their VNet links, and the gateway's APIs, whose backends
-//! are named by DNS name or address ([`crate::api::build_apis`] checks them against the hosts).
+//! are named by DNS name or address (`build::apis` checks them against the hosts).
 
+use super::apis;
 use super::{Builder, Entry};
-use crate::api::{self, Api};
+use crate::api::Api;
 use crate::finding::FindingCode;
 use crate::fixture::DnsZoneFile;
 use crate::topology::{find_ci, normalize_dns, valid_dns_name, DnsZone, Host, Vnet};
@@ -54,7 +55,7 @@ impl Builder<'_> {
     /// The gateway's APIs, with their backends resolved to hosts.
     pub(super) fn apis(&mut self, hosts: &[Host]) -> Vec<Api> {
         let source = &self.source;
-        let (apis, mut api_findings) = api::build_apis(&self.fx.apis, hosts, |i| {
+        let (apis, mut api_findings) = apis::build_apis(&self.fx.apis, hosts, |i| {
             source.locate(&format!("/apis/{i}"))
         });
         self.f.append(&mut api_findings);

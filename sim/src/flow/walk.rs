@@ -100,6 +100,11 @@ impl Why {
 }
 
 impl Topology {
+    /// Where the rule of a verdict is written; `None` for default rules, which no file holds.
+    pub fn rule_location(&self, r: RuleRef) -> Option<crate::source::Location> {
+        self.nsg_rule_location(r.nsg, r.rule)
+    }
+
     fn locate_source(&self, ip: IpAddr) -> (Source, [Option<Apply>; 2]) {
         if let Some(a) = &self.apim {
             if ip == a.public_address && a.mode == NetworkMode::None {

@@ -1,0 +1,120 @@
+//! Build stage: the gateway's APIs checked against the hosts (backends named by DNS name or
+//! address, a service on the backend port, a matching scheme, unique and well-formed paths).
+
+use std::net::IpAddr;
+
+use crate::api::{Api, BackendUrl};
+use crate::finding::{Finding, FindingCode};
+use crate::fixture::ApiFile;
+use crate::source::Location;
+use crate::topology::Host;
+
+/// Validates `[[apis]]` against the hosts; `locate` places a finding about the API at `index`.
+pub(crate) fn build_apis(
+    files: &[ApiFile],
+    hosts: &[Host],
+    locate: impl Fn(usize) -> Option<Location>,
+) -> (Vec<Api>, Vec<Finding>) {
+    let mut apis: Vec<Api> = Vec::new();
+    let mut f = Vec::new();
+    for (index, a) in files.iter().enumerate() {
+        let start = f.len();
+        if let Some(api) = build_api(a, index, &apis, hosts, &mut f) {
+            apis.push(api);
+        }
+        let at = locate(index);
+        for x in &mut f[start..] {
+            x.location = at.clone();
+        }
+    }
+    (apis, f)
+}
+
+/// One API checked against the APIs before it and the hosts; `None` when it is left out.
+fn build_api(
+    a: &ApiFile,
+    index: usize,
+    apis: &[Api],
+    hosts: &[Host],
+    f: &mut Vec<Finding>,
+) -> Option<Api> {
+    let subject = format!("apis/{}", a.name);
+    let path = a.path.trim();
+    if !path.starts_with('/') || path.contains('?') || path.contains('#') || path.contains("//") {
+        f.push(Finding::new(
+            FindingCode::ApiPathInvalid,
+            &subject,
+            format!("path `{path}` must start with `/` and hold only path segments"),
+        ));
+        return None;
+    }
+    let norm = if path == "/" {
+        "/".to_string()
+    } else {
+        path.trim_end_matches('/').to_string()
+    };
+    if let Some(other) = apis.iter().find(|o| o.path.eq_ignore_ascii_case(&norm)) {
+        f.push(Finding::new(
+            FindingCode::ApiPathDuplicate,
+            &subject,
+            format!("path `{norm}` is already used by API `{}`", other.name),
+        ));
+        return None;
+    }
+    let backend = match BackendUrl::parse(&a.backend) {
+        Ok(b) => b,
+        Err(e) => {
+            f.push(Finding::new(
+                FindingCode::ApiBackendInvalid,
+                &subject,
+                e.to_string(),
+            ));
+            return None;
+        }
+    };
+    let host = match backend.host.parse::<IpAddr>() {
+        Ok(ip) => hosts
+            .iter()
+            .position(|h| h.address == ip || h.public_address == Some(ip)),
+        Err(_) => hosts.iter().position(|h| h.dns.contains(&backend.host)),
+    };
+    match host {
+        None => f.push(Finding::new(
+            FindingCode::ApiBackendUnknownHost,
+            &subject,
+            format!(
+                "backend host `{}` is neither a DNS name nor an address of any [[hosts]] entry",
+                backend.host
+            ),
+        )),
+        Some(h) => match hosts[h].services.iter().find(|s| s.port == backend.port) {
+            None => f.push(Finding::new(
+                FindingCode::ApiBackendNoService,
+                &subject,
+                format!(
+                    "host `{}` has no [[hosts.services]] on port {}",
+                    hosts[h].name, backend.port
+                ),
+            )),
+            Some(s) if s.tls != backend.https => f.push(Finding::new(
+                FindingCode::ApiBackendSchemeMismatch,
+                &subject,
+                format!(
+                    "backend scheme is {} but the service on {}:{} has tls = {}",
+                    if backend.https { "https" } else { "http" },
+                    hosts[h].name,
+                    s.port,
+                    s.tls
+                ),
+            )),
+            Some(_) => {}
+        },
+    }
+    Some(Api {
+        name: a.name.clone(),
+        path: norm,
+        backend,
+        host,
+        index,
+    })
+}
