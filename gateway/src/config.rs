@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sim::{DenyMode, GatewaySettings};
+use sim::{DenyMode, GatewayLimits, GatewaySettings};
 
 /// Largest request head (request line and header fields), in bytes: 16 KiB, nginx's
 /// `large_client_header_buffers` order of magnitude. Larger → 431 `HEADERS_TOO_LARGE`.
@@ -41,28 +41,9 @@ pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(240);
 /// Most idle connections kept per backend; more are closed when they return.
 pub const MAX_IDLE_PER_BACKEND: usize = 256;
 
-/// Limits that override the fixture's `[gateway]` values (each `None` keeps the fixture's).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LimitOverrides {
-    /// `max_header_bytes`.
-    pub max_header_bytes: Option<usize>,
-    /// `max_body_bytes`.
-    pub max_body_bytes: Option<u64>,
-    /// `max_connections`.
-    pub max_connections: Option<usize>,
-    /// `header_read_timeout_ms`.
-    pub header_read_timeout: Option<Duration>,
-    /// `body_read_timeout_ms`.
-    pub body_read_timeout: Option<Duration>,
-    /// `connect_timeout_ms`.
-    pub connect_timeout: Option<Duration>,
-    /// `response_timeout_ms`.
-    pub response_timeout: Option<Duration>,
-    /// `shutdown_grace_ms`.
-    pub shutdown_grace: Option<Duration>,
-    /// `deny_mode`.
-    pub deny_mode: Option<DenyMode>,
-}
+/// Limits that override the topology's `[gateway]` values (each `None` keeps the topology's):
+/// the same shape as the topology's own [`sim::GatewayLimits`].
+pub type LimitOverrides = GatewayLimits;
 
 /// The limits in force for one policy snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,53 +85,59 @@ impl Limits {
     /// ```
     /// use gateway::config::{Limits, LimitOverrides};
     /// let mut g = sim::GatewaySettings::default();
-    /// g.connect_timeout = Some(std::time::Duration::from_millis(250));
+    /// g.limits.connect_timeout = Some(std::time::Duration::from_millis(250));
     /// let l = Limits::resolve(&g, &LimitOverrides::default());
     /// assert_eq!(l.connect_timeout.as_millis(), 250);
     /// assert_eq!(l.max_header_bytes, gateway::config::DEFAULT_MAX_HEADER_BYTES);
     /// ```
     pub fn resolve(g: &GatewaySettings, o: &LimitOverrides) -> Limits {
+        let t = &g.limits;
         let ms = |d: Option<Duration>| d.map(|d| d.max(Duration::from_millis(1)));
+        let time = |over: Option<Duration>, topo: Option<Duration>, default: Duration| {
+            over.or(ms(topo)).unwrap_or(default)
+        };
+        let one_ms = Duration::from_millis(1);
         Limits {
             max_header_bytes: o
                 .max_header_bytes
-                .or(g.max_header_bytes)
+                .or(t.max_header_bytes)
                 .unwrap_or(DEFAULT_MAX_HEADER_BYTES)
                 .max(1),
             max_body_bytes: o
                 .max_body_bytes
-                .or(g.max_body_bytes)
+                .or(t.max_body_bytes)
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES),
             max_connections: o
                 .max_connections
-                .or(g.max_connections)
+                .or(t.max_connections)
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS)
                 .max(1),
-            header_read_timeout: o
-                .header_read_timeout
-                .or(ms(g.header_read_timeout))
-                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT)
-                .max(Duration::from_millis(1)),
-            body_read_timeout: o
-                .body_read_timeout
-                .or(ms(g.body_read_timeout))
-                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT)
-                .max(Duration::from_millis(1)),
-            connect_timeout: o
-                .connect_timeout
-                .or(ms(g.connect_timeout))
-                .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
-                .max(Duration::from_millis(1)),
-            response_timeout: o
-                .response_timeout
-                .or(ms(g.response_timeout))
-                .unwrap_or(DEFAULT_RESPONSE_TIMEOUT)
-                .max(Duration::from_millis(1)),
-            shutdown_grace: o
-                .shutdown_grace
-                .or(ms(g.shutdown_grace))
-                .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
-            deny_mode: o.deny_mode.unwrap_or(g.deny_mode),
+            header_read_timeout: time(
+                o.header_read_timeout,
+                t.header_read_timeout,
+                DEFAULT_HEADER_READ_TIMEOUT,
+            )
+            .max(one_ms),
+            body_read_timeout: time(
+                o.body_read_timeout,
+                t.body_read_timeout,
+                DEFAULT_BODY_READ_TIMEOUT,
+            )
+            .max(one_ms),
+            connect_timeout: time(
+                o.connect_timeout,
+                t.connect_timeout,
+                DEFAULT_CONNECT_TIMEOUT,
+            )
+            .max(one_ms),
+            response_timeout: time(
+                o.response_timeout,
+                t.response_timeout,
+                DEFAULT_RESPONSE_TIMEOUT,
+            )
+            .max(one_ms),
+            shutdown_grace: time(o.shutdown_grace, t.shutdown_grace, DEFAULT_SHUTDOWN_GRACE),
+            deny_mode: o.deny_mode.or(t.deny_mode).unwrap_or_default(),
             allow_non_loopback_upstreams: g.allow_non_loopback_upstreams,
         }
     }
@@ -173,9 +160,12 @@ mod tests {
     #[test]
     fn overrides_win_over_the_fixture() {
         let g = GatewaySettings {
-            header_read_timeout: Some(Duration::from_millis(500)),
-            body_read_timeout: Some(Duration::from_millis(700)),
-            max_body_bytes: Some(10),
+            limits: GatewayLimits {
+                header_read_timeout: Some(Duration::from_millis(500)),
+                body_read_timeout: Some(Duration::from_millis(700)),
+                max_body_bytes: Some(10),
+                ..GatewayLimits::default()
+            },
             ..GatewaySettings::default()
         };
         let o = LimitOverrides {
@@ -206,8 +196,11 @@ mod tests {
     #[test]
     fn zero_values_are_raised() {
         let g = GatewaySettings {
-            connect_timeout: Some(Duration::ZERO),
-            max_connections: Some(0),
+            limits: GatewayLimits {
+                connect_timeout: Some(Duration::ZERO),
+                max_connections: Some(0),
+                ..GatewayLimits::default()
+            },
             ..GatewaySettings::default()
         };
         let l = Limits::resolve(&g, &LimitOverrides::default());

@@ -70,7 +70,7 @@ pub use flow::{
 };
 pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol, NO_PORT};
-pub use settings::{Change, ChangeError, GatewaySettings, ListenAddr};
+pub use settings::{Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr};
 pub use source::{Location, SourceMap};
 pub use tags::{ServiceTag, ServiceTagTable, ServiceTagsInfo, TagTableError};
 pub use topology::{

@@ -22,12 +22,19 @@ pub struct GatewaySettings {
     pub tls_cert: Option<String>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<String>,
-    /// What a denied new flow gets.
-    pub deny_mode: DenyMode,
     /// Admin bearer token (`None`: random per start).
     pub admin_token: Option<String>,
     /// Whether `upstream` sockets may be non-loopback.
     pub allow_non_loopback_upstreams: bool,
+    /// The limits and what a denied flow gets (`None`: the gateway's documented default).
+    pub limits: GatewayLimits,
+}
+
+/// The gateway's limits as a topology (or a caller overriding it) gives them: `None` means
+/// "not given here". The gateway merges a caller's overrides over the topology's and fills the
+/// rest with its documented defaults (`gateway::config::Limits::resolve`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatewayLimits {
     /// Largest request head, bytes.
     pub max_header_bytes: Option<usize>,
     /// Largest request body, bytes.
@@ -44,6 +51,8 @@ pub struct GatewaySettings {
     pub response_timeout: Option<Duration>,
     /// Grace period for in-flight requests at shutdown.
     pub shutdown_grace: Option<Duration>,
+    /// What a denied new flow gets.
+    pub deny_mode: Option<DenyMode>,
 }
 
 /// A socket the gateway *listens* on — never confused with an upstream socket it dials.
@@ -81,17 +90,19 @@ impl GatewaySettings {
             tls: g.tls,
             tls_cert: g.tls_cert.clone(),
             tls_key: g.tls_key.clone(),
-            deny_mode: g.deny_mode,
             admin_token: g.admin_token.clone(),
             allow_non_loopback_upstreams: g.allow_non_loopback_upstreams,
-            max_header_bytes: g.max_header_bytes,
-            max_body_bytes: g.max_body_bytes,
-            max_connections: g.max_connections,
-            header_read_timeout: ms(g.header_read_timeout_ms),
-            body_read_timeout: ms(g.body_read_timeout_ms),
-            connect_timeout: ms(g.connect_timeout_ms),
-            response_timeout: ms(g.response_timeout_ms),
-            shutdown_grace: ms(g.shutdown_grace_ms),
+            limits: GatewayLimits {
+                max_header_bytes: g.max_header_bytes,
+                max_body_bytes: g.max_body_bytes,
+                max_connections: g.max_connections,
+                header_read_timeout: ms(g.header_read_timeout_ms),
+                body_read_timeout: ms(g.body_read_timeout_ms),
+                connect_timeout: ms(g.connect_timeout_ms),
+                response_timeout: ms(g.response_timeout_ms),
+                shutdown_grace: ms(g.shutdown_grace_ms),
+                deny_mode: Some(g.deny_mode),
+            },
         };
         (settings, invalid)
     }
