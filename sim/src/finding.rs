@@ -353,6 +353,9 @@ assumptions! {
     /// A network configuration change ends established flows.
     NetworkChangeResetsFlows => "ASSUMPTION_NETWORK_CHANGE_RESETS_FLOWS",
         "Changing the instance's network configuration (integration turned off or on, another subnet or address) ends its established outbound flows: their source address no longer belongs to the instance; so does a change that leaves a flow without a route (a peering removed).";
+    /// IPv6 reserved addresses.
+    Ipv6ReservedAddresses => "ASSUMPTION_IPV6_RESERVED_ADDRESSES",
+        "An IPv6 subnet reserves the same five addresses as an IPv4 one (the first four and the last of each prefix); the VNet FAQ lists only the IPv4 ones.";
     /// Established flows identified by pooled connections.
     PooledConnectionIsFlow => "ASSUMPTION_POOLED_CONNECTION_IS_FLOW",
         "A pooled gateway-to-backend connection is one established NSG flow; flows do not expire while pooled (Azure's flow timeout is not documented).";

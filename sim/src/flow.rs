@@ -178,11 +178,17 @@ pub enum VerdictCode {
     UnknownValue,
     /// The destination name does not resolve from the source's side.
     DnsFailure,
+    /// The destination is one of the five addresses Azure reserves in its subnet.
+    ReservedAddress,
+    /// Traffic the platform blocks inside a VNet (unicast DHCP between VMs, UDP source port
+    /// 65330, broadcast, multicast).
+    PlatformBlocked,
 }
 
 impl VerdictCode {
     /// The code as printed: `ALLOWED`, `NSG_DENIED`, `NO_ROUTE`, `NOT_INTEGRATED`,
-    /// `NO_PUBLIC_ENDPOINT`, `UNKNOWN_VALUE`, `DNS_FAILURE`.
+    /// `NO_PUBLIC_ENDPOINT`, `UNKNOWN_VALUE`, `DNS_FAILURE`, `RESERVED_ADDRESS`,
+    /// `PLATFORM_BLOCKED`.
     pub fn as_str(self) -> &'static str {
         match self {
             VerdictCode::Allowed => "ALLOWED",
@@ -192,11 +198,13 @@ impl VerdictCode {
             VerdictCode::NoPublicEndpoint => "NO_PUBLIC_ENDPOINT",
             VerdictCode::UnknownValue => "UNKNOWN_VALUE",
             VerdictCode::DnsFailure => "DNS_FAILURE",
+            VerdictCode::ReservedAddress => "RESERVED_ADDRESS",
+            VerdictCode::PlatformBlocked => "PLATFORM_BLOCKED",
         }
     }
 
     /// Every code, in declaration order.
-    pub const ALL: [VerdictCode; 7] = [
+    pub const ALL: [VerdictCode; 9] = [
         VerdictCode::Allowed,
         VerdictCode::NsgDenied,
         VerdictCode::NoRoute,
@@ -204,6 +212,8 @@ impl VerdictCode {
         VerdictCode::NoPublicEndpoint,
         VerdictCode::UnknownValue,
         VerdictCode::DnsFailure,
+        VerdictCode::ReservedAddress,
+        VerdictCode::PlatformBlocked,
     ];
 }
 

@@ -74,6 +74,6 @@ pub use settings::{Change, ChangeError, GatewayLimits, GatewaySettings, ListenAd
 pub use source::{Location, SourceMap};
 pub use tags::{ServiceTag, ServiceTagTable, ServiceTagsInfo, TagTableError};
 pub use topology::{
-    normalize_dns, valid_dns_name, Apim, Built, DnsZone, Host, Service, Subnet, Topology, Vnet,
-    DEFAULT_APIM_PUBLIC_ADDRESS, FORBIDDEN_ADDRESS_SPACE, RESERVED_AT_START,
+    normalize_dns, valid_dns_name, Apim, Built, DnsZone, Host, ReservedRole, Service, Subnet,
+    Topology, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS, FORBIDDEN_ADDRESS_SPACE, RESERVED_AT_START,
 };

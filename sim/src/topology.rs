@@ -114,6 +114,49 @@ impl Subnet {
     pub fn prefix_of(&self, addr: IpAddr) -> Option<Cidr> {
         self.prefixes.iter().copied().find(|p| p.contains(addr))
     }
+    /// The reserved role of `addr` in this subnet, if it is one of the five addresses Azure
+    /// reserves in each prefix: "the first four and the last IP address … x.x.x.0: Network
+    /// address; x.x.x.1: default gateway; x.x.x.2, x.x.x.3: Azure DNS IPs mapped to the VNet
+    /// space; x.x.x.255: network broadcast address" (VNet FAQ, "Are there any restrictions on
+    /// using IP addresses within these subnets?"). IPv6 prefixes get the same offsets
+    /// (`ASSUMPTION_IPV6_RESERVED_ADDRESSES`: the FAQ lists IPv4 only).
+    pub fn reserved_role(&self, addr: IpAddr) -> Option<ReservedRole> {
+        let p = self.prefix_of(addr)?;
+        if addr == p.last() {
+            return Some(ReservedRole::Broadcast);
+        }
+        match crate::cidr::addr_to_u128(addr) - crate::cidr::addr_to_u128(p.first()) {
+            0 => Some(ReservedRole::Network),
+            1 => Some(ReservedRole::DefaultGateway),
+            2 | 3 => Some(ReservedRole::AzureDns),
+            _ => None,
+        }
+    }
+}
+
+/// Why Azure reserves an address of a subnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReservedRole {
+    /// The first address: the network address.
+    Network,
+    /// The second: the default gateway.
+    DefaultGateway,
+    /// The third and fourth: Azure DNS mapped into the VNet space.
+    AzureDns,
+    /// The last: the broadcast address.
+    Broadcast,
+}
+
+impl ReservedRole {
+    /// The role as a phrase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservedRole::Network => "the subnet's network address",
+            ReservedRole::DefaultGateway => "the subnet's default gateway",
+            ReservedRole::AzureDns => "an address Azure reserves to map Azure DNS into the subnet",
+            ReservedRole::Broadcast => "the subnet's broadcast address",
+        }
+    }
 }
 
 /// A backend service on a host.

@@ -1911,3 +1911,122 @@ fn tag_names_are_case_insensitive() {
     );
     assert!(preflight(&[("#RULES", &classic)]).findings.is_empty());
 }
+
+// === Reserved addresses and traffic the platform blocks (VNet FAQ) ===
+
+const RESERVED: &str = r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16", "fd00:10::/48"]
+  [[vnets.subnets]]
+  name = "a"
+  address_prefixes = ["10.0.1.0/24", "fd00:10:0:1::/64"]
+  [[vnets.subnets]]
+  name = "b"
+  address_prefixes = ["10.0.2.0/24", "fd00:10:0:2::/64"]
+[[hosts]]
+name = "vm1"
+address = "10.0.1.4"
+[[hosts]]
+name = "vm2"
+address = "10.0.2.4"
+"#;
+
+/// VNet FAQ, "Are there any restrictions on using IP addresses within these subnets?": "Azure
+/// reserves the first four and last IP address for a total of 5 IP addresses within each
+/// subnet … x.x.x.0: Network address; x.x.x.1: Reserved by Azure for the default gateway;
+/// x.x.x.2, x.x.x.3: Reserved by Azure to map the Azure DNS IPs to the virtual network space;
+/// x.x.x.255: Network broadcast address". A flow to them is Unreachable / RESERVED_ADDRESS,
+/// naming the role; the next address answers as usual.
+#[test]
+fn reserved_addresses_never_answer_as_hosts() {
+    let t = topo(RESERVED);
+    for (dst, role) in [
+        ("10.0.2.0", "network address"),
+        ("10.0.2.1", "default gateway"),
+        ("10.0.2.2", "Azure DNS"),
+        ("10.0.2.3", "Azure DNS"),
+        ("10.0.2.255", "broadcast address"),
+    ] {
+        let v = verdict(&t, tcp("10.0.1.4", dst, 443));
+        assert_eq!(
+            (v.verdict, v.code.as_str()),
+            (VerdictKind::Unreachable, "RESERVED_ADDRESS"),
+            "{dst}"
+        );
+        assert!(v.detail.contains(role), "{dst}: {}", v.detail);
+        assert!(v.decided_by.is_none());
+    }
+    // x.x.x.4 is a usable address (vm2 answers; a free one is a plain Allow too).
+    assert_eq!(
+        verdict(&t, tcp("10.0.1.4", "10.0.2.4", 443)).code.as_str(),
+        "ALLOWED"
+    );
+    assert_eq!(
+        verdict(&t, tcp("10.0.1.4", "10.0.2.5", 443)).code.as_str(),
+        "ALLOWED"
+    );
+    // IPv6 prefixes reserve the same offsets, as a named assumption.
+    let v = verdict(&t, tcp("fd00:10:0:1::4", "fd00:10:0:2::1", 443));
+    assert_eq!(v.code.as_str(), "RESERVED_ADDRESS");
+    assert!(v
+        .assumptions
+        .iter()
+        .any(|a| a.code() == "ASSUMPTION_IPV6_RESERVED_ADDRESSES"));
+}
+
+/// VNet FAQ, "What protocols can I use within VNets?": "Unicast is supported within VNets, with
+/// the exception of Dynamic Host Configuration Protocol (DHCP) via Unicast (source port
+/// UDP/68 / destination port UDP/67) and UDP source port 65330 which is reserved for the host.
+/// Multicast, broadcast, IP-in-IP encapsulated packets, and Generic Routing Encapsulation (GRE)
+/// packets are blocked within VNets." Deny / PLATFORM_BLOCKED, never an Allow, whatever the
+/// NSGs say (here none applies: the default rules would allow).
+#[test]
+fn traffic_the_platform_blocks_is_denied_without_a_rule() {
+    let t = topo(RESERVED);
+    let udp = |sport: u16, dst: &str, dport: u16| Flow {
+        protocol: Protocol::Udp,
+        source: ip("10.0.1.4"),
+        source_port: Some(sport),
+        destination: ip(dst),
+        destination_port: Some(dport),
+    };
+    for (f, why) in [
+        (udp(68, "10.0.2.4", 67), "unicast DHCP"),
+        (udp(65330, "10.0.2.4", 5000), "65330"),
+        (udp(65330, "20.50.1.10", 5000), "65330"),
+        (udp(5000, "255.255.255.255", 5000), "broadcast"),
+        (udp(5000, "224.0.0.251", 5353), "multicast"),
+    ] {
+        let v = verdict(&t, f);
+        assert_eq!(
+            (v.verdict, v.code.as_str()),
+            (VerdictKind::Deny, "PLATFORM_BLOCKED"),
+            "{f:?}"
+        );
+        assert!(v.detail.contains(why), "{f:?}: {}", v.detail);
+        assert!(v.decided_by.is_none() && v.evaluated.is_empty());
+    }
+    // Ordinary unicast UDP, and DHCP-like ports the other way round, are not blocked.
+    assert_eq!(
+        verdict(&t, udp(5000, "10.0.2.4", 67)).code.as_str(),
+        "ALLOWED"
+    );
+    assert_eq!(
+        verdict(&t, udp(67, "10.0.2.4", 68)).code.as_str(),
+        "ALLOWED"
+    );
+    // IPv6 multicast too.
+    let v = verdict(
+        &t,
+        Flow {
+            protocol: Protocol::Udp,
+            source: ip("fd00:10:0:1::4"),
+            source_port: Some(5000),
+            destination: ip("ff02::fb"),
+            destination_port: Some(5353),
+        },
+    );
+    assert_eq!(v.code.as_str(), "PLATFORM_BLOCKED");
+}

@@ -17,6 +17,8 @@ impl From<sim::VerdictCode> for ErrorCode {
             V::NoPublicEndpoint => ErrorCode::NoPublicEndpoint,
             V::UnknownValue => ErrorCode::UnknownValue,
             V::DnsFailure => ErrorCode::DnsFailure,
+            V::ReservedAddress => ErrorCode::ReservedAddress,
+            V::PlatformBlocked => ErrorCode::PlatformBlocked,
         }
     }
 }
@@ -37,6 +39,11 @@ pub enum ErrorCode {
     UnknownValue,
     /// The backend host name did not resolve from the instance.
     DnsFailure,
+    /// The backend address is one of the five Azure reserves in its subnet.
+    ReservedAddress,
+    /// The platform blocks the flow inside the VNet (broadcast, multicast, unicast DHCP,
+    /// UDP source port 65330).
+    PlatformBlocked,
     /// No API matches the request path.
     NoApi,
     /// Nothing accepted the backend connection (or nothing plays that host:port).
@@ -85,13 +92,15 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for tables and per-code counters).
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::NsgDenied,
         ErrorCode::NotIntegrated,
         ErrorCode::NoRoute,
         ErrorCode::NoPublicEndpoint,
         ErrorCode::UnknownValue,
         ErrorCode::DnsFailure,
+        ErrorCode::ReservedAddress,
+        ErrorCode::PlatformBlocked,
         ErrorCode::NoApi,
         ErrorCode::BackendRefused,
         ErrorCode::BackendReset,
@@ -121,6 +130,8 @@ impl ErrorCode {
             ErrorCode::NoPublicEndpoint => "NO_PUBLIC_ENDPOINT",
             ErrorCode::UnknownValue => "UNKNOWN_VALUE",
             ErrorCode::DnsFailure => "DNS_FAILURE",
+            ErrorCode::ReservedAddress => "RESERVED_ADDRESS",
+            ErrorCode::PlatformBlocked => "PLATFORM_BLOCKED",
             ErrorCode::NoApi => "NO_API",
             ErrorCode::BackendRefused => "BACKEND_REFUSED",
             ErrorCode::BackendReset => "BACKEND_RESET",
@@ -153,6 +164,8 @@ impl ErrorCode {
             ErrorCode::NoPublicEndpoint => "The backend has no public endpoint",
             ErrorCode::UnknownValue => "The backend flow depends on a value only known at deployment time",
             ErrorCode::DnsFailure => "The backend host name did not resolve",
+            ErrorCode::ReservedAddress => "The backend address is reserved by Azure in its subnet",
+            ErrorCode::PlatformBlocked => "The platform blocks this traffic within the virtual network",
             ErrorCode::NoApi => "No API matches the request path",
             ErrorCode::BackendRefused => "The backend refused the connection",
             ErrorCode::BackendReset => "The backend connection was reset",
@@ -207,6 +220,8 @@ impl ErrorCode {
             | ErrorCode::NoPublicEndpoint
             | ErrorCode::UnknownValue
             | ErrorCode::DnsFailure
+            | ErrorCode::ReservedAddress
+            | ErrorCode::PlatformBlocked
             | ErrorCode::BackendRefused
             | ErrorCode::BackendReset
             | ErrorCode::BackendTls

@@ -9,7 +9,7 @@ use super::{unknown_address_message, Builder, Entry};
 use crate::finding::FindingCode;
 use crate::fixture::{HostFile, HostKind};
 use crate::nsg::{parse_unknown_marker, Nsg};
-use crate::topology::{normalize_dns, valid_dns_name, Host, Service, Vnet, RESERVED_AT_START};
+use crate::topology::{normalize_dns, valid_dns_name, Host, Service, Vnet};
 
 /// The hosts stage's output: hosts in fixture order (invalid ones left out) and their indices.
 pub(super) struct Placed {
@@ -169,9 +169,7 @@ impl Builder<'_> {
                     let prefix = v.subnets[si]
                         .prefix_of(address)
                         .expect("position found a containing prefix");
-                    let off = crate::cidr::addr_to_u128(address)
-                        - crate::cidr::addr_to_u128(prefix.first());
-                    if off < RESERVED_AT_START || address == prefix.last() {
+                    if v.subnets[si].reserved_role(address).is_some() {
                         self.push(FindingCode::HostAddressReserved, hpath, format!("{address} is one of the five addresses Azure reserves in {prefix} (the first four and the last)"));
                     }
                     placement = Some((vi, si));

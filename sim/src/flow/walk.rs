@@ -13,7 +13,7 @@ use crate::finding::Assumption;
 use crate::fixture::{HostKind, NetworkMode};
 use crate::nsg::{CompiledNsg, RuleMatch};
 use crate::proto::{Access, Direction, Protocol};
-use crate::topology::Topology;
+use crate::topology::{ReservedRole, Topology};
 
 // === Planning ===
 
@@ -76,6 +76,11 @@ enum Why {
     InVnet,
     ToInternet,
     PrivateEndpointUnfiltered,
+    Reserved(ReservedRole),
+    UnicastDhcp,
+    HostPort65330,
+    Broadcast,
+    Multicast,
 }
 
 impl Why {
@@ -95,6 +100,14 @@ impl Why {
             Why::ViaPublicAddress => "arrives through the host's public address; inbound NSGs see its private address",
             Why::InVnet => "the destination is in the source VNet or a connected peer",
             Why::ToInternet => "the destination is a public address on the internet",
+            Why::Reserved(ReservedRole::Network) => "the destination is its subnet's network address, one of the five addresses Azure reserves in every subnet: nothing answers there",
+            Why::Reserved(ReservedRole::DefaultGateway) => "the destination is its subnet's default gateway (x.x.x.1), one of the five addresses Azure reserves in every subnet: nothing answers there as a host",
+            Why::Reserved(ReservedRole::AzureDns) => "the destination is one of the two addresses (x.x.x.2, x.x.x.3) Azure reserves to map Azure DNS into the subnet: nothing answers there as a host",
+            Why::Reserved(ReservedRole::Broadcast) => "the destination is its subnet's broadcast address, one of the five addresses Azure reserves in every subnet (and broadcast is blocked within VNets)",
+            Why::UnicastDhcp => "unicast DHCP (UDP source port 68 to destination port 67) is blocked within VNets (VNet FAQ, \"What protocols can I use within VNets?\")",
+            Why::HostPort65330 => "UDP source port 65330 is reserved for the host and blocked within VNets (VNet FAQ)",
+            Why::Broadcast => "broadcast is blocked within VNets (VNet FAQ)",
+            Why::Multicast => "multicast is blocked within VNets (VNet FAQ)",
         }
     }
 }
@@ -222,7 +235,14 @@ impl Topology {
         } else if let Some((vi, si)) = self.subnet_of(dst) {
             let reachable =
                 matches!(source, Source::Subnet { vnet, .. } if self.connected(vnet, vi));
-            if reachable {
+            let reserved = self
+                .host_at(dst)
+                .is_none()
+                .then(|| self.vnets[vi].subnets[si].reserved_role(dst))
+                .flatten();
+            if let (true, Some(role)) = (reachable, reserved) {
+                Err((VerdictCode::ReservedAddress, Why::Reserved(role)))
+            } else if reachable {
                 plan.inbound = self.inbound_nsgs(dst, vi, si);
                 plan.why_allowed = if self.pe_unfiltered(dst, vi, si) {
                     Why::PrivateEndpointUnfiltered
@@ -288,6 +308,35 @@ impl Topology {
         self.walk(flow, &path.plan, |_, c, dir, key| c.decide(dir, key))
     }
 
+    /// Traffic the platform blocks inside a VNet, whatever the NSGs say: "Unicast is supported
+    /// within VNets, with the exception of DHCP via Unicast (source port UDP/68 / destination
+    /// port UDP/67) and UDP source port 65330 which is reserved for the host. Multicast,
+    /// broadcast, IP-in-IP encapsulated packets, and GRE packets are blocked within VNets"
+    /// (VNet FAQ, "What protocols can I use within VNets?"). Only flows from a subnet.
+    fn platform_blocked(&self, flow: &Flow) -> Option<Why> {
+        let from_subnet = || self.subnet_of(flow.source).is_some();
+        let dst = flow.destination;
+        let multicast = match dst {
+            IpAddr::V4(a) => a.is_multicast(),
+            IpAddr::V6(a) => a.is_multicast(),
+        };
+        let broadcast = matches!(dst, IpAddr::V4(a) if a.is_broadcast());
+        if multicast && from_subnet() {
+            return Some(Why::Multicast);
+        }
+        if broadcast && from_subnet() {
+            return Some(Why::Broadcast);
+        }
+        if flow.protocol != Protocol::Udp {
+            return None;
+        }
+        if flow.source_port == Some(65330) && from_subnet() {
+            return Some(Why::HostPort65330);
+        }
+        let dhcp = flow.source_port == Some(68) && flow.destination_port == Some(67);
+        (dhcp && from_subnet() && self.vnet_of(dst).is_some()).then_some(Why::UnicastDhcp)
+    }
+
     /// Walks a flow's path — the source side's outbound NSGs, routing, the destination side's
     /// inbound NSGs — asking `step` for each NSG's first matching rule. The one place that turns
     /// matches into a verdict, shared by [`Topology::decide`] and [`Topology::evaluate`].
@@ -298,6 +347,14 @@ impl Topology {
         mut step: impl FnMut(&Apply, &CompiledNsg, Direction, &FlowKey) -> RuleMatch,
     ) -> Decision {
         let mut path = [None; 4];
+        if self.platform_blocked(flow).is_some() {
+            return Decision {
+                verdict: VerdictKind::Deny,
+                code: VerdictCode::PlatformBlocked,
+                decided_by: None,
+                path,
+            };
+        }
         let mut n = 0;
         let mut last = None;
         let mut unknown: Option<RuleRef> = None;
@@ -402,6 +459,9 @@ impl Topology {
         });
         let (verdict, code) = (d.verdict, d.code);
         let why = match (verdict, plan.route) {
+            _ if d.code == VerdictCode::PlatformBlocked => self
+                .platform_blocked(flow)
+                .map_or("blocked by the platform", Why::text),
             (VerdictKind::Unreachable, Err((_, why))) => why.text(),
             (VerdictKind::Deny, _) => "an NSG rule denies the flow; later NSGs are not evaluated",
             (VerdictKind::Indeterminate, _) => {
@@ -477,6 +537,11 @@ impl Topology {
         if any_nsg {
             a.push(Assumption::VirtualNetworkTagScope);
             a.push(Assumption::InternetTagScope);
+        }
+        if flow.destination.is_ipv6()
+            && matches!(plan.route, Err((VerdictCode::ReservedAddress, _)))
+        {
+            a.push(Assumption::Ipv6ReservedAddresses);
         }
         a.sort();
         a
