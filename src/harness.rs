@@ -25,7 +25,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gateway::{ChangeError, ChangeReport, FlowInfo, GatewayHandle, LimitOverrides, StartOptions};
+use gateway::{ChangeError, GatewayHandle, LimitOverrides, StartOptions};
+/// The gateway's answers the harness hands back: change reports, flows with what the rules in
+/// force would decide for them now, NSGs, flushes, and whether a put created or replaced.
+pub use gateway::{ChangeReport, FlowInfo, FlowNow, FlushReport, NsgInfo, RulePut};
 use sim::fixture::{Fixture, RawRule};
 use sim::{Built, Finding, Topology, Verdict};
 
@@ -307,7 +310,8 @@ impl Simulation {
     }
 
     /// Replaces an NSG's custom rules live: new flows see them, established flows continue
-    /// (unless the NSG has `flush_connection = true`).
+    /// (unless the NSG has `flush_connection = true`). Rules not in `rules` are removed; the
+    /// report's `rules` says which were created, replaced and removed.
     ///
     /// # Errors
     /// [`HarnessError::Change`] when refused (unknown NSG, error findings); nothing changes.
@@ -331,6 +335,70 @@ impl Simulation {
         let mut rules = self.current_rules(nsg);
         rules.push(rule);
         self.set_nsg_rules(nsg, &rules)
+    }
+
+    /// Adds one custom rule to an NSG, or replaces the rule of the same name in place (as
+    /// `PUT /admin/nsgs/{nsg}/security_rules/{rule}`); the NSG's other rules stay. New flows
+    /// see it; established flows continue unless the NSG has `flush_connection = true` (or
+    /// until [`Simulation::flush_flows`]).
+    ///
+    /// ```
+    /// use vnetsim::harness::{RulePut, Simulation};
+    /// use sim::{fixture::RawRule, Access, Direction, RuleProtocol};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sim = Simulation::default_topology()?.start().await?;
+    /// let deny = RawRule::new("deny-orders", 120, Direction::Outbound, Access::Deny, RuleProtocol::Tcp, "10.0.2.4", "443");
+    /// let (report, put) = sim.put_security_rule("nsg-apim", deny.clone())?;
+    /// assert_eq!((put, report.rules.unwrap().created), (RulePut::Created, vec!["deny-orders".to_string()]));
+    /// assert_eq!(sim.put_security_rule("nsg-apim", deny)?.1, RulePut::Replaced);
+    /// assert_eq!(sim.get("/orders/1").await?.problem().unwrap().code, "NSG_DENIED");
+    /// sim.delete_security_rule("nsg-apim", "deny-orders")?;
+    /// assert_eq!(sim.get("/orders/1").await?.status, 200);
+    /// sim.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`HarnessError::Change`] when refused (unknown NSG, a malformed rule, a default rule's
+    /// name, error findings such as a priority already taken); nothing changes.
+    pub fn put_security_rule(
+        &self,
+        nsg: &str,
+        rule: RawRule,
+    ) -> Result<(ChangeReport, RulePut), HarnessError> {
+        Ok(self.gateway.put_security_rule(nsg, rule)?)
+    }
+
+    /// Removes one custom rule from an NSG, live (as
+    /// `DELETE /admin/nsgs/{nsg}/security_rules/{rule}`).
+    ///
+    /// # Errors
+    /// [`HarnessError::Change`] when refused: no such custom rule, a default rule's name
+    /// (`AllowVnetOutBound`), an unknown NSG, or error findings; nothing changes.
+    pub fn delete_security_rule(
+        &self,
+        nsg: &str,
+        rule: &str,
+    ) -> Result<ChangeReport, HarnessError> {
+        Ok(self.gateway.delete_security_rule(nsg, rule)?)
+    }
+
+    /// One NSG in force: its name, `flush_connection` and custom rules (`None` when unknown).
+    pub fn nsg(&self, name: &str) -> Option<NsgInfo> {
+        self.gateway.nsg(name)
+    }
+
+    /// Every NSG in force.
+    pub fn nsgs(&self) -> Vec<NsgInfo> {
+        self.gateway.nsgs()
+    }
+
+    /// Ends the established flows (as `POST /admin/flows/flush`), so the next request opens a
+    /// new flow that the rules in force decide: idle pooled connections close now, busy ones
+    /// when their response ends.
+    pub fn flush_flows(&self) -> FlushReport {
+        self.gateway.flush_flows()
     }
 
     /// The custom rules of an NSG as they are in force (file shape), empty when unknown.
@@ -358,7 +426,8 @@ impl Simulation {
         Ok(self.gateway.reload(built)?)
     }
 
-    /// The established flows (gateway → backend connections) and the rules that allowed them.
+    /// The established flows (gateway → backend connections), the rules that allowed them, and
+    /// what the rules in force would decide for each as a new flow ([`FlowInfo::now`]).
     pub fn flows(&self) -> Vec<FlowInfo> {
         self.gateway.flows()
     }

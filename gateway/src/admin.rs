@@ -3,14 +3,17 @@
 //! | request | token | answer |
 //! |---|---|---|
 //! | `GET /metrics` | no | Prometheus text |
-//! | `GET /admin/flows` | yes | established flows, JSON |
-//! | `POST /admin/reload` | yes | empty body: re-read the fixture file given at start; else the body is a fixture (TOML; JSON or YAML by `content-type`) |
-//! | `PUT /admin/nsgs/{name}/security_rules` | yes | replace that NSG's custom rules with a JSON array in the fixture schema |
-//! | `GET /admin/nsgs/{name}/security_rules` | yes | that NSG's custom rules |
+//! | `GET /admin/flows` | yes | established flows, JSON, each with `now`: what the rules in force would decide for it as a new flow |
+//! | `POST /admin/flows/flush` | yes | end the established flows (idle ones now, busy ones after their response): `{"flushed", "idle_closed"}` |
+//! | `POST /admin/reload` | yes | empty body: run the owner's loader again; else the body is a fixture (TOML; JSON or YAML by `content-type`) |
+//! | `GET /admin/nsgs`, `GET /admin/nsgs/{nsg}` | yes | NSGs: `{"name", "flush_connection", "security_rules"}` |
+//! | `GET`/`PUT /admin/nsgs/{nsg}/security_rules` | yes | that NSG's custom rules; PUT *replaces* them all with a JSON array (the report lists `removed`) |
+//! | `GET`/`PUT`/`DELETE /admin/nsgs/{nsg}/security_rules/{rule}` | yes | one rule: PUT adds (201) or replaces (200) it, the other rules stay; DELETE removes it |
 //!
-//! Changes answer 200 with a [`ChangeReport`]; a change with error findings answers 422 with
-//! the findings and leaves the running state as it was. A missing or wrong bearer token
-//! answers 401. Every error is an `application/problem+json` document.
+//! Changes answer with a [`ChangeReport`]; a change with error findings answers 422 with the
+//! findings and leaves the running state as it was. A missing or wrong bearer token answers
+//! 401. Every error is an `application/problem+json` document. The NSG routes live in
+//! `admin/rules.rs`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,7 +27,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::Serialize;
-use sim::RawRule;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -34,6 +36,8 @@ use crate::error::Problem;
 use crate::reload::{ReloadBody, ReloadError};
 use crate::server::signalled;
 use crate::state::{ChangeError, ChangeReport, Shared};
+
+mod rules;
 
 /// Largest admin request body: 8 MiB (a whole fixture).
 pub const MAX_ADMIN_BODY: usize = 8 * 1024 * 1024;
@@ -108,6 +112,14 @@ fn change_problem(e: &ChangeError) -> Problem {
             StatusCode::UNPROCESSABLE_ENTITY,
             "The rules do not follow the fixture schema",
         ),
+        ChangeError::UnknownRule { .. } => {
+            ("UNKNOWN_RULE", StatusCode::NOT_FOUND, "No such custom rule")
+        }
+        ChangeError::DefaultRule { .. } => (
+            "DEFAULT_RULE",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Default rules cannot be changed or deleted",
+        ),
         ChangeError::Load(ReloadError::Unreadable(_)) => (
             "FIXTURE_UNREADABLE",
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,13 +160,6 @@ fn change_problem(e: &ChangeError) -> Problem {
     p
 }
 
-fn change_answer(r: Result<ChangeReport, ChangeError>) -> AdminResponse {
-    match r {
-        Ok(report) => json(StatusCode::OK, &report),
-        Err(e) => answer(&change_problem(&e)),
-    }
-}
-
 /// Constant-time comparison of the presented token.
 fn authorized<B>(req: &Request<B>, token: &str) -> bool {
     let Some(v) = req
@@ -191,19 +196,31 @@ async fn read_body(req: Request<Incoming>) -> Result<(http::request::Parts, Byte
     }
 }
 
-/// Runs a (CPU-bound) change off the async threads.
-async fn run_change(
+/// Runs a (CPU-bound) change off the async threads; a refusal is already the answer.
+async fn off_thread<T: Send + 'static>(
     shared: Arc<Shared>,
-    f: impl FnOnce(&Shared) -> Result<ChangeReport, ChangeError> + Send + 'static,
-) -> AdminResponse {
+    f: impl FnOnce(&Shared) -> Result<T, ChangeError> + Send + 'static,
+) -> Result<T, AdminResponse> {
     match tokio::task::spawn_blocking(move || f(&shared)).await {
-        Ok(r) => change_answer(r),
-        Err(e) => answer(&problem(
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(answer(&change_problem(&e))),
+        Err(e) => Err(answer(&problem(
             "CHANGE_FAILED",
             StatusCode::INTERNAL_SERVER_ERROR,
             "The change could not be applied",
             e.to_string(),
-        )),
+        ))),
+    }
+}
+
+/// Runs a change off the async threads: 200 with its [`ChangeReport`], or the refusal.
+async fn run_change(
+    shared: Arc<Shared>,
+    f: impl FnOnce(&Shared) -> Result<ChangeReport, ChangeError> + Send + 'static,
+) -> AdminResponse {
+    match off_thread(shared, f).await {
+        Ok(report) => json(StatusCode::OK, &report),
+        Err(r) => r,
     }
 }
 
@@ -247,7 +264,14 @@ async fn handle(shared: Arc<Shared>, token: &str, req: Request<Incoming>) -> Adm
             if method != Method::GET {
                 return method_not_allowed("GET");
             }
-            json(StatusCode::OK, &shared.res.flows.list())
+            let snapshot = shared.snapshot();
+            json(StatusCode::OK, &shared.res.flows.list(&snapshot.topology))
+        }
+        ["admin", "flows", "flush"] => {
+            if method != Method::POST {
+                return method_not_allowed("POST");
+            }
+            json(StatusCode::OK, &shared.res.flush_flows())
         }
         ["admin", "reload"] => {
             if method != Method::POST {
@@ -279,36 +303,9 @@ async fn handle(shared: Arc<Shared>, token: &str, req: Request<Incoming>) -> Adm
             let body = ReloadBody { text, media_type };
             run_change(shared, move |s| s.reload(Some(&body))).await
         }
-        ["admin", "nsgs", name, "security_rules"] => {
-            let name = (*name).to_string();
-            match method {
-                Method::GET => {
-                    let state = shared.snapshot();
-                    match state.topology.nsg_rules(&name) {
-                        Some(rules) => json(StatusCode::OK, &rules),
-                        None => answer(&change_problem(&ChangeError::UnknownNsg(name))),
-                    }
-                }
-                Method::PUT => {
-                    let (_, body) = match read_body(req).await {
-                        Ok(b) => b,
-                        Err(p) => return answer(&p),
-                    };
-                    let rules: Vec<RawRule> = match serde_json::from_slice(&body) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            return answer(&problem(
-                                "BAD_REQUEST",
-                                StatusCode::BAD_REQUEST,
-                                "The body is not a JSON array of security rules",
-                                e.to_string(),
-                            ))
-                        }
-                    };
-                    run_change(shared, move |s| s.set_nsg_rules(&name, &rules)).await
-                }
-                _ => method_not_allowed("GET, PUT"),
-            }
+        ["admin", "nsgs", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| rules::decode(s)).collect();
+            rules::handle(shared, &path, &rest, req).await
         }
         _ => not_found(&path),
     }
@@ -319,7 +316,7 @@ fn not_found(path: &str) -> AdminResponse {
         "NOT_FOUND",
         StatusCode::NOT_FOUND,
         "No such admin resource",
-        format!("`{path}` is not an admin resource (see /admin/flows, /admin/reload, /admin/nsgs/{{name}}/security_rules, /metrics)"),
+        format!("`{path}` is not an admin resource (see /admin/flows, /admin/flows/flush, /admin/reload, /admin/nsgs, /admin/nsgs/{{nsg}}, /admin/nsgs/{{nsg}}/security_rules, /admin/nsgs/{{nsg}}/security_rules/{{rule}}, /metrics)"),
     ))
 }
 

@@ -8,6 +8,12 @@
 //! `flush_connection`: after a change, each established flow is decided again, and a flow now
 //! denied by an NSG that has `flush_connection = true` is cut — its connection task is told to
 //! close the socket, and a request in flight on it answers 502 `BACKEND_RESET`.
+//!
+//! An operator can also end every established flow at once (`POST /admin/flows/flush`): each
+//! is marked *flushed*, idle ones close at once and busy ones once their response ends, so the
+//! next request opens a new flow that the rules in force decide afresh. What those rules would
+//! decide for each established flow as a new one is listed beside it ([`FlowNow`], asked of
+//! `sim`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -16,7 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::AbortHandle;
 
 use serde::Serialize;
-use sim::Flow;
+use sim::{Flow, Topology, VerdictCode, VerdictKind};
 
 use crate::lock;
 
@@ -59,6 +65,8 @@ pub(crate) struct FlowEntry {
     pub(crate) requests: AtomicU64,
     cut: AtomicBool,
     cut_by: OnceLock<String>,
+    /// Set by a flush: the connection is never lent again and closes once idle.
+    flushed: AtomicBool,
     /// Set by [`FlowEntry::close`]; checked once the connection task's handle is known.
     closing: AtomicBool,
     /// Aborting the connection task drops the connection: the socket closes.
@@ -85,6 +93,17 @@ impl FlowEntry {
         self.close();
     }
 
+    /// Marks the flow flushed (its connection is not reused; the pool closes it once idle).
+    /// Returns whether this call flushed it: `false` when it was already flushed or cut.
+    pub(crate) fn flush(&self) -> bool {
+        !self.is_cut() && !self.flushed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the connection may carry another request: not cut, not flushed.
+    pub(crate) fn reusable(&self) -> bool {
+        !self.is_cut() && !self.flushed.load(Ordering::Acquire)
+    }
+
     /// Closes the connection without marking a cut (timeouts, shutdown, bench knobs).
     pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);
@@ -108,7 +127,7 @@ impl FlowEntry {
         self.flow.to_string()
     }
 
-    fn info(&self, now: Instant) -> FlowInfo {
+    fn info(&self, now: Instant, topology: &Topology) -> FlowInfo {
         FlowInfo {
             id: self.id,
             protocol: "Tcp",
@@ -126,6 +145,37 @@ impl FlowEntry {
                 .unwrap_or(u64::MAX),
             requests: self.requests.load(Ordering::Relaxed),
             cut: self.cut_reason().map(str::to_string),
+            flushed: self.flushed.load(Ordering::Acquire),
+            now: FlowNow::of(topology, &self.flow),
+        }
+    }
+}
+
+/// What the rules in force would decide for an established flow if it were new: `sim`'s
+/// [`Topology::decide`] on its 5-tuple, with the deciding rule's names
+/// ([`Topology::rule_info`]). The gateway only copies the answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowNow {
+    /// `Allow`, `Deny`, `Unreachable` or `Indeterminate`.
+    pub verdict: VerdictKind,
+    /// `ALLOWED`, `NSG_DENIED`, `NO_ROUTE`, ...
+    pub code: VerdictCode,
+    /// The deciding rule's NSG (`None` when no NSG decided, e.g. no route).
+    pub nsg: Option<String>,
+    /// The deciding rule: `securityRules/<name>` or `defaultSecurityRules/<name>`.
+    pub rule: Option<String>,
+}
+
+impl FlowNow {
+    /// Asks `topology` about `flow` as a new flow.
+    pub(crate) fn of(topology: &Topology, flow: &Flow) -> FlowNow {
+        let d = topology.decide(flow);
+        let info = d.decided_by.map(|r| topology.rule_info(r));
+        FlowNow {
+            verdict: d.verdict,
+            code: d.code,
+            nsg: info.as_ref().map(|i| i.nsg.to_string()),
+            rule: info.map(|i| i.rule),
         }
     }
 }
@@ -163,6 +213,12 @@ pub struct FlowInfo {
     pub requests: u64,
     /// Set when a `flush_connection` re-evaluation cut it (it is closing).
     pub cut: Option<String>,
+    /// Set by `POST /admin/flows/flush`: the connection carries no new request and closes
+    /// once its response ends.
+    pub flushed: bool,
+    /// What the rules in force would decide for this flow if it were new (it continues
+    /// whatever they say, unless flushed or cut).
+    pub now: FlowNow,
 }
 
 /// Every established flow of one gateway: a slab of slots (a flow knows its slot, so removal
@@ -250,6 +306,7 @@ impl FlowTable {
             requests: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             cut_by: OnceLock::new(),
+            flushed: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             task: OnceLock::new(),
         });
@@ -289,10 +346,13 @@ impl FlowTable {
         }
     }
 
-    /// Established flows, oldest first.
-    pub(crate) fn list(&self) -> Vec<FlowInfo> {
+    /// Established flows, oldest first, each with what `topology` would decide for it now.
+    pub(crate) fn list(&self, topology: &Topology) -> Vec<FlowInfo> {
         let now = Instant::now();
-        self.snapshot().iter().map(|e| e.info(now)).collect()
+        self.snapshot()
+            .iter()
+            .map(|e| e.info(now, topology))
+            .collect()
     }
 
     /// Closes every flow (shutdown).
@@ -318,6 +378,37 @@ impl FlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One VNet: 10.0.1.0/24 behind `nsg-a`, which denies TCP to 10.0.2.4:443.
+    fn topology() -> Topology {
+        let text = r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "a"
+  address_prefix = "10.0.1.0/24"
+  nsg = "nsg-a"
+  [[vnets.subnets]]
+  name = "b"
+  address_prefix = "10.0.2.0/24"
+[[nsgs]]
+name = "nsg-a"
+  [[nsgs.security_rules]]
+  name = "deny-orders"
+  priority = 100
+  direction = "Outbound"
+  access = "Deny"
+  protocol = "Tcp"
+  source_address_prefix = "*"
+  source_port_range = "*"
+  destination_address_prefix = "10.0.2.4"
+  destination_port_range = "443"
+"#;
+        let f = sim::fixture::Fixture::parse(text, sim::fixture::Format::Toml).unwrap();
+        sim::Topology::build(&f, sim::ServiceTagTable::builtin()).topology
+    }
 
     #[test]
     fn source_ports_cycle_in_the_dynamic_range() {
@@ -359,16 +450,49 @@ mod tests {
             hops: Arc::from([]),
         });
         e.requests.fetch_add(2, Ordering::Relaxed);
-        let l = t.list();
+        let topo = topology();
+        let l = t.list(&topo);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].requests, 2);
         assert_eq!(l[0].source_port, 49152);
+        // As a new flow, the rules in force would deny it, and `now` names the rule.
+        assert_eq!(
+            l[0].now,
+            FlowNow {
+                verdict: VerdictKind::Deny,
+                code: VerdictCode::NsgDenied,
+                nsg: Some("nsg-a".into()),
+                rule: Some("securityRules/deny-orders".into()),
+            }
+        );
         e.cut("x".into());
         assert!(e.is_cut());
-        assert_eq!(t.list()[0].cut.as_deref(), Some("x"));
+        assert_eq!(t.list(&topo)[0].cut.as_deref(), Some("x"));
         t.remove(&e);
         assert_eq!(t.memory().flows, 0);
-        assert!(t.list().is_empty());
+        assert!(t.list(&topo).is_empty());
+    }
+
+    #[test]
+    fn a_flush_marks_once_and_never_overrides_a_cut() {
+        let t = FlowTable::default();
+        let (b, h): (Arc<str>, Arc<str>) = (Arc::from("orders"), Arc::from("orders"));
+        let hops: Arc<[FlowHop]> = Arc::from([]);
+        let a = t.insert(new_flow(1, &b, &h, &hops));
+        let c = t.insert(new_flow(2, &b, &h, &hops));
+        assert!(a.reusable() && c.reusable());
+        // The first flush counts; a second finds nothing new to flush.
+        assert!(a.flush());
+        assert!(!a.flush());
+        assert!(!a.reusable());
+        // A cut flow is already ending: a flush does not count it.
+        c.cut("cut".into());
+        assert!(!c.flush());
+        let l = t.list(&topology());
+        assert_eq!(
+            l.iter().map(|f| f.flushed).collect::<Vec<_>>(),
+            [true, false]
+        );
     }
 
     fn new_flow(port: u16, backend: &Arc<str>, host: &Arc<str>, hops: &Arc<[FlowHop]>) -> NewFlow {
@@ -426,7 +550,7 @@ mod tests {
         assert!((150.0..400.0).contains(&per), "{per} bytes per flow");
         // A freed slot was reused (the table did not grow past 1,000 slots).
         assert!(again.slot < 1000);
-        let ids: Vec<u64> = t.list().iter().map(|f| f.id).collect();
+        let ids: Vec<u64> = t.list(&topology()).iter().map(|f| f.id).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 }

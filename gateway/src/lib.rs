@@ -16,7 +16,8 @@
 //!   flow, the verdict) and applies the answer.
 //! - `state` — the snapshot in force and changes to it (refused whole on error findings);
 //!   `sim` says which established flows a change cuts.
-//! - `resources` — what outlives snapshots: pools, echo backends, the CA, start options.
+//! - `resources` — what outlives snapshots: pools, echo backends, the CA, start options, and
+//!   flushing the established flows.
 //! - [`reload`] — the hook through which the owner's loader gives the gateway new topologies
 //!   (the gateway reads no topology files).
 //! - `upstream` — per-backend keep-alive pools of HTTP/1.1 client connections, TLS to HTTPS
@@ -29,14 +30,16 @@
 //! - [`tls`] — the local CA and rustls configurations.
 //! - [`file`] — bounded reads of regular files (PEM files here; every file the root crate reads).
 //! - [`echo`] — the built-in `echo` backend.
-//! - `admin` — the admin listener: reload, rule changes, flows, metrics.
+//! - `admin` — the admin listener: reload, rule changes (a list, or one rule), NSGs, flows and
+//!   flushing them, metrics.
 //! - `metrics` — counters in the Prometheus text format.
 //!
 //! # Runtime and what can change
 //! [`start`] spawns its tasks on the calling Tokio runtime. `../shared/PERF-NOTES.md` found a
 //! `current_thread` runtime per free core fastest on small machines; the gateway needs nothing
 //! from a multi-thread runtime. Every topology and limit may change at runtime
-//! ([`GatewayHandle::reload`], [`GatewayHandle::set_nsg_rules`], the admin API) except the
+//! ([`GatewayHandle::reload`], [`GatewayHandle::set_nsg_rules`],
+//! [`GatewayHandle::put_security_rule`], the admin API) except the
 //! listen addresses and the admin token, which are fixed at start; a changed
 //! `max_header_bytes` or `header_read_timeout_ms` applies to new client connections.
 //!
@@ -91,10 +94,10 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub use body::GatewayBody;
 pub use config::{LimitOverrides, Limits};
-pub use flows::{FlowHop, FlowInfo, FlowTableMemory};
+pub use flows::{FlowHop, FlowInfo, FlowNow, FlowTableMemory};
 pub use reload::{Reload, ReloadBody, ReloadError, ReloadHook};
-pub use resources::EchoInfo;
-pub use state::{ChangeError, ChangeReport};
+pub use resources::{EchoInfo, FlushReport};
+pub use state::{ChangeError, ChangeReport, NsgInfo, RulePut};
 pub use tls::LocalCa;
 
 #[cfg(feature = "bench")]
@@ -323,13 +326,56 @@ impl GatewayHandle {
         &self.ca_pem_path
     }
 
-    /// Replaces one NSG's custom rules (as `PUT /admin/nsgs/{name}/security_rules`).
+    /// Replaces one NSG's custom rules (as `PUT /admin/nsgs/{name}/security_rules`): rules
+    /// not in `rules` are removed (the report's `rules.removed` names them).
     ///
     /// # Errors
     /// [`ChangeError`] when the NSG is unknown, a rule is malformed or the result has error
     /// findings; the running state is then unchanged.
     pub fn set_nsg_rules(&self, nsg: &str, rules: &[RawRule]) -> Result<ChangeReport, ChangeError> {
         self.shared.set_nsg_rules(nsg, rules)
+    }
+
+    /// Adds one custom rule to an NSG, or replaces the rule of the same name in place (as
+    /// `PUT /admin/nsgs/{nsg}/security_rules/{rule}`); the NSG's other rules stay.
+    ///
+    /// # Errors
+    /// [`ChangeError`] when the NSG is unknown, the rule is malformed or names a default rule,
+    /// or the result has error findings (a priority already taken, ...); the running state is
+    /// then unchanged.
+    pub fn put_security_rule(
+        &self,
+        nsg: &str,
+        rule: RawRule,
+    ) -> Result<(ChangeReport, RulePut), ChangeError> {
+        self.shared.put_nsg_rule(nsg, rule)
+    }
+
+    /// Removes one custom rule from an NSG (as `DELETE /admin/nsgs/{nsg}/security_rules/{rule}`).
+    ///
+    /// # Errors
+    /// [`ChangeError::UnknownRule`] when the NSG has no custom rule of that name,
+    /// [`ChangeError::DefaultRule`] for a default rule's name, [`ChangeError::UnknownNsg`], or
+    /// error findings of the result; the running state is then unchanged.
+    pub fn delete_security_rule(&self, nsg: &str, rule: &str) -> Result<ChangeReport, ChangeError> {
+        self.shared.delete_nsg_rule(nsg, rule)
+    }
+
+    /// Every NSG in force with its custom rules (as `GET /admin/nsgs`).
+    pub fn nsgs(&self) -> Vec<NsgInfo> {
+        NsgInfo::all(&self.shared.snapshot().topology)
+    }
+
+    /// One NSG in force (as `GET /admin/nsgs/{nsg}`); `None` when no NSG has that name.
+    pub fn nsg(&self, name: &str) -> Option<NsgInfo> {
+        NsgInfo::named(&self.shared.snapshot().topology, name)
+    }
+
+    /// Ends the established flows (as `POST /admin/flows/flush`): idle pooled connections
+    /// close now, busy ones when their response ends, so the next request is a new flow that
+    /// the rules in force decide.
+    pub fn flush_flows(&self) -> FlushReport {
+        self.shared.res.flush_flows()
     }
 
     /// Replaces the whole topology (listen addresses stay).
@@ -367,9 +413,10 @@ impl GatewayHandle {
         self.shared.snapshot().generation
     }
 
-    /// Established flows, oldest first.
+    /// Established flows, oldest first, each with what the rules in force would decide for it
+    /// as a new flow ([`FlowInfo::now`]).
     pub fn flows(&self) -> Vec<FlowInfo> {
-        self.shared.res.flows.list()
+        self.shared.res.flows.list(&self.shared.snapshot().topology)
     }
 
     /// The built-in echo backends.

@@ -88,6 +88,8 @@ pub(crate) struct Metrics {
     flows: Mutex<BTreeMap<FlowLabels, Arc<AtomicU64>>>,
     /// Established flows closed by a `flush_connection` re-evaluation.
     pub(crate) flows_cut: AtomicU64,
+    /// Established flows flushed by `POST /admin/flows/flush`.
+    pub(crate) flows_flushed: AtomicU64,
     /// Client connections open now.
     pub(crate) client_connections: AtomicUsize,
     /// Client connections accepted since start.
@@ -206,7 +208,7 @@ impl Metrics {
             );
         }
 
-        let gauges: [(&str, &str, &str, u64); 7] = [
+        let gauges: [(&str, &str, &str, u64); 8] = [
             (
                 "vnetsim_gateway_flows_established",
                 "Established backend flows (open upstream connections).",
@@ -224,6 +226,12 @@ impl Metrics {
                 "Established flows closed by a flush_connection re-evaluation.",
                 "counter",
                 self.flows_cut.load(Ordering::Relaxed),
+            ),
+            (
+                "vnetsim_gateway_flows_flushed_total",
+                "Established flows flushed by POST /admin/flows/flush.",
+                "counter",
+                self.flows_flushed.load(Ordering::Relaxed),
             ),
             (
                 "vnetsim_gateway_client_connections",

@@ -1,5 +1,6 @@
 //! Long-lived resources that outlive policy snapshots: upstream pools, the built-in echo
-//! backends, the local CA, counters and the flow table, and the options fixed at start.
+//! backends, the local CA, counters and the flow table (and flushing it), and the options fixed
+//! at start.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -55,6 +56,16 @@ pub(crate) struct Resources {
     pub(crate) upstream_tls: Arc<ClientConfig>,
     pub(crate) options: PolicyOptions,
     rt: Handle,
+}
+
+/// What `POST /admin/flows/flush` ([`crate::GatewayHandle::flush_flows`]) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FlushReport {
+    /// Established flows flushed (flows already cut or flushed are not counted again).
+    pub flushed: usize,
+    /// Of those, the idle pooled connections closed at once; the others carry a request and
+    /// close when its response ends.
+    pub idle_closed: usize,
 }
 
 /// An echo backend as [`crate::GatewayHandle::echo_servers`] lists it.
@@ -117,6 +128,25 @@ impl Resources {
                 requests: e.requests(),
             })
             .collect()
+    }
+
+    /// Flushes every established flow (`POST /admin/flows/flush`): each is marked so that its
+    /// connection carries no new request, idle connections close now and busy ones when their
+    /// response ends. The next request opens a new flow, decided by the rules in force.
+    pub(crate) fn flush_flows(&self) -> FlushReport {
+        let flushed = self.flows.snapshot().iter().filter(|f| f.flush()).count();
+        // Marking first, then sweeping the pools: a connection put back in between is marked
+        // already, and `Pool::take` never lends a marked one.
+        let pools: Vec<Arc<Pool>> = lock(&self.pools).values().cloned().collect();
+        let idle_closed: usize = pools.iter().map(|p| p.close_flushed()).sum();
+        self.metrics
+            .flows_flushed
+            .fetch_add(flushed as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(flushed, idle_closed, "established flows flushed");
+        FlushReport {
+            flushed,
+            idle_closed,
+        }
     }
 
     /// Closes every upstream connection and stops the echo backends (shutdown).

@@ -1,5 +1,6 @@
 //! Gateway-wide state: the snapshot in force, changes to it (serialized, each refused whole
-//! when the new topology has error findings), and the client connection cap.
+//! when the new topology has error findings), and the client connection cap. Rule changes are
+//! typed [`sim::Change`]s that `sim` applies; the gateway only swaps in the result.
 
 use std::io;
 use std::net::SocketAddr;
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
-use sim::{Built, Fate, Finding, RawRule, Topology};
+use sim::{Built, Fate, Finding, RawRule, RuleChanges, Topology};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::flows::FlowEntry;
@@ -32,6 +33,23 @@ pub enum ChangeError {
     /// A rule does not have the fixture shape (a missing direction, two address forms, ...).
     #[error("{0}")]
     InvalidRules(String),
+    /// The NSG has no custom rule of that name.
+    #[error("NSG `{nsg}` has no custom rule named `{name}`")]
+    UnknownRule {
+        /// The NSG.
+        nsg: String,
+        /// The rule name asked for.
+        name: String,
+    },
+    /// A single-rule change named one of Azure's default rules, which cannot be changed or
+    /// deleted.
+    #[error("`{name}` is a default rule of NSG `{nsg}`; default rules cannot be changed or deleted (override one with a custom rule of a lower priority number)")]
+    DefaultRule {
+        /// The NSG.
+        nsg: String,
+        /// The rule name asked for.
+        name: String,
+    },
     /// The owner's loader could not produce a topology (bad input, an unreadable file, or no
     /// reload hook given at start).
     #[error(transparent)]
@@ -70,6 +88,16 @@ pub enum ChangeError {
 }
 
 impl ChangeError {
+    /// The gateway's error for a change `sim` refused.
+    fn from_sim(e: sim::ChangeError) -> ChangeError {
+        match e {
+            sim::ChangeError::UnknownNsg(n) => ChangeError::UnknownNsg(n),
+            e @ sim::ChangeError::InvalidRule { .. } => ChangeError::InvalidRules(e.to_string()),
+            sim::ChangeError::UnknownRule { nsg, name } => ChangeError::UnknownRule { nsg, name },
+            sim::ChangeError::DefaultRule { nsg, name } => ChangeError::DefaultRule { nsg, name },
+        }
+    }
+
     /// The findings of a refused topology (empty for other refusals).
     pub fn findings(&self) -> &[Finding] {
         match self {
@@ -90,6 +118,56 @@ pub struct ChangeReport {
     pub flows_checked: usize,
     /// Established flows cut by `flush_connection`.
     pub flows_cut: usize,
+    /// For a rule change, the custom rules it created, replaced and removed, by name
+    /// (serialized beside the fields above: `"created"`, `"replaced"`, `"removed"`); `None`
+    /// for a reload.
+    #[serde(flatten)]
+    pub rules: Option<RuleChanges>,
+}
+
+/// One NSG as `GET /admin/nsgs/{nsg}` and [`crate::GatewayHandle::nsg`] show it, from the
+/// topology in force.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NsgInfo {
+    /// The NSG's name.
+    pub name: String,
+    /// Whether a rule change cuts the established flows it now denies.
+    pub flush_connection: bool,
+    /// The custom rules in the fixture's shape (the six default rules are implied).
+    pub security_rules: Vec<RawRule>,
+}
+
+impl NsgInfo {
+    /// Every NSG of `topology`, in fixture order.
+    pub(crate) fn all(topology: &Topology) -> Vec<NsgInfo> {
+        topology
+            .fixture()
+            .nsgs
+            .iter()
+            .map(|n| NsgInfo {
+                name: n.name.clone(),
+                flush_connection: n.flush_connection,
+                security_rules: n.security_rules.iter().map(RawRule::from).collect(),
+            })
+            .collect()
+    }
+
+    /// The NSG named `name` (case-insensitive) in `topology`.
+    pub(crate) fn named(topology: &Topology, name: &str) -> Option<NsgInfo> {
+        NsgInfo::all(topology)
+            .into_iter()
+            .find(|n| n.name.eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// What a single-rule put did: the NSG had no rule of that name, or had one and it was
+/// replaced (`PUT /admin/nsgs/{nsg}/security_rules/{rule}` answers 201 or 200).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RulePut {
+    /// A new rule.
+    Created,
+    /// An existing rule, written again in its place.
+    Replaced,
 }
 
 /// Asks `sim` what becomes of every established flow in `topology`
@@ -163,26 +241,58 @@ impl Shared {
 
     /// Applies a new topology (see the module docs).
     pub(crate) fn apply(&self, built: Built) -> Result<ChangeReport, ChangeError> {
-        self.change_with(|_| Ok(built))
+        self.change_with(|_| Ok((built, None)))
     }
 
-    /// Replaces one NSG's custom rules.
+    /// Applies a rule change: `sim` builds the new topology from the one in force.
+    fn rule_change(&self, change: &sim::Change) -> Result<ChangeReport, ChangeError> {
+        self.change_with(|current| {
+            let applied = current
+                .topology
+                .apply_change(change)
+                .map_err(ChangeError::from_sim)?;
+            Ok((applied.built, Some(applied.rules)))
+        })
+    }
+
+    /// Replaces one NSG's custom rules (rules not in `rules` are removed).
     pub(crate) fn set_nsg_rules(
         &self,
         nsg: &str,
         rules: &[RawRule],
     ) -> Result<ChangeReport, ChangeError> {
-        let change = sim::Change::SetRules {
+        self.rule_change(&sim::Change::SetRules {
             nsg: nsg.to_string(),
             rules: rules.to_vec(),
+        })
+    }
+
+    /// Adds one custom rule to an NSG, or replaces the rule of the same name.
+    pub(crate) fn put_nsg_rule(
+        &self,
+        nsg: &str,
+        rule: RawRule,
+    ) -> Result<(ChangeReport, RulePut), ChangeError> {
+        let report = self.rule_change(&sim::Change::PutRule {
+            nsg: nsg.to_string(),
+            rule: Box::new(rule),
+        })?;
+        let put = match &report.rules {
+            Some(r) if !r.created.is_empty() => RulePut::Created,
+            _ => RulePut::Replaced,
         };
-        self.change_with(|current| {
-            current.topology.apply(&change).map_err(|e| match e {
-                sim::ChangeError::UnknownNsg(n) => ChangeError::UnknownNsg(n),
-                e @ sim::ChangeError::InvalidRule { .. } => {
-                    ChangeError::InvalidRules(e.to_string())
-                }
-            })
+        Ok((report, put))
+    }
+
+    /// Removes one custom rule from an NSG.
+    pub(crate) fn delete_nsg_rule(
+        &self,
+        nsg: &str,
+        name: &str,
+    ) -> Result<ChangeReport, ChangeError> {
+        self.rule_change(&sim::Change::DeleteRule {
+            nsg: nsg.to_string(),
+            name: name.to_string(),
         })
     }
 
@@ -195,12 +305,14 @@ impl Shared {
             .reload
             .clone()
             .ok_or_else(|| ReloadError::NoInputs("no reload hook was given at start (the gateway was started from a topology in memory); send nothing or use GatewayHandle::reload".into()))?;
-        self.change_with(|_| Ok(hook.0.reload(body)?))
+        self.change_with(|_| Ok((hook.0.reload(body)?, None)))
     }
 
+    /// Makes and applies one change; `make` returns the new topology and, for a rule change,
+    /// what it did to the rules.
     fn change_with(
         &self,
-        make: impl FnOnce(&PolicyState) -> Result<Built, ChangeError>,
+        make: impl FnOnce(&PolicyState) -> Result<(Built, Option<RuleChanges>), ChangeError>,
     ) -> Result<ChangeReport, ChangeError> {
         let mut cs = lock(&self.change);
         let result = self.change_locked(&mut cs, make);
@@ -230,10 +342,10 @@ impl Shared {
     fn change_locked(
         &self,
         cs: &mut ChangeState,
-        make: impl FnOnce(&PolicyState) -> Result<Built, ChangeError>,
+        make: impl FnOnce(&PolicyState) -> Result<(Built, Option<RuleChanges>), ChangeError>,
     ) -> Result<ChangeReport, ChangeError> {
         let current = self.snapshot();
-        let built = make(&current)?;
+        let (built, rules) = make(&current)?;
         if refused(&built, self.res.options.accept_preflight_errors) {
             return Err(ChangeError::Invalid {
                 findings: built.findings,
@@ -261,6 +373,7 @@ impl Shared {
             findings,
             flows_checked: checked,
             flows_cut: cut,
+            rules,
         })
     }
 

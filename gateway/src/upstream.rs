@@ -4,8 +4,9 @@
 //!
 //! A pooled connection is an established flow: reusing it asks `sim` nothing. A connection goes
 //! back to its pool when the response body reaches its end ([`Checkout::release`]); a body
-//! dropped early closes it. A request that a reused connection could not even start (the
-//! backend closed it while idle) is retried once on another connection.
+//! dropped early closes it, and so does the end of a response on a flushed flow (a flushed flow
+//! is never lent again; see [`crate::flows`]). A request that a reused connection could not even
+//! start (the backend closed it while idle) is retried once on another connection.
 //!
 //! Failures map to codes here, once: connection refused → `BACKEND_REFUSED`, reset →
 //! `BACKEND_RESET`, connect or response timeout → `BACKEND_TIMEOUT`, TLS → `BACKEND_TLS`.
@@ -98,6 +99,11 @@ impl Pool {
             if i.conn.sender.is_closed() || i.conn.flow.is_cut() {
                 continue;
             }
+            if !i.conn.flow.reusable() {
+                // Flushed while idle: a new request gets a new flow.
+                i.conn.flow.close();
+                continue;
+            }
             if now.saturating_duration_since(i.since) > UPSTREAM_IDLE_TIMEOUT {
                 i.conn.flow.close();
                 continue;
@@ -111,6 +117,11 @@ impl Pool {
         if conn.sender.is_closed() || conn.flow.is_cut() {
             return;
         }
+        if !conn.flow.reusable() {
+            // Flushed while it carried a request: its response has ended, close it now.
+            conn.flow.close();
+            return;
+        }
         let mut idle = lock(&self.idle);
         if idle.len() >= MAX_IDLE_PER_BACKEND {
             conn.flow.close();
@@ -120,6 +131,20 @@ impl Pool {
             conn,
             since: Instant::now(),
         });
+    }
+
+    /// Closes the idle connections whose flows were flushed; returns how many.
+    pub(crate) fn close_flushed(&self) -> usize {
+        let mut idle = lock(&self.idle);
+        let before = idle.len();
+        idle.retain(|i| {
+            let keep = i.conn.flow.reusable();
+            if !keep {
+                i.conn.flow.close();
+            }
+            keep
+        });
+        before - idle.len()
     }
 
     /// Closes every idle connection (shutdown).

@@ -20,7 +20,8 @@ use std::collections::BTreeSet;
 
 use crate::finding::{sort_findings, Finding, FindingCode};
 use crate::fixture::{Fixture, RawRule, RuleFile};
-use crate::settings::{Change, ChangeError};
+use crate::nsg::default_rules;
+use crate::settings::{Applied, Change, ChangeError, RuleChanges};
 use crate::source::SourceMap;
 use crate::tags::ServiceTagTable;
 use crate::topology::{Built, Topology};
@@ -89,7 +90,40 @@ impl Topology {
     /// # Errors
     /// [`ChangeError`] when the change names nothing of the topology or is malformed.
     pub fn apply(&self, change: &Change) -> Result<Built, ChangeError> {
-        let Change::SetRules { nsg, rules } = change;
+        self.apply_change(change).map(|a| a.built)
+    }
+
+    /// [`Topology::apply`], also saying which custom rules the change created, replaced and
+    /// removed. A replaced rule keeps its place in the NSG's list and a created one is
+    /// appended; rules written by the change are located at their NSG, the others keep their
+    /// place in the file. Whether the new topology's findings refuse it is the caller's call.
+    ///
+    /// ```
+    /// use sim::{fixture::{Fixture, Format, RawRule}, Access, Change, Direction, RuleProtocol};
+    /// use sim::{ServiceTagTable, Topology};
+    /// let f = Fixture::parse("[[nsgs]]\nname = \"n\"\n", Format::Toml).unwrap();
+    /// let t = Topology::build(&f, ServiceTagTable::builtin()).topology;
+    /// let rule = RawRule::new("deny-web", 100, Direction::Outbound, Access::Deny, RuleProtocol::Tcp, "*", "80");
+    /// let put = Change::PutRule { nsg: "n".into(), rule: rule.into() };
+    /// let a = t.apply_change(&put).unwrap();
+    /// assert_eq!(a.rules.created, ["deny-web"]);
+    /// // The same name again replaces it.
+    /// let again = a.built.topology.apply_change(&put).unwrap();
+    /// assert_eq!(again.rules.replaced, ["deny-web"]);
+    /// // Default rules cannot be deleted.
+    /// let del = Change::DeleteRule { nsg: "n".into(), name: "AllowVnetOutBound".into() };
+    /// assert!(matches!(t.apply_change(&del), Err(sim::ChangeError::DefaultRule { .. })));
+    /// ```
+    ///
+    /// # Errors
+    /// [`ChangeError::UnknownNsg`] when no NSG has that name, [`ChangeError::InvalidRule`]
+    /// when a rule does not have the fixture shape, [`ChangeError::DefaultRule`] when a single
+    /// rule change names a default rule, [`ChangeError::UnknownRule`] when a deletion names no
+    /// custom rule.
+    pub fn apply_change(&self, change: &Change) -> Result<Applied, ChangeError> {
+        let (Change::SetRules { nsg, .. }
+        | Change::PutRule { nsg, .. }
+        | Change::DeleteRule { nsg, .. }) = change;
         let mut fixture = self.fixture.clone();
         let Some((index, target)) = fixture
             .nsgs
@@ -99,26 +133,78 @@ impl Topology {
         else {
             return Err(ChangeError::UnknownNsg(nsg.clone()));
         };
-        let mut parsed = Vec::with_capacity(rules.len());
-        for (i, r) in rules.iter().enumerate() {
-            parsed.push(
-                RuleFile::try_from(r.clone()).map_err(|e| ChangeError::InvalidRule {
-                    nsg: target.name.clone(),
-                    index: i,
-                    message: e.to_string(),
-                })?,
-            );
-        }
-        target.security_rules = parsed;
-        // The new rules are not in the file: they are located at their NSG.
-        let source = self
-            .source
-            .without(&format!("/nsgs/{index}/security_rules"));
-        Ok(Topology::build_with_source(
-            &fixture,
-            self.tags.clone(),
-            source,
-        ))
+        let nsg = target.name.clone();
+        let list = format!("/nsgs/{index}/security_rules");
+        let parse = |i: usize, r: &RawRule| {
+            RuleFile::try_from(r.clone()).map_err(|message| ChangeError::InvalidRule {
+                nsg: nsg.clone(),
+                index: i,
+                message,
+            })
+        };
+        let position = |rules: &[RuleFile], name: &str| {
+            rules.iter().position(|r| r.name.eq_ignore_ascii_case(name))
+        };
+        let mut changes = RuleChanges::default();
+        let source = match change {
+            Change::SetRules { rules, .. } => {
+                let parsed = rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| parse(i, r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for r in &parsed {
+                    match position(&target.security_rules, &r.name) {
+                        Some(_) => changes.replaced.push(r.name.clone()),
+                        None => changes.created.push(r.name.clone()),
+                    }
+                }
+                for r in &target.security_rules {
+                    if position(&parsed, &r.name).is_none() {
+                        changes.removed.push(r.name.clone());
+                    }
+                }
+                target.security_rules = parsed;
+                // The new rules are not in the file: they are located at their NSG.
+                self.source.without(&list)
+            }
+            Change::PutRule { rule, .. } => {
+                let name = custom_rule_name(&nsg, &rule.name)?.to_string();
+                let mut parsed = parse(0, rule.as_ref())?;
+                parsed.name.clone_from(&name);
+                // The new rule is not in the file: it is located at its NSG (not where the
+                // list's first rule is written); the NSG's other rules keep their lines.
+                let source = self.source.without_entry(&list);
+                match position(&target.security_rules, &name) {
+                    Some(i) => {
+                        target.security_rules[i] = parsed;
+                        changes.replaced.push(name);
+                        source.without(&format!("{list}/{i}"))
+                    }
+                    None => {
+                        target.security_rules.push(parsed);
+                        changes.created.push(name);
+                        source
+                    }
+                }
+            }
+            Change::DeleteRule { name, .. } => {
+                let bare = custom_rule_name(&nsg, name)?;
+                let Some(i) = position(&target.security_rules, bare) else {
+                    return Err(ChangeError::UnknownRule {
+                        nsg: nsg.clone(),
+                        name: name.clone(),
+                    });
+                };
+                let removed = target.security_rules.remove(i);
+                changes.removed.push(removed.name);
+                self.source.without_item(&list, i)
+            }
+        };
+        Ok(Applied {
+            built: Topology::build_with_source(&fixture, self.tags.clone(), source),
+            rules: changes,
+        })
     }
 
     /// The custom rules of NSG `nsg` as they are in force, in the fixture's shape (`None`
@@ -291,6 +377,34 @@ impl<'a> Builder<'a> {
             findings,
         }
     }
+}
+
+/// The custom rule a single-rule change names: `name` or `securityRules/name`. A default
+/// rule's name (`AllowVnetOutBound`, `defaultSecurityRules/...`) is refused: Azure's default
+/// rules cannot be changed or deleted.
+fn custom_rule_name<'a>(nsg: &str, name: &'a str) -> Result<&'a str, ChangeError> {
+    let refused = || ChangeError::DefaultRule {
+        nsg: nsg.to_string(),
+        name: name.to_string(),
+    };
+    if strip_prefix_ci(name, "defaultSecurityRules/").is_some() {
+        return Err(refused());
+    }
+    let bare = strip_prefix_ci(name, "securityRules/").unwrap_or(name);
+    if default_rules()
+        .iter()
+        .any(|r| r.name.eq_ignore_ascii_case(bare))
+    {
+        return Err(refused());
+    }
+    Ok(bare)
+}
+
+/// `s` without `prefix`, compared ASCII case-insensitively.
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    s.get(..prefix.len())
+        .filter(|p| p.eq_ignore_ascii_case(prefix))
+        .and_then(|_| s.get(prefix.len()..))
 }
 
 fn unknown_address_message(what: &str, pointer: &str) -> String {

@@ -23,7 +23,8 @@
 //! - `topology` — the validated model ([`Topology`]) and its queries.
 //! - `build` — the build stage: fixture → [`Topology`], one file per stage, then the preflight.
 //! - `settings` — [`GatewaySettings`] (`[gateway]` parsed once into typed values) and
-//!   [`Change`], a typed live change.
+//!   [`Change`], a typed live change (a rule list, one rule put or deleted) and what it did
+//!   ([`RuleChanges`]).
 //! - `flow` — [`Flow`] (the question), the one plan-and-walk shared by [`Topology::decide`]
 //!   and [`Topology::evaluate`], and [`Verdict`] (the answer with its explanation).
 //! - `dns` — [`Topology::lookup`], the one resolver; `dns_name` — DNS name syntax.
@@ -70,7 +71,9 @@ pub use flow::{
 };
 pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol, NO_PORT};
-pub use settings::{Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr};
+pub use settings::{
+    Applied, Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr, RuleChanges,
+};
 pub use source::{Location, SourceMap};
 pub use tags::{ServiceTag, ServiceTagTable, ServiceTagsInfo, TagTableError};
 pub use topology::{

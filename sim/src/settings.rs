@@ -108,15 +108,32 @@ impl GatewaySettings {
     }
 }
 
-/// A live change to a topology ([`crate::Topology::apply`]): typed, not strings.
+/// A live change to a topology ([`crate::Topology::apply`]): typed, not strings. Rule names
+/// compare case-insensitively, as Azure's do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
-    /// Replace one NSG's custom rules (the default rules stay).
+    /// Replace one NSG's custom rules (the default rules stay): rules not in `rules` are removed.
     SetRules {
         /// The NSG's name (case-insensitive).
         nsg: String,
         /// The new custom rules, in the fixture's shape.
         rules: Vec<crate::fixture::RawRule>,
+    },
+    /// Add one custom rule, or replace the custom rule of the same name in place; the NSG's
+    /// other rules stay.
+    PutRule {
+        /// The NSG's name (case-insensitive).
+        nsg: String,
+        /// The rule, in the fixture's shape; its `name` says which rule it adds or replaces.
+        /// (Boxed: a rule is much larger than the other variants.)
+        rule: Box<crate::fixture::RawRule>,
+    },
+    /// Remove one custom rule; the NSG's other rules stay.
+    DeleteRule {
+        /// The NSG's name (case-insensitive).
+        nsg: String,
+        /// The rule's name (`securityRules/<name>` is accepted too).
+        name: String,
     },
 }
 
@@ -136,4 +153,45 @@ pub enum ChangeError {
         /// What is wrong.
         message: String,
     },
+    /// The NSG has no custom rule of that name.
+    #[error("nsgs/{nsg}: no custom rule named `{name}`")]
+    UnknownRule {
+        /// The NSG.
+        nsg: String,
+        /// The name asked for.
+        name: String,
+    },
+    /// The name is one of Azure's six default rules (`AllowVnetOutBound`,
+    /// `defaultSecurityRules/DenyAllInBound`, ...): those cannot be changed or removed, only
+    /// overridden by a custom rule with a lower priority number, under another name.
+    #[error("nsgs/{nsg}: `{name}` is a default rule; default rules cannot be changed or deleted (override one with a custom rule of a lower priority number)")]
+    DefaultRule {
+        /// The NSG.
+        nsg: String,
+        /// The name asked for.
+        name: String,
+    },
+}
+
+/// What an applied rule change did to the NSG's custom rules, by rule name (in the NSG's
+/// spelling). Serialized beside a change report: `{"created": [], "replaced": ["r"], "removed": []}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RuleChanges {
+    /// Rules that did not exist before.
+    pub created: Vec<String>,
+    /// Rules that existed and were written again (changed or not).
+    pub replaced: Vec<String>,
+    /// Rules that no longer exist.
+    pub removed: Vec<String>,
+}
+
+/// An applied [`Change`]: the new topology with every finding of it, and what the change did
+/// to the rules.
+#[derive(Debug)]
+#[must_use]
+pub struct Applied {
+    /// The new topology and its findings (the caller decides whether findings refuse it).
+    pub built: crate::topology::Built,
+    /// The rules created, replaced and removed.
+    pub rules: RuleChanges,
 }

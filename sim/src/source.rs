@@ -164,25 +164,60 @@ impl SourceMap {
     /// The same map without the entries at and under `pointer` (they no longer come from the
     /// file, e.g. rules replaced by a live change): such pointers are located at an ancestor.
     pub fn without(&self, pointer: &str) -> SourceMap {
-        let under = |p: &str| {
-            p == pointer
+        self.rewrite(|p| {
+            let under = p == pointer
                 || p.strip_prefix(pointer)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        };
+                    .is_some_and(|rest| rest.starts_with('/'));
+            (!under).then(|| p.to_string())
+        })
+    }
+
+    /// The same map with item `index` of the list at `list` removed: its entries are dropped
+    /// and the later items' pointers move down by one, so the items that stay keep their place
+    /// in the file (a rule deleted by a live change).
+    ///
+    /// ```
+    /// use sim::{fixture::Format, SourceMap};
+    /// let text = "[[nsgs]]\nname = \"a\"\n[[nsgs.security_rules]]\nname = \"r0\"\n[[nsgs.security_rules]]\nname = \"r1\"\n";
+    /// let map = SourceMap::from_text("x.toml", text, Format::Toml).without_item("/nsgs/0/security_rules", 0);
+    /// // r1 is now item 0, still on line 5.
+    /// assert_eq!(map.locate("/nsgs/0/security_rules/0").unwrap().line, Some(5));
+    /// ```
+    pub fn without_item(&self, list: &str, index: usize) -> SourceMap {
+        self.rewrite(|p| {
+            let Some(rest) = p.strip_prefix(list).and_then(|r| r.strip_prefix('/')) else {
+                return Some(p.to_string());
+            };
+            let (token, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match token.parse::<usize>() {
+                Ok(k) if k == index => None,
+                Ok(k) if k > index => Some(format!("{list}/{}{tail}", k - 1)),
+                _ => Some(p.to_string()),
+            }
+        })
+    }
+
+    /// The same map without the one entry at `pointer` (its children stay): a list whose
+    /// items are not all from the file, so that an item without an entry of its own is located
+    /// at the list's parent rather than where the list's first item is written.
+    pub(crate) fn without_entry(&self, pointer: &str) -> SourceMap {
+        self.rewrite(|p| (p != pointer).then(|| p.to_string()))
+    }
+
+    /// Every entry's pointer through `f`: `None` drops the entry, `Some` renames it.
+    fn rewrite(&self, f: impl Fn(&str) -> Option<String>) -> SourceMap {
         let kind = match &self.kind {
             Kind::Fixture { file, at } => Kind::Fixture {
                 file: file.clone(),
                 at: at
                     .iter()
-                    .filter(|(p, _)| !under(p))
-                    .map(|(p, lc)| (p.clone(), *lc))
+                    .filter_map(|(p, lc)| f(p.as_str()).map(|p| (p, *lc)))
                     .collect(),
             },
             Kind::Imported(entries) => Kind::Imported(
                 entries
                     .iter()
-                    .filter(|(p, _)| !under(p))
-                    .map(|(p, l)| (p.clone(), l.clone()))
+                    .filter_map(|(p, l)| f(p.as_str()).map(|p| (p, l.clone())))
                     .collect(),
             ),
         };

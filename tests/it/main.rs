@@ -8,6 +8,7 @@ mod e2e;
 mod expectations;
 mod fixtures_table;
 mod formats;
+mod harness_rules;
 mod locations;
 mod one_answer;
 mod parity;

@@ -8,4 +8,5 @@ mod front;
 mod live;
 mod policy;
 mod routing;
+mod rules;
 mod support;

@@ -116,6 +116,21 @@ fn without_forgets_a_subtree() {
 }
 
 #[test]
+fn without_item_renumbers_the_items_after_it() {
+    let t = "[[nsgs]]\nname = \"a\"\n[[nsgs.security_rules]]\nname = \"r0\"\n[[nsgs.security_rules]]\nname = \"r1\"\n[[nsgs.security_rules]]\nname = \"r2\"\n[[nsgs]]\nname = \"b\"\n";
+    let full = SourceMap::from_text("x.toml", t, Format::Toml);
+    assert_eq!(line(&full, "/nsgs/0/security_rules/2"), Some(7));
+    let map = full.without_item("/nsgs/0/security_rules", 1);
+    // r0 keeps its line; r2 is item 1 now and keeps its own line.
+    assert_eq!(line(&map, "/nsgs/0/security_rules/0"), Some(3));
+    assert_eq!(line(&map, "/nsgs/0/security_rules/1"), Some(7));
+    // No item 2 is left: it is located at an ancestor, not at r2's old line.
+    assert_ne!(line(&map, "/nsgs/0/security_rules/2"), Some(7));
+    // Other lists are untouched.
+    assert_eq!(line(&map, "/nsgs/1"), Some(9));
+}
+
+#[test]
 fn in_memory_fixtures_know_only_the_pointer() {
     let at = SourceMap::default().locate("/hosts/2").unwrap();
     assert_eq!(at.file, None);

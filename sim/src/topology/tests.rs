@@ -257,3 +257,160 @@ fn in_memory_topologies_know_pointers_only() {
     assert_eq!(at.pointer.as_deref(), Some("/nsgs/1/security_rules/0"));
     assert!(b.findings[0].to_string().starts_with("error"));
 }
+
+// === single-rule changes ===
+
+fn names(t: &Topology, nsg: &str) -> Vec<String> {
+    t.nsg_rules(nsg)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
+}
+
+fn allow(name: &str, priority: i64) -> crate::fixture::RawRule {
+    crate::fixture::RawRule::new(
+        name,
+        priority,
+        crate::Direction::Outbound,
+        crate::Access::Allow,
+        crate::RuleProtocol::Tcp,
+        "*",
+        "443",
+    )
+}
+
+#[test]
+fn put_rule_creates_or_replaces_one_rule_and_keeps_the_others() {
+    use crate::Change;
+    let b = build_located(LOCATED);
+    // A new name is appended; r2 and r3 stay.
+    let put = Change::PutRule {
+        nsg: "B".into(),
+        rule: allow("r4", 400).into(),
+    };
+    let a = b.topology.apply_change(&put).unwrap();
+    assert_eq!(a.rules.created, ["r4"]);
+    assert!(a.rules.replaced.is_empty() && a.rules.removed.is_empty());
+    assert_eq!(names(&a.built.topology, "b"), ["r2", "r3", "r4"]);
+    // An existing name (in any case, or qualified) is replaced in place, under the name it
+    // was put with.
+    let put = Change::PutRule {
+        nsg: "b".into(),
+        rule: allow("securityRules/R3", 310).into(),
+    };
+    let a = a.built.topology.apply_change(&put).unwrap();
+    assert_eq!(a.rules.replaced, ["R3"]);
+    assert_eq!(names(&a.built.topology, "b"), ["r2", "R3", "r4"]);
+    let r3 = &a.built.topology.nsg_rules("b").unwrap()[1];
+    assert_eq!(r3.priority, 310);
+    // r2 keeps its place in the file (line 7); the replaced rule is located at its NSG.
+    let f = &a.built.findings[0];
+    assert_eq!(f.code.as_str(), "RULE_PRIORITY_OUT_OF_RANGE");
+    assert_eq!(f.location.as_ref().unwrap().line, Some(7));
+    let t = &a.built.topology;
+    let at = t.nsg_rule_location(1, 0).unwrap();
+    assert_eq!((at.line, at.pointer.as_deref()), (Some(4), Some("/nsgs/1")));
+}
+
+#[test]
+fn delete_rule_removes_one_rule_and_the_rest_keep_their_lines() {
+    use crate::Change;
+    let b = build_located(LOCATED);
+    let del = Change::DeleteRule {
+        nsg: "b".into(),
+        name: "R2".into(),
+    };
+    let a = b.topology.apply_change(&del).unwrap();
+    assert_eq!(a.rules.removed, ["r2"]);
+    assert_eq!(names(&a.built.topology, "b"), ["r3"]);
+    // The invalid r2 is gone, so is its finding; r3 (now item 0) is still on line 18.
+    assert!(
+        !a.built
+            .findings
+            .iter()
+            .any(|f| f.code.as_str() == "RULE_PRIORITY_OUT_OF_RANGE"),
+        "{:?}",
+        a.built.findings
+    );
+    let t = &a.built.topology;
+    assert_eq!(t.nsgs()[1].rules[0].name, "r3");
+    assert_eq!(t.nsg_rule_location(1, 0).unwrap().line, Some(18));
+}
+
+#[test]
+fn set_rules_reports_what_it_created_replaced_and_removed() {
+    use crate::Change;
+    let b = build(LOCATED);
+    let set = Change::SetRules {
+        nsg: "b".into(),
+        rules: vec![allow("r3", 300), allow("r9", 900)],
+    };
+    let a = b.topology.apply_change(&set).unwrap();
+    assert_eq!(
+        a.rules,
+        crate::RuleChanges {
+            created: vec!["r9".into()],
+            replaced: vec!["r3".into()],
+            removed: vec!["r2".into()],
+        }
+    );
+}
+
+#[test]
+fn single_rule_changes_refuse_default_unknown_and_malformed_rules() {
+    use crate::{Change, ChangeError};
+    let t = build(LOCATED).topology;
+    for name in [
+        "AllowVnetOutBound",
+        "denyallinbound",
+        "defaultSecurityRules/AllowInternetOutBound",
+        "securityRules/DenyAllOutBound",
+    ] {
+        let del = Change::DeleteRule {
+            nsg: "b".into(),
+            name: name.into(),
+        };
+        assert!(
+            matches!(t.apply_change(&del), Err(ChangeError::DefaultRule { .. })),
+            "{name}"
+        );
+        let put = Change::PutRule {
+            nsg: "b".into(),
+            rule: allow(name, 500).into(),
+        };
+        assert!(
+            matches!(t.apply_change(&put), Err(ChangeError::DefaultRule { .. })),
+            "{name}"
+        );
+    }
+    let del = Change::DeleteRule {
+        nsg: "b".into(),
+        name: "nope".into(),
+    };
+    assert_eq!(
+        t.apply_change(&del).unwrap_err(),
+        ChangeError::UnknownRule {
+            nsg: "b".into(),
+            name: "nope".into()
+        }
+    );
+    let del = Change::DeleteRule {
+        nsg: "c".into(),
+        name: "r2".into(),
+    };
+    assert_eq!(
+        t.apply_change(&del).unwrap_err(),
+        ChangeError::UnknownNsg("c".into())
+    );
+    let mut no_direction = allow("r5", 500);
+    no_direction.direction = None;
+    let put = Change::PutRule {
+        nsg: "b".into(),
+        rule: no_direction.into(),
+    };
+    assert!(matches!(
+        t.apply_change(&put),
+        Err(ChangeError::InvalidRule { index: 0, .. })
+    ));
+}
