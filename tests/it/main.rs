@@ -11,6 +11,7 @@ mod formats;
 mod locations;
 mod one_answer;
 mod parity;
+mod soak;
 mod support;
 mod up;
 mod validate;
