@@ -8,12 +8,17 @@
 //! topology builder.
 //!
 //! Case counts are chosen so the whole file runs in a few seconds in a debug build on two cores;
-//! every NSG case evaluates dozens of flows in both directions.
+//! every NSG case evaluates dozens of flows in both directions. Groups 6 and 7 are also the
+//! fixture loader's fuzz targets: `VNETSIM_FUZZ_CASES` overrides their counts (`fuzz/main.rs`).
+
+#[path = "support/cases.rs"]
+mod cases;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
+use cases::fuzz_config;
 use proptest::prelude::*;
 use proptest::sample::select;
 
@@ -1332,7 +1337,8 @@ fn apply(text: &str, edits: &[Edit]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // The fixture loader's fuzz targets: `VNETSIM_FUZZ_CASES` runs more (see `fuzz.rs`).
+    #![proptest_config(fuzz_config(256))]
 
     /// The fixture parser never panics on arbitrary text, in any of the three formats.
     #[test]
@@ -1976,7 +1982,8 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(320))]
+    // A fuzz target too: `VNETSIM_FUZZ_CASES` runs more.
+    #![proptest_config(fuzz_config(320))]
 
     /// `Topology::build` never panics on any fixture that parses — here generated structurally
     /// with random prefixes (valid, invalid, forbidden), names that collide case-insensitively,

@@ -5,6 +5,7 @@ mod admin;
 mod backends;
 mod edge;
 mod front;
+mod fuzz;
 mod live;
 mod policy;
 mod routing;
