@@ -247,6 +247,10 @@ proptest! {
         let change = Change::SetRules { nsg: nsg.to_string(), rules: raw.clone() };
         match base().topology.apply(&change) {
             Err(ChangeError::UnknownNsg(n)) => prop_assert_eq!(n.as_str(), "nope"),
+            // Only single-rule changes name one rule; a whole-list replacement never does.
+            Err(e @ (ChangeError::UnknownRule { .. } | ChangeError::DefaultRule { .. })) => {
+                prop_assert!(false, "SetRules answered a single-rule refusal: {}", e);
+            }
             Err(ChangeError::InvalidRule { index, message, .. }) => {
                 // The rule really lacks the fixture's shape.
                 prop_assert!(index < raw.len());
