@@ -267,7 +267,7 @@ async fn deny_enforced(sim: &Simulation) -> Check {
 }
 
 async fn without_integration(sim: &Simulation) -> Check {
-    let original = sim.gateway().with_topology(|t| t.fixture().clone());
+    let original = sim.gateway().with_document(|_, d| d.fixture().clone());
     let changed = sim.modify(|f| {
         if let Some(a) = f.apim.as_mut() {
             a.virtual_network = NetworkMode::None;

@@ -403,12 +403,11 @@ impl Simulation {
 
     /// The custom rules of an NSG as they are in force (file shape), empty when unknown.
     pub fn current_rules(&self, nsg: &str) -> Vec<RawRule> {
-        self.gateway.with_topology(|t| {
-            t.fixture()
-                .nsgs
-                .iter()
-                .find(|n| n.name.eq_ignore_ascii_case(nsg))
-                .map(|n| n.security_rules.iter().map(RawRule::from).collect())
+        self.gateway.with_document(|_, d| {
+            d.nsgs()
+                .into_iter()
+                .find(|(name, _, _)| name.eq_ignore_ascii_case(nsg))
+                .map(|(_, _, rules)| rules)
                 .unwrap_or_default()
         })
     }
@@ -418,8 +417,8 @@ impl Simulation {
     /// # Errors
     /// [`HarnessError::Change`] when the result is refused; nothing changes.
     pub fn modify(&self, edit: impl FnOnce(&mut Fixture)) -> Result<ChangeReport, HarnessError> {
-        let built: Built = self.gateway.with_topology(|t| {
-            let mut fixture = t.fixture().clone();
+        let built: Built = self.gateway.with_document(|t, d| {
+            let mut fixture = d.fixture().clone();
             edit(&mut fixture);
             Topology::build(&fixture, t.service_tags().clone())
         });

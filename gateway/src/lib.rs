@@ -363,12 +363,12 @@ impl GatewayHandle {
 
     /// Every NSG in force with its custom rules (as `GET /admin/nsgs`).
     pub fn nsgs(&self) -> Vec<NsgInfo> {
-        NsgInfo::all(&self.shared.snapshot().topology)
+        NsgInfo::all(&self.shared.snapshot().document)
     }
 
     /// One NSG in force (as `GET /admin/nsgs/{nsg}`); `None` when no NSG has that name.
     pub fn nsg(&self, name: &str) -> Option<NsgInfo> {
-        NsgInfo::named(&self.shared.snapshot().topology, name)
+        NsgInfo::named(&self.shared.snapshot().document, name)
     }
 
     /// Ends the established flows (as `POST /admin/flows/flush`): idle pooled connections
@@ -401,6 +401,13 @@ impl GatewayHandle {
     /// Runs `f` on the topology in force.
     pub fn with_topology<R>(&self, f: impl FnOnce(&Topology) -> R) -> R {
         f(&self.shared.snapshot().topology)
+    }
+
+    /// Runs `f` on the topology in force and the document it was built from (the fixture a
+    /// live change edits).
+    pub fn with_document<R>(&self, f: impl FnOnce(&Topology, &sim::Document) -> R) -> R {
+        let s = self.shared.snapshot();
+        f(&s.topology, &s.document)
     }
 
     /// The limits in force.

@@ -23,7 +23,7 @@ use http::HeaderValue;
 use rustls_pki_types::ServerName;
 use sim::BackendUrl;
 use sim::{Decision, Flow, FlowPath, VerdictCode, VerdictKind};
-use sim::{ServeKind, Topology};
+use sim::{Document, ServeKind, Topology};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Limits;
@@ -75,6 +75,8 @@ pub(crate) struct Seen {
 /// The policy in force (immutable; replaced whole on change).
 pub(crate) struct PolicyState {
     pub(crate) topology: Topology,
+    /// The document the topology was built from (what live rule changes edit).
+    pub(crate) document: Document,
     pub(crate) limits: Limits,
     pub(crate) routes: Vec<Route>,
     pub(crate) no_api: Arc<ApiMetrics>,
@@ -93,6 +95,7 @@ impl PolicyState {
     pub(crate) fn build(
         res: &Resources,
         topology: Topology,
+        document: Document,
         generation: u64,
     ) -> Result<PolicyState, ChangeError> {
         let limits = Limits::resolve(topology.gateway(), &res.options.limits);
@@ -183,6 +186,7 @@ impl PolicyState {
         };
         Ok(PolicyState {
             topology,
+            document,
             limits,
             routes,
             no_api: res.metrics.api(NO_API_LABEL),

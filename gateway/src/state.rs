@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
-use sim::{Built, Fate, Finding, RawRule, RuleChanges, Topology};
+use sim::{Built, Document, Fate, Finding, RawRule, RuleChanges, Topology};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::flows::FlowEntry;
@@ -138,23 +138,22 @@ pub struct NsgInfo {
 }
 
 impl NsgInfo {
-    /// Every NSG of `topology`, in fixture order.
-    pub(crate) fn all(topology: &Topology) -> Vec<NsgInfo> {
-        topology
-            .fixture()
-            .nsgs
-            .iter()
-            .map(|n| NsgInfo {
-                name: n.name.clone(),
-                flush_connection: n.flush_connection,
-                security_rules: n.security_rules.iter().map(RawRule::from).collect(),
+    /// Every NSG of the document in force, in fixture order.
+    pub(crate) fn all(document: &Document) -> Vec<NsgInfo> {
+        document
+            .nsgs()
+            .into_iter()
+            .map(|(name, flush_connection, security_rules)| NsgInfo {
+                name,
+                flush_connection,
+                security_rules,
             })
             .collect()
     }
 
-    /// The NSG named `name` (case-insensitive) in `topology`.
-    pub(crate) fn named(topology: &Topology, name: &str) -> Option<NsgInfo> {
-        NsgInfo::all(topology)
+    /// The NSG named `name` (case-insensitive) in the document in force.
+    pub(crate) fn named(document: &Document, name: &str) -> Option<NsgInfo> {
+        NsgInfo::all(document)
             .into_iter()
             .find(|n| n.name.eq_ignore_ascii_case(name.trim()))
     }
@@ -217,7 +216,7 @@ impl Shared {
                 findings: built.findings,
             });
         }
-        let state = PolicyState::build(&res, built.topology, 1)?;
+        let state = PolicyState::build(&res, built.topology, built.document, 1)?;
         let conn_limit = state.limits.max_connections;
         Ok(Shared {
             res,
@@ -248,8 +247,8 @@ impl Shared {
     fn rule_change(&self, change: &sim::Change) -> Result<ChangeReport, ChangeError> {
         self.change_with(|current| {
             let applied = current
-                .topology
-                .apply_change(change)
+                .document
+                .apply_change(&current.topology, change)
                 .map_err(ChangeError::from_sim)?;
             Ok((applied.built, Some(applied.rules)))
         })
@@ -355,6 +354,7 @@ impl Shared {
         let next = Arc::new(PolicyState::build(
             &self.res,
             built.topology,
+            built.document,
             cs.generation + 1,
         )?);
         cs.generation += 1;

@@ -24,7 +24,7 @@ use crate::nsg::default_rules;
 use crate::settings::{Applied, Change, ChangeError, RuleChanges};
 use crate::source::SourceMap;
 use crate::tags::ServiceTagTable;
-use crate::topology::{Built, Topology};
+use crate::topology::{Built, Document, Topology};
 
 mod apim;
 mod apis;
@@ -72,7 +72,11 @@ impl Topology {
     pub fn build_with_source(fixture: &Fixture, tags: ServiceTagTable, source: SourceMap) -> Built {
         Builder::new(fixture, tags, source).build()
     }
+}
 
+// === impl Built (live changes) ===
+
+impl Built {
     /// A new topology with one NSG's custom rules replaced (a live rule change). The result
     /// carries the findings of the whole new topology.
     ///
@@ -93,7 +97,7 @@ impl Topology {
         self.apply_change(change).map(|a| a.built)
     }
 
-    /// [`Topology::apply`], also saying which custom rules the change created, replaced and
+    /// [`Built::apply`], also saying which custom rules the change created, replaced and
     /// removed. A replaced rule keeps its place in the NSG's list and a created one is
     /// appended; rules written by the change are located at their NSG, the others keep their
     /// place in the file. Whether the new topology's findings refuse it is the caller's call.
@@ -102,13 +106,13 @@ impl Topology {
     /// use sim::{fixture::{Fixture, Format, RawRule}, Access, Change, Direction, RuleProtocol};
     /// use sim::{ServiceTagTable, Topology};
     /// let f = Fixture::parse("[[nsgs]]\nname = \"n\"\n", Format::Toml).unwrap();
-    /// let t = Topology::build(&f, ServiceTagTable::builtin()).topology;
+    /// let t = Topology::build(&f, ServiceTagTable::builtin());
     /// let rule = RawRule::new("deny-web", 100, Direction::Outbound, Access::Deny, RuleProtocol::Tcp, "*", "80");
     /// let put = Change::PutRule { nsg: "n".into(), rule: rule.into() };
     /// let a = t.apply_change(&put).unwrap();
     /// assert_eq!(a.rules.created, ["deny-web"]);
     /// // The same name again replaces it.
-    /// let again = a.built.topology.apply_change(&put).unwrap();
+    /// let again = a.built.apply_change(&put).unwrap();
     /// assert_eq!(again.rules.replaced, ["deny-web"]);
     /// // Default rules cannot be deleted.
     /// let del = Change::DeleteRule { nsg: "n".into(), name: "AllowVnetOutBound".into() };
@@ -121,6 +125,23 @@ impl Topology {
     /// rule change names a default rule, [`ChangeError::UnknownRule`] when a deletion names no
     /// custom rule.
     pub fn apply_change(&self, change: &Change) -> Result<Applied, ChangeError> {
+        self.document.apply_change(&self.topology, change)
+    }
+}
+
+// === impl Document ===
+
+impl Document {
+    /// [`Built::apply_change`] on the document of `topology` (what the gateway's snapshot
+    /// holds: the model and, beside it, the document it was built from).
+    ///
+    /// # Errors
+    /// As [`Built::apply_change`].
+    pub fn apply_change(
+        &self,
+        topology: &Topology,
+        change: &Change,
+    ) -> Result<Applied, ChangeError> {
         let (Change::SetRules { nsg, .. }
         | Change::PutRule { nsg, .. }
         | Change::DeleteRule { nsg, .. }) = change;
@@ -166,7 +187,7 @@ impl Topology {
                 }
                 target.security_rules = parsed;
                 // The new rules are not in the file: they are located at their NSG.
-                self.source.without(&list)
+                topology.source.without(&list)
             }
             Change::PutRule { rule, .. } => {
                 let name = custom_rule_name(&nsg, &rule.name)?.to_string();
@@ -174,7 +195,7 @@ impl Topology {
                 parsed.name.clone_from(&name);
                 // The new rule is not in the file: it is located at its NSG (not where the
                 // list's first rule is written); the NSG's other rules keep their lines.
-                let source = self.source.without_entry(&list);
+                let source = topology.source.without_entry(&list);
                 match position(&target.security_rules, &name) {
                     Some(i) => {
                         target.security_rules[i] = parsed;
@@ -198,11 +219,11 @@ impl Topology {
                 };
                 let removed = target.security_rules.remove(i);
                 changes.removed.push(removed.name);
-                self.source.without_item(&list, i)
+                topology.source.without_item(&list, i)
             }
         };
         Ok(Applied {
-            built: Topology::build_with_source(&fixture, self.tags.clone(), source),
+            built: Topology::build_with_source(&fixture, topology.tags.clone(), source),
             rules: changes,
         })
     }
@@ -216,7 +237,9 @@ impl Topology {
             .find(|n| n.name.eq_ignore_ascii_case(nsg.trim()))
             .map(|n| n.security_rules.iter().map(RawRule::from).collect())
     }
+}
 
+impl Topology {
     fn compile_all(&mut self) {
         let nv = self.vnets.len();
         let mut used = vec![false; self.nsgs.len() * nv];
@@ -349,7 +372,6 @@ impl<'a> Builder<'a> {
         let apis = self.apis(&placed.hosts);
 
         let mut t = Topology {
-            fixture: fx.clone(),
             tags: self.tags.clone(),
             subscription_id,
             registered_providers,
@@ -375,6 +397,9 @@ impl<'a> Builder<'a> {
         Built {
             topology: t,
             findings,
+            document: Document {
+                fixture: fx.clone(),
+            },
         }
     }
 }

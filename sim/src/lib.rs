@@ -77,6 +77,7 @@ pub use settings::{
 pub use source::{Location, SourceMap};
 pub use tags::{ServiceTag, ServiceTagTable, ServiceTagsInfo, TagTableError};
 pub use topology::{
-    normalize_dns, valid_dns_name, Apim, Built, DnsZone, Host, ReservedRole, Service, Subnet,
-    Topology, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS, FORBIDDEN_ADDRESS_SPACE, RESERVED_AT_START,
+    normalize_dns, valid_dns_name, Apim, Built, DnsZone, Document, Host, ReservedRole, Service,
+    Subnet, Topology, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS, FORBIDDEN_ADDRESS_SPACE,
+    RESERVED_AT_START,
 };

@@ -46,6 +46,39 @@ pub struct Built {
     pub topology: Topology,
     /// Every finding, sorted (errors first).
     pub findings: Vec<Finding>,
+    /// The fixture it was built from, kept beside the model (not in it): the document live
+    /// changes edit ([`Built::apply_change`]).
+    pub document: Document,
+}
+
+/// The fixture a topology was built from. The model ([`Topology`]) holds only validated values;
+/// a live change edits this document and builds the model again.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Document {
+    pub(crate) fixture: Fixture,
+}
+
+impl Document {
+    /// The fixture.
+    pub fn fixture(&self) -> &Fixture {
+        &self.fixture
+    }
+
+    /// Every NSG as `(name, flush_connection, custom rules in the fixture's shape)`, in order.
+    pub fn nsgs(&self) -> Vec<(String, bool, Vec<crate::fixture::RawRule>)> {
+        self.fixture
+            .nsgs
+            .iter()
+            .map(|n| {
+                let rules = n
+                    .security_rules
+                    .iter()
+                    .map(crate::fixture::RawRule::from)
+                    .collect();
+                (n.name.clone(), n.flush_connection, rules)
+            })
+            .collect()
+    }
 }
 
 impl Built {
@@ -234,7 +267,6 @@ pub struct DnsZone {
 /// The validated model.
 #[derive(Clone, Debug)]
 pub struct Topology {
-    pub(crate) fixture: Fixture,
     pub(crate) tags: ServiceTagTable,
     pub(crate) subscription_id: String,
     pub(crate) registered_providers: Vec<String>,
@@ -269,10 +301,6 @@ pub(crate) fn find_ci<'a, T>(
 // === impl Topology ===
 
 impl Topology {
-    /// The fixture this topology was built from.
-    pub fn fixture(&self) -> &Fixture {
-        &self.fixture
-    }
     /// The service tag table in use.
     pub fn service_tags(&self) -> &ServiceTagTable {
         &self.tags

@@ -167,7 +167,7 @@ pub fn run_gateway_child(o: &GatewayChild) -> Result<(), BenchError> {
     let loaded = load_fixture(o.fixture.as_deref())?;
     let mut built = loaded.built;
     if o.plain_upstreams {
-        built = plain_upstreams(&built.topology);
+        built = plain_upstreams(&built);
     }
     let errors: Vec<String> = built
         .findings
@@ -238,8 +238,9 @@ fn load_fixture(path: Option<&Path>) -> Result<crate::load::Loaded, BenchError> 
 /// The topology with every `https://host[:port]/path` backend rewritten to
 /// `http://host:port/path` and every service in clear text (same hosts and ports, hence the
 /// same flows and verdicts).
-fn plain_upstreams(t: &sim::Topology) -> sim::Built {
-    let mut f = t.fixture().clone();
+fn plain_upstreams(built: &sim::Built) -> sim::Built {
+    let t = &built.topology;
+    let mut f = built.document.fixture().clone();
     for s in f.hosts.iter_mut().flat_map(|h| h.services.iter_mut()) {
         s.tls = false;
     }

@@ -234,7 +234,7 @@ fn case(rng: &mut Rng, id: usize) -> Case {
         &TagSource::Fixture,
     )
     .expect("generated rules parse");
-    let raw: Vec<sim::fixture::RawRule> = parsed.topology().fixture().nsgs[0]
+    let raw: Vec<sim::fixture::RawRule> = parsed.built.document.fixture().nsgs[0]
         .security_rules
         .iter()
         .map(sim::fixture::RawRule::from)

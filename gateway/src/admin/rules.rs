@@ -30,13 +30,13 @@ pub(super) async fn handle(
             if method != Method::GET {
                 return method_not_allowed("GET");
             }
-            json(StatusCode::OK, &NsgInfo::all(&shared.snapshot().topology))
+            json(StatusCode::OK, &NsgInfo::all(&shared.snapshot().document))
         }
         [nsg] => {
             if method != Method::GET {
                 return method_not_allowed("GET");
             }
-            match NsgInfo::named(&shared.snapshot().topology, nsg) {
+            match NsgInfo::named(&shared.snapshot().document, nsg) {
                 Some(n) => json(StatusCode::OK, &n),
                 None => answer(&change_problem(&ChangeError::UnknownNsg(nsg.clone()))),
             }
@@ -54,7 +54,7 @@ pub(super) async fn handle(
 async fn rule_list(shared: Arc<Shared>, nsg: String, req: Request<Incoming>) -> AdminResponse {
     let method = req.method().clone();
     match method {
-        Method::GET => match NsgInfo::named(&shared.snapshot().topology, &nsg) {
+        Method::GET => match NsgInfo::named(&shared.snapshot().document, &nsg) {
             Some(n) => json(StatusCode::OK, &n.security_rules),
             None => answer(&change_problem(&ChangeError::UnknownNsg(nsg))),
         },
@@ -91,7 +91,7 @@ async fn one_rule(
     let method = req.method().clone();
     match method {
         Method::GET => {
-            let Some(n) = NsgInfo::named(&shared.snapshot().topology, &nsg) else {
+            let Some(n) = NsgInfo::named(&shared.snapshot().document, &nsg) else {
                 return answer(&change_problem(&ChangeError::UnknownNsg(nsg)));
             };
             match n

@@ -237,7 +237,7 @@ fn replaced_rules_are_located_at_their_nsg() {
         "*",
         "*",
     );
-    let after = b.topology.with_nsg_rules("b", &[rule]).unwrap();
+    let after = b.with_nsg_rules("b", &[rule]).unwrap();
     let f = after
         .findings
         .iter()
@@ -260,8 +260,9 @@ fn in_memory_topologies_know_pointers_only() {
 
 // === single-rule changes ===
 
-fn names(t: &Topology, nsg: &str) -> Vec<String> {
-    t.nsg_rules(nsg)
+fn names(b: &Built, nsg: &str) -> Vec<String> {
+    b.document
+        .nsg_rules(nsg)
         .unwrap()
         .into_iter()
         .map(|r| r.name)
@@ -289,20 +290,20 @@ fn put_rule_creates_or_replaces_one_rule_and_keeps_the_others() {
         nsg: "B".into(),
         rule: allow("r4", 400).into(),
     };
-    let a = b.topology.apply_change(&put).unwrap();
+    let a = b.apply_change(&put).unwrap();
     assert_eq!(a.rules.created, ["r4"]);
     assert!(a.rules.replaced.is_empty() && a.rules.removed.is_empty());
-    assert_eq!(names(&a.built.topology, "b"), ["r2", "r3", "r4"]);
+    assert_eq!(names(&a.built, "b"), ["r2", "r3", "r4"]);
     // An existing name (in any case, or qualified) is replaced in place, under the name it
     // was put with.
     let put = Change::PutRule {
         nsg: "b".into(),
         rule: allow("securityRules/R3", 310).into(),
     };
-    let a = a.built.topology.apply_change(&put).unwrap();
+    let a = a.built.apply_change(&put).unwrap();
     assert_eq!(a.rules.replaced, ["R3"]);
-    assert_eq!(names(&a.built.topology, "b"), ["r2", "R3", "r4"]);
-    let r3 = &a.built.topology.nsg_rules("b").unwrap()[1];
+    assert_eq!(names(&a.built, "b"), ["r2", "R3", "r4"]);
+    let r3 = &a.built.document.nsg_rules("b").unwrap()[1];
     assert_eq!(r3.priority, 310);
     // r2 keeps its place in the file (line 7); the replaced rule is located at its NSG.
     let f = &a.built.findings[0];
@@ -321,9 +322,9 @@ fn delete_rule_removes_one_rule_and_the_rest_keep_their_lines() {
         nsg: "b".into(),
         name: "R2".into(),
     };
-    let a = b.topology.apply_change(&del).unwrap();
+    let a = b.apply_change(&del).unwrap();
     assert_eq!(a.rules.removed, ["r2"]);
-    assert_eq!(names(&a.built.topology, "b"), ["r3"]);
+    assert_eq!(names(&a.built, "b"), ["r3"]);
     // The invalid r2 is gone, so is its finding; r3 (now item 0) is still on line 18.
     assert!(
         !a.built
@@ -346,7 +347,7 @@ fn set_rules_reports_what_it_created_replaced_and_removed() {
         nsg: "b".into(),
         rules: vec![allow("r3", 300), allow("r9", 900)],
     };
-    let a = b.topology.apply_change(&set).unwrap();
+    let a = b.apply_change(&set).unwrap();
     assert_eq!(
         a.rules,
         crate::RuleChanges {
@@ -360,7 +361,7 @@ fn set_rules_reports_what_it_created_replaced_and_removed() {
 #[test]
 fn single_rule_changes_refuse_default_unknown_and_malformed_rules() {
     use crate::{Change, ChangeError};
-    let t = build(LOCATED).topology;
+    let t = build(LOCATED);
     for name in [
         "AllowVnetOutBound",
         "denyallinbound",

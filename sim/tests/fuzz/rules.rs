@@ -187,13 +187,12 @@ fn check_rules(built: &Built, nsg: &str, rules: &[RuleFile]) -> Result<(), TestC
     let t = &built.topology;
     let n = t.nsg_index(nsg).expect("the NSG exists");
     let in_force = &t.nsgs()[n];
-    let known_asgs: BTreeSet<String> = t
-        .fixture()
+    let doc = built.document.fixture();
+    let known_asgs: BTreeSet<String> = doc
         .application_security_groups
         .iter()
         .chain(
-            t.fixture()
-                .hosts
+            doc.hosts
                 .iter()
                 .flat_map(|h| &h.application_security_groups),
         )
@@ -245,7 +244,7 @@ proptest! {
         };
         let start = Instant::now();
         let change = Change::SetRules { nsg: nsg.to_string(), rules: raw.clone() };
-        match base().topology.apply(&change) {
+        match base().apply(&change) {
             Err(ChangeError::UnknownNsg(n)) => prop_assert_eq!(n.as_str(), "nope"),
             // Only single-rule changes name one rule; a whole-list replacement never does.
             Err(e @ (ChangeError::UnknownRule { .. } | ChangeError::DefaultRule { .. })) => {
@@ -271,7 +270,7 @@ proptest! {
     #[test]
     fn rule_fields_in_fixture_text_are_parsed_or_reported(rules in prop::collection::vec(arb_rule_json(), 1..3)) {
         let rules = named(rules);
-        let mut doc = serde_json::to_value(base().topology.fixture()).expect("a fixture serialises");
+        let mut doc = serde_json::to_value(base().document.fixture()).expect("a fixture serialises");
         doc["nsgs"][0]["security_rules"] = Value::Array(rules);
         let mut texts = vec![(Format::Json, doc.to_string()), (Format::Yaml, serde_yaml_ng::to_string(&doc).expect("YAML"))];
         // TOML has no null and no integers beyond i64: such documents have no TOML rendering.
