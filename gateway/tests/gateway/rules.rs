@@ -54,17 +54,22 @@ async fn rule_names(gw: &gateway::GatewayHandle, token: &str) -> Vec<String> {
         .collect()
 }
 
+/// `PUT` of the one-rule deny for payments at `priority`.
+async fn put_deny(gw: &gateway::GatewayHandle, token: &str, priority: u32) -> Resp {
+    admin(
+        gw,
+        "PUT",
+        DENY_PATH,
+        Some(token),
+        Some(deny_payments_body(priority)),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn one_rule_put_creates_then_replaces_and_keeps_the_other_rules() {
     let (gw, token) = started().await;
-    let r = admin(
-        &gw,
-        "PUT",
-        DENY_PATH,
-        Some(&token),
-        Some(deny_payments_body(100)),
-    )
-    .await;
+    let r = put_deny(&gw, &token, 100).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let report = r.json();
     assert_eq!(report["created"], serde_json::json!(["deny-payments-out"]));
@@ -111,14 +116,7 @@ async fn an_invalid_one_rule_put_is_refused_and_the_old_state_kept() {
         .json();
 
     // Priority 50 is outside 100..=4096: a topology with an error finding, 422 with findings.
-    let r = admin(
-        &gw,
-        "PUT",
-        DENY_PATH,
-        Some(&token),
-        Some(deny_payments_body(50)),
-    )
-    .await;
+    let r = put_deny(&gw, &token, 50).await;
     assert_eq!(r.status, 422);
     assert_eq!(r.code(), "INVALID_CHANGE");
     let findings = r.json()["findings"].as_array().unwrap().clone();
@@ -129,14 +127,7 @@ async fn an_invalid_one_rule_put_is_refused_and_the_old_state_kept() {
         "{findings:#?}"
     );
     // keep-me's priority and direction again: RULE_PRIORITY_DUPLICATE.
-    let r = admin(
-        &gw,
-        "PUT",
-        DENY_PATH,
-        Some(&token),
-        Some(deny_payments_body(300)),
-    )
-    .await;
+    let r = put_deny(&gw, &token, 300).await;
     assert_eq!(r.status, 422);
     assert!(r.json()["findings"]
         .as_array()
@@ -207,14 +198,7 @@ async fn an_invalid_one_rule_put_is_refused_and_the_old_state_kept() {
 #[tokio::test]
 async fn delete_removes_a_custom_rule_and_refuses_default_rules() {
     let (gw, token) = started().await;
-    let r = admin(
-        &gw,
-        "PUT",
-        DENY_PATH,
-        Some(&token),
-        Some(deny_payments_body(100)),
-    )
-    .await;
+    let r = put_deny(&gw, &token, 100).await;
     assert_eq!(r.status, 201);
     assert_eq!(get(&gw, "/payments/1").await.code(), "NSG_DENIED");
 
@@ -370,14 +354,7 @@ async fn flush_makes_the_next_request_a_new_flow_and_now_shows_the_new_verdict()
     );
 
     // A deny on an NSG without flush_connection: the pooled flow is kept…
-    let r = admin(
-        &gw,
-        "PUT",
-        DENY_PATH,
-        Some(&token),
-        Some(deny_payments_body(100)),
-    )
-    .await;
+    let r = put_deny(&gw, &token, 100).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.json()["flows_cut"], 0);
     let r = get(&gw, "/payments/fast").await;
