@@ -29,6 +29,12 @@ pub(crate) struct Args {
     output: Output,
 }
 
+impl Args {
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
     s.parse::<Protocol>().map_err(|e| e.to_string())
 }
@@ -39,8 +45,7 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     let loaded = a.inputs.load(Vec::new())?;
     let structural = loaded.structural_errors();
     if !structural.is_empty() {
-        refuse_fixture(&loaded.name, &structural);
-        return Ok(Status::BadInput);
+        return Ok(refuse_fixture(&loaded.name, &structural, a.output));
     }
     let verdict = query
         .explain(loaded.topology())

@@ -25,13 +25,18 @@ pub(crate) struct Args {
     azure: AzureArgs,
 }
 
+impl Args {
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     let exp = Expectations::load(&a.expectations)?;
     let loaded = exp.load_topology_with(&a.azure.load_options())?;
     let structural = loaded.structural_errors();
     if !structural.is_empty() {
-        refuse_fixture(&loaded.name, &structural);
-        return Ok(Status::BadInput);
+        return Ok(refuse_fixture(&loaded.name, &structural, a.output));
     }
     let report = exp.run(loaded.topology())?;
     if let Some(path) = &a.junit {
