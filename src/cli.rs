@@ -131,7 +131,11 @@ pub fn main() -> ExitCode {
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            let _ = output::out(&error::document(error::ErrorCode::Usage.as_str(), &message, None));
+            let _ = output::out(&error::document(
+                error::ErrorCode::Usage.as_str(),
+                &message,
+                None,
+            ));
             return Status::BadInput.into();
         }
     };

@@ -35,7 +35,6 @@ use sim::{Built, Topology};
 
 mod rule;
 
-pub use rule::Rule;
 /// The client's types: requests ([`Method`], [`Bytes`] bodies), responses ([`StatusCode`],
 /// [`HeaderMap`]) and the gateway's problem+json bodies.
 pub use crate::client::{Client, ClientError, Problem, Response};
@@ -44,6 +43,7 @@ pub use bytes::Bytes;
 /// refused.
 pub use gateway::{ChangeError, EchoInfo, GatewayHandle, LimitOverrides};
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode};
+pub use rule::Rule;
 /// A rule in the fixture's shape (what [`Rule`] builds) and the whole fixture ([`Simulation::modify`]).
 pub use sim::fixture::{Fixture, RawRule};
 /// Verdicts as `vnetsim check` explains them, and the words of a rule.
@@ -523,6 +523,8 @@ impl Simulation {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<Response, ClientError> {
-        self.client.request(method, path, headers, body.into()).await
+        self.client
+            .request(method, path, headers, body.into())
+            .await
     }
 }

@@ -86,11 +86,12 @@ fn classify_load(e: &LoadError) -> (&'static str, Option<ErrorLocation>) {
             Some(ErrorLocation::at(name.clone(), None, None)),
         ),
         LoadError::NotAzure { path, .. } => (C::BadArguments.as_str(), file(path)),
-        LoadError::Import { source } => {
-            (source.code(), source
+        LoadError::Import { source } => (
+            source.code(),
+            source
                 .location()
-                .map(|l| ErrorLocation::at(l.input.clone(), l.line, l.column)))
-        }
+                .map(|l| ErrorLocation::at(l.input.clone(), l.line, l.column)),
+        ),
         LoadError::Upstream { .. } => (C::BadUpstream.as_str(), None),
     }
 }
@@ -190,7 +191,10 @@ pub(crate) fn wants_json(args: &[std::ffi::OsString]) -> bool {
         .collect();
     args.iter().enumerate().any(|(i, a)| {
         a.eq_ignore_ascii_case("--output=json")
-            || (a == "--output" && args.get(i + 1).is_some_and(|v| v.eq_ignore_ascii_case("json")))
+            || (a == "--output"
+                && args
+                    .get(i + 1)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("json")))
     })
 }
 
@@ -215,7 +219,11 @@ mod tests {
 
     #[test]
     fn json_flag_forms() {
-        let v = |s: &[&str]| s.iter().map(Into::into).collect::<Vec<std::ffi::OsString>>();
+        let v = |s: &[&str]| {
+            s.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
         assert!(wants_json(&v(&["vnetsim", "check", "--output", "JSON"])));
         assert!(wants_json(&v(&["vnetsim", "check", "--output=json"])));
         assert!(!wants_json(&v(&["vnetsim", "check", "--output", "text"])));

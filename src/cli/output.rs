@@ -169,7 +169,12 @@ pub(crate) fn refuse_fixture(name: &str, errors: &[&Finding], output: Output) ->
 pub(crate) fn findings_json_error(code: ErrorCode, message: &str, errors: &[&Finding]) -> String {
     let mut text = message.to_string();
     for f in errors {
-        text.push_str(&format!("\n{} {}: {}", f.code.as_str(), f.subject, f.message));
+        text.push_str(&format!(
+            "\n{} {}: {}",
+            f.code.as_str(),
+            f.subject,
+            f.message
+        ));
     }
     let location = errors.iter().find_map(|f| {
         let l = f.location.as_ref()?;

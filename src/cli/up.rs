@@ -116,7 +116,10 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
         if a.output == Output::Json {
             out(&findings_json_error(
                 super::error::ErrorCode::ErrorFindings,
-                &format!("{name} has {} error finding(s); nothing was started", errors.len()),
+                &format!(
+                    "{name} has {} error finding(s); nothing was started",
+                    errors.len()
+                ),
                 &errors,
             ))?;
         }

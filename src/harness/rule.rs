@@ -122,7 +122,8 @@ impl Rule {
     pub fn from_asgs<S: Into<String>>(mut self, asgs: impl IntoIterator<Item = S>) -> Rule {
         self.0.source_address_prefix = None;
         self.0.source_address_prefixes = None;
-        self.0.source_application_security_groups = Some(asgs.into_iter().map(Into::into).collect());
+        self.0.source_application_security_groups =
+            Some(asgs.into_iter().map(Into::into).collect());
         self
     }
 
@@ -227,7 +228,11 @@ mod tests {
         assert_eq!(r.destination_port_ranges, None);
         assert_eq!(r.protocol, Some(RuleProtocol::Udp));
         assert_eq!(r.direction, Some(Direction::Outbound));
-        let r = Rule::deny("d").inbound().icmp().to_prefixes(["10.0.2.4"]).build();
+        let r = Rule::deny("d")
+            .inbound()
+            .icmp()
+            .to_prefixes(["10.0.2.4"])
+            .build();
         assert!(sim::fixture::RuleFile::try_from(r.clone()).is_ok());
         assert_eq!(
             (r.access, r.direction, r.protocol),

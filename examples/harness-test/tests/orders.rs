@@ -42,7 +42,10 @@ async fn my_api_through_apim_with_a_plain_http_double_for_a_tls_service() {
 
     // 2. Why: the flow apim -> orders:443 and the rule that allowed it.
     let v = sim.verdict("apim", "orders:443").unwrap();
-    assert_eq!((v.verdict, v.code), (VerdictKind::Allow, VerdictCode::Allowed));
+    assert_eq!(
+        (v.verdict, v.code),
+        (VerdictKind::Allow, VerdictCode::Allowed)
+    );
 
     // 3. A deny rule, built as a sentence, put on the integration subnet's NSG; after a flush
     //    the next request is a new flow, refused with the documented problem.

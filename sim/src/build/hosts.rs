@@ -233,10 +233,16 @@ impl Builder<'_> {
             // `http://127.0.0.1:N` is a server that speaks plain HTTP whatever `tls` says (a
             // test double such as wiremock); `https://` or a bare socket follows `tls`.
             let (upstream_plain, upstream_text) = match s.upstream.as_deref().map(str::trim) {
-                Some(u) if u.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://")) => {
+                Some(u)
+                    if u.get(..7)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("http://")) =>
+                {
                     (true, Some(u[7..].trim_end_matches('/')))
                 }
-                Some(u) if u.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://")) => {
+                Some(u)
+                    if u.get(..8)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("https://")) =>
+                {
                     (false, Some(u[8..].trim_end_matches('/')))
                 }
                 other => (false, other),
