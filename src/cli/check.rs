@@ -49,7 +49,10 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     }
     let verdict = query
         .explain(loaded.topology())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.name))?;
+        .map_err(|source| InTopology {
+            name: loaded.name.clone(),
+            source,
+        })?;
     match a.output {
         Output::Json => out(&serde_json::to_string_pretty(&verdict)?)?,
         Output::Text => out(&verdict.to_string())?,
@@ -59,4 +62,14 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     } else {
         Status::Negative
     })
+}
+
+/// A flow the topology does not have, named with the topology (the query error stays in the
+/// chain for `--output json`'s code).
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {source}")]
+struct InTopology {
+    name: String,
+    #[source]
+    source: crate::QueryError,
 }
