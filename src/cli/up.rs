@@ -127,9 +127,7 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
             "error: {name} has {} error finding(s); nothing was started:",
             errors.len()
         );
-        for f in errors {
-            eprintln!("  {f}");
-        }
+        eprintln!("{}", super::output::findings_table(errors.iter().copied()));
         return Ok(Status::BadInput);
     }
     if let Some(l) = a.listen {

@@ -189,7 +189,7 @@ async fn up_upstream_http_plays_a_tls_service_in_plain_http() {
     let ready = dir.path().join("ready.json");
     // orders:443 is `tls = true` behind an https:// backend in the default fixture.
     let upstream = format!("orders:443=http://{}", orders.address());
-    let child = Command::new(env!("CARGO_BIN_EXE_vnetsim"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vnetsim"))
         .args([
             "up",
             arg(&fixture("default.toml")),
@@ -197,6 +197,8 @@ async fn up_upstream_http_plays_a_tls_service_in_plain_http() {
             &upstream,
             "--ready-file",
             arg(&ready),
+            "--output",
+            "json",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -210,6 +212,17 @@ async fn up_upstream_http_plays_a_tls_service_in_plain_http() {
         assert!(start.elapsed() < Duration::from_secs(30), "no ready file");
         std::thread::sleep(Duration::from_millis(20));
     };
+    // `--output json`: the same document, one line on stdout.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&line).unwrap(),
+        doc
+    );
     assert_eq!(
         doc["backends"]["orders"]["upstream"],
         orders.address().to_string()
