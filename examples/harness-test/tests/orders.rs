@@ -77,3 +77,24 @@ async fn my_api_through_apim_with_a_plain_http_double_for_a_tls_service() {
     assert_eq!(orders.received_requests().await.unwrap().len(), 2);
     sim.shutdown().await;
 }
+
+/// The point of this crate: `vnetsim::harness` is all it needs — no direct dependency on the
+/// simulator's own crates or on `http`.
+#[test]
+fn this_crate_needs_no_sim_gateway_or_http_dependency() {
+    let manifest = include_str!("../Cargo.toml");
+    let keys: Vec<&str> = manifest
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split(['=', '.']).next())
+        .map(str::trim)
+        .collect();
+    for forbidden in ["sim", "gateway", "http", "hyper", "bytes"] {
+        assert!(
+            !keys.contains(&forbidden),
+            "Cargo.toml depends on `{forbidden}`"
+        );
+    }
+    assert!(keys.contains(&"vnetsim") && keys.contains(&"wiremock"));
+}
