@@ -318,11 +318,23 @@ fn blank(text: &str, ranges: &[std::ops::Range<usize>]) -> String {
     String::from_utf8(bytes).unwrap_or_default()
 }
 
-/// The `name` an entry's text gives, if it reads.
+/// The `name` an entry's text gives, if it reads: the whole entry as TOML, else its own
+/// `name = "..."` line (the entry may be broken elsewhere).
 fn chunk_name(chunk: &str) -> Option<String> {
     let body = chunk.split_once('\n').map_or("", |(_, b)| b);
-    let table: toml::Table = toml::from_str(body).ok()?;
-    table.get("name")?.as_str().map(|s| s.trim().to_string())
+    if let Ok(table) = toml::from_str::<toml::Table>(body) {
+        return table.get("name")?.as_str().map(|s| s.trim().to_string());
+    }
+    body.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        if key.trim() != "name" {
+            return None;
+        }
+        let v: toml::Value = toml::from_str::<toml::Table>(&format!("v = {}", value.trim()))
+            .ok()?
+            .remove("v")?;
+        v.as_str().map(|s| s.trim().to_string())
+    })
 }
 
 // === impl Expectations ===
@@ -807,6 +819,44 @@ mod tests {
                 .any(|p| p.position.line == 11 && p.message.contains("carry no ports")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn lenient_parsing_sets_bad_entries_aside() {
+        let good = entry("");
+        let broken_syntax = entry("code = \"ALLOWED\n").replace("\"n\"", "\"syntax\"");
+        let bad_value = entry("")
+            .replace("\"n\"", "\"value\"")
+            .replace("\"Allow\"", "\"Maybe\"");
+        let bad_flow = entry("")
+            .replace("\"n\"", "\"flow\"")
+            .replace("orders:443", "orders");
+        let text = format!("{HEAD}{good}{broken_syntax}{bad_value}{bad_flow}");
+        let e = Expectations::parse_lenient("e.toml", &text, Path::new("fixtures")).unwrap();
+        assert_eq!(e.entries.len(), 1);
+        let bad: Vec<(&str, usize)> = e.bad.iter().map(|b| (b.name.as_str(), b.line)).collect();
+        assert_eq!(
+            bad,
+            [("syntax", 12), ("value", 17), ("flow", 21)],
+            "{:#?}",
+            e.bad
+        );
+        assert!(
+            e.bad[1].message.contains("Allow, Deny, Unreachable"),
+            "{:#?}",
+            e.bad
+        );
+        assert!(e.bad[2].message.contains("orders:PORT"), "{:#?}", e.bad);
+        // Strict parsing refuses the same file; an error outside the entries is fatal for both.
+        assert!(Expectations::parse("e.toml", &text, Path::new("fixtures")).is_err());
+        let outside = text.replacen("topology = ", "topology = = ", 1);
+        let err =
+            Expectations::parse_lenient("e.toml", &outside, Path::new("fixtures")).unwrap_err();
+        assert!(err.to_string().starts_with("e.toml:1:"), "{err}");
+        // Every entry bad: still a file with entries, all reported.
+        let all_bad = format!("{HEAD}{bad_flow}");
+        let e = Expectations::parse_lenient("e.toml", &all_bad, Path::new("fixtures")).unwrap();
+        assert_eq!((e.entries.len(), e.bad.len()), (0, 1));
     }
 
     #[test]
