@@ -6,9 +6,7 @@
 //! Run it: `cargo run --example my_api_through_apim`. In your own crate the body of `main` goes
 //! into a `#[tokio::test]`.
 
-use sim::fixture::RawRule;
-use sim::{Access, Direction, RuleProtocol};
-use vnetsim::harness::Simulation;
+use vnetsim::harness::{Rule, Simulation, VerdictCode};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -141,21 +139,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     //    server receives nothing more (wiremock checks `expect(1)` when `orders` drops).
     let mut rules = sim.current_rules("nsg-orders");
     rules.retain(|r| r.name != "allow-apim-8080");
-    rules.push(RawRule {
-        name: "allow-apim-443-only".into(),
-        priority: 100,
-        direction: Some(Direction::Inbound),
-        access: Some(Access::Allow),
-        protocol: Some(RuleProtocol::Tcp),
-        source_address_prefix: Some("10.0.1.0/24".into()),
-        source_port_range: Some("*".into()),
-        destination_address_prefix: Some("*".into()),
-        destination_port_range: Some("443".into()),
-        ..RawRule::default()
-    });
+    rules.push(
+        Rule::allow("allow-apim-443-only")
+            .inbound()
+            .priority(100)
+            .tcp()
+            .from("10.0.1.0/24")
+            .port(443)
+            .build(),
+    );
     sim.set_nsg_rules("nsg-orders", &rules)?;
     let verdict = sim.verdict("apim", "orders:8080")?;
-    assert_eq!(verdict.code.as_str(), "NSG_DENIED");
+    assert_eq!(verdict.code, VerdictCode::NsgDenied);
     println!(
         "after the change: {} by {:?}",
         verdict.code,

@@ -5,6 +5,7 @@
 mod bench;
 mod check;
 mod demo;
+mod error;
 mod import;
 mod inputs;
 mod output;
@@ -95,10 +96,49 @@ pub(crate) fn tag_source(file: &Option<PathBuf>) -> TagSource {
     }
 }
 
-/// Parses, runs and maps the result to an exit code.
+impl Command {
+    /// The output format the command was asked for (`up` and the bench children have none).
+    fn output(&self) -> Output {
+        match self {
+            Command::Demo(a) => a.output(),
+            Command::Validate(a) => a.output(),
+            Command::Check(a) => a.output(),
+            Command::Test(a) => a.output(),
+            Command::Up(a) => a.output(),
+            Command::Import(a) => a.output(),
+            Command::Bench(a) => a.output(),
+            Command::GatewayChild(_) | Command::EchoChild(_) => Output::Text,
+        }
+    }
+}
+
+/// Parses, runs and maps the result to an exit code. Bad input is `error: ...` lines on
+/// stderr with every cause; with `--output json` also one JSON error document on stdout.
 pub fn main() -> ExitCode {
-    // clap prints usage errors itself, exiting 2 (0 for --help).
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        // clap prints usage errors itself, exiting 2 (0 for --help and --version).
+        Err(e) if !e.use_stderr() || !error::wants_json(&args) => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            let text = e.to_string();
+            // The lines before clap's usage hint, as one sentence.
+            let message = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(|l| l.trim().trim_start_matches("error: "))
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = output::out(&error::document(
+                error::ErrorCode::Usage.as_str(),
+                &message,
+                None,
+            ));
+            return Status::BadInput.into();
+        }
+    };
     let demo_default = demo::Args::default();
     let result = match &cli.command {
         None => demo::run(&demo_default),
@@ -116,6 +156,9 @@ pub fn main() -> ExitCode {
         Ok(status) => status.into(),
         Err(e) => {
             output::report_error(&e);
+            if cli.command.as_ref().map_or(Output::Text, Command::output) == Output::Json {
+                let _ = output::out(&error::error_json(&e));
+            }
             Status::BadInput.into()
         }
     }

@@ -13,7 +13,14 @@
 //! verdict = "Allow"                    # Allow | Deny | Unreachable (case-insensitive)
 //! rule = "securityRules/allow-apim-subnet"  # optional: compared with decided_by.rule
 //! code = "ALLOWED"                     # optional: ALLOWED, NSG_DENIED, NO_ROUTE, ...
+//! nsg = "nsg-backend"                  # optional: `rule` is then the rule THIS NSG matched
+//!                                      # (bare `deny-x` or `securityRules/deny-x`)
 //! ```
+//!
+//! An entry that cannot be evaluated (a malformed flow or rule, an unknown key or value, an
+//! endpoint the topology does not have) does not stop the others: [`Expectations::parse_lenient`]
+//! and [`Expectations::run_lenient`] report it as an error ([`EntryError`]), as `vnetsim test`
+//! does (an error test case in JUnit, exit 2).
 //!
 //! `topology` may also name Azure input — an ARM template, exported resource JSON, or a folder
 //! of them — with these optional keys for the import (paths relative to this file; the
@@ -210,6 +217,8 @@ struct RawEntry {
     rule: Option<Spanned<String>>,
     #[serde(default)]
     code: Option<ExpectedCode>,
+    #[serde(default)]
+    nsg: Option<Spanned<String>>,
 }
 
 /// One expectation.
@@ -231,6 +240,9 @@ pub struct Expectation {
     pub rule: Option<String>,
     /// The expected verdict code.
     pub code: Option<VerdictCode>,
+    /// An NSG on the path whose matched rule `rule` is compared with (instead of the deciding
+    /// rule); without `rule`, the NSG must be on the path.
+    pub nsg: Option<String>,
     from_at: Position,
     to_at: Position,
     source_port_at: Option<Position>,
@@ -250,6 +262,79 @@ pub struct Expectations {
     pub azure: AzureOptions,
     /// The expectations, in file order.
     pub entries: Vec<Expectation>,
+    /// Entries that cannot be evaluated ([`Expectations::parse_lenient`] only; `parse` fails
+    /// on them), in file order.
+    pub bad: Vec<EntryError>,
+}
+
+/// An expectation that cannot be evaluated: reported as an error test case, the others run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntryError {
+    /// The entry's `name`, or `entry at line N` when it has none that reads.
+    pub name: String,
+    /// Line of the problem.
+    pub line: usize,
+    /// Column of the problem.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// The byte ranges of the `[[expect]]` tables (header line to the next header or the end), or
+/// `None` when the file has none written that way.
+fn entry_chunks(text: &str) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or("");
+        let compact: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        if compact == "[[expect]]" {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    if starts.is_empty() {
+        return None;
+    }
+    let mut chunks = Vec::with_capacity(starts.len());
+    for (i, &start) in starts.iter().enumerate() {
+        chunks.push(start..starts.get(i + 1).copied().unwrap_or(text.len()));
+    }
+    Some(chunks)
+}
+
+/// `text` with every byte of `ranges` except line breaks turned into spaces: positions of the
+/// rest stay where they were.
+fn blank(text: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for r in ranges {
+        for b in &mut bytes[r.clone()] {
+            if *b != b'\n' && *b != b'\r' {
+                *b = b' ';
+            }
+        }
+    }
+    // Only ASCII spaces replaced whole ranges that started on line boundaries.
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// The `name` an entry's text gives, if it reads: the whole entry as TOML, else its own
+/// `name = "..."` line (the entry may be broken elsewhere).
+fn chunk_name(chunk: &str) -> Option<String> {
+    let body = chunk.split_once('\n').map_or("", |(_, b)| b);
+    if let Ok(table) = toml::from_str::<toml::Table>(body) {
+        return table.get("name")?.as_str().map(|s| s.trim().to_string());
+    }
+    body.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        if key.trim() != "name" {
+            return None;
+        }
+        let v: toml::Value = toml::from_str::<toml::Table>(&format!("v = {}", value.trim()))
+            .ok()?
+            .remove("v")?;
+        v.as_str().map(|s| s.trim().to_string())
+    })
 }
 
 // === impl Expectations ===
@@ -290,17 +375,113 @@ impl Expectations {
     /// assert!(err.to_string().starts_with("e.toml:6:1: "), "{err}");
     /// ```
     pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Expectations, ExpectError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let pos = e.span().map(|s| Position::of(text, s.start));
-            ExpectError::Parse {
+        let raw: RawFile = toml::from_str(text).map_err(|e| parse_error(name, text, &e))?;
+        let (exp, mut problems) = Expectations::build(name, text, raw, base_dir, Vec::new())?;
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.position);
+            return Err(ExpectError::Invalid {
                 name: name.to_string(),
-                line: pos.map(|p| p.line),
-                column: pos.map(|p| p.column),
-                message: e.message().trim().to_string(),
+                problems,
+            });
+        }
+        Ok(exp)
+    }
+
+    /// Reads and parses an expectations file as `vnetsim test` does: bad entries are kept in
+    /// [`Expectations::bad`] and the others parse.
+    ///
+    /// # Errors
+    /// As [`Expectations::load`], except for problems inside one `[[expect]]` entry.
+    pub fn load_lenient(path: &Path) -> Result<Expectations, ExpectError> {
+        let text = gateway::file::read_to_string(path, gateway::file::DEFAULT_MAX_FILE_BYTES)
+            .map_err(|source| ExpectError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Expectations::parse_lenient(&path.display().to_string(), &text, dir)
+    }
+
+    /// Parses like [`Expectations::parse`], but a problem inside one `[[expect]]` entry (an
+    /// unknown key or value, a malformed flow or rule, a repeated name) makes that entry an
+    /// [`EntryError`] in [`Expectations::bad`] while the others parse.
+    ///
+    /// ```
+    /// use vnetsim::expect::Expectations;
+    /// let good = "[[expect]]\nname = \"ok\"\nfrom = \"apim\"\nto = \"orders:443\"\nverdict = \"Allow\"\n";
+    /// let text = format!("topology = \"default.toml\"\n{good}{}", good.replace("\"ok\"", "\"bad\"").replace("verdict", "verdikt"));
+    /// let e = Expectations::parse_lenient("e.toml", &text, "fixtures".as_ref()).unwrap();
+    /// assert_eq!(e.entries.len(), 1);
+    /// assert_eq!((e.bad[0].name.as_str(), e.bad[0].line), ("bad", 11));
+    /// assert!(Expectations::parse("e.toml", &text, "fixtures".as_ref()).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`ExpectError::Parse`] for problems outside the entries (syntax of the file's own keys,
+    /// a missing `topology`, no `[[expect]]` at all).
+    pub fn parse_lenient(
+        name: &str,
+        text: &str,
+        base_dir: &Path,
+    ) -> Result<Expectations, ExpectError> {
+        let (raw, mut bad) = match toml::from_str::<RawFile>(text) {
+            Ok(raw) => (raw, Vec::new()),
+            Err(e) => {
+                let chunks = entry_chunks(text);
+                let inside = |c: &[std::ops::Range<usize>]| {
+                    e.span()
+                        .is_some_and(|s| c.iter().any(|r| r.contains(&s.start)))
+                };
+                let Some(chunks) = chunks.filter(|c| inside(c)) else {
+                    return Err(parse_error(name, text, &e));
+                };
+                // Each entry alone (the others blanked, positions kept): which ones fail.
+                let mut bad = Vec::new();
+                let mut bad_ranges = Vec::new();
+                for (i, c) in chunks.iter().enumerate() {
+                    let others: Vec<_> = chunks
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| j != i)
+                        .map(|(_, r)| r.clone())
+                        .collect();
+                    if let Err(e) = toml::from_str::<RawFile>(&blank(text, &others)) {
+                        let at = Position::of(text, e.span().map_or(c.start, |s| s.start));
+                        bad.push(EntryError {
+                            name: chunk_name(&text[c.clone()])
+                                .unwrap_or_else(|| format!("entry at line {}", at.line)),
+                            line: at.line,
+                            column: at.column,
+                            message: e.message().trim().to_string(),
+                        });
+                        bad_ranges.push(c.clone());
+                    }
+                }
+                let raw = toml::from_str::<RawFile>(&blank(text, &bad_ranges))
+                    .map_err(|e| parse_error(name, text, &e))?;
+                (raw, bad)
             }
-        })?;
+        };
+        let (mut exp, _) =
+            Expectations::build(name, text, raw, base_dir, std::mem::take(&mut bad))?;
+        exp.bad.sort_by_key(|b| (b.line, b.column));
+        Ok(exp)
+    }
+
+    /// The checked expectations from the file's shape, with every per-entry problem (the
+    /// entries that have one are left out of `entries` and listed in `bad`, after `bad_toml`).
+    fn build(
+        name: &str,
+        text: &str,
+        raw: RawFile,
+        base_dir: &Path,
+        bad_toml: Vec<EntryError>,
+    ) -> Result<(Expectations, Vec<Problem>), ExpectError> {
         let pos = |s: std::ops::Range<usize>| Position::of(text, s.start);
-        if raw.expect.is_empty() {
+        if raw.expect.is_empty() && bad_toml.is_empty() {
             return Err(ExpectError::Parse {
                 name: name.to_string(),
                 line: None,
@@ -309,10 +490,13 @@ impl Expectations {
                     .into(),
             });
         }
-        let mut problems = Vec::new();
+        let mut all_problems = Vec::new();
+        let mut bad = bad_toml;
         let mut seen: BTreeMap<String, Position> = BTreeMap::new();
         let mut entries = Vec::new();
         for e in raw.expect {
+            // This entry's problems; an entry with any is not evaluated.
+            let mut problems = Vec::new();
             let name_at = pos(e.name.span());
             let ename = e.name.get_ref().trim().to_string();
             if ename.is_empty() {
@@ -331,12 +515,26 @@ impl Expectations {
             } else {
                 seen.insert(ename.clone(), name_at);
             }
+            if let Some(n) = &e.nsg {
+                if n.get_ref().trim().is_empty() {
+                    problems.push(Problem {
+                        position: pos(n.span()),
+                        message: format!(
+                            "expectation `{ename}`: nsg is empty: name an NSG on the flow's path"
+                        ),
+                    });
+                }
+            }
             if let Some(r) = &e.rule {
                 let text = r.get_ref().trim();
-                let qualified = ["securityRules/", "defaultSecurityRules/"]
-                    .iter()
-                    .any(|p| text.len() > p.len() && text[..p.len()].eq_ignore_ascii_case(p));
-                if !qualified {
+                let qualified = ["securityRules/", "defaultSecurityRules/"].iter().any(|p| {
+                    text.get(..p.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(p))
+                        && text.len() > p.len()
+                });
+                // With `nsg`, a bare rule name is that NSG's rule.
+                let bare_ok = e.nsg.is_some() && !text.is_empty() && !text.contains('/');
+                if !qualified && !bare_ok {
                     problems.push(Problem {
                         position: pos(r.span()),
                         message: format!(
@@ -355,12 +553,35 @@ impl Expectations {
                 e.source_port.as_ref().map(|s| *s.get_ref()),
             );
             let query = match query {
-                Ok(q) => q,
+                Ok(q) => Some(q),
                 Err(err) => {
                     problems.push(Problem {
                         position: place(&err, from_at, to_at, source_port_at),
                         message: format!("expectation `{ename}`: {err}"),
                     });
+                    None
+                }
+            };
+            let query = match query {
+                Some(q) if problems.is_empty() => q,
+                _ => {
+                    problems.sort_by_key(|p| p.position);
+                    let first = problems[0].position;
+                    bad.push(EntryError {
+                        name: if ename.is_empty() {
+                            format!("entry at line {}", name_at.line)
+                        } else {
+                            ename
+                        },
+                        line: first.line,
+                        column: first.column,
+                        message: problems
+                            .iter()
+                            .map(|p| p.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    });
+                    all_problems.append(&mut problems);
                     continue;
                 }
             };
@@ -373,16 +594,10 @@ impl Expectations {
                 verdict: e.verdict.0,
                 rule: e.rule.map(|r| r.into_inner().trim().to_string()),
                 code: e.code.map(|c| c.0),
+                nsg: e.nsg.map(|n| n.into_inner().trim().to_string()),
                 from_at,
                 to_at,
                 source_port_at,
-            });
-        }
-        if !problems.is_empty() {
-            problems.sort_by_key(|p| p.position);
-            return Err(ExpectError::Invalid {
-                name: name.to_string(),
-                problems,
             });
         }
         let azure = AzureOptions {
@@ -396,13 +611,17 @@ impl Expectations {
             resource_group: raw.resource_group,
             location: raw.location,
         };
-        Ok(Expectations {
-            name: name.to_string(),
-            topology: base_dir.join(raw.topology.get_ref()),
-            topology_at: pos(raw.topology.span()),
-            azure,
-            entries,
-        })
+        Ok((
+            Expectations {
+                name: name.to_string(),
+                topology: base_dir.join(raw.topology.get_ref()),
+                topology_at: pos(raw.topology.span()),
+                azure,
+                entries,
+                bad,
+            },
+            all_problems,
+        ))
     }
 
     /// Loads the topology the file names.
@@ -441,39 +660,77 @@ impl Expectations {
     /// [`ExpectError::Invalid`] listing every expectation whose endpoints do not resolve in
     /// the topology; nothing is evaluated then.
     pub fn run(&self, t: &Topology) -> Result<Report, ExpectError> {
-        let mut problems = Vec::new();
-        let mut verdicts = Vec::new();
-        for e in &self.entries {
-            match e.query.explain(t) {
-                Ok(v) => verdicts.push(v),
-                Err(err) => problems.push(Problem {
-                    position: place(&err, e.from_at, e.to_at, e.source_port_at),
-                    message: format!("expectation `{}`: {err}", e.name),
-                }),
-            }
-        }
+        let (results, problems) = self.evaluate(t);
         if !problems.is_empty() {
             return Err(ExpectError::Invalid {
                 name: self.name.clone(),
-                problems,
+                problems: problems.into_iter().map(|(_, p)| p).collect(),
             });
         }
-        let results: Vec<Outcome> = self
-            .entries
-            .iter()
-            .zip(verdicts)
-            .map(|(e, actual)| Outcome::compare(e, actual))
-            .collect();
+        Ok(self.report(t, results, Vec::new()))
+    }
+
+    /// Evaluates every expectation that can be: entries whose endpoints do not resolve join
+    /// [`Expectations::bad`] as errors in the report ([`Report::errors`]), the others run.
+    pub fn run_lenient(&self, t: &Topology) -> Report {
+        let (results, problems) = self.evaluate(t);
+        let mut errors = self.bad.clone();
+        for (name, p) in problems {
+            errors.push(EntryError {
+                name,
+                line: p.position.line,
+                column: p.position.column,
+                message: p.message,
+            });
+        }
+        errors.sort_by_key(|b| (b.line, b.column));
+        self.report(t, results, errors)
+    }
+
+    /// Each expectation's outcome, or the problem of one whose endpoints do not resolve.
+    fn evaluate(&self, t: &Topology) -> (Vec<Outcome>, Vec<(String, Problem)>) {
+        let mut problems = Vec::new();
+        let mut results = Vec::new();
+        for e in &self.entries {
+            let started = std::time::Instant::now();
+            match e.query.explain(t) {
+                Ok(v) => results.push(Outcome::compare(e, v, started.elapsed())),
+                Err(err) => problems.push((
+                    e.name.clone(),
+                    Problem {
+                        position: place(&err, e.from_at, e.to_at, e.source_port_at),
+                        message: format!("expectation `{}`: {err}", e.name),
+                    },
+                )),
+            }
+        }
+        (results, problems)
+    }
+
+    fn report(&self, t: &Topology, results: Vec<Outcome>, errors: Vec<EntryError>) -> Report {
         let failed = results.iter().filter(|r| !r.passed).count();
-        Ok(Report {
-            passed: failed == 0,
+        Report {
+            passed: failed == 0 && errors.is_empty(),
             expectations: self.name.clone(),
             topology: self.topology.display().to_string(),
-            total: results.len(),
+            total: results.len() + errors.len(),
             failed,
+            errored: errors.len(),
             results,
+            errors,
             service_tags: t.service_tags().info().clone(),
-        })
+        }
+    }
+}
+
+/// The [`ExpectError::Parse`] of a TOML error, at its position.
+fn parse_error(name: &str, text: &str, e: &toml::de::Error) -> ExpectError {
+    let pos = e.span().map(|s| Position::of(text, s.start));
+    ExpectError::Parse {
+        name: name.to_string(),
+        line: pos.map(|p| p.line),
+        column: pos.map(|p| p.column),
+        message: e.message().trim().to_string(),
     }
 }
 
@@ -562,6 +819,44 @@ mod tests {
                 .any(|p| p.position.line == 11 && p.message.contains("carry no ports")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn lenient_parsing_sets_bad_entries_aside() {
+        let good = entry("");
+        let broken_syntax = entry("code = \"ALLOWED\n").replace("\"n\"", "\"syntax\"");
+        let bad_value = entry("")
+            .replace("\"n\"", "\"value\"")
+            .replace("\"Allow\"", "\"Maybe\"");
+        let bad_flow = entry("")
+            .replace("\"n\"", "\"flow\"")
+            .replace("orders:443", "orders");
+        let text = format!("{HEAD}{good}{broken_syntax}{bad_value}{bad_flow}");
+        let e = Expectations::parse_lenient("e.toml", &text, Path::new("fixtures")).unwrap();
+        assert_eq!(e.entries.len(), 1);
+        let bad: Vec<(&str, usize)> = e.bad.iter().map(|b| (b.name.as_str(), b.line)).collect();
+        assert_eq!(
+            bad,
+            [("syntax", 12), ("value", 17), ("flow", 21)],
+            "{:#?}",
+            e.bad
+        );
+        assert!(
+            e.bad[1].message.contains("Allow, Deny, Unreachable"),
+            "{:#?}",
+            e.bad
+        );
+        assert!(e.bad[2].message.contains("orders:PORT"), "{:#?}", e.bad);
+        // Strict parsing refuses the same file; an error outside the entries is fatal for both.
+        assert!(Expectations::parse("e.toml", &text, Path::new("fixtures")).is_err());
+        let outside = text.replacen("topology = ", "topology = = ", 1);
+        let err =
+            Expectations::parse_lenient("e.toml", &outside, Path::new("fixtures")).unwrap_err();
+        assert!(err.to_string().starts_with("e.toml:1:"), "{err}");
+        // Every entry bad: still a file with entries, all reported.
+        let all_bad = format!("{HEAD}{bad_flow}");
+        let e = Expectations::parse_lenient("e.toml", &all_bad, Path::new("fixtures")).unwrap();
+        assert_eq!((e.entries.len(), e.bad.len()), (0, 1));
     }
 
     #[test]

@@ -25,14 +25,34 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gateway::{ChangeError, GatewayHandle, LimitOverrides, StartOptions};
+use gateway::StartOptions;
 /// The gateway's answers the harness hands back: change reports, flows with what the rules in
 /// force would decide for them now, NSGs, flushes, and whether a put created or replaced.
 pub use gateway::{ChangeReport, FlowInfo, FlowNow, FlushReport, NsgInfo, RulePut};
-use sim::fixture::{Fixture, RawRule};
-use sim::{Built, Finding, Topology, Verdict};
+use sim::{Built, Topology};
 
-use crate::client::{Client, ClientError, Response};
+// === What a test crate needs, re-exported (no direct `sim`, `gateway` or `http` dependency) ===
+
+mod rule;
+
+/// The client's types: requests ([`Method`], [`Bytes`] bodies), responses ([`StatusCode`],
+/// [`HeaderMap`]) and the gateway's problem+json bodies.
+pub use crate::client::{Client, ClientError, Problem, Response};
+pub use bytes::Bytes;
+/// Limits and timeouts a test overrides ([`SimulationBuilder::limits`]), and why a change was
+/// refused.
+pub use gateway::{ChangeError, EchoInfo, GatewayHandle, LimitOverrides};
+pub use http::{HeaderMap, HeaderValue, Method, StatusCode};
+pub use rule::Rule;
+/// A rule in the fixture's shape (what [`Rule`] builds) and the whole fixture ([`Simulation::modify`]).
+pub use sim::fixture::{Fixture, RawRule};
+/// Verdicts as `vnetsim check` explains them, and the words of a rule.
+pub use sim::{Access, Direction, Protocol, RuleProtocol, Verdict, VerdictCode, VerdictKind};
+/// Findings of a topology ([`SimulationBuilder::findings`]).
+pub use sim::{Finding, FindingCode, Severity};
+
+// === end of re-exports ===
+
 use crate::load::{load_path, load_str, LoadError, Loaded, TagSource};
 use crate::query::{FlowQuery, QueryError};
 
@@ -187,6 +207,15 @@ impl SimulationBuilder {
         self
     }
 
+    /// Plays the topology's `host:port` with your own loopback server speaking **plain HTTP**,
+    /// even where the service says `tls = true` and the API's backend is `https://` (a wiremock
+    /// `MockServer` has no HTTPS): the gateway dials it without TLS; flows, verdicts and NSG
+    /// decisions are those of the topology as written.
+    pub fn bind_plain(mut self, host: &str, port: u16, addr: SocketAddr) -> SimulationBuilder {
+        self.options = self.options.upstream_plain(host, port, addr);
+        self
+    }
+
     /// Whether to start the built-in echo backends for `serve = "echo"` services (default yes).
     pub fn start_echo(mut self, yes: bool) -> SimulationBuilder {
         self.options.start_echo = yes;
@@ -330,10 +359,10 @@ impl Simulation {
     pub fn add_security_rule(
         &self,
         nsg: &str,
-        rule: RawRule,
+        rule: impl Into<RawRule>,
     ) -> Result<ChangeReport, HarnessError> {
         let mut rules = self.current_rules(nsg);
-        rules.push(rule);
+        rules.push(rule.into());
         self.set_nsg_rules(nsg, &rules)
     }
 
@@ -365,9 +394,9 @@ impl Simulation {
     pub fn put_security_rule(
         &self,
         nsg: &str,
-        rule: RawRule,
+        rule: impl Into<RawRule>,
     ) -> Result<(ChangeReport, RulePut), HarnessError> {
-        Ok(self.gateway.put_security_rule(nsg, rule)?)
+        Ok(self.gateway.put_security_rule(nsg, rule.into())?)
     }
 
     /// Removes one custom rule from an NSG, live (as
@@ -453,5 +482,49 @@ impl Simulation {
     /// Stops the gateway gracefully (in-flight requests finish) and every backend it started.
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;
+    }
+}
+
+// === impl Simulation (backend addresses) ===
+
+impl Simulation {
+    /// The loopback socket that plays `host:port` (a `[[hosts]]` name or one of its DNS names):
+    /// your bound server, the service's `upstream`, or the built-in echo; `None` when nothing
+    /// plays it.
+    pub fn backend_addr(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        self.gateway.backend_addr(host, port)
+    }
+
+    /// The loopback socket that plays API `api`'s backend (by API name), as the gateway dials
+    /// it; `None` for an unknown API or a backend nothing plays.
+    pub fn api_backend_addr(&self, api: &str) -> Option<SocketAddr> {
+        self.gateway.api_backend_addr(api)
+    }
+
+    /// The admin listener's URL (`http://127.0.0.1:PORT`); requests need
+    /// `Authorization: Bearer {admin_token}`.
+    pub fn admin_url(&self) -> String {
+        self.gateway.admin_url()
+    }
+
+    /// The admin listener's bearer token.
+    pub fn admin_token(&self) -> &str {
+        self.gateway.admin_token()
+    }
+
+    /// Any request through the gateway, on a new connection.
+    ///
+    /// # Errors
+    /// [`ClientError`] when no HTTP response arrived (gateway failures are responses).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Response, ClientError> {
+        self.client
+            .request(method, path, headers, body.into())
+            .await
     }
 }

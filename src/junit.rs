@@ -41,21 +41,24 @@ fn allowed_in_xml(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
 }
 
-/// Renders a report as JUnit XML.
+/// Renders a report as JUnit XML: every test case carries its `time` (seconds) and the
+/// expectations file and line (`file`, `line`); an entry that could not be evaluated is a test
+/// case with an `<error>`.
 pub fn render(report: &Report) -> String {
     let mut x = String::new();
     let suite = escape_attr(&report.expectations);
+    let seconds: f64 = report.results.iter().map(|r| r.time.as_secs_f64()).sum();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     // Writing to a String cannot fail.
     let _ = writeln!(
         x,
-        "<testsuites name=\"vnetsim test\" tests=\"{}\" failures=\"{}\" errors=\"0\">",
-        report.total, report.failed
+        "<testsuites name=\"vnetsim test\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{seconds:.6}\">",
+        report.total, report.failed, report.errored
     );
     let _ = writeln!(
         x,
-        "  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\">",
-        report.total, report.failed
+        "  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\" time=\"{seconds:.6}\" file=\"{suite}\">",
+        report.total, report.failed, report.errored
     );
     let _ = writeln!(x, "    <properties>");
     let _ = writeln!(
@@ -73,26 +76,51 @@ pub fn render(report: &Report) -> String {
             .map_or(String::new(), |c| format!(" (changeNumber {c})"))
     );
     let _ = writeln!(x, "    </properties>");
+    // Results and errors together, in file order.
+    let mut cases: Vec<(usize, String)> = Vec::new();
     for r in &report.results {
         let name = escape_attr(&r.name);
+        let head = format!(
+            "    <testcase name=\"{name}\" classname=\"{suite}\" time=\"{:.6}\" file=\"{suite}\" line=\"{}\"",
+            r.time.as_secs_f64(),
+            r.line
+        );
         if r.passed {
-            let _ = writeln!(x, "    <testcase name=\"{name}\" classname=\"{suite}\"/>");
+            cases.push((r.line, format!("{head}/>\n")));
             continue;
         }
-        let _ = writeln!(x, "    <testcase name=\"{name}\" classname=\"{suite}\">");
-        let _ = writeln!(
-            x,
-            "      <failure type=\"mismatch\" message=\"{}\">{}</failure>",
-            escape_attr(&r.mismatches.join("; ")),
-            escape(&format!(
-                "{}\nactual chain ({} -> {}):\n{}\n",
-                r.mismatches.join("\n"),
-                r.from,
-                r.to,
-                r.chain().join("\n")
-            ))
-        );
-        let _ = writeln!(x, "    </testcase>");
+        cases.push((
+            r.line,
+            format!(
+                "{head}>\n      <failure type=\"mismatch\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                escape_attr(&r.mismatches.join("; ")),
+                escape(&format!(
+                    "{}:{}: {}\nactual chain ({} -> {}):\n{}\n",
+                    report.expectations,
+                    r.line,
+                    r.mismatches.join("\n"),
+                    r.from,
+                    r.to,
+                    r.chain().join("\n")
+                ))
+            ),
+        ));
+    }
+    for e in &report.errors {
+        cases.push((
+            e.line,
+            format!(
+                "    <testcase name=\"{}\" classname=\"{suite}\" time=\"0.000000\" file=\"{suite}\" line=\"{}\">\n      <error type=\"bad-input\" message=\"{}\">{}</error>\n    </testcase>\n",
+                escape_attr(&e.name),
+                e.line,
+                escape_attr(&e.message),
+                escape(&format!("{}:{}:{}: {}\n", report.expectations, e.line, e.column, e.message))
+            ),
+        ));
+    }
+    cases.sort_by_key(|(line, _)| *line);
+    for (_, c) in cases {
+        x.push_str(&c);
     }
     x.push_str("  </testsuite>\n</testsuites>\n");
     x

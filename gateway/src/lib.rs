@@ -190,7 +190,7 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
         upstreams: opts
             .upstreams
             .iter()
-            .map(|o| (o.host.clone(), o.port, o.addr))
+            .map(|o| (o.host.clone(), o.port, o.addr, o.plain))
             .collect(),
         limits: opts.limits.clone(),
         start_echo: opts.start_echo,
@@ -452,5 +452,42 @@ impl GatewayHandle {
             let _ = t.await;
         }
         self.shared.res.close_all();
+    }
+}
+
+// === impl GatewayHandle (backend addresses) ===
+
+impl GatewayHandle {
+    /// The loopback socket that plays `host:port` of the topology in force (`host` a `[[hosts]]`
+    /// name or one of its DNS names): a start option's override, the service's `upstream`, or
+    /// the built-in echo; `None` when nothing plays it.
+    pub fn backend_addr(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        let snapshot = self.shared.snapshot();
+        let t = &snapshot.topology;
+        let res = &self.shared.res;
+        let h = t.host_by_name_or_dns(host)?;
+        let svc = t.hosts()[h].services.iter().find(|s| s.port == port)?;
+        if let Some((addr, _)) = res.override_for(t, h, port) {
+            return Some(addr);
+        }
+        if let Some(addr) = svc.upstream {
+            return Some(addr);
+        }
+        // The echo started for this service (the same key the policy build asked for, so this
+        // returns the running one).
+        (svc.serve == Some(sim::fixture::ServeKind::Echo) && res.options.start_echo)
+            .then(|| res.ensure_echo(&t.hosts()[h], port, svc.tls).ok())
+            .flatten()
+    }
+
+    /// The loopback socket that plays API `api`'s backend (by API name, case-insensitive), as
+    /// the gateway dials it; `None` for an unknown API or one whose backend nothing plays.
+    pub fn api_backend_addr(&self, api: &str) -> Option<SocketAddr> {
+        let snapshot = self.shared.snapshot();
+        let route = snapshot
+            .routes
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(api))?;
+        route.target.as_ref().ok().map(|(addr, _)| *addr)
     }
 }

@@ -21,6 +21,9 @@ pub struct UpstreamOverride {
     pub port: u16,
     /// The socket to dial (loopback unless `allow_non_loopback_upstreams`).
     pub addr: SocketAddr,
+    /// Dial it in plain HTTP even when the backend URL is `https://` and the service says
+    /// `tls = true` (a test double such as wiremock, which has no HTTPS).
+    pub plain: bool,
 }
 
 /// How to start a gateway. `Default` starts the built-in echo backends and takes everything
@@ -108,6 +111,18 @@ impl StartOptions {
             host: host.to_string(),
             port,
             addr,
+            plain: false,
+        });
+        self
+    }
+
+    /// Adds an upstream override dialled in plain HTTP whatever the service's `tls` says.
+    pub fn upstream_plain(mut self, host: &str, port: u16, addr: SocketAddr) -> Self {
+        self.upstreams.push(UpstreamOverride {
+            host: host.to_string(),
+            port,
+            addr,
+            plain: true,
         });
         self
     }

@@ -46,6 +46,9 @@ pub(crate) struct Route {
     pub(crate) host_header: HeaderValue,
     /// TLS SNI and the name the backend certificate must carry.
     pub(crate) server_name: ServerName<'static>,
+    /// Whether the gateway speaks TLS to the backend: an `https://` backend, unless a
+    /// plain-HTTP server plays it (`bind_plain`, `upstream = "http://..."`).
+    pub(crate) upstream_tls: bool,
     pub(crate) pool: Arc<Pool>,
     pub(crate) metrics: Arc<ApiMetrics>,
     /// The flow's source (the instance's outbound address) and destination (the backend name
@@ -100,10 +103,19 @@ impl PolicyState {
     ) -> Result<PolicyState, ChangeError> {
         let limits = Limits::resolve(topology.gateway(), &res.options.limits);
         let mut targets = Vec::with_capacity(topology.hosts().len());
+        // Which services are played by a plain-HTTP server whatever their `tls` (bind_plain,
+        // `upstream = "http://..."`).
+        let mut plain = Vec::with_capacity(topology.hosts().len());
         for (hi, h) in topology.hosts().iter().enumerate() {
             let mut row = Vec::with_capacity(h.services.len());
+            let mut plain_row = Vec::with_capacity(h.services.len());
             for s in &h.services {
-                let target = match (res.override_for(&topology, hi, s.port), s.upstream) {
+                let bound = res.override_for(&topology, hi, s.port);
+                plain_row.push(match bound {
+                    Some((_, p)) => p,
+                    None => s.upstream.is_some() && s.upstream_plain,
+                });
+                let target = match (bound.map(|(a, _)| a), s.upstream) {
                     (Some(a), _) | (None, Some(a)) => Some(a),
                     (None, None) if s.serve == Some(ServeKind::Echo) && res.options.start_echo => {
                         Some(res.ensure_echo(h, s.port, s.tls)?)
@@ -122,6 +134,7 @@ impl PolicyState {
                 row.push(target);
             }
             targets.push(row);
+            plain.push(plain_row);
         }
         let mut routes = Vec::with_capacity(topology.apis().len());
         for (ai, api) in topology.apis().iter().enumerate() {
@@ -145,7 +158,13 @@ impl PolicyState {
                 Ok((_, destination)) => target(&topology, &targets, &limits, b, *destination),
                 Err(e) => Err(e.clone()),
             };
+            let plain_upstream = endpoints
+                .as_ref()
+                .ok()
+                .and_then(|&(_, d)| topology.service_at(d, b.port))
+                .is_some_and(|(h, s)| plain[h][s]);
             routes.push(Route {
+                upstream_tls: b.https && !plain_upstream,
                 name: api.name.clone(),
                 backend: b.clone(),
                 authority: Arc::from(b.authority.as_str()),

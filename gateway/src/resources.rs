@@ -24,8 +24,8 @@ use crate::upstream::Pool;
 /// Options fixed at start that shape every snapshot.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PolicyOptions {
-    /// `(host or DNS name, port) → socket`, matched case-insensitively.
-    pub(crate) upstreams: Vec<(String, u16, SocketAddr)>,
+    /// `(host or DNS name, port) → socket, plain HTTP`, matched case-insensitively.
+    pub(crate) upstreams: Vec<(String, u16, SocketAddr, bool)>,
     pub(crate) limits: LimitOverrides,
     pub(crate) start_echo: bool,
     /// The folder relative paths of a topology (`[gateway] tls_cert`) are read from.
@@ -197,18 +197,19 @@ impl Resources {
         Ok(addr)
     }
 
-    /// The start option's socket for host `h`'s `port`: an override names the host by its
-    /// `[[hosts]]` name or one of its DNS names ([`Topology::host_by_name_or_dns`]).
+    /// The start option's socket for host `h`'s `port`, and whether it speaks plain HTTP: an
+    /// override names the host by its `[[hosts]]` name or one of its DNS names
+    /// ([`Topology::host_by_name_or_dns`]).
     pub(crate) fn override_for(
         &self,
         topology: &Topology,
         h: usize,
         port: u16,
-    ) -> Option<SocketAddr> {
+    ) -> Option<(SocketAddr, bool)> {
         self.options
             .upstreams
             .iter()
-            .find(|(name, p, _)| *p == port && topology.host_by_name_or_dns(name) == Some(h))
-            .map(|(_, _, a)| *a)
+            .find(|(name, p, _, _)| *p == port && topology.host_by_name_or_dns(name) == Some(h))
+            .map(|(_, _, a, plain)| (*a, *plain))
     }
 }

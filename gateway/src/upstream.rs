@@ -282,7 +282,7 @@ async fn dial(
         Ok(Ok(s)) => s,
     };
     let _ = tcp.set_nodelay(true);
-    if route.backend.https {
+    if route.upstream_tls {
         let connector = tokio_rustls::TlsConnector::from(res.upstream_tls.clone());
         let tls =
             match tokio::time::timeout(limit, connector.connect(route.server_name.clone(), tcp))
@@ -344,7 +344,7 @@ where
         backend: route.authority.clone(),
         host: admitted.host,
         upstream: admitted.target,
-        tls: route.backend.https,
+        tls: route.upstream_tls,
         hops: admitted.hops,
     });
     route.pool.open.fetch_add(1, Ordering::Relaxed);

@@ -203,6 +203,9 @@ pub struct Service {
     pub serve: Option<ServeKind>,
     /// Existing loopback server that plays this host:port.
     pub upstream: Option<SocketAddr>,
+    /// The upstream speaks plain HTTP even when `tls` is set (`upstream = "http://..."`): the
+    /// gateway dials it without TLS (a test double); the model's flows are unchanged.
+    pub upstream_plain: bool,
 }
 
 /// A VM NIC, private endpoint or external host.

@@ -54,6 +54,12 @@ pub(crate) struct Args {
     only: Vec<String>,
 }
 
+impl Args {
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 /// `500ms`, `5s`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

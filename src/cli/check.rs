@@ -29,6 +29,12 @@ pub(crate) struct Args {
     output: Output,
 }
 
+impl Args {
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
     s.parse::<Protocol>().map_err(|e| e.to_string())
 }
@@ -39,12 +45,14 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     let loaded = a.inputs.load(Vec::new())?;
     let structural = loaded.structural_errors();
     if !structural.is_empty() {
-        refuse_fixture(&loaded.name, &structural);
-        return Ok(Status::BadInput);
+        return Ok(refuse_fixture(&loaded.name, &structural, a.output));
     }
     let verdict = query
         .explain(loaded.topology())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.name))?;
+        .map_err(|source| InTopology {
+            name: loaded.name.clone(),
+            source,
+        })?;
     match a.output {
         Output::Json => out(&serde_json::to_string_pretty(&verdict)?)?,
         Output::Text => out(&verdict.to_string())?,
@@ -54,4 +62,14 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     } else {
         Status::Negative
     })
+}
+
+/// A flow the topology does not have, named with the topology (the query error stays in the
+/// chain for `--output json`'s code).
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {source}")]
+struct InTopology {
+    name: String,
+    #[source]
+    source: crate::QueryError,
 }

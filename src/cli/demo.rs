@@ -22,6 +22,12 @@ pub(crate) struct Args {
     connections: u64,
 }
 
+impl Args {
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 impl Default for Args {
     /// The same values as the flags' defaults (used when `vnetsim` runs without arguments).
     fn default() -> Self {

@@ -33,6 +33,12 @@ pub(crate) struct Args {
     output: Output,
 }
 
+impl Args {
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 /// `target` relative to the folder `base` (both made absolute), for `[service_tags] file`,
 /// which is read relative to the fixture; the absolute path when they share no root.
 fn relative_to(target: &Path, base: &Path) -> PathBuf {

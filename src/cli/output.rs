@@ -9,6 +9,9 @@ use sim::arm::{IgnoredResource, Unknown};
 use sim::Location;
 use sim::{Assumption, Finding, ServiceTagsInfo, Severity};
 
+use super::error::{document, ErrorCode, ErrorLocation};
+use super::{Output, Status};
+
 /// Writes `text` and a newline to stdout; a reader that went away (`| head`) is not an error.
 pub(crate) fn out(text: &str) -> anyhow::Result<()> {
     let mut stdout = io::stdout().lock();
@@ -18,12 +21,34 @@ pub(crate) fn out(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Prints an error to stderr, one `error: ` line per line of its message.
+/// Prints an error to stderr, one `error: ` line per line of its message, then every cause
+/// below it (`  caused by: address in use`), so `error: starting the simulation` says why.
 pub(crate) fn report_error(e: &anyhow::Error) {
     let mut stderr = io::stderr().lock();
     for line in e.to_string().lines() {
         let _ = writeln!(stderr, "error: {line}");
     }
+    for cause in causes(e) {
+        for line in cause.lines() {
+            let _ = writeln!(stderr, "  caused by: {line}");
+        }
+    }
+}
+
+/// The messages of an error's causes, outermost first, without the ones its own message (or
+/// an outer cause's) already quotes: many errors print their source inline.
+pub(crate) fn causes(e: &anyhow::Error) -> Vec<String> {
+    let mut said = e.to_string();
+    let mut out = Vec::new();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            said.push('\n');
+            said.push_str(&text);
+            out.push(text);
+        }
+    }
+    out
 }
 
 fn severity(s: Severity) -> &'static str {
@@ -89,6 +114,19 @@ pub(crate) fn findings_table<'a>(findings: impl IntoIterator<Item = &'a Finding>
             f.message
         ));
     }
+    // The Learn page behind each code, once per code in table order.
+    let mut codes: Vec<&Finding> = Vec::new();
+    for f in &findings {
+        if !codes.iter().any(|c| c.code == f.code) {
+            codes.push(f);
+        }
+    }
+    if !codes.is_empty() {
+        s.push_str("\n\nLearn references:");
+        for f in codes {
+            s.push_str(&format!("\n  {:<cw$} {}", f.code.as_str(), f.reference));
+        }
+    }
     s
 }
 
@@ -102,8 +140,19 @@ pub(crate) fn tags_line(t: &ServiceTagsInfo) -> String {
     )
 }
 
-/// Prints the structural error findings that make a fixture unusable for flow evaluation.
-pub(crate) fn refuse_fixture(name: &str, errors: &[&Finding]) {
+/// Prints the structural error findings that make a fixture unusable for flow evaluation (and,
+/// with `--output json`, the JSON error on stdout); the command then exits 2.
+pub(crate) fn refuse_fixture(name: &str, errors: &[&Finding], output: Output) -> Status {
+    if output == Output::Json {
+        let _ = out(&findings_json_error(
+            ErrorCode::StructuralFindings,
+            &format!(
+                "{name}: {} structural error finding(s); flows are evaluated only on a fixture without them",
+                errors.len()
+            ),
+            errors,
+        ));
+    }
     let mut stderr = io::stderr().lock();
     let _ = writeln!(
         stderr,
@@ -112,6 +161,30 @@ pub(crate) fn refuse_fixture(name: &str, errors: &[&Finding]) {
         if errors.len() == 1 { "" } else { "s" }
     );
     let _ = writeln!(stderr, "{}", findings_table(errors.iter().copied()));
+    Status::BadInput
+}
+
+/// The JSON error for a fixture refused for its findings: the message lists them (code,
+/// subject, message), the location is the first one's that has a file.
+pub(crate) fn findings_json_error(code: ErrorCode, message: &str, errors: &[&Finding]) -> String {
+    let mut text = message.to_string();
+    for f in errors {
+        text.push_str(&format!(
+            "\n{} {}: {}",
+            f.code.as_str(),
+            f.subject,
+            f.message
+        ));
+    }
+    let location = errors.iter().find_map(|f| {
+        let l = f.location.as_ref()?;
+        Some(ErrorLocation {
+            file: l.file.clone()?,
+            line: l.line,
+            column: l.column,
+        })
+    });
+    document(code.as_str(), &text, location)
 }
 
 /// What an import noticed, as text: every ignored resource, unknown value and import

@@ -11,15 +11,16 @@ use serde_json::json;
 use sim::Topology;
 
 use super::inputs::InputArgs;
-use super::Status;
+use super::output::{findings_json_error, out};
+use super::{Output, Status};
 
 /// Arguments of `vnetsim up`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
     inputs: InputArgs,
-    /// Play a backend `HOST:PORT` (a host name, DNS name or address of the topology) with your own local server instead of the built-in echo; repeatable.
-    #[arg(long, value_name = "HOST:PORT=127.0.0.1:N", value_parser = crate::azure::parse_upstream)]
+    /// Play a backend `HOST:PORT` (a host name, DNS name or address of the topology) with your own local server instead of the built-in echo; repeatable. `http://127.0.0.1:N` is dialled in plain HTTP even when the service says `tls = true` (e.g. a wiremock server).
+    #[arg(long, value_name = "HOST:PORT=[http://]127.0.0.1:N", value_parser = crate::azure::parse_upstream)]
     upstream: Vec<(String, String)>,
     /// Front door address (loopback; default: the fixture's `[gateway] listen`, else an ephemeral port).
     #[arg(long, value_name = "ADDR")]
@@ -36,6 +37,15 @@ pub(crate) struct Args {
     /// Let a `POST /admin/reload` body name files (`[service_tags] file`, `[gateway] tls_cert`/`tls_key`), as relative paths inside FIXTURE's folder only; without it a body naming any file is refused (422).
     #[arg(long)]
     reload_body_files: bool,
+    /// Output format: `json` prints the ready file's document on stdout once ready (and bad input as a JSON error).
+    #[arg(long, value_enum, default_value_t, ignore_case = true)]
+    output: Output,
+}
+
+impl Args {
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
 }
 
 /// One row per API: where its backend resolves from the instance and what the NSGs say about
@@ -103,13 +113,21 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
     let mut builder = Simulation::from_loaded(loaded);
     let errors: Vec<&sim::Finding> = builder.findings().iter().filter(|f| f.is_error()).collect();
     if !errors.is_empty() {
+        if a.output == Output::Json {
+            out(&findings_json_error(
+                super::error::ErrorCode::ErrorFindings,
+                &format!(
+                    "{name} has {} error finding(s); nothing was started",
+                    errors.len()
+                ),
+                &errors,
+            ))?;
+        }
         eprintln!(
             "error: {name} has {} error finding(s); nothing was started:",
             errors.len()
         );
-        for f in errors {
-            eprintln!("  {f}");
-        }
+        eprintln!("{}", super::output::findings_table(errors.iter().copied()));
         return Ok(Status::BadInput);
     }
     if let Some(l) = a.listen {
@@ -129,6 +147,22 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
         let rows = gw.with_topology(|t| {
             backends(t, |h, p| echo.iter().find(|e| e.host.eq_ignore_ascii_case(h) && e.port == p).map(|e| e.addr))
         });
+        let doc = json!({"gateway_url": sim.gateway_url(), "admin_url": gw.admin_url(), "admin_token": gw.admin_token(),
+                         "ca_cert": gw.ca_pem_path(), "backends": rows});
+        if let Some(path) = &a.ready_file {
+            let text = serde_json::to_string_pretty(&doc).context("serializing the ready file")?;
+            crate::atomic::write(path, text.as_bytes())?;
+        }
+        if a.output == Output::Json {
+            out(&serde_json::to_string(&doc)?)?;
+            eprintln!("ready; Ctrl-C or SIGTERM stops it");
+            crate::runtime::wait_for_signal()
+                .await
+                .context("waiting for Ctrl-C or SIGTERM")?;
+            eprintln!("shutting down (in-flight requests may finish)");
+            sim.shutdown().await;
+            return Ok::<Status, anyhow::Error>(Status::Success);
+        }
         println!("vnetsim up — {}", sim.name());
         println!("gateway   {}", sim.gateway_url());
         println!("admin     {}   (Authorization: Bearer {})", gw.admin_url(), gw.admin_token());
@@ -146,12 +180,6 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
                 r["code"].as_str().unwrap_or(""),
                 r["rule"].as_str().unwrap_or("-")
             );
-        }
-        if let Some(path) = &a.ready_file {
-            let doc = json!({"gateway_url": sim.gateway_url(), "admin_url": gw.admin_url(), "admin_token": gw.admin_token(),
-                             "ca_cert": gw.ca_pem_path(), "backends": rows});
-            let text = serde_json::to_string_pretty(&doc).context("serializing the ready file")?;
-            crate::atomic::write(path, text.as_bytes())?;
         }
         println!();
         println!("ready; Ctrl-C or SIGTERM stops it");

@@ -19,6 +19,12 @@ pub(crate) struct Args {
     output: Output,
 }
 
+impl Args {
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 /// The `validate --output json` document.
 #[derive(Serialize)]
 struct Report<'a> {

@@ -3,12 +3,13 @@
 //! JSON is `vnetsim test --output json`.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use sim::{ServiceTagsInfo, Verdict, VerdictCode, VerdictKind};
 
-use super::Expectation;
+use super::{EntryError, Expectation};
 
 /// `addr:port`, `[addr]:port` for IPv6, or the address alone when there is no port.
 fn socket(addr: &str, port: Option<u16>) -> String {
@@ -35,6 +36,9 @@ pub struct Expected {
     /// The code, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<VerdictCode>,
+    /// The NSG whose matched rule `rule` names, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nsg: Option<String>,
 }
 
 /// One expectation's result.
@@ -54,12 +58,18 @@ pub struct Outcome {
     pub mismatches: Vec<String>,
     /// The actual verdict, with its chain.
     pub actual: Verdict,
+    /// The line of the expectation's `name` in the expectations file.
+    pub line: usize,
+    /// How long the evaluation took (JUnit's `time`; not in the JSON, which stays the same
+    /// from run to run).
+    #[serde(skip)]
+    pub time: Duration,
 }
 
 // === impl Outcome ===
 
 impl Outcome {
-    pub(super) fn compare(e: &Expectation, actual: Verdict) -> Outcome {
+    pub(super) fn compare(e: &Expectation, actual: Verdict, time: Duration) -> Outcome {
         let mut mismatches = Vec::new();
         let got_rule = actual
             .decided_by
@@ -73,14 +83,18 @@ impl Outcome {
                 actual.code
             ));
         }
-        if let Some(rule) = &e.rule {
-            let same = actual
-                .decided_by
-                .as_ref()
-                .is_some_and(|d| d.rule.eq_ignore_ascii_case(rule));
-            if !same {
-                mismatches.push(format!("rule: expected {rule}, got {got_rule}"));
+        match (&e.nsg, &e.rule) {
+            (Some(nsg), rule) => nsg_mismatch(nsg, rule.as_deref(), &actual, &mut mismatches),
+            (None, Some(rule)) => {
+                let same = actual
+                    .decided_by
+                    .as_ref()
+                    .is_some_and(|d| d.rule.eq_ignore_ascii_case(rule));
+                if !same {
+                    mismatches.push(format!("rule: expected {rule}, got {got_rule}"));
+                }
             }
+            (None, None) => {}
         }
         if let Some(code) = e.code {
             if actual.code != code {
@@ -96,9 +110,12 @@ impl Outcome {
                 verdict: e.verdict,
                 rule: e.rule.clone(),
                 code: e.code,
+                nsg: e.nsg.clone(),
             },
             mismatches,
             actual,
+            line: e.position.line,
+            time,
         }
     }
 
@@ -145,6 +162,44 @@ impl Outcome {
     }
 }
 
+/// `nsg = "..."`: the named NSG must be on the path and, with `rule`, have matched that rule
+/// (`deny-x`, `securityRules/deny-x` or `defaultSecurityRules/X`, case-insensitive) in one of
+/// its evaluations.
+fn nsg_mismatch(nsg: &str, rule: Option<&str>, actual: &Verdict, mismatches: &mut Vec<String>) {
+    let evaluations: Vec<&str> = actual
+        .evaluated
+        .iter()
+        .filter(|e| e.nsg.eq_ignore_ascii_case(nsg))
+        .map(|e| e.matched_rule.as_str())
+        .collect();
+    if evaluations.is_empty() {
+        let on_path: Vec<&str> = actual.evaluated.iter().map(|e| e.nsg.as_str()).collect();
+        mismatches.push(format!(
+            "nsg: {nsg} is not on the flow's path (evaluated: {})",
+            if on_path.is_empty() {
+                "none".to_string()
+            } else {
+                on_path.join(", ")
+            }
+        ));
+        return;
+    }
+    let Some(rule) = rule else { return };
+    let same = |matched: &str| {
+        matched.eq_ignore_ascii_case(rule)
+            || (!rule.contains('/')
+                && matched
+                    .rsplit_once('/')
+                    .is_some_and(|(_, n)| n.eq_ignore_ascii_case(rule)))
+    };
+    if !evaluations.iter().any(|m| same(m)) {
+        mismatches.push(format!(
+            "rule: expected {nsg} / {rule}, got {nsg} / {}",
+            evaluations.join(" and ")
+        ));
+    }
+}
+
 /// The result of running an expectations file (the `vnetsim test --output json` document).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[must_use]
@@ -159,8 +214,12 @@ pub struct Report {
     pub total: usize,
     /// Number that failed.
     pub failed: usize,
+    /// Number that could not be evaluated ([`Report::errors`]).
+    pub errored: usize,
     /// Every result, in file order.
     pub results: Vec<Outcome>,
+    /// Entries that could not be evaluated, in file order (`vnetsim test` exits 2).
+    pub errors: Vec<EntryError>,
     /// The service tag table used.
     pub service_tags: ServiceTagsInfo,
 }
@@ -172,6 +231,7 @@ impl fmt::Display for Report {
             .results
             .iter()
             .map(|r| r.name.chars().count())
+            .chain(self.errors.iter().map(|e| e.name.chars().count()))
             .max()
             .unwrap_or(4)
             .clamp(4, 80);
@@ -209,14 +269,26 @@ impl fmt::Display for Report {
                 }
             }
         }
+        for e in &self.errors {
+            writeln!(
+                f,
+                "{:<6} {:<w$}  {}:{}:{}: {}",
+                "ERROR", e.name, self.expectations, e.line, e.column, e.message
+            )?;
+        }
         let tags = &self.service_tags;
         write!(
             f,
-            "\n{}: {} of {} expectations passed, {} failed (topology {}; service tags {}{})",
+            "\n{}: {} of {} expectations passed, {} failed{} (topology {}; service tags {}{})",
             self.expectations,
-            self.total - self.failed,
+            self.total - self.failed - self.errored,
             self.total,
             self.failed,
+            if self.errored == 0 {
+                String::new()
+            } else {
+                format!(", {} could not be evaluated", self.errored)
+            },
             self.topology,
             tags.source,
             tags.change_number

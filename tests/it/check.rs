@@ -236,7 +236,7 @@ fn ports_are_required_for_tcp_and_udp_only() {
         let extra: Vec<&str> = proto.map_or_else(Vec::new, |p| vec!["--protocol", p]);
         let r = check("fixtures/default.toml", "apim", "orders", &extra);
         r.expect_code(2);
-        assert!(r.stdout.is_empty());
+        assert_eq!(r.json_error()["code"], "BAD_FLOW");
         assert!(r.stderr.contains("orders:PORT"), "{}", r.stderr);
     }
     let r = check(
@@ -286,7 +286,19 @@ fn bad_words_exit_2_and_say_what_was_expected() {
     for (from, to, extra, needle) in cases {
         let r = check("fixtures/default.toml", from, to, extra);
         r.expect_code(2);
-        assert!(r.stdout.is_empty(), "{from} -> {to}: {}", r.stdout);
+        // A JSON error on stdout: a flow the topology does not have, or (the protocol's
+        // value) a usage error; its message says the same as stderr.
+        let e = r.json_error();
+        let code = if extra.is_empty() {
+            "BAD_FLOW"
+        } else {
+            "USAGE"
+        };
+        assert_eq!(e["code"], code, "{from} -> {to}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains(needle),
+            "{from} -> {to}: {e}"
+        );
         assert!(r.stderr.contains(needle), "{from} -> {to}: {}", r.stderr);
     }
 }
@@ -300,7 +312,12 @@ fn structural_errors_refuse_the_fixture_with_findings_on_stderr() {
         &[],
     );
     r.expect_code(2);
-    assert!(r.stdout.is_empty());
+    let e = r.json_error();
+    assert_eq!(e["code"], "STRUCTURAL_FINDINGS");
+    assert!(
+        e["message"].as_str().unwrap().contains("RULE_PORT_INVALID"),
+        "{e}"
+    );
     assert!(r.stderr.contains("RULE_PORT_INVALID"), "{}", r.stderr);
     assert!(
         r.stderr

@@ -159,22 +159,160 @@ fn failing_expectation_exits_1_with_chain_and_junit_failure() {
 }
 
 #[test]
-fn unknown_key_is_bad_input_with_position_and_no_report() {
+fn a_bad_entry_is_an_error_test_case_and_the_others_run() {
     let dir = tempdir();
+    // Line 2: a good entry; line 8: an unknown key (line 13); line 15: an unknown host.
     let file = expectations(
         dir.path(),
-        "[[expect]]\nname = \"n\"\nfrom = \"apim\"\nto = \"orders:443\"\nverdict = \"Allow\"\nexpected_rule = \"x\"\n",
+        "[[expect]]\nname = \"good\"\nfrom = \"apim\"\nto = \"orders:443\"\nverdict = \"Allow\"\n\n\
+         [[expect]]\nname = \"typo\"\nfrom = \"apim\"\nto = \"orders:443\"\nverdict = \"Allow\"\nexpected_rule = \"x\"\n\n\
+         [[expect]]\nname = \"nowhere\"\nfrom = \"apim\"\nto = \"ordrs:443\"\nverdict = \"Allow\"\n",
+    );
+    let f = arg(&file);
+    let report = dir.path().join("junit.xml");
+    let r = cli(&["test", f, "--junit", arg(&report)]);
+    r.expect_code(2);
+    assert!(r.stderr.contains(&format!("{f}:13:1:")), "{}", r.stderr);
+    assert!(r.stdout.contains("expected_rule"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!(
+            "{f}:18:6: expectation `nowhere`: destination `ordrs`"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("pass") && l.contains("good")),
+        "{}",
+        r.stdout
+    );
+
+    // The JUnit file is written: three cases in file order, two errors, times and lines.
+    let xml = junit(&report);
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(
+        (
+            suite.attribute("tests"),
+            suite.attribute("failures"),
+            suite.attribute("errors")
+        ),
+        (Some("3"), Some("0"), Some("2"))
+    );
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let names: Vec<_> = cases.iter().map(|c| c.attribute("name").unwrap()).collect();
+    assert_eq!(names, ["good", "typo", "nowhere"]);
+    let lines: Vec<_> = cases.iter().map(|c| c.attribute("line").unwrap()).collect();
+    assert_eq!(lines, ["3", "13", "18"]);
+    for c in &cases {
+        assert_eq!(c.attribute("file"), Some(f));
+        let t: f64 = c.attribute("time").unwrap().parse().unwrap();
+        assert!(t >= 0.0);
+    }
+    assert!(!cases[0].children().any(|n| n.has_tag_name("error")));
+    let error = cases[1]
+        .children()
+        .find(|n| n.has_tag_name("error"))
+        .expect("the bad entry is an error test case");
+    assert!(error
+        .attribute("message")
+        .unwrap()
+        .contains("expected_rule"));
+    assert!(cases[2].children().any(|n| n.has_tag_name("error")));
+
+    // JSON: the report with the error object beside it.
+    let r = cli(&["test", f, "--output", "json"]);
+    r.expect_code(2);
+    let j = r.json();
+    assert_eq!(j["error"]["code"], "BAD_EXPECTATION");
+    assert_eq!(j["error"]["location"]["file"], f);
+    assert_eq!(j["error"]["location"]["line"], 13);
+    assert_eq!(
+        (j["total"].as_u64(), j["errored"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(j["results"][0]["name"], "good");
+    assert_eq!(j["results"][0]["line"], 3);
+    assert_eq!(j["errors"][1]["name"], "nowhere");
+}
+
+#[test]
+fn a_syntax_error_outside_the_entries_is_bad_input_without_a_report() {
+    let dir = tempdir();
+    let file = write(
+        dir.path(),
+        "e.toml",
+        "topology = \n[[expect]]\nname = \"n\"\n",
     );
     let report = dir.path().join("junit.xml");
-    let r = cli(&["test", arg(&file), "--junit", arg(&report)]);
+    let r = cli(&[
+        "test",
+        arg(&file),
+        "--junit",
+        arg(&report),
+        "--output",
+        "json",
+    ]);
     r.expect_code(2);
+    assert_eq!(r.json()["error"]["code"], "PARSE_ERROR");
+    assert_eq!(r.json()["error"]["location"]["line"], 1);
+    assert!(!report.exists(), "no report when the file itself is bad");
+}
+
+#[test]
+fn nsg_names_the_nsg_whose_matched_rule_is_compared() {
+    let dir = tempdir();
+    // apim -> orders:443 crosses nsg-apim (outbound) and nsg-backend (inbound); the deciding
+    // rule is nsg-backend's allow-apim-subnet.
+    let entry = |name: &str, nsg: &str, rule: &str| {
+        format!("[[expect]]\nname = \"{name}\"\nfrom = \"apim\"\nto = \"orders:443\"\nverdict = \"Allow\"\nnsg = \"{nsg}\"\nrule = \"{rule}\"\n")
+    };
+    let body = [
+        entry("apim side, bare", "nsg-apim", "allow-backends-https"),
+        entry(
+            "apim side, qualified",
+            "NSG-APIM",
+            "securityRules/allow-backends-https",
+        ),
+        entry("backend side", "nsg-backend", "allow-apim-subnet"),
+    ]
+    .concat();
+    let file = expectations(dir.path(), &body);
+    let r = cli(&["test", arg(&file)]);
+    r.expect_code(0);
+    // The wrong NSG's rule, and an NSG not on the path, are mismatches that say so.
+    let body = [
+        entry("wrong nsg", "nsg-backend", "allow-backends-https"),
+        entry("not on path", "nsg-nowhere", "allow-backends-https"),
+    ]
+    .concat();
+    let file = expectations(dir.path(), &body);
+    let r = cli(&["test", arg(&file), "--output", "json"]);
+    r.expect_code(1);
+    let j = r.json();
+    let m0 = j["results"][0]["mismatches"][0].as_str().unwrap();
+    assert!(m0.contains("expected nsg-backend / allow-backends-https, got nsg-backend / securityRules/allow-apim-subnet"), "{m0}");
+    let m1 = j["results"][1]["mismatches"][0].as_str().unwrap();
     assert!(
-        r.stderr.contains(&format!("{}:7:1:", arg(&file))),
-        "{}",
-        r.stderr
+        m1.contains("nsg-nowhere is not on the flow's path (evaluated: nsg-apim, nsg-backend)"),
+        "{m1}"
     );
-    assert!(r.stderr.contains("expected_rule"), "{}", r.stderr);
-    assert!(!report.exists(), "no report for bad input");
+    // Without `nsg`, a bare rule name is still refused (it must name the deciding rule fully).
+    let file = expectations(
+        dir.path(),
+        "[[expect]]\nname = \"bare\"\nfrom = \"apim\"\nto = \"orders:443\"\nverdict = \"Allow\"\nrule = \"allow-apim-subnet\"\n",
+    );
+    let r = cli(&["test", arg(&file)]);
+    r.expect_code(2);
+    assert!(r.stdout.contains("securityRules/<name>"), "{}", r.stdout);
 }
 
 #[test]
@@ -189,14 +327,19 @@ fn unresolvable_expectations_are_all_reported() {
     r.expect_code(2);
     let f = arg(&file);
     assert!(
-        r.stderr
+        r.stdout
             .contains(&format!("{f}:5:6: expectation `a`: destination `ordrs`")),
         "{}",
-        r.stderr
+        r.stdout
     );
     assert!(
-        r.stderr
+        r.stdout
             .contains(&format!("{f}:10:8: expectation `b`: source 10.0.9.9")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("2 expectation(s) could not be evaluated"),
         "{}",
         r.stderr
     );

@@ -83,7 +83,12 @@ fn a_load_error_deep_in_a_fixture_names_its_rule_line() {
         // The third rule's own header, not the NSG's first rule (the array's position).
         let expected = format!("error: {}:{line}:1: rule `r3`: ", p.display());
         assert!(r.stderr.starts_with(&expected), "{case}: {}", r.stderr);
-        assert!(r.stdout.is_empty(), "{case}: {}", r.stdout);
+        let e = r.json_error();
+        assert_eq!(
+            (e["code"].as_str(), e["location"]["line"].as_u64()),
+            (Some("PARSE_ERROR"), Some(line as u64)),
+            "{case}: {e}"
+        );
 
         // The same fixture as JSON: the rule's opening brace.
         let doc: toml::Value = toml::from_str(&text).expect("well-formed TOML");

@@ -5,6 +5,7 @@ mod bench;
 mod bounds;
 mod check;
 mod e2e;
+mod errors;
 mod expectations;
 mod fixtures_table;
 mod formats;

@@ -32,6 +32,22 @@ impl Run {
         })
     }
 
+    /// Asserts that stdout is one JSON error document (`--output json` on bad input) and
+    /// returns its `error` object: `{"code", "message", "location"}`.
+    #[track_caller]
+    pub fn json_error(&self) -> serde_json::Value {
+        let j = self.json();
+        assert_eq!(keys(&j), ["error"], "stdout: {}", self.stdout);
+        let e = j["error"].clone();
+        assert_eq!(
+            keys(&e),
+            ["code", "location", "message"],
+            "stdout: {}",
+            self.stdout
+        );
+        e
+    }
+
     /// Asserts the exit code, showing both streams when it differs.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {

@@ -132,6 +132,25 @@ fn up_refuses_a_fixture_with_error_findings() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SUBNET_OVERLAP"), "{stderr}");
     assert!(stderr.contains("nothing was started"), "{stderr}");
+    // The finding's resource line and its Learn page.
+    assert!(stderr.contains("subnet-overlap.toml:"), "{stderr}");
+    assert!(stderr.contains("https://learn.microsoft.com/"), "{stderr}");
+    // With --output json, the JSON error on stdout.
+    let out = Command::new(bin())
+        .args(["up", fx.to_str().unwrap(), "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let j: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(j["error"]["code"], "ERROR_FINDINGS");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SUBNET_OVERLAP"),
+        "{j}"
+    );
+    assert!(j["error"]["location"]["line"].as_u64().is_some(), "{j}");
 }
 
 #[test]

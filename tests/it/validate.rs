@@ -148,7 +148,15 @@ fn unknown_key_exits_2_naming_the_key_and_position() {
     );
     let r = cli(&["validate", arg(&p), "--output", "json"]);
     r.expect_code(2);
-    assert!(r.stdout.is_empty());
+    let e = r.json_error();
+    assert_eq!(
+        (
+            e["code"].as_str(),
+            e["location"]["line"].as_u64(),
+            e["location"]["column"].as_u64()
+        ),
+        (Some("PARSE_ERROR"), Some(5), Some(1))
+    );
     assert!(
         r.stderr.contains(&format!("{}:5:1:", p.display())),
         "{}",

@@ -230,9 +230,26 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            let upstream = match (&s.serve, &s.upstream) {
+            // `http://127.0.0.1:N` is a server that speaks plain HTTP whatever `tls` says (a
+            // test double such as wiremock); `https://` or a bare socket follows `tls`.
+            let (upstream_plain, upstream_text) = match s.upstream.as_deref().map(str::trim) {
+                Some(u)
+                    if u.get(..7)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("http://")) =>
+                {
+                    (true, Some(u[7..].trim_end_matches('/')))
+                }
+                Some(u)
+                    if u.get(..8)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("https://")) =>
+                {
+                    (false, Some(u[8..].trim_end_matches('/')))
+                }
+                other => (false, other),
+            };
+            let upstream = match (&s.serve, upstream_text) {
                 (Some(_), None) => None,
-                (None, Some(u)) => match u.trim().parse::<SocketAddr>() {
+                (None, Some(u)) => match u.parse::<SocketAddr>() {
                     Ok(sa)
                         if sa.ip().is_loopback()
                             || fx
@@ -250,7 +267,7 @@ impl Builder<'_> {
                         self.push(
                             FindingCode::ServiceInvalid,
                             &spath,
-                            format!("upstream `{u}` is not a socket address like 127.0.0.1:9443"),
+                            format!("upstream `{u}` is not a socket address like 127.0.0.1:9443 (or http://127.0.0.1:9080 for a plain-HTTP server)"),
                         );
                         continue;
                     }
@@ -273,6 +290,7 @@ impl Builder<'_> {
                 tls: s.tls,
                 serve: s.serve,
                 upstream,
+                upstream_plain: upstream_plain && upstream.is_some(),
             });
         }
         services

@@ -415,3 +415,44 @@ fn single_rule_changes_refuse_default_unknown_and_malformed_rules() {
         Err(ChangeError::InvalidRule { index: 0, .. })
     ));
 }
+
+#[test]
+fn an_http_upstream_is_plain_whatever_tls_says() {
+    let text = include_str!("../../../fixtures/default.toml");
+    let with = |upstream: &str| {
+        build(&text.replacen(
+            "  tls = true\n  serve = \"echo\"",
+            &format!("  tls = true\n  upstream = \"{upstream}\""),
+            1,
+        ))
+    };
+    let service = |b: &Built| {
+        let t = &b.topology;
+        let h = t.host_by_name_or_dns("orders").unwrap();
+        t.hosts()[h].services[0].clone()
+    };
+    let b = with("http://127.0.0.1:9080/");
+    assert!(b.findings.is_empty(), "{:#?}", b.findings);
+    let s = service(&b);
+    assert_eq!(
+        (s.tls, s.upstream_plain, s.upstream),
+        (true, true, Some("127.0.0.1:9080".parse().unwrap()))
+    );
+    for tls_form in ["HTTPS://127.0.0.1:9443", "127.0.0.1:9443"] {
+        let s = service(&with(tls_form));
+        assert_eq!(
+            (s.upstream_plain, s.upstream.unwrap().port()),
+            (false, 9443)
+        );
+    }
+    // Not a socket after the scheme: a finding that shows both forms, never a panic.
+    for bad in ["http://orders:80", "http://", "httpé://x"] {
+        let b = with(bad);
+        let f = b
+            .findings
+            .iter()
+            .find(|f| f.code == crate::FindingCode::ServiceInvalid)
+            .unwrap_or_else(|| panic!("{bad}: {:#?}", b.findings));
+        assert!(f.message.contains("http://127.0.0.1:9080"), "{}", f.message);
+    }
+}
