@@ -140,6 +140,59 @@ impl FaultRule {
     }
 }
 
+// === impl FaultRule (builder) ===
+
+impl FaultRule {
+    /// Sets `probability`.
+    #[must_use]
+    pub fn probability(mut self, p: f64) -> FaultRule {
+        self.probability = p;
+        self
+    }
+    /// Sets `latency_ms`.
+    #[must_use]
+    pub fn latency_ms(mut self, ms: u64) -> FaultRule {
+        self.latency_ms = Some(ms);
+        self
+    }
+    /// Sets `jitter_ms`.
+    #[must_use]
+    pub fn jitter_ms(mut self, ms: u64) -> FaultRule {
+        self.jitter_ms = Some(ms);
+        self
+    }
+    /// Sets `status`.
+    #[must_use]
+    pub fn status(mut self, status: u16) -> FaultRule {
+        self.status = Some(status);
+        self
+    }
+    /// Sets `retry_after_s`.
+    #[must_use]
+    pub fn retry_after_s(mut self, s: u64) -> FaultRule {
+        self.retry_after_s = Some(s);
+        self
+    }
+    /// Sets `bytes_per_s`.
+    #[must_use]
+    pub fn bytes_per_s(mut self, n: u64) -> FaultRule {
+        self.bytes_per_s = Some(n);
+        self
+    }
+    /// Sets `chunk_bytes`.
+    #[must_use]
+    pub fn chunk_bytes(mut self, n: u64) -> FaultRule {
+        self.chunk_bytes = Some(n);
+        self
+    }
+    /// Sets `after_bytes`.
+    #[must_use]
+    pub fn after_bytes(mut self, n: u64) -> FaultRule {
+        self.after_bytes = Some(n);
+        self
+    }
+}
+
 /// What a checked fault does, with its parameters typed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultAction {

@@ -6,6 +6,7 @@ mod bounds;
 mod check;
 mod e2e;
 mod expectations;
+mod faults;
 mod fixtures_table;
 mod formats;
 mod harness_rules;
