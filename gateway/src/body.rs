@@ -183,7 +183,8 @@ pub struct GatewayBody {
     kind: Kind,
     guard: Option<InflightGuard>,
     shaper: Option<Box<Shaper>>,
-    ticket: Option<Box<Ticket>>,
+    /// Inline (no allocation per request): the record is a few words.
+    ticket: Option<Ticket>,
 }
 
 impl std::fmt::Debug for GatewayBody {
@@ -249,12 +250,12 @@ impl GatewayBody {
         if cap == 0 {
             return;
         }
-        self.ticket = Some(Box::new(Ticket {
+        self.ticket = Some(Ticket {
             journal,
             record,
             start,
             cap,
-        }));
+        });
         if self.is_end_stream() {
             self.record();
         }
@@ -268,7 +269,7 @@ impl GatewayBody {
                 mut record,
                 start,
                 cap,
-            } = *t;
+            } = t;
             record.duration = start.elapsed();
             journal.push(record, cap);
         }

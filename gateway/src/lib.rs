@@ -31,7 +31,10 @@
 //! - [`file`] — bounded reads of regular files (PEM files here; every file the root crate reads).
 //! - [`echo`] — the built-in `echo` backend.
 //! - `admin` — the admin listener: reload, rule changes (a list, or one rule), NSGs, flows and
-//!   flushing them, metrics.
+//!   flushing them, faults, the journal, metrics.
+//! - `fault` — faults on the backend leg: the rules in force (`sim` decides which applies) and
+//!   the loopback sinks and stalled connections that play them.
+//! - `journal` — every request, in a bounded ring buffer ([`JournalPage`]).
 //! - `metrics` — counters in the Prometheus text format.
 //!
 //! # Runtime and what can change

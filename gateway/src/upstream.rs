@@ -507,7 +507,10 @@ fn tls_error(e: &io::Error, backend: &str, target: SocketAddr) -> ProxyError {
         };
     }
     match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ProxyError::Reset {
+        // A write after the peer's RST may report a broken pipe rather than the reset itself.
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => ProxyError::Reset {
             backend: backend.to_string(),
             reason: format!("connection to {target} reset during the TLS handshake"),
         },

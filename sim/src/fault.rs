@@ -606,6 +606,31 @@ mod tests {
         assert_eq!(latency_for(3, "l", 0, l, Duration::ZERO), l);
     }
 
+    proptest::proptest! {
+        /// A rule that fires at probability p fires at every larger p (one uniform draw is
+        /// compared with p), 1.0 always fires and 0.0 never does; the jittered latency stays
+        /// within its bounds.
+        #[test]
+        fn firing_is_monotone_in_probability(
+            seed in proptest::prelude::any::<u64>(),
+            name in "[a-z0-9-]{1,12}",
+            counter in proptest::prelude::any::<u64>(),
+            p in 0.0f64..1.0,
+            q in 0.0f64..1.0,
+            jitter in 0u64..1000,
+        ) {
+            let (lo, hi) = if p <= q { (p, q) } else { (q, p) };
+            if fires(seed, &name, counter, lo) {
+                proptest::prop_assert!(fires(seed, &name, counter, hi));
+            }
+            proptest::prop_assert!(fires(seed, &name, counter, 1.0));
+            proptest::prop_assert!(!fires(seed, &name, counter, 0.0));
+            let base = Duration::from_millis(10);
+            let d = latency_for(seed, &name, counter, base, Duration::from_millis(jitter));
+            proptest::prop_assert!(d >= base && d <= base + Duration::from_millis(jitter));
+        }
+    }
+
     #[test]
     fn kinds_parse_case_insensitively_and_know_their_level() {
         assert_eq!(
