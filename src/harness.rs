@@ -469,7 +469,7 @@ impl Simulation {
     /// {
     ///     let _reset = sim.add_fault(FaultRule::new("r", "orders:443", FaultKind::Reset))?;
     ///     let r = sim.get("/orders/1").await?;
-    ///     assert_eq!((r.status, r.problem().unwrap().code.as_str()), (502, "BACKEND_RESET"));
+    ///     assert_eq!((r.status.as_u16(), r.problem().unwrap().code.as_str()), (502, "BACKEND_RESET"));
     /// } // dropped: the fault is gone
     /// assert_eq!(sim.get("/orders/1").await?.status, 200);
     /// sim.expect_requests("orders", 2);

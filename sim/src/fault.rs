@@ -7,9 +7,12 @@
 //! Applying a fault (resetting a socket, stalling, trickling a body) is the gateway's job; this
 //! module only says which fault, with which parameters, and when.
 //!
-//! Faults are a testing aid, not Azure behaviour: no Azure page describes them. How an API
-//! Management gateway meets a failing backend (timeouts, 5xx with `Retry-After`, which the
-//! backend circuit breaker can honour) is on the backends page cited by the finding codes.
+//! Faults are a testing aid, not Azure behaviour: no Azure page describes them. What they let you
+//! exercise is: Learn, "Backends in API Management"
+//! (<https://learn.microsoft.com/azure/api-management/backends>, cited by the `FAULT_*` finding
+//! codes) — circuit breaker rules trip on backend failure status codes and, with
+//! `acceptRetryAfter`, honour the backend's `Retry-After` (the `status` kind with
+//! `retry_after_s`).
 
 use std::time::Duration;
 
