@@ -62,6 +62,8 @@ struct Rule {
     name: Arc<str>,
     /// Requests (or new connections) this rule was asked about so far.
     counter: AtomicU64,
+    /// Added live (admin API, harness) rather than by the fixture's `[faults]`.
+    live: bool,
 }
 
 struct Active {
@@ -139,10 +141,51 @@ impl Faults {
     }
 
     /// Replaces every rule with a topology's `[faults]` (start and reload); counters restart.
+    /// The fixture's rules come from `set`; rules added live stay (after them, counters
+    /// kept) when `topology` still has their target, and are dropped with a warning otherwise.
+    pub(crate) fn replace_from(&self, topology: &sim::Topology) {
+        let set = topology.faults();
+        let old = self.read();
+        let mut rules: Vec<Arc<Rule>> = set
+            .rules
+            .iter()
+            .cloned()
+            .map(|f| new_rule(f, false))
+            .collect();
+        for r in old.rules.iter().filter(|r| r.live) {
+            if rules.iter().any(|x| x.name.eq_ignore_ascii_case(&r.name)) {
+                continue; // the fixture now declares a rule of that name
+            }
+            match topology.check_fault(&r.fault.rule) {
+                Ok(f) if f == r.fault => rules.push(r.clone()),
+                Ok(f) => rules.push(Arc::new(Rule {
+                    fault: f,
+                    name: r.name.clone(),
+                    counter: AtomicU64::new(r.counter.load(Ordering::Relaxed)),
+                    live: true,
+                })),
+                Err(problems) => {
+                    let why: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    tracing::warn!(fault = %r.name, cause = %why.join("; "), "fault rule dropped by the new topology");
+                }
+            }
+        }
+        self.store(Active {
+            seed: set.seed,
+            rules,
+        });
+    }
+
+    /// Replaces every rule with `set` (start).
     pub(crate) fn replace(&self, set: &FaultSet) {
         self.store(Active {
             seed: set.seed,
-            rules: set.rules.iter().cloned().map(new_rule).collect(),
+            rules: set
+                .rules
+                .iter()
+                .cloned()
+                .map(|f| new_rule(f, false))
+                .collect(),
         });
     }
 
@@ -162,7 +205,7 @@ impl Faults {
         let pos = rules
             .iter()
             .position(|r| r.name.eq_ignore_ascii_case(fault.name()));
-        let rule = new_rule(fault);
+        let rule = new_rule(fault, true);
         let replaced = match pos {
             Some(i) => {
                 rules[i] = rule;
@@ -290,11 +333,12 @@ impl Faults {
     }
 }
 
-fn new_rule(fault: Fault) -> Arc<Rule> {
+fn new_rule(fault: Fault, live: bool) -> Arc<Rule> {
     Arc::new(Rule {
         name: Arc::from(fault.name()),
         fault,
         counter: AtomicU64::new(0),
+        live,
     })
 }
 

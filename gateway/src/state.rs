@@ -242,7 +242,7 @@ impl Shared {
     /// Applies a new topology (see the module docs).
     pub(crate) fn apply(&self, built: Built) -> Result<ChangeReport, ChangeError> {
         let report = self.change_with(|_| Ok((built, None)))?;
-        self.res.faults.replace(self.snapshot().topology.faults());
+        self.res.faults.replace_from(&self.snapshot().topology);
         Ok(report)
     }
 
@@ -308,8 +308,8 @@ impl Shared {
             .clone()
             .ok_or_else(|| ReloadError::NoInputs("no reload hook was given at start (the gateway was started from a topology in memory); send nothing or use GatewayHandle::reload".into()))?;
         let report = self.change_with(|_| Ok((hook.0.reload(body)?, None)))?;
-        // A reloaded fixture's `[faults]` replaces the rules in force (rule changes keep them).
-        self.res.faults.replace(self.snapshot().topology.faults());
+        // A reloaded fixture's `[faults]` replaces the fixture's rules; rules added live stay.
+        self.res.faults.replace_from(&self.snapshot().topology);
         Ok(report)
     }
 

@@ -418,3 +418,28 @@ async fn the_journal_is_a_bounded_ring_and_names_refusals() {
     );
     sim.shutdown().await;
 }
+
+/// A reload takes the fixture's `[faults]` (and seed); rules added live stay.
+#[tokio::test]
+async fn a_reload_takes_the_fixtures_faults_and_keeps_live_ones() {
+    let sim = start().await;
+    let _live = sim
+        .add_fault(FaultRule::new("live", "orders:443", FaultKind::Reset))
+        .unwrap();
+    sim.modify(|f| {
+        f.faults = Some(sim::FaultsFile {
+            seed: 5,
+            rules: vec![FaultRule::new("fixture", "payments:443", FaultKind::Refuse)],
+        });
+    })
+    .unwrap();
+    let info = sim.faults();
+    assert_eq!(info.seed, 5);
+    let names: Vec<&str> = info.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["fixture", "live"]);
+    let r = sim.get("/payments/x").await.unwrap();
+    assert_eq!(r.problem().unwrap().code, "BACKEND_REFUSED");
+    let r = sim.get("/orders/x").await.unwrap();
+    assert_eq!(r.problem().unwrap().code, "BACKEND_RESET");
+    sim.shutdown().await;
+}
