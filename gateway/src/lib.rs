@@ -97,7 +97,7 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub use body::GatewayBody;
+pub use body::{BodyFailure, GatewayBody};
 pub use config::{LimitOverrides, Limits};
 pub use fault::{FaultError, FaultsInfo, WRONG_NAME};
 pub use flows::{FlowHop, FlowInfo, FlowNow, FlowTableMemory};
