@@ -195,6 +195,24 @@ mod tests {
         assert_eq!(p.entries[0].duration_ms, 1.5);
     }
 
+    proptest::proptest! {
+        /// The ring keeps the newest `min(n, cap)` records in push order and counts the rest.
+        #[test]
+        fn the_ring_keeps_the_newest(n in 0u16..60, cap in 1usize..20) {
+            let j = Journal::default();
+            for i in 0..n {
+                j.push(record(i), cap);
+            }
+            let p = j.page();
+            let kept = usize::from(n).min(cap);
+            proptest::prop_assert_eq!(p.entries.len(), kept);
+            proptest::prop_assert_eq!(p.dropped, (usize::from(n) - kept) as u64);
+            let statuses: Vec<u16> = p.entries.iter().map(|e| e.status).collect();
+            let expected: Vec<u16> = (n - u16::try_from(kept).unwrap()..n).collect();
+            proptest::prop_assert_eq!(statuses, expected);
+        }
+    }
+
     #[test]
     fn times_are_rfc3339_utc() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");

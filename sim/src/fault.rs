@@ -635,6 +635,62 @@ mod tests {
     }
 
     #[test]
+    fn the_build_checks_every_rule_and_keeps_the_good_ones() {
+        use crate::fixture::{Fixture, Format};
+        let f = Fixture::parse(
+            r#"
+[[hosts]]
+name = "web"
+address = "203.0.113.5"
+dns = ["web.example.com"]
+  [[hosts.services]]
+  port = 80
+  serve = "echo"
+
+[faults]
+seed = 3
+  [[faults.rules]]
+  name = "ok"
+  target = "WEB.example.com:80"
+  kind = "RESET"
+  [[faults.rules]]
+  name = "OK"
+  target = "web:80"
+  kind = "refuse"
+  [[faults.rules]]
+  name = "tls-on-plain"
+  target = "web:80"
+  kind = "tls_wrong_name"
+  [[faults.rules]]
+  name = "bad name!"
+  target = "web:80"
+  kind = "timeout"
+"#,
+            Format::Toml,
+        )
+        .unwrap();
+        let built = Topology::build(&f, crate::ServiceTagTable::builtin());
+        let set = built.topology.faults();
+        assert_eq!(set.seed, 3);
+        // The DNS name resolves to the [[hosts]] name; the other three are refused.
+        assert_eq!(set.rules.len(), 1);
+        assert_eq!((set.rules[0].host.as_str(), set.rules[0].port), ("web", 80));
+        let codes: Vec<(&str, &str)> = built
+            .findings
+            .iter()
+            .map(|f| (f.code.as_str(), f.subject.as_str()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("NAME_DUPLICATE", "faults/rules/OK"),
+                ("FAULT_PARAMETER_INVALID", "faults/rules/bad name!"),
+                ("FAULT_PARAMETER_INVALID", "faults/rules/tls-on-plain"),
+            ]
+        );
+    }
+
+    #[test]
     fn kinds_parse_case_insensitively_and_know_their_level() {
         assert_eq!(
             "SLOW_BODY".parse::<FaultKind>().unwrap(),
