@@ -1,7 +1,7 @@
 //! `vnetsim demo`: the whole mission on the embedded default topology. It starts the gateway and
 //! the echo backends on ephemeral loopback ports, sends real requests through the gateway and
-//! decides eight checks from what happened on the wire — statuses, which backend answered,
-//! backend request counters, the flow table — each with its evidence.
+//! decides nine checks from what happened on the wire — statuses, which backend answered,
+//! backend request counters, the flow table, the request journal — each with its evidence.
 
 use std::time::{Duration, Instant};
 
@@ -11,11 +11,11 @@ use sim::fixture::{NetworkMode, RawRule};
 use sim::{Access, Direction, RuleProtocol, ServiceTagTable};
 
 use crate::client::Response;
-use crate::harness::{HarnessError, Simulation};
+use crate::harness::{FaultKind, FaultRule, HarnessError, Simulation};
 use crate::loadgen::{self, ClientTls, LoadSpec};
 
-/// The eight check names, in order (a contract of `--output json`).
-pub const CHECKS: [&str; 8] = [
+/// The nine check names, in order (a contract of `--output json`).
+pub const CHECKS: [&str; 9] = [
     "preflight",
     "public-backend-reachable",
     "private-backend-reachable",
@@ -24,6 +24,7 @@ pub const CHECKS: [&str; 8] = [
     "gateway-inbound-public",
     "live-rule-change",
     "throughput-sample",
+    "seeded-fault",
 ];
 
 /// Header the built-in echo backend honours to answer late (bounded), used to hold a flow busy.
@@ -132,6 +133,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport, HarnessError> {
     checks.push(inbound_public(&sim).await);
     checks.push(live_rule_change(&sim).await);
     checks.push(throughput(&sim, opts).await);
+    checks.push(seeded_fault(&sim).await);
     sim.shutdown().await;
     Ok(DemoReport {
         passed: checks.iter().all(|c| c.passed),
@@ -538,6 +540,72 @@ async fn throughput(sim: &Simulation, opts: &DemoOptions) -> Check {
     }
 }
 
+/// A seeded `reset` fault on the payments backend: the client gets the documented
+/// `502 BACKEND_RESET`, the journal records the request with the fault's name, and once the
+/// fault is removed the backend answers again.
+async fn seeded_fault(sim: &Simulation) -> Check {
+    const NAME: &str = "seeded-fault";
+    const PATH: &str = "/payments/charge";
+    let rule = FaultRule::new("reset-payments", "payments:443", FaultKind::Reset);
+    // A reset acts on new connections: end the pooled flows so the next request opens one.
+    sim.flush_flows();
+    let seed = sim.faults().seed;
+    let (faulted, entry) = match sim.add_fault(rule) {
+        Ok(guard) => {
+            let r = sim.get(PATH).await;
+            let entry = sim.requests_to("payments").pop();
+            drop(guard);
+            (r, entry)
+        }
+        Err(e) => {
+            return check(
+                NAME,
+                false,
+                format!("the fault was refused: {e}"),
+                json!({"error": e.to_string()}),
+            )
+        }
+    };
+    let cleared = sim.get(PATH).await;
+    let reset = faulted
+        .as_ref()
+        .is_ok_and(|r| r.status == 502 && r.problem().is_some_and(|p| p.code == "BACKEND_RESET"));
+    let recorded = entry.as_ref().is_some_and(|e| {
+        e.fault.as_deref() == Some("reset-payments")
+            && e.code.as_deref() == Some("BACKEND_RESET")
+            && e.status == 502
+    });
+    let back = cleared.as_ref().is_ok_and(|r| r.status == 200);
+    let ok = reset && recorded && back && sim.faults().rules.is_empty();
+    let status = |r: &Result<Response, crate::client::ClientError>| {
+        r.as_ref().map_or("no response".to_string(), |r| {
+            format!(
+                "{} {}",
+                r.status.as_u16(),
+                r.problem().map(|p| p.code).unwrap_or_default()
+            )
+            .trim_end()
+            .to_string()
+        })
+    };
+    check(
+        NAME,
+        ok,
+        format!(
+            "fault reset-payments (reset, payments:443, seed {seed}): the client got {}, the journal recorded it{}; cleared, the backend answered {}",
+            status(&faulted),
+            if recorded { "" } else { " NOT" },
+            status(&cleared)
+        ),
+        json!({
+            "fault": {"name": "reset-payments", "target": "payments:443", "kind": "reset", "probability": 1.0, "seed": seed},
+            "faulted_request": faulted.as_ref().map(|r| response_evidence(PATH, r)).ok(),
+            "journal_entry": entry,
+            "after_clear": cleared.as_ref().map(|r| response_evidence(PATH, r)).ok(),
+        }),
+    )
+}
+
 /// Renders the report for people.
 pub fn render_text(report: &DemoReport) -> String {
     let mut out = String::new();
@@ -592,6 +660,18 @@ fn evidence_lines(ev: &Value) -> Vec<String> {
     };
     if let Some(v) = ev.get("verdict") {
         push_verdict(v);
+    }
+    if let Some(e) = ev.get("journal_entry").filter(|e| !e.is_null()) {
+        lines.push(format!(
+            "journal: {} {} {} {} fault={} {} bytes {:.1} ms",
+            e["time"].as_str().unwrap_or("?"),
+            e["api"].as_str().unwrap_or("-"),
+            e["status"],
+            e["code"].as_str().unwrap_or("-"),
+            e["fault"].as_str().unwrap_or("-"),
+            e["bytes"],
+            e["duration_ms"].as_f64().unwrap_or(0.0)
+        ));
     }
     if let Some(h) = ev.get("x-vnetsim-verdict").and_then(Value::as_str) {
         lines.push(format!("x-vnetsim-verdict: {h}"));

@@ -51,6 +51,10 @@ pub use sim::{Access, Direction, Protocol, RuleProtocol, Verdict, VerdictCode, V
 /// Findings of a topology ([`SimulationBuilder::findings`]).
 pub use sim::{Finding, FindingCode, Severity};
 
+/// Faults on the backend leg and the request journal.
+pub use gateway::{FaultError, FaultsInfo, JournalEntry, JournalPage};
+pub use sim::{FaultKind, FaultRule};
+
 // === end of re-exports ===
 
 use crate::load::{load_path, load_str, LoadError, Loaded, TagSource};
@@ -85,6 +89,9 @@ pub enum HarnessError {
     /// The TLS client configuration could not be built.
     #[error("TLS client configuration: {0}")]
     Tls(String),
+    /// A fault rule was refused (every problem, each with its finding code).
+    #[error(transparent)]
+    Fault(#[from] gateway::FaultError),
 }
 
 fn list(findings: &[Finding]) -> String {
@@ -479,6 +486,96 @@ impl Simulation {
             .map(|e| e.requests)
     }
 
+    // === faults and the journal ===
+
+    /// Adds a fault rule on the backend leg (checked like the fixture's `[faults]`; a rule of
+    /// the same name is replaced). The guard removes it when dropped.
+    ///
+    /// ```
+    /// use vnetsim::harness::{FaultKind, FaultRule, Simulation};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sim = Simulation::default_topology()?.start().await?;
+    /// {
+    ///     let _reset = sim.add_fault(FaultRule::new("r", "orders:443", FaultKind::Reset))?;
+    ///     let r = sim.get("/orders/1").await?;
+    ///     assert_eq!((r.status.as_u16(), r.problem().unwrap().code.as_str()), (502, "BACKEND_RESET"));
+    /// } // dropped: the fault is gone
+    /// assert_eq!(sim.get("/orders/1").await?.status, 200);
+    /// sim.expect_requests("orders", 2);
+    /// sim.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`HarnessError::Fault`] with every problem of the rule.
+    pub fn add_fault(&self, rule: FaultRule) -> Result<FaultGuard, HarnessError> {
+        let name = rule.name.clone();
+        let control = self.gateway.fault_control();
+        control.add(&rule)?;
+        Ok(FaultGuard { control, name })
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.gateway.clear_faults();
+    }
+
+    /// The fault rules in force and their seed.
+    pub fn faults(&self) -> FaultsInfo {
+        self.gateway.faults()
+    }
+
+    /// Every request through the gateway so far, oldest first.
+    pub fn journal(&self) -> JournalPage {
+        self.gateway.journal()
+    }
+
+    /// The journal entries of the API `api` (case-insensitive), oldest first.
+    pub fn requests_to(&self, api: &str) -> Vec<JournalEntry> {
+        self.journal()
+            .entries
+            .into_iter()
+            .filter(|e| {
+                e.api
+                    .as_deref()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(api))
+            })
+            .collect()
+    }
+
+    /// Asserts that exactly `n` requests went to the API `api`.
+    ///
+    /// # Panics
+    /// When another number did, with the whole journal in the message.
+    #[track_caller]
+    pub fn expect_requests(&self, api: &str, n: usize) {
+        let got = self.requests_to(api).len();
+        if got != n {
+            panic!(
+                "expected {n} request(s) to API `{api}`, the journal has {got}:\n{}",
+                journal_table(&self.journal())
+            );
+        }
+    }
+
+    /// Asserts that the journal's last entry for `api` carries the gateway code `code` (e.g.
+    /// `BACKEND_RESET`) and returns it.
+    ///
+    /// # Panics
+    /// When there is no such entry or its code differs, with the whole journal in the message.
+    #[track_caller]
+    pub fn expect_last_code(&self, api: &str, code: &str) -> JournalEntry {
+        let last = self.requests_to(api).pop();
+        match last {
+            Some(e) if e.code.as_deref() == Some(code) => e,
+            _ => panic!(
+                "expected the last request to API `{api}` to end with {code}:\n{}",
+                journal_table(&self.journal())
+            ),
+        }
+    }
+
     /// Stops the gateway gracefully (in-flight requests finish) and every backend it started.
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;
@@ -527,4 +624,54 @@ impl Simulation {
             .request(method, path, headers, body.into())
             .await
     }
+}
+
+/// A fault rule added by [`Simulation::add_fault`]; dropping it removes the rule.
+#[must_use = "dropping the guard removes the fault at once"]
+#[derive(Debug)]
+pub struct FaultGuard {
+    control: gateway::FaultControl,
+    name: String,
+}
+
+impl FaultGuard {
+    /// The rule's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for FaultGuard {
+    fn drop(&mut self) {
+        self.control.remove(&self.name);
+    }
+}
+
+/// The journal as a table, one request a line (for assertion messages).
+pub fn journal_table(page: &JournalPage) -> String {
+    let mut out = format!(
+        "{:24} {:10} {:6} {:11} {:16} {:8} {:>8} {:>9}  rule\n",
+        "time", "api", "status", "verdict", "code", "fault", "bytes", "ms"
+    );
+    for e in &page.entries {
+        out.push_str(&format!(
+            "{:24} {:10} {:6} {:11} {:16} {:8} {:>8} {:>9.1}  {}\n",
+            e.time,
+            e.api.as_deref().unwrap_or("-"),
+            e.status,
+            e.verdict.as_deref().unwrap_or("-"),
+            e.code.as_deref().unwrap_or("-"),
+            e.fault.as_deref().unwrap_or("-"),
+            e.bytes,
+            e.duration_ms,
+            e.rule.as_deref().unwrap_or("-"),
+        ));
+    }
+    if page.entries.is_empty() {
+        out.push_str("(no requests)\n");
+    }
+    if page.dropped > 0 {
+        out.push_str(&format!("({} older entries dropped)\n", page.dropped));
+    }
+    out
 }

@@ -9,6 +9,10 @@
 //! | `GET /admin/nsgs`, `GET /admin/nsgs/{nsg}` | yes | NSGs: `{"name", "flush_connection", "security_rules"}` |
 //! | `GET`/`PUT /admin/nsgs/{nsg}/security_rules` | yes | that NSG's custom rules; PUT *replaces* them all with a JSON array (the report lists `removed`) |
 //! | `GET`/`PUT`/`DELETE /admin/nsgs/{nsg}/security_rules/{rule}` | yes | one rule: PUT adds (201) or replaces (200) it, the other rules stay; DELETE removes it |
+//! | `GET /admin/faults` | yes | the fault rules in force: `{"seed", "rules": [...]}` |
+//! | `POST /admin/faults` | yes | one fault rule (JSON, the fixture's keys): 201 added, 200 replaced (same name), 422 with `problems` when invalid |
+//! | `DELETE /admin/faults/{name}`, `DELETE /admin/faults` | yes | remove one rule (404 when none has that name), or all |
+//! | `GET /admin/journal` | yes | every request, oldest first: `{"entries": [...], "dropped"}` |
 //!
 //! Changes answer with a [`ChangeReport`]; a change with error findings answers 422 with the
 //! findings and leaves the running state as it was. A missing or wrong bearer token answers
@@ -303,6 +307,43 @@ async fn handle(shared: Arc<Shared>, token: &str, req: Request<Incoming>) -> Adm
             let body = ReloadBody { text, media_type };
             run_change(shared, move |s| s.reload(Some(&body))).await
         }
+        ["admin", "faults"] => match method {
+            Method::GET => json(StatusCode::OK, &shared.res.faults.info()),
+            Method::DELETE => {
+                shared.res.faults.clear();
+                json(StatusCode::OK, &shared.res.faults.info())
+            }
+            Method::POST => {
+                let body = match read_body(req).await {
+                    Ok((_, b)) => b,
+                    Err(p) => return answer(&p),
+                };
+                add_fault(&shared, &body)
+            }
+            _ => method_not_allowed("GET, POST, DELETE"),
+        },
+        ["admin", "faults", name] => {
+            if method != Method::DELETE {
+                return method_not_allowed("DELETE");
+            }
+            let name = rules::decode(name);
+            if shared.res.faults.remove(&name) {
+                json(StatusCode::OK, &shared.res.faults.info())
+            } else {
+                answer(&problem(
+                    "UNKNOWN_FAULT",
+                    StatusCode::NOT_FOUND,
+                    "No such fault rule",
+                    format!("no fault rule is named `{name}` (GET /admin/faults lists them)"),
+                ))
+            }
+        }
+        ["admin", "journal"] => {
+            if method != Method::GET {
+                return method_not_allowed("GET");
+            }
+            json(StatusCode::OK, &shared.res.journal.page())
+        }
         ["admin", "nsgs", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| rules::decode(s)).collect();
             rules::handle(shared, &path, &rest, req).await
@@ -311,12 +352,54 @@ async fn handle(shared: Arc<Shared>, token: &str, req: Request<Incoming>) -> Adm
     }
 }
 
+/// `POST /admin/faults`: 201 added, 200 replaced, 422 when the JSON is not a fault rule or
+/// the rule has problems (each with its finding code).
+fn add_fault(shared: &Shared, body: &[u8]) -> AdminResponse {
+    let rule: sim::FaultRule = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return answer(&problem(
+                "INVALID_FAULT",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The body is not a fault rule",
+                format!("{e} (send one rule as JSON with the fixture's keys: name, target, kind, probability, ...)"),
+            ))
+        }
+    };
+    match shared.add_fault(&rule) {
+        Ok(replaced) => {
+            let status = if replaced {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            json(status, &shared.res.faults.info())
+        }
+        Err(e) => {
+            let mut p = problem(
+                "INVALID_FAULT",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The fault rule is invalid; nothing was applied",
+                e.to_string(),
+            );
+            let problems: Vec<serde_json::Value> = e
+                .problems
+                .iter()
+                .map(|x| serde_json::json!({"code": x.code.as_str(), "message": x.message}))
+                .collect();
+            p.extra
+                .insert("problems".into(), serde_json::Value::Array(problems));
+            answer(&p)
+        }
+    }
+}
+
 fn not_found(path: &str) -> AdminResponse {
     answer(&problem(
         "NOT_FOUND",
         StatusCode::NOT_FOUND,
         "No such admin resource",
-        format!("`{path}` is not an admin resource (see /admin/flows, /admin/flows/flush, /admin/reload, /admin/nsgs, /admin/nsgs/{{nsg}}, /admin/nsgs/{{nsg}}/security_rules, /admin/nsgs/{{nsg}}/security_rules/{{rule}}, /metrics)"),
+        format!("`{path}` is not an admin resource (see /admin/flows, /admin/flows/flush, /admin/reload, /admin/nsgs, /admin/nsgs/{{nsg}}, /admin/nsgs/{{nsg}}/security_rules, /admin/nsgs/{{nsg}}/security_rules/{{rule}}, /admin/faults, /admin/faults/{{name}}, /admin/journal, /metrics)"),
     ))
 }
 

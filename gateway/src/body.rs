@@ -7,10 +7,13 @@
 //! * [`GatewayBody`] — what the client receives: a backend's body (which hands its connection
 //!   back to the pool at end of stream) or a small fixed body (problem documents). It also holds
 //!   the request's [`InflightGuard`], so the slow-client clock restarts only once the response
-//!   is complete.
+//!   is complete. A fault on the request ([`crate::fault`]) paces or cuts the backend's body
+//!   here ([`Shape`]), and the request's journal record is pushed when the body ends or fails
+//!   (before its last bytes are written, so a client that read the whole response finds it).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +23,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::io::InflightGuard;
+use crate::journal::{Journal, Record};
 use crate::upstream::Checkout;
 
 /// Why a request body could not be forwarded.
@@ -134,10 +138,53 @@ enum Kind {
     },
 }
 
+/// The error of a response body: the backend's body failed, or a fault cut it.
+pub type BodyFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// How a fault changes the backend's body on its way to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Pieces of at most `piece` bytes, each after `pause` (`slow_body`, `bandwidth`).
+    Pace { piece: usize, pause: Duration },
+    /// At most `after` bytes and never the last one, then the body fails (`close_mid_body`).
+    Cut { after: u64 },
+}
+
+/// How long a cut body waits after its last bytes before it fails (`close_mid_body`): the
+/// server flushes what it holds while the body is pending.
+const CUT_FLUSH_PAUSE: Duration = Duration::from_millis(20);
+
+/// The fault cut the body (`close_mid_body`).
+#[derive(Debug, thiserror::Error)]
+#[error("the fault `{0}` closed the backend connection mid-body")]
+pub(crate) struct CutByFault(pub(crate) Arc<str>);
+
+struct Shaper {
+    shape: Shape,
+    fault: Arc<str>,
+    /// Data received from the backend and not yet passed on.
+    pending: Option<Bytes>,
+    timer: Option<Pin<Box<Sleep>>>,
+    sent: u64,
+    /// `Cut`: the next poll fails.
+    cut: bool,
+}
+
+/// The request's journal record, pushed once when the body ends, fails or is dropped.
+struct Ticket {
+    journal: Arc<Journal>,
+    record: Record,
+    start: std::time::Instant,
+    cap: usize,
+}
+
 /// The response body the client receives.
 pub struct GatewayBody {
     kind: Kind,
     guard: Option<InflightGuard>,
+    shaper: Option<Box<Shaper>>,
+    /// Inline (no allocation per request): the record is a few words.
+    ticket: Option<Ticket>,
 }
 
 impl std::fmt::Debug for GatewayBody {
@@ -151,6 +198,8 @@ impl From<Bytes> for GatewayBody {
         GatewayBody {
             kind: Kind::Full((!b.is_empty()).then_some(b)),
             guard: None,
+            shaper: None,
+            ticket: None,
         }
     }
 }
@@ -166,9 +215,23 @@ impl GatewayBody {
                 checkout: Some(checkout),
             },
             guard: None,
+            shaper: None,
+            ticket: None,
         };
         b.release_if_done();
         b
+    }
+
+    /// Paces or cuts the body as the fault `fault` says.
+    pub(crate) fn shape(&mut self, shape: Shape, fault: Arc<str>) {
+        self.shaper = Some(Box::new(Shaper {
+            shape,
+            fault,
+            pending: None,
+            timer: None,
+            sent: 0,
+            cut: false,
+        }));
     }
 
     /// Attaches the request's in-flight guard (dropped at end of stream).
@@ -176,9 +239,51 @@ impl GatewayBody {
         self.guard = Some(guard);
     }
 
+    /// Attaches the request's journal record; a body that has already ended records it now.
+    pub(crate) fn set_journal(
+        &mut self,
+        journal: Arc<Journal>,
+        record: Record,
+        start: std::time::Instant,
+        cap: usize,
+    ) {
+        if cap == 0 {
+            return;
+        }
+        self.ticket = Some(Ticket {
+            journal,
+            record,
+            start,
+            cap,
+        });
+        if self.is_end_stream() {
+            self.record();
+        }
+    }
+
+    /// Pushes the journal record (once).
+    fn record(&mut self) {
+        if let Some(t) = self.ticket.take() {
+            let Ticket {
+                journal,
+                mut record,
+                start,
+                cap,
+            } = t;
+            record.duration = start.elapsed();
+            journal.push(record, cap);
+        }
+    }
+
+    fn count(&mut self, n: usize) {
+        if let Some(t) = &mut self.ticket {
+            t.record.bytes += n as u64;
+        }
+    }
+
     fn release_if_done(&mut self) {
         if let Kind::Upstream { body, checkout } = &mut self.kind {
-            if body.is_end_stream() {
+            if body.is_end_stream() && self.shaper.as_ref().is_none_or(|s| s.pending.is_none()) {
                 if let Some(c) = checkout.take() {
                     c.release();
                 }
@@ -193,6 +298,87 @@ impl GatewayBody {
             }
         }
         self.guard = None;
+        self.record();
+    }
+
+    fn poll_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyFailure>>> {
+        let Some(sh) = self.shaper.as_deref_mut() else {
+            return match &mut self.kind {
+                Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+                Kind::Upstream { body, .. } => Pin::new(body)
+                    .poll_frame(cx)
+                    .map(|o| o.map(|r| r.map_err(BodyFailure::from))),
+            };
+        };
+        let Kind::Upstream { body, .. } = &mut self.kind else {
+            return Poll::Ready(None);
+        };
+        if sh.cut {
+            // Let the server flush the head and the bytes sent before the connection closes
+            // (an error of the body aborts it, dropping whatever is still buffered).
+            let timer = sh
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(CUT_FLUSH_PAUSE)));
+            ready!(timer.as_mut().poll(cx));
+            sh.timer = None;
+            return Poll::Ready(Some(Err(Box::new(CutByFault(sh.fault.clone())))));
+        }
+        loop {
+            if let Some(buf) = &mut sh.pending {
+                match sh.shape {
+                    Shape::Pace { piece, pause } => {
+                        let timer = sh
+                            .timer
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+                        ready!(timer.as_mut().poll(cx));
+                        sh.timer = None;
+                        let out = buf.split_to(piece.min(buf.len()));
+                        if buf.is_empty() {
+                            sh.pending = None;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                    Shape::Cut { after } => {
+                        // Never the whole body: at most `after` bytes and never the last one.
+                        let left =
+                            usize::try_from(after.saturating_sub(sh.sent)).unwrap_or(usize::MAX);
+                        let last = usize::from(body.is_end_stream());
+                        let n = left.min(buf.len().saturating_sub(last));
+                        if n == buf.len() {
+                            let out = sh.pending.take().unwrap_or_default();
+                            sh.sent += out.len() as u64;
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                        let out = buf.split_to(n);
+                        sh.cut = true;
+                        sh.pending = None;
+                        if n == 0 {
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        sh.sent += n as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                }
+            }
+            match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(d) if d.is_empty() => {}
+                    Ok(d) => sh.pending = Some(d),
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                None if matches!(sh.shape, Shape::Cut { .. }) => {
+                    // An empty or already-sent body still ends cut, never complete.
+                    sh.cut = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                other => return Poll::Ready(other.map(|r| r.map_err(BodyFailure::from))),
+            }
+        }
     }
 }
 
@@ -201,22 +387,20 @@ impl Drop for GatewayBody {
         // A body dropped before its end leaves the upstream connection mid-message: the
         // checkout is dropped (the connection closes) unless the body had already ended.
         self.release_if_done();
+        self.record();
     }
 }
 
 impl Body for GatewayBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyFailure;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyFailure>>> {
         let this = &mut *self;
-        let polled = match &mut this.kind {
-            Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Upstream { body, .. } => Pin::new(body).poll_frame(cx),
-        };
+        let polled = this.poll_inner(cx);
         match &polled {
             Poll::Ready(None) => this.finish(),
             Poll::Ready(Some(Err(_))) => {
@@ -225,8 +409,12 @@ impl Body for GatewayBody {
                     checkout.take();
                 }
                 this.guard = None;
+                this.record();
             }
-            Poll::Ready(Some(Ok(_))) => {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    this.count(d.len());
+                }
                 if this.is_end_stream() {
                     this.finish();
                 }
@@ -237,6 +425,11 @@ impl Body for GatewayBody {
     }
 
     fn is_end_stream(&self) -> bool {
+        if let Some(sh) = &self.shaper {
+            if sh.pending.is_some() || matches!(sh.shape, Shape::Cut { .. }) {
+                return false;
+            }
+        }
         match &self.kind {
             Kind::Full(b) => b.is_none(),
             Kind::Upstream { body, .. } => body.is_end_stream(),
@@ -244,10 +437,23 @@ impl Body for GatewayBody {
     }
 
     fn size_hint(&self) -> SizeHint {
+        let pending = self
+            .shaper
+            .as_ref()
+            .and_then(|s| s.pending.as_ref())
+            .map_or(0, |b| b.len() as u64);
         match &self.kind {
             Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Upstream { body, .. } => body.size_hint(),
+            Kind::Upstream { body, .. } => {
+                let h = body.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(h.lower() + pending);
+                if let Some(u) = h.upper() {
+                    out.set_upper(u + pending);
+                }
+                out
+            }
         }
     }
 }

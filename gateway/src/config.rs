@@ -66,6 +66,8 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Answer denied flows at once or wait like a dropped SYN.
     pub deny_mode: DenyMode,
+    /// Entries the request journal keeps (`[gateway] journal_size`; 0: off).
+    pub journal_size: usize,
     /// Whether `upstream` sockets may be non-loopback.
     pub allow_non_loopback_upstreams: bool,
 }
@@ -138,6 +140,10 @@ impl Limits {
             .max(one_ms),
             shutdown_grace: time(o.shutdown_grace, t.shutdown_grace, DEFAULT_SHUTDOWN_GRACE),
             deny_mode: o.deny_mode.or(t.deny_mode).unwrap_or_default(),
+            journal_size: o
+                .journal_size
+                .or(t.journal_size)
+                .unwrap_or(crate::journal::DEFAULT_JOURNAL_SIZE),
             allow_non_loopback_upstreams: g.allow_non_loopback_upstreams,
         }
     }

@@ -31,7 +31,10 @@
 //! - [`file`] — bounded reads of regular files (PEM files here; every file the root crate reads).
 //! - [`echo`] — the built-in `echo` backend.
 //! - `admin` — the admin listener: reload, rule changes (a list, or one rule), NSGs, flows and
-//!   flushing them, metrics.
+//!   flushing them, faults, the journal, metrics.
+//! - `fault` — faults on the backend leg: the rules in force (`sim` decides which applies) and
+//!   the loopback sinks and stalled connections that play them.
+//! - `journal` — every request, in a bounded ring buffer ([`JournalPage`]).
 //! - `metrics` — counters in the Prometheus text format.
 //!
 //! # Runtime and what can change
@@ -67,7 +70,9 @@ pub mod tls;
 
 mod admin;
 mod body;
+mod fault;
 mod io;
+mod journal;
 mod metrics;
 mod options;
 mod path;
@@ -92,9 +97,11 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub use body::GatewayBody;
+pub use body::{BodyFailure, GatewayBody};
 pub use config::{LimitOverrides, Limits};
+pub use fault::{FaultError, FaultsInfo, WRONG_NAME};
 pub use flows::{FlowHop, FlowInfo, FlowNow, FlowTableMemory};
+pub use journal::{JournalEntry, JournalPage, DEFAULT_JOURNAL_SIZE};
 pub use reload::{Reload, ReloadBody, ReloadError, ReloadHook};
 pub use resources::{EchoInfo, FlushReport};
 pub use state::{ChangeError, ChangeReport, NsgInfo, RulePut};
@@ -232,6 +239,31 @@ pub async fn start(built: Built, opts: StartOptions) -> Result<GatewayHandle, St
         tasks,
         bench_unchecked_addr,
     })
+}
+
+/// The fault rules of a gateway, as a cloneable handle ([`GatewayHandle::fault_control`]).
+/// After the gateway stopped, changes through it have no effect on anything.
+#[derive(Clone)]
+pub struct FaultControl(Arc<state::Shared>);
+
+impl std::fmt::Debug for FaultControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultControl").finish_non_exhaustive()
+    }
+}
+
+impl FaultControl {
+    /// As [`GatewayHandle::add_fault`].
+    ///
+    /// # Errors
+    /// [`FaultError`] with every problem of the rule; nothing changes.
+    pub fn add(&self, rule: &sim::FaultRule) -> Result<bool, FaultError> {
+        self.0.add_fault(rule)
+    }
+    /// As [`GatewayHandle::remove_fault`].
+    pub fn remove(&self, name: &str) -> bool {
+        self.0.res.faults.remove(name)
+    }
 }
 
 /// A running gateway. Dropping it signals shutdown (in-flight requests still get the grace
@@ -442,6 +474,44 @@ impl GatewayHandle {
             &self.shared.res.pool_gauges(),
             self.shared.res.flows.memory(),
         )
+    }
+
+    // === faults and the journal ===
+
+    /// The fault rules in force and their seed.
+    pub fn faults(&self) -> FaultsInfo {
+        self.shared.res.faults.info()
+    }
+
+    /// Adds a fault rule (checked against the topology in force, like the fixture's
+    /// `[faults]`), or replaces the rule of the same name. Returns whether it replaced one.
+    ///
+    /// # Errors
+    /// [`FaultError`] with every problem of the rule; nothing changes.
+    pub fn add_fault(&self, rule: sim::FaultRule) -> Result<bool, FaultError> {
+        self.shared.add_fault(&rule)
+    }
+
+    /// Removes the fault rule `name` (case-insensitive); whether there was one.
+    pub fn remove_fault(&self, name: &str) -> bool {
+        self.shared.res.faults.remove(name)
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.shared.res.faults.clear();
+    }
+
+    /// A handle to the fault rules that outlives borrows of this one (a test's fault guard
+    /// keeps one).
+    pub fn fault_control(&self) -> FaultControl {
+        FaultControl(self.shared.clone())
+    }
+
+    /// Every request through the gateway, oldest first (a ring buffer of `[gateway]
+    /// journal_size` entries), and how many were dropped from it.
+    pub fn journal(&self) -> JournalPage {
+        self.shared.res.journal.page()
     }
 
     /// Stops accepting, lets in-flight requests finish within `shutdown_grace_ms`, then closes

@@ -39,6 +39,8 @@ use crate::upstream::Pool;
 /// One API, precomputed for the request path.
 pub(crate) struct Route {
     pub(crate) name: String,
+    /// `name`, shared by the journal's records.
+    pub(crate) api: Arc<str>,
     pub(crate) backend: BackendUrl,
     /// `backend.authority`, shared by the flows of this route.
     pub(crate) authority: Arc<str>,
@@ -166,6 +168,7 @@ impl PolicyState {
             routes.push(Route {
                 upstream_tls: b.https && !plain_upstream,
                 name: api.name.clone(),
+                api: Arc::from(api.name.as_str()),
                 backend: b.clone(),
                 authority: Arc::from(b.authority.as_str()),
                 host_header,

@@ -12,11 +12,16 @@
 //! answered `100 Continue` itself when it read the body), `Host` becomes the backend's
 //! authority, and `x-forwarded-for` and `forwarded` (for, proto, host) are appended. The
 //! backend's response is passed back the same way, its hop-by-hop headers stripped.
+//!
+//! A request-level fault ([`crate::fault`]) is decided here once the route is known: a
+//! `latency` delays the upstream send, a `status` answers in the backend's place once the flow
+//! is admitted, `slow_body`, `bandwidth` and `close_mid_body` shape the backend's body. Every
+//! request leaves one journal record ([`crate::journal`]), pushed when its body ends.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{
@@ -26,14 +31,17 @@ use http::header::{
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
+use sim::FaultAction;
 use tracing::field::Empty;
 
-use crate::body::{GatewayBody, ReqBody};
+use crate::body::{GatewayBody, ReqBody, Shape};
 use crate::error::ProxyError;
+use crate::fault::Picked;
 use crate::io::ConnState;
+use crate::journal::Record;
 use crate::policy::PolicyState;
 use crate::state::Shared;
-use crate::upstream;
+use crate::upstream::{self, Leg};
 
 /// What the proxy knows about one client connection.
 pub(crate) struct ConnInfo {
@@ -83,6 +91,8 @@ pub(crate) async fn handle(
 ) -> Result<Response<GatewayBody>, Infallible> {
     let guard = conn.state.begin();
     let start = Instant::now();
+    let at = SystemTime::now();
+    let mut leg = Leg::default();
     let state = shared.snapshot();
     let span = tracing::debug_span!(
         "request",
@@ -97,9 +107,11 @@ pub(crate) async fn handle(
         status = Empty,
     );
     let client_version = req.version();
-    let (mut resp, route) = match proxy(&shared, &state, &conn, req, start, &span).await {
+    let mut refusal = None;
+    let (mut resp, route) = match proxy(&shared, &state, &conn, req, start, &span, &mut leg).await {
         Ok((resp, route)) => (resp, Some(route)),
         Err((e, route)) => {
+            refusal = Some((e.code(), e.policy().map(|o| (o.verdict, o.rule.clone()))));
             if let Some(o) = e.policy() {
                 span.record("verdict", o.verdict);
                 if let Some(r) = &o.rule {
@@ -121,6 +133,32 @@ pub(crate) async fn handle(
     metrics.record(status, start.elapsed());
     *resp.version_mut() = client_version;
     resp.body_mut().set_guard(guard);
+    let cap = state.limits.journal_size;
+    if cap > 0 {
+        let route = route.and_then(|i| state.routes.get(i));
+        let (code, policy) = refusal.map_or((None, None), |(c, p)| (Some(c), p));
+        let verdict = match (&policy, leg.new_flow) {
+            (Some((v, _)), _) => Some(*v),
+            (None, Some(true)) => Some("Allow"),
+            (None, Some(false)) => Some("Established"),
+            (None, None) => None,
+        };
+        let record = Record {
+            at,
+            api: route.map(|r| r.api.clone()),
+            backend: route.map(|r| r.authority.clone()),
+            status,
+            verdict,
+            code,
+            rule: policy.and_then(|(_, r)| r),
+            hops: leg.hops,
+            fault: leg.fault,
+            bytes: 0,
+            duration: Duration::ZERO,
+        };
+        resp.body_mut()
+            .set_journal(shared.res.journal.clone(), record, start, cap);
+    }
     Ok(resp)
 }
 
@@ -133,6 +171,7 @@ async fn proxy(
     mut req: Request<Incoming>,
     start: Instant,
     span: &tracing::Span,
+    leg: &mut Leg,
 ) -> Result<(Response<GatewayBody>, usize), Failed> {
     let limits = &state.limits;
     if req.method() == Method::CONNECT {
@@ -252,9 +291,32 @@ async fn proxy(
     let req =
         req.map(|body| ReqBody::new(body, limits.max_body_bytes, since, limits.body_read_timeout));
 
+    // One relaxed load when no fault is in force.
+    let fault = match &route.target {
+        Ok((_, host)) => shared.res.faults.pick(host, route.backend.port, false),
+        Err(_) => None,
+    };
+    let mut delay = None;
+    if let Some(f) = &fault {
+        leg.fault = Some(f.name.clone());
+        match f.action {
+            FaultAction::Status {
+                status,
+                retry_after_s,
+            } => {
+                let new_flow = upstream::open(&shared.res, state, route, conn.check, leg)
+                    .await
+                    .map_err(|e| (e, Some(index)))?;
+                span.record("verdict", if new_flow { "Allow" } else { "Established" });
+                return Ok((status_response(f, status, retry_after_s), index));
+            }
+            FaultAction::Latency { .. } => delay = Some(f.delay),
+            _ => {}
+        }
+    }
     // Read the clock for the span only when the span is recorded (debug logging).
     let sent_at = (!span.is_disabled()).then(Instant::now);
-    match upstream::send(&shared.res, state, route, req, conn.check).await {
+    match upstream::send(&shared.res, state, route, req, conn.check, delay, leg).await {
         Ok((resp, checkout, new_flow)) => {
             if let Some(t) = sent_at {
                 span.record("upstream_ms", t.elapsed().as_secs_f64() * 1e3);
@@ -262,11 +324,63 @@ async fn proxy(
             span.record("verdict", if new_flow { "Allow" } else { "Established" });
             span.record("flow", checkout.flow_id());
             let mut resp = resp.map(|body| GatewayBody::upstream(body, checkout));
+            if let Some((f, shape)) = fault.as_ref().and_then(|f| body_shape(f).map(|s| (f, s))) {
+                resp.body_mut().shape(shape, f.name.clone());
+            }
             strip_hop_by_hop(resp.headers_mut());
             Ok((resp, index))
         }
         Err(e) => Err((e, Some(index))),
     }
+}
+
+/// The shaping a body fault asks for.
+fn body_shape(f: &Picked) -> Option<Shape> {
+    match f.action {
+        FaultAction::SlowBody { pause, chunk } => Some(Shape::Pace {
+            piece: usize::try_from(chunk).unwrap_or(usize::MAX),
+            pause,
+        }),
+        FaultAction::Bandwidth { bytes_per_s } => {
+            // About 20 pieces a second, each after the time its size takes at the rate.
+            let piece = (bytes_per_s / 20).clamp(1, 16 * 1024);
+            #[allow(clippy::cast_precision_loss)] // both far below 2^53
+            let pause = Duration::from_secs_f64(piece as f64 / bytes_per_s as f64);
+            Some(Shape::Pace {
+                piece: usize::try_from(piece).unwrap_or(1),
+                pause,
+            })
+        }
+        FaultAction::CloseMidBody { after_bytes } => Some(Shape::Cut { after: after_bytes }),
+        _ => None,
+    }
+}
+
+/// The backend's answer under a `status` fault: that status, `Retry-After` when given, and a
+/// short text body naming the fault.
+fn status_response(f: &Picked, status: u16, retry_after_s: Option<u64>) -> Response<GatewayBody> {
+    let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+    let body = format!(
+        "{} {} (vnetsim fault `{}`)\n",
+        code.as_u16(),
+        code.canonical_reason().unwrap_or(""),
+        f.name
+    );
+    let mut resp = Response::new(GatewayBody::from(Bytes::from(body)));
+    *resp.status_mut() = code;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Some(s) = retry_after_s {
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    h.insert(
+        HeaderName::from_static("x-vnetsim-fault"),
+        HeaderValue::from_str(&f.name).unwrap_or_else(|_| HeaderValue::from_static("fault")),
+    );
+    resp
 }
 
 /// Appends the client address to `x-forwarded-for`, as one comma-separated list.

@@ -14,7 +14,9 @@ use tokio::runtime::Handle;
 
 use crate::config::LimitOverrides;
 use crate::echo::EchoServer;
+use crate::fault::Faults;
 use crate::flows::FlowTable;
+use crate::journal::Journal;
 use crate::lock;
 use crate::metrics::{Metrics, PoolGauge};
 use crate::state::ChangeError;
@@ -55,7 +57,11 @@ pub(crate) struct Resources {
     pub(crate) ca: Arc<LocalCa>,
     pub(crate) upstream_tls: Arc<ClientConfig>,
     pub(crate) options: PolicyOptions,
-    rt: Handle,
+    pub(crate) rt: Handle,
+    /// The fault rules in force (`[faults]`, and rules added live).
+    pub(crate) faults: Faults,
+    /// Every request through the front door.
+    pub(crate) journal: Arc<Journal>,
 }
 
 /// What `POST /admin/flows/flush` ([`crate::GatewayHandle::flush_flows`]) did.
@@ -101,6 +107,8 @@ impl Resources {
             upstream_tls,
             options,
             rt,
+            faults: Faults::new(&sim::FaultSet::default()),
+            journal: Arc::new(Journal::default()),
         }
     }
 
@@ -156,6 +164,7 @@ impl Resources {
         }
         self.flows.close_all();
         lock(&self.echo).clear();
+        self.faults.stop();
     }
 
     pub(crate) fn ensure_echo(

@@ -216,6 +216,7 @@ impl Shared {
                 findings: built.findings,
             });
         }
+        res.faults.replace(built.topology.faults());
         let state = PolicyState::build(&res, built.topology, built.document, 1)?;
         let conn_limit = state.limits.max_connections;
         Ok(Shared {
@@ -240,7 +241,9 @@ impl Shared {
 
     /// Applies a new topology (see the module docs).
     pub(crate) fn apply(&self, built: Built) -> Result<ChangeReport, ChangeError> {
-        self.change_with(|_| Ok((built, None)))
+        let report = self.change_with(|_| Ok((built, None)))?;
+        self.res.faults.replace_from(&self.snapshot().topology);
+        Ok(report)
     }
 
     /// Applies a rule change: `sim` builds the new topology from the one in force.
@@ -304,7 +307,24 @@ impl Shared {
             .reload
             .clone()
             .ok_or_else(|| ReloadError::NoInputs("no reload hook was given at start (the gateway was started from a topology in memory); send nothing or use GatewayHandle::reload".into()))?;
-        self.change_with(|_| Ok((hook.0.reload(body)?, None)))
+        let report = self.change_with(|_| Ok((hook.0.reload(body)?, None)))?;
+        // A reloaded fixture's `[faults]` replaces the fixture's rules; rules added live stay.
+        self.res.faults.replace_from(&self.snapshot().topology);
+        Ok(report)
+    }
+
+    /// Checks `rule` against the topology in force and adds it (see
+    /// [`crate::GatewayHandle::add_fault`]).
+    pub(crate) fn add_fault(&self, rule: &sim::FaultRule) -> Result<bool, crate::FaultError> {
+        let fault = self
+            .snapshot()
+            .topology
+            .check_fault(rule)
+            .map_err(|problems| crate::FaultError {
+                name: rule.name.clone(),
+                problems,
+            })?;
+        Ok(self.res.faults.add(fault))
     }
 
     /// Makes and applies one change; `make` returns the new topology and, for a rule change,

@@ -8,6 +8,10 @@
 //! is never lent again; see [`crate::flows`]). A request that a reused connection could not even
 //! start (the backend closed it while idle) is retried once on another connection.
 //!
+//! A connection-level fault ([`crate::fault`]) is decided here for each new connection: it
+//! dials a fault sink instead of the backend, or stalls the backend's connection; the failure
+//! then maps to its code like any other.
+//!
 //! Failures map to codes here, once: connection refused → `BACKEND_REFUSED`, reset →
 //! `BACKEND_RESET`, connect or response timeout → `BACKEND_TIMEOUT`, TLS → `BACKEND_TLS`.
 //! A request whose *client* body failed (too large, malformed, cut short, too slow) is the
@@ -34,6 +38,8 @@ use tracing::debug;
 use crate::body::{BodyError, ReqBody};
 use crate::config::{MAX_IDLE_PER_BACKEND, UPSTREAM_IDLE_TIMEOUT};
 use crate::error::ProxyError;
+use crate::fault::Stalled;
+use crate::flows::FlowHop;
 use crate::flows::{FlowEntry, FlowTable, NewFlow};
 use crate::io::LazyClock;
 use crate::lock;
@@ -187,22 +193,66 @@ impl Checkout {
     }
 }
 
+/// What the journal learns of the backend leg, whether the request succeeds or not.
+#[derive(Default)]
+pub(crate) struct Leg {
+    /// `Some(true)`: a new flow was admitted; `Some(false)`: a pooled flow carried it.
+    pub(crate) new_flow: Option<bool>,
+    /// The admitted flow's hops (the journal's `rule`).
+    pub(crate) hops: Option<Arc<[FlowHop]>>,
+    /// The fault applied to the new connection.
+    pub(crate) fault: Option<Arc<str>>,
+}
+
+/// A pooled connection, or a newly admitted flow.
+async fn checkout(
+    res: &Resources,
+    state: &PolicyState,
+    route: &Route,
+    check: bool,
+    leg: &mut Leg,
+) -> Result<(Conn, bool), ProxyError> {
+    match route.pool.take() {
+        Some(c) => {
+            leg.new_flow = Some(false);
+            leg.hops = Some(c.flow.hops.clone());
+            Ok((c, true))
+        }
+        None => Ok((dial(res, state, route, check, leg).await?, false)),
+    }
+}
+
+/// Opens (or reuses) a flow to the route's backend without sending anything: a `status` fault
+/// answers in the backend's place once admission let the flow through. Returns whether the
+/// flow is new; the connection goes back to its pool.
+pub(crate) async fn open(
+    res: &Resources,
+    state: &PolicyState,
+    route: &Route,
+    check: bool,
+    leg: &mut Leg,
+) -> Result<bool, ProxyError> {
+    let (conn, reused) = checkout(res, state, route, check, leg).await?;
+    route.pool.put(conn);
+    Ok(!reused)
+}
+
 /// Sends `req` to the route's backend on a pooled connection or a newly admitted flow (`check`:
-/// admission asks the NSGs; `false` only from the bench's unchecked front door). Returns the
-/// response head, the connection (to hand back when the body ends) and whether the flow is new.
+/// admission asks the NSGs; `false` only from the bench's unchecked front door), after `delay`
+/// (a `latency` fault; it counts against the response timeout). Returns the response head, the
+/// connection (to hand back when the body ends) and whether the flow is new.
 pub(crate) async fn send(
     res: &Resources,
     state: &PolicyState,
     route: &Route,
     mut req: Request<ReqBody>,
     check: bool,
+    delay: Option<std::time::Duration>,
+    leg: &mut Leg,
 ) -> Result<(Response<Incoming>, Checkout, bool), ProxyError> {
     let mut retried = false;
     loop {
-        let (mut conn, reused) = match route.pool.take() {
-            Some(c) => (c, true),
-            None => (dial(res, state, route, check).await?, false),
-        };
+        let (mut conn, reused) = checkout(res, state, route, check, leg).await?;
         if conn.sender.ready().await.is_err() {
             if reused {
                 continue;
@@ -214,8 +264,25 @@ pub(crate) async fn send(
         }
         conn.flow.requests.fetch_add(1, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + state.limits.response_timeout;
-        let fut = conn.sender.try_send_request(req);
-        match within(&mut conn.watchdog, deadline, fut).await.ok_or(()) {
+        let sent = match delay {
+            None => {
+                within(
+                    &mut conn.watchdog,
+                    deadline,
+                    conn.sender.try_send_request(req),
+                )
+                .await
+            }
+            Some(d) => {
+                let sender = &mut conn.sender;
+                let delayed = async move {
+                    tokio::time::sleep(d).await;
+                    sender.try_send_request(req).await
+                };
+                within(&mut conn.watchdog, deadline, delayed).await
+            }
+        };
+        match sent.ok_or(()) {
             Err(()) => {
                 conn.flow.close();
                 return Err(ProxyError::Timeout {
@@ -261,14 +328,32 @@ async fn dial(
     state: &PolicyState,
     route: &Route,
     check: bool,
+    leg: &mut Leg,
 ) -> Result<Conn, ProxyError> {
     let source_port = res.flows.next_source_port();
     let admitted = match state.admit(route, source_port, &res.metrics, check) {
         Ok(a) => a,
         Err(e) => return Err(drop_or_answer(state, e).await),
     };
+    leg.new_flow = Some(true);
+    leg.hops = Some(admitted.hops.clone());
     let backend = &route.backend.authority;
-    let target = admitted.target;
+    let mut target = admitted.target;
+    let fault = res.faults.pick(&admitted.host, route.backend.port, true);
+    let mut stall = false;
+    if let Some(f) = &fault {
+        leg.fault = Some(f.name.clone());
+        match res.faults.sink(f.action, &res.rt, &res.ca) {
+            Ok(Some(sink)) => target = sink,
+            Ok(None) => stall = f.action == sim::FaultAction::Timeout,
+            Err(e) => {
+                return Err(ProxyError::Refused {
+                    backend: backend.clone(),
+                    reason: format!("fault `{}`: {e}", f.name),
+                })
+            }
+        }
+    }
     let limit = state.limits.connect_timeout;
     let tcp = match tokio::time::timeout(limit, TcpStream::connect(target)).await {
         Err(_) => {
@@ -298,7 +383,12 @@ async fn dial(
                 Ok(Err(e)) => return Err(tls_error(&e, backend, target)),
                 Ok(Ok(s)) => s,
             };
+        if stall {
+            return handshake(res, route, admitted, Stalled(tls)).await;
+        }
         handshake(res, route, admitted, tls).await
+    } else if stall {
+        handshake(res, route, admitted, Stalled(tcp)).await
     } else {
         handshake(res, route, admitted, tcp).await
     }
@@ -417,7 +507,10 @@ fn tls_error(e: &io::Error, backend: &str, target: SocketAddr) -> ProxyError {
         };
     }
     match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ProxyError::Reset {
+        // A write after the peer's RST may report a broken pipe rather than the reset itself.
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => ProxyError::Reset {
             backend: backend.to_string(),
             reason: format!("connection to {target} reset during the TLS handshake"),
         },

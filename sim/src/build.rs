@@ -6,7 +6,8 @@
 //! - `hosts` — NICs, private endpoints and external hosts, their DNS names and services;
 //! - `apim` — the instance's subnet and addresses;
 //! - `dns` — private DNS zones, and the gateway's APIs;
-//! - `gateway` — the gateway's own settings.
+//! - `gateway` — the gateway's own settings;
+//! - `faults` — `[faults]`, checked against the finished model.
 //!
 //! Then each NSG is compiled once per VNet it is applied in, and the APIM preflight
 //! ([`crate::apim::preflight`]) runs over the finished model. The model types and their queries
@@ -29,6 +30,7 @@ use crate::topology::{Built, Document, Topology};
 mod apim;
 mod apis;
 mod dns;
+mod faults;
 mod gateway;
 mod hosts;
 mod network;
@@ -389,8 +391,10 @@ impl<'a> Builder<'a> {
             host_by_public: placed.host_by_public,
             // Every stage has pushed its findings: the map moves to the topology.
             source: std::mem::take(&mut self.source),
+            faults: crate::fault::FaultSet::default(),
         };
         t.compile_all();
+        t.faults = self.faults(&t);
         let mut findings = self.f;
         findings.extend(crate::apim::preflight(&t));
         sort_findings(&mut findings);

@@ -192,6 +192,15 @@ finding_codes! {
     DnsNameInvalid => "DNS_NAME_INVALID", Error, PRIVATE_DNS;
     /// The gateway `listen` address is not a loopback socket address.
     GatewayListenInvalid => "GATEWAY_LISTEN_INVALID", Error, APIM_BACKENDS;
+    // --- faults (a testing aid; the backends page describes how APIM meets failing backends) ---
+    /// A fault rule's target is not `host:port` of a `[[hosts]]` entry (name or DNS name) and one of its service ports.
+    FaultTargetUnknown => "FAULT_TARGET_UNKNOWN", Error, APIM_BACKENDS;
+    /// A fault rule's probability is not a number from 0.0 to 1.0.
+    FaultProbabilityInvalid => "FAULT_PROBABILITY_INVALID", Error, APIM_BACKENDS;
+    /// A fault rule lacks a parameter its kind needs (`latency_ms`, `status`, `bytes_per_s`, `after_bytes`).
+    FaultParameterMissing => "FAULT_PARAMETER_MISSING", Error, APIM_BACKENDS;
+    /// A fault rule's name or parameter is out of range, belongs to another kind, or a `tls_*` kind targets a plain service.
+    FaultParameterInvalid => "FAULT_PARAMETER_INVALID", Error, APIM_BACKENDS;
 }
 
 impl fmt::Display for FindingCode {

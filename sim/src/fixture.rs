@@ -71,6 +71,9 @@ pub struct Fixture {
     /// Private DNS zones and the VNets linked to them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub private_dns_zones: Vec<DnsZoneFile>,
+    /// Seeded faults on the backend leg (a testing aid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::fault::FaultsFile>,
 }
 
 /// `[subscription]`.

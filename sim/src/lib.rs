@@ -15,6 +15,8 @@
 //! - `cidr` — [`Cidr`] (strict prefixes) and [`AddrSet`] (interval sets), special ranges.
 //! - `proto` — [`Protocol`], [`RuleProtocol`], [`Direction`], [`Access`], [`PortSet`].
 //! - `tags` — [`ServiceTagTable`]: the `ServiceTags_Public` format and the built-in subset.
+//! - `fault` — `[faults]`: [`FaultRule`], its check ([`Topology::check_fault`]) and the seeded
+//!   decision ([`fault_fires`]) the gateway applies on the backend leg.
 //! - `finding` — [`Finding`] codes and severities (preflight or not: a column of the table);
 //!   [`Assumption`] codes.
 //! - `nsg` — security rules, default rules, the reference and compiled evaluators.
@@ -48,6 +50,7 @@ mod cidr;
 mod classifier;
 mod dns;
 mod dns_name;
+mod fault;
 mod finding;
 pub mod fixture;
 mod flow;
@@ -63,6 +66,10 @@ pub use api::{Api, BackendUrl, UrlError};
 pub use ask::{ApiEndpoints, Destination, Fate, FateText, Question};
 pub use cidr::{addr_to_u128, AddrSet, Cidr, CidrError};
 pub use dns::{is_private_link_zone, DnsError, ResolveFrom, Resolved, Via};
+pub use fault::{
+    draw as fault_draw, fires as fault_fires, latency_for as fault_latency, Fault, FaultAction,
+    FaultKind, FaultProblem, FaultRule, FaultSet, FaultsFile, DEFAULT_CHUNK_BYTES,
+};
 pub use finding::{sort_findings, Assumption, Finding, FindingCode, Severity};
 pub use fixture::{DenyMode, RawRule, ServeKind};
 pub use flow::{

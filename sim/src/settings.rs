@@ -53,6 +53,8 @@ pub struct GatewayLimits {
     pub shutdown_grace: Option<Duration>,
     /// What a denied new flow gets.
     pub deny_mode: Option<DenyMode>,
+    /// Entries the request journal keeps.
+    pub journal_size: Option<usize>,
 }
 
 /// A socket the gateway *listens* on — never confused with an upstream socket it dials.
@@ -102,6 +104,7 @@ impl GatewaySettings {
                 response_timeout: ms(g.response_timeout_ms),
                 shutdown_grace: ms(g.shutdown_grace_ms),
                 deny_mode: Some(g.deny_mode),
+                journal_size: g.journal_size,
             },
         };
         (settings, invalid)

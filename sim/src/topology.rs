@@ -288,6 +288,8 @@ pub struct Topology {
     pub(crate) host_by_public: BTreeMap<IpAddr, usize>,
     /// Where each fixture entry is written, for findings and verdicts.
     pub(crate) source: SourceMap,
+    /// `[faults]`, checked.
+    pub(crate) faults: crate::fault::FaultSet,
 }
 
 pub(crate) fn find_ci<'a, T>(

@@ -1857,6 +1857,7 @@ fn arb_fixture() -> impl Strategy<Value = Fixture> {
                     gateway,
                     apis,
                     private_dns_zones: zones,
+                    faults: None,
                 }
             },
         )

@@ -150,6 +150,7 @@ pub(crate) fn classify(e: &anyhow::Error) -> (&'static str, Option<ErrorLocation
                         .find_map(|f| f.location.as_ref().and_then(ErrorLocation::of)),
                 ),
                 HarnessError::Query(_) => (C::BadFlow.as_str(), None),
+                HarnessError::Fault(_) => (C::BadArguments.as_str(), None),
                 HarnessError::Start(_) | HarnessError::Tls(_) | HarnessError::Change(_) => {
                     (C::StartFailed.as_str(), None)
                 }

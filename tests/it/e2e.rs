@@ -1,11 +1,11 @@
-//! The eight claims of `vnetsim demo`, each as its own test through the public harness API, with
+//! The nine claims of `vnetsim demo`, each as its own test through the public harness API, with
 //! wiremock backends bound to the topology's hosts (deny cases assert the mock received nothing).
 
 use std::time::{Duration, Instant};
 
 use sim::fixture::{NetworkMode, RawRule};
 use sim::{Access, Direction, RuleProtocol, VerdictKind};
-use vnetsim::harness::{Simulation, DEFAULT_FIXTURE};
+use vnetsim::harness::{FaultKind, FaultRule, Simulation, DEFAULT_FIXTURE};
 use vnetsim::testing::{loadgen_run, LoadSpec};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -292,6 +292,38 @@ async fn claim_8_throughput_sample() {
     assert_eq!((direct.errors, gw.errors), (0, 0), "{direct:?} {gw:?}");
     assert!(direct.rps > 0.0 && gw.rps > 0.0);
     sim.shutdown().await;
+}
+
+/// Claim 9 on a plain-HTTP backend: a seeded reset reaches the client as `502 BACKEND_RESET`
+/// (the TCP reset comes from the fault, the mock receives nothing), the journal records it, and
+/// once the guard is dropped the mock answers.
+#[tokio::test]
+async fn claim_9_seeded_fault_seen_recorded_and_cleared() {
+    let (sim, b) = start().await;
+    Mock::given(method("GET"))
+        .and(path("/charge"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("charged"))
+        .expect(1)
+        .mount(&b.payments)
+        .await;
+    let guard = sim
+        .add_fault(FaultRule::new(
+            "reset-payments",
+            "api.payments.example:443",
+            FaultKind::Reset,
+        ))
+        .unwrap();
+    let r = sim.get("/payments/charge").await.unwrap();
+    assert_eq!(r.status, 502);
+    assert_eq!(r.problem().unwrap().code, "BACKEND_RESET");
+    let e = sim.expect_last_code("payments", "BACKEND_RESET");
+    assert_eq!(e.fault.as_deref(), Some("reset-payments"));
+    drop(guard);
+    let r = sim.get("/payments/charge").await.unwrap();
+    assert_eq!(r.text(), "charged");
+    sim.expect_requests("payments", 2);
+    sim.shutdown().await;
+    // `expect(1)`: only the request after the fault reached the mock.
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod check;
 mod e2e;
 mod errors;
 mod expectations;
+mod faults;
 mod fixtures_table;
 mod formats;
 mod harness_rules;

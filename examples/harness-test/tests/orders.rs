@@ -3,7 +3,9 @@
 //! no HTTPS), the harness proxies real HTTP through the simulated gateway, and a rule built with
 //! `Rule` changes what the NSG lets through. Everything comes from `vnetsim::harness`.
 
-use vnetsim::harness::{Method, Rule, Simulation, StatusCode, VerdictCode, VerdictKind};
+use vnetsim::harness::{
+    FaultKind, FaultRule, Method, Rule, Simulation, StatusCode, VerdictCode, VerdictKind,
+};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -75,6 +77,30 @@ async fn my_api_through_apim_with_a_plain_http_double_for_a_tls_service() {
     let r = sim.get("/orders/42").await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(orders.received_requests().await.unwrap().len(), 2);
+
+    // 5. A seeded fault on the backend leg: the connection to my server is reset, the client
+    //    sees the documented 502 BACKEND_RESET, and the journal records it; dropping the guard
+    //    removes the fault.
+    sim.flush_flows();
+    {
+        let _reset = sim
+            .add_fault(FaultRule::new(
+                "reset-orders",
+                "orders:443",
+                FaultKind::Reset,
+            ))
+            .unwrap();
+        let r = sim.get("/orders/42").await.unwrap();
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(r.problem().expect("problem+json").code, "BACKEND_RESET");
+        let last = sim.expect_last_code("orders", "BACKEND_RESET");
+        assert_eq!(last.fault.as_deref(), Some("reset-orders"));
+    }
+    let r = sim.get("/orders/42").await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(orders.received_requests().await.unwrap().len(), 3);
+    // Five requests reached the gateway for `orders`: 200, 502 (deny), 200, 502 (reset), 200.
+    sim.expect_requests("orders", 5);
     sim.shutdown().await;
 }
 
