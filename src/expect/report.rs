@@ -212,15 +212,13 @@ impl fmt::Display for Report {
         let tags = &self.service_tags;
         write!(
             f,
-            "\n{}: {} of {} expectations passed, {} failed (topology {}; service tags {}{})",
+            "\n{}: {} of {} expectations passed, {} failed (topology {}; service tags {})",
             self.expectations,
             self.total - self.failed,
             self.total,
             self.failed,
             self.topology,
-            tags.source,
-            tags.change_number
-                .map_or(String::new(), |c| format!(", changeNumber {c}"))
+            tags.describe()
         )
     }
 }
