@@ -30,7 +30,7 @@
 //! a truncated or corrupted blob is an error, never a panic. Counts are checked against the bytes
 //! left before anything is allocated, so a corrupt count cannot ask for gigabytes.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -233,7 +233,7 @@ impl<'a> Reader<'a> {
         .map_err(|_| BlobError::PrefixLength { at, code })?;
         Cidr::try_from(net).map_err(|_| BlobError::HostBits {
             at,
-            prefix: format!("{}/{len}", IpAddr::from(net.addr())),
+            prefix: format!("{}/{len}", net.addr()),
         })
     }
 }
