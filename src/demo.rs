@@ -152,7 +152,7 @@ fn preflight_check(findings: &[sim::Finding], tags: &ServiceTagTable) -> Check {
             "{} errors, {} warnings (service tags: {})",
             errors.len(),
             warnings.len(),
-            tags.info().source
+            tags.info().describe()
         ),
         json!({"errors": errors, "warnings": warnings, "service_tags": tags.info()}),
     )

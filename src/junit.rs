@@ -68,12 +68,8 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         x,
-        "      <property name=\"service_tags\" value=\"{}{}\"/>",
-        escape_attr(&report.service_tags.source),
-        report
-            .service_tags
-            .change_number
-            .map_or(String::new(), |c| format!(" (changeNumber {c})"))
+        "      <property name=\"service_tags\" value=\"{}\"/>",
+        escape_attr(&report.service_tags.describe())
     );
     let _ = writeln!(x, "    </properties>");
     // Results and errors together, in file order.

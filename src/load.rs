@@ -805,7 +805,10 @@ fn read_tags(
         }
     };
     match ServiceTagTable::from_json(&text) {
-        Ok(t) => Ok((t, Some(path.to_path_buf()))),
+        Ok(t) => Ok((
+            t.with_file_name(&path.to_string_lossy()),
+            Some(path.to_path_buf()),
+        )),
         Err(source) => Err(LoadError::TagsParse {
             path: path.to_path_buf(),
             origin,

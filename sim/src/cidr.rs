@@ -165,6 +165,22 @@ impl serde::Serialize for Cidr {
     }
 }
 
+/// A prefix from an `IpNet` whose host bits are zero (decoders that build prefixes from bytes,
+/// e.g. the built-in service tag table).
+impl TryFrom<IpNet> for Cidr {
+    type Error = CidrError;
+    fn try_from(net: IpNet) -> Result<Cidr, CidrError> {
+        if net.trunc() == net {
+            Ok(Cidr(net))
+        } else {
+            Err(CidrError::HostBitsSet {
+                given: net.to_string(),
+                network: net.trunc().to_string(),
+            })
+        }
+    }
+}
+
 /// An address as an integer; IPv4 occupies the low 32 bits (families are kept apart by
 /// [`AddrSet`], never mixed in one interval list).
 pub fn addr_to_u128(a: IpAddr) -> u128 {

@@ -25,7 +25,7 @@ use crate::nsg::RuleEvaluation;
 use crate::proto::NO_PORT;
 use crate::proto::{Access, Direction, Protocol};
 use crate::source::Location;
-use crate::tags::ServiceTagsInfo;
+use crate::tags::{ServiceTagsInfo, TagDecision};
 
 /// The question: one flow's 5-tuple. Ports are `None` for ICMP/ESP/AH.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -326,6 +326,10 @@ pub struct DecidedBy {
     pub direction: Direction,
     /// Where the rule is written (file, line, column, pointer); `null` for a default rule.
     pub location: Option<Location>,
+    /// The table service tags the rule names and the table (and changeNumber) that defined
+    /// them; absent from JSON when the rule names none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TagDecision>,
 }
 
 /// The flow as printed in a verdict.

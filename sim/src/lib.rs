@@ -14,7 +14,8 @@
 //! # Map of the private modules
 //! - `cidr` — [`Cidr`] (strict prefixes) and [`AddrSet`] (interval sets), special ranges.
 //! - `proto` — [`Protocol`], [`RuleProtocol`], [`Direction`], [`Access`], [`PortSet`].
-//! - `tags` — [`ServiceTagTable`]: the `ServiceTags_Public` format and the built-in subset.
+//! - `tags` — [`ServiceTagTable`]: the `ServiceTags_Public` format and the built-in table (the
+//!   whole dated public file as an embedded blob, decoded once per process).
 //! - `fault` — `[faults]`: [`FaultRule`], its check ([`Topology::check_fault`]) and the seeded
 //!   decision ([`fault_fires`]) the gateway applies on the backend leg.
 //! - `finding` — [`Finding`] codes and severities (preflight or not: a column of the table);
@@ -82,7 +83,9 @@ pub use settings::{
     Applied, Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr, RuleChanges,
 };
 pub use source::{Location, SourceMap};
-pub use tags::{ServiceTag, ServiceTagTable, ServiceTagsInfo, TagTableError};
+pub use tags::{
+    BlobError, ServiceTag, ServiceTagTable, ServiceTagsInfo, TagDecision, TagTableError,
+};
 pub use topology::{
     normalize_dns, valid_dns_name, Apim, Built, DnsZone, Document, Host, ReservedRole, Service,
     Subnet, Topology, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS, FORBIDDEN_ADDRESS_SPACE,

@@ -66,6 +66,7 @@ pub fn tag_table(seed: u64, tags: usize, prefixes: usize) -> ServiceTagTable {
             ServiceTag {
                 name: format!("SynthTag{i}"),
                 region: String::new(),
+                change_number: None,
                 prefixes: (0..n).map(|_| random_public_prefix(&mut rng)).collect(),
             }
         })

@@ -549,7 +549,9 @@ proptest! {
 // === 5. NSG evaluation ===
 
 /// Tags the generated rules use: the three virtual tags (one in a classic or odd case) and
-/// table tags, global and regional.
+/// table tags of the built-in (whole) table, global and regional. Global tags of the whole file
+/// hold hundreds to thousands of prefixes (`Sql` 1,513); two of them plus regional forms keep the
+/// unoptimised oracle comparison fast, and the NSG bench measures the biggest.
 const TAGS: &[&str] = &[
     "VirtualNetwork",
     "Internet",
@@ -558,8 +560,8 @@ const TAGS: &[&str] = &[
     "VIRTUAL_NETWORK",
     "Storage",
     "Storage.WestEurope",
-    "SQL",
-    "AzureKeyVault",
+    "SQL.EastAsia",
+    "AzureKeyVault.SwedenCentral",
     "AzureKeyVault.NorthEurope",
     "ApiManagement",
     "AzureActiveDirectory",

@@ -130,14 +130,9 @@ pub(crate) fn findings_table<'a>(findings: impl IntoIterator<Item = &'a Finding>
     s
 }
 
-/// `built-in, changeNumber 375`.
+/// `built-in ServiceTags_Public changeNumber 375 (2025-10-28)` (see [`ServiceTagsInfo::describe`]).
 pub(crate) fn tags_line(t: &ServiceTagsInfo) -> String {
-    format!(
-        "{}{}",
-        t.source,
-        t.change_number
-            .map_or(String::new(), |c| format!(", changeNumber {c}"))
-    )
+    t.describe()
 }
 
 /// Prints the structural error findings that make a fixture unusable for flow evaluation (and,

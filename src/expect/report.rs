@@ -279,7 +279,7 @@ impl fmt::Display for Report {
         let tags = &self.service_tags;
         write!(
             f,
-            "\n{}: {} of {} expectations passed, {} failed{} (topology {}; service tags {}{})",
+            "\n{}: {} of {} expectations passed, {} failed{} (topology {}; service tags {})",
             self.expectations,
             self.total - self.failed - self.errored,
             self.total,
@@ -290,9 +290,7 @@ impl fmt::Display for Report {
                 format!(", {} could not be evaluated", self.errored)
             },
             self.topology,
-            tags.source,
-            tags.change_number
-                .map_or(String::new(), |c| format!(", changeNumber {c}"))
+            tags.describe()
         )
     }
 }

@@ -66,6 +66,9 @@ impl fmt::Display for Verdict {
             )?,
             None => writeln!(f, "Rule      -")?,
         }
+        for t in self.decided_by.iter().flat_map(|d| &d.tags) {
+            writeln!(f, "Tag       {t}")?;
+        }
         writeln!(f, "Why       {}", self.detail)?;
         if !self.evaluated.is_empty() {
             writeln!(f)?;
@@ -122,13 +125,6 @@ impl fmt::Display for Verdict {
             let codes: Vec<&str> = self.assumptions.iter().map(|a| a.code()).collect();
             writeln!(f, "Assumptions: {}", codes.join(", "))?;
         }
-        let tags = &self.service_tags;
-        write!(
-            f,
-            "Service tags: {}{}",
-            tags.source,
-            tags.change_number
-                .map_or(String::new(), |c| format!(" (changeNumber {c})"))
-        )
+        write!(f, "Service tags: {}", self.service_tags.describe())
     }
 }

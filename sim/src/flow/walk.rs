@@ -483,6 +483,10 @@ impl Topology {
                 access: r.access,
                 direction: r.direction,
                 location: self.rule_location(r),
+                tags: crate::tags::TagDecision::of_rule(
+                    &self.nsgs[r.nsg].rules[r.rule],
+                    &self.tags,
+                ),
             }
         });
         if plan.inbound_destination != flow.destination && verdict != VerdictKind::Unreachable {

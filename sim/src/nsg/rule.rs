@@ -330,8 +330,9 @@ fn parse_address_field(
                 FindingCode::RuleUnknownServiceTag,
                 subject,
                 format!(
-                    "{side}: `{t}` is neither a prefix nor a service tag of the {} table",
-                    tags.info().source
+                    "{side}: `{t}` is neither a prefix nor a service tag of {}{}",
+                    tags.info().describe(),
+                    did_you_mean(&tags.suggest(t))
                 ),
             ));
         }
@@ -344,6 +345,18 @@ fn parse_address_field(
         ));
     }
     spec
+}
+
+/// `; did you mean `A` or `B`?` for the nearest known tag names, or nothing.
+fn did_you_mean(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => format!("; did you mean `{one}`?"),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(|n| format!("`{n}`")).collect();
+            format!("; did you mean {} or `{last}`?", init.join(", "))
+        }
+    }
 }
 
 /// The pointer of an `<unknown:POINTER>` marker (a value only known at deployment time, written
@@ -401,5 +414,45 @@ mod tests {
         assert!(!valid_rule_name("x."));
         assert!(!valid_rule_name(&"a".repeat(81)));
         assert!(!valid_rule_name("a b"));
+    }
+
+    /// An unknown service tag names the table and the nearest known tags; a regional form of
+    /// any region of the official file is known.
+    #[test]
+    fn unknown_tags_suggest_the_nearest_names() {
+        let tags = ServiceTagTable::builtin();
+        let none = BTreeSet::new();
+        let mut f = Vec::new();
+        let field = |s: &str| AddressField::Prefix(s.to_string());
+        let spec = parse_address_field(
+            &field("Storage.EastAsia"),
+            "destination",
+            &tags,
+            &none,
+            "r",
+            &mut f,
+        );
+        assert!(f.is_empty(), "{f:?}");
+        assert_eq!(spec.tags, [TagRef::Table("Storage.EastAsia".into())]);
+        parse_address_field(
+            &field("Storage.EastAsa"),
+            "destination",
+            &tags,
+            &none,
+            "r",
+            &mut f,
+        );
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].code, FindingCode::RuleUnknownServiceTag);
+        assert!(
+            f[0].message.ends_with("service tag of built-in ServiceTags_Public changeNumber 375 (2025-10-28); did you mean `Storage.EastAsia`?"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(
+            did_you_mean(&["A", "B", "C"]),
+            "; did you mean `A`, `B` or `C`?"
+        );
+        assert_eq!(did_you_mean(&[]), "");
     }
 }
