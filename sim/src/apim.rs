@@ -305,6 +305,33 @@ fn dependency_check(
             .at(at.clone()));
         }
     }
+    // Azure DNS at 168.63.129.16 is exempt from NSG rules, so a deny-all outbound NSG does not
+    // block it; only a Deny naming AzurePlatformDNS does (NSG overview, "Azure platform
+    // considerations"), and the instance then resolves no backend name through Azure DNS.
+    if src.is_ipv4() {
+        let dns = Flow {
+            protocol: crate::proto::Protocol::Udp,
+            source: src,
+            source_port: Some(60000),
+            destination: crate::platform::HOST_VIP,
+            destination_port: Some(crate::platform::DNS_PORT),
+        };
+        let d = t.decide(&dns);
+        if d.code == VerdictCode::NsgDenied {
+            let by = d.decided_by.map_or_else(String::new, |r| {
+                let r = t.rule_info(r);
+                format!(" by {} / {} (priority {})", r.nsg, r.rule, r.priority)
+            });
+            f.push(
+                Finding::new(
+                    FindingCode::DependencyBlocked,
+                    subject,
+                    format!("outbound DNS (UDP 53) from the instance ({src}) to Azure DNS at 168.63.129.16 is denied{by}: a Deny rule naming AzurePlatformDNS takes away the platform exemption, and the instance resolves names through Azure DNS"),
+                )
+                .at(at.clone()),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

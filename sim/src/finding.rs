@@ -159,7 +159,8 @@ finding_codes! {
     CapacityExceedsTier => "CAPACITY_EXCEEDS_TIER", Error, APIM_V2, preflight;
     /// An injection subnet without enough addresses for the requested units (2 per unit + 5 + 1).
     SubnetCapacityInsufficient => "SUBNET_CAPACITY_INSUFFICIENT", Error, APIM_INJECT, preflight;
-    /// The integration subnet's NSG would deny TCP 443 to Storage or AzureKeyVault.
+    /// The integration subnet's NSG would deny TCP 443 to Storage or AzureKeyVault, or (a Deny on
+    /// AzurePlatformDNS) DNS to Azure DNS.
     DependencyBlocked => "DEPENDENCY_BLOCKED", Warning, APIM_INTEG, preflight;
     /// `virtual_network` is `integration` or `injection` but no subnet is given.
     ApimSubnetRequired => "APIM_SUBNET_REQUIRED", Error, APIM_INTEG, preflight;
@@ -356,6 +357,18 @@ assumptions! {
     /// IPv6 reserved addresses.
     Ipv6ReservedAddresses => "ASSUMPTION_IPV6_RESERVED_ADDRESSES",
         "An IPv6 subnet reserves the same five addresses as an IPv4 one (the first four and the last of each prefix); the VNet FAQ lists only the IPv4 ones.";
+    /// Which tags match the host node's virtual IP.
+    HostVipTags => "ASSUMPTION_HOST_VIP_TAGS",
+        "168.63.129.16 (the host node's virtual IP) is matched by AzureLoadBalancer, `*` and literal prefixes, but by neither Internet (it is not an internet address) nor VirtualNetwork, so defaultSecurityRules/AllowAzureLoadBalancerInBound decides health probes under the default rules, as \"What is IP address 168.63.129.16?\" says; the service tags overview also lists \"the virtual IP address of the host\" in VirtualNetwork.";
+    /// Addresses and ports of AzurePlatformDNS.
+    PlatformDnsTag => "ASSUMPTION_PLATFORM_DNS_TAG",
+        "AzurePlatformDNS (not in ServiceTags_Public) is 168.63.129.16/32 in a rule; the DNS exemption covers TCP and UDP destination port 53 to it, and only a matching Deny rule naming the tag removes it.";
+    /// Addresses and ports of AzurePlatformIMDS.
+    PlatformImdsTag => "ASSUMPTION_PLATFORM_IMDS_TAG",
+        "AzurePlatformIMDS (not in ServiceTags_Public) is 169.254.169.254/32 in a rule; the IMDS exemption covers TCP destination port 80 to it, and only a matching Deny rule naming the tag removes it.";
+    /// Addresses and ports of AzurePlatformLKM.
+    PlatformLkmTag => "ASSUMPTION_PLATFORM_LKM_TAG",
+        "AzurePlatformLKM (not in ServiceTags_Public) is the Azure KMS hosts 20.118.99.224, 40.83.235.53 and 23.102.135.246 (azkms/kms.core.windows.net) in a rule; the Windows activation exemption covers TCP destination port 1688 to them (not 168.63.129.16), and only a matching Deny rule naming the tag removes it; its removal by a 0.0.0.0/0 user-defined route is not modelled.";
     /// Established flows identified by pooled connections.
     PooledConnectionIsFlow => "ASSUMPTION_POOLED_CONNECTION_IS_FLOW",
         "A pooled gateway-to-backend connection is one established NSG flow; flows do not expire while pooled (Azure's flow timeout is not documented).";

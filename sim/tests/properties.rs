@@ -2046,3 +2046,112 @@ proptest! {
         }
     }
 }
+
+// === platform exemptions ===
+
+/// One generated outbound rule: (access, protocol, destination, destination port).
+type PlatformRule = (&'static str, &'static str, &'static str, &'static str);
+
+fn arb_platform_rule() -> impl Strategy<Value = PlatformRule> {
+    (
+        select(vec!["Allow", "Deny"]),
+        select(vec!["*", "Tcp", "Udp"]),
+        select(vec![
+            "AzurePlatformDNS",
+            "AzurePlatformIMDS",
+            "AzurePlatformLKM",
+            "*",
+            "168.63.129.16",
+            "Internet",
+        ]),
+        select(vec!["*", "53", "80", "1688"]),
+    )
+}
+
+/// The simple reference: the exemption a flow gets (`sim::Exemption::of`), kept unless a Deny
+/// rule naming its tag matches the flow's protocol and destination port. Every generated
+/// rule's source is `*` and the tag's addresses contain the flow's destination.
+fn reference_exempt(rules: &[PlatformRule], f: &Flow) -> bool {
+    let Some(ex) = sim::Exemption::of(f) else {
+        return false;
+    };
+    let Some(tag) = ex.tag() else { return true };
+    !rules.iter().any(|(access, proto, dst, port)| {
+        *access == "Deny"
+            && dst.eq_ignore_ascii_case(tag.as_str())
+            && (*proto == "*"
+                || (*proto == "Tcp" && f.protocol == Protocol::Tcp)
+                || (*proto == "Udp" && f.protocol == Protocol::Udp))
+            && (*port == "*" || f.destination_port.map(|p| p.to_string()).as_deref() == Some(port))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A flow is PLATFORM_EXEMPT exactly when the reference says so, whatever other rules
+    /// (Allow rules, literal 168.63.129.16, Internet, other platform tags) the NSG holds; a
+    /// flow whose exemption is taken away is decided by the NSG (never exempt, never
+    /// unreachable), and decide agrees with evaluate.
+    #[test]
+    fn platform_exemption_matches_the_reference(
+        rules in proptest::collection::vec(arb_platform_rule(), 0..6),
+    ) {
+        let mut text = String::from(r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "web"
+  address_prefix = "10.0.1.0/24"
+  nsg = "n"
+[[hosts]]
+name = "vm1"
+address = "10.0.1.4"
+[[nsgs]]
+name = "n"
+"#);
+        for (i, (access, proto, dst, port)) in rules.iter().enumerate() {
+            text.push_str(&format!(
+                "  [[nsgs.security_rules]]\n  name = \"r{i}\"\n  priority = {}\n  direction = \"Outbound\"\n  access = \"{access}\"\n  protocol = \"{proto}\"\n  source_address_prefix = \"*\"\n  source_port_range = \"*\"\n  destination_address_prefix = \"{dst}\"\n  destination_port_range = \"{port}\"\n",
+                100 + i
+            ));
+        }
+        let fx = Fixture::parse(&text, Format::Toml).expect("generated fixture parses");
+        let b = Topology::build(&fx, tags().clone());
+        prop_assert!(b.structural_errors().is_empty(), "{:?}", b.findings);
+        let t = b.topology;
+        let vm: IpAddr = "10.0.1.4".parse().unwrap();
+        let flows = [
+            (Protocol::Udp, 60000, "168.63.129.16", 53),
+            (Protocol::Tcp, 60000, "168.63.129.16", 53),
+            (Protocol::Tcp, 60000, "168.63.129.16", 80),
+            (Protocol::Tcp, 60000, "168.63.129.16", 443),
+            (Protocol::Udp, 68, "168.63.129.16", 67),
+            (Protocol::Tcp, 60000, "169.254.169.254", 80),
+            (Protocol::Tcp, 60000, "20.118.99.224", 1688),
+            (Protocol::Tcp, 60000, "40.83.235.53", 443),
+        ];
+        for (protocol, sport, dst, dport) in flows {
+            let f = Flow {
+                protocol,
+                source: vm,
+                source_port: Some(sport),
+                destination: dst.parse().unwrap(),
+                destination_port: Some(dport),
+            };
+            let d = t.decide(&f);
+            let v = t.evaluate(&f);
+            prop_assert_eq!(d.code, v.code);
+            let exempt = d.code == sim::VerdictCode::PlatformExempt;
+            prop_assert_eq!(exempt, reference_exempt(&rules, &f), "{:?} {:?}", f, rules);
+            if !exempt {
+                prop_assert!(
+                    matches!(d.code, sim::VerdictCode::Allowed | sim::VerdictCode::NsgDenied),
+                    "{:?}: {:?}", f, d.code
+                );
+            }
+        }
+    }
+}

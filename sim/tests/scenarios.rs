@@ -1882,6 +1882,27 @@ fn preflight_dependency_blocked_names_the_first_denying_rule() {
         ),
     ]);
     assert!(b.findings.is_empty(), "{:#?}", b.findings);
+
+    // Azure DNS is exempt from NSG rules ("Azure platform considerations"): a deny-all outbound
+    // rule blocks Storage and Key Vault but not DNS; a Deny naming AzurePlatformDNS does.
+    let deny_all = rule("deny-all", 4000, "Outbound", "Deny", "*", "*", "*", "*");
+    let b = preflight(&[("#RULES", &deny_all)]);
+    assert_eq!(codes(&b), ["DEPENDENCY_BLOCKED", "DEPENDENCY_BLOCKED"]);
+    assert!(!b.findings.iter().any(|f| f.message.contains("DNS")));
+    let deny_dns = rule(
+        "deny-dns",
+        300,
+        "Outbound",
+        "Deny",
+        "*",
+        "*",
+        "AzurePlatformDNS",
+        "*",
+    );
+    let b = preflight(&[("#RULES", &deny_dns)]);
+    assert_eq!(codes(&b), ["DEPENDENCY_BLOCKED"]);
+    assert!(b.findings[0].message.contains("Azure DNS"));
+    assert!(b.findings[0].message.contains("securityRules/deny-dns"));
 }
 
 #[test]
@@ -2029,4 +2050,370 @@ fn traffic_the_platform_blocks_is_denied_without_a_rule() {
         },
     );
     assert_eq!(v.code.as_str(), "PLATFORM_BLOCKED");
+}
+
+// === Azure platform addresses (issue 16, class 1) ===
+
+/// A VM without a public address in a subnet whose NSG carries `rules`, plus a second NSG-less
+/// subnet with a VM.
+fn platform_topology(rules: &str) -> Topology {
+    topo(&format!(
+        r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "web"
+  address_prefix = "10.0.1.0/24"
+  nsg = "nsg-web"
+  [[vnets.subnets]]
+  name = "open"
+  address_prefix = "10.0.2.0/24"
+[[hosts]]
+name = "vm1"
+address = "10.0.1.4"
+[[hosts]]
+name = "vm2"
+address = "10.0.2.4"
+[[nsgs]]
+name = "nsg-web"
+{rules}
+"#
+    ))
+}
+
+fn deny_all_out() -> String {
+    rule("deny-all-out", 4096, "Outbound", "Deny", "*", "*", "*", "*")
+}
+
+fn udp_flow(src: &str, sport: u16, dst: &str, dport: u16) -> Flow {
+    Flow {
+        protocol: Protocol::Udp,
+        source: ip(src),
+        source_port: Some(sport),
+        destination: ip(dst),
+        destination_port: Some(dport),
+    }
+}
+
+/// "What is IP address 168.63.129.16?": "When the VM is part of a load balancer backend pool,
+/// health probe communication should be allowed to originate from 168.63.129.16. The default
+/// network security group configuration has a rule that allows this communication. This rule
+/// uses the AzureLoadBalancer service tag. If desired, this traffic can be blocked by
+/// configuring the network security group." The VM has no public address, yet the probe
+/// reaches it and the AzureLoadBalancer rules decide.
+#[test]
+fn health_probes_from_the_host_vip_are_decided_by_azure_load_balancer_rules() {
+    let t = platform_topology("");
+    let v = verdict(&t, tcp("168.63.129.16", "10.0.1.4", 80));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Allow, "ALLOWED")
+    );
+    assert_eq!(v.decided_by.as_ref().unwrap().rule, ALB);
+    assert_eq!(
+        chain(&v),
+        vec![(
+            "nsg-web".to_string(),
+            "vnets/v/subnets/web".to_string(),
+            Direction::Inbound,
+            ALB.to_string()
+        )]
+    );
+    assert!(v
+        .assumptions
+        .iter()
+        .any(|a| a.code() == "ASSUMPTION_HOST_VIP_TAGS"));
+    // "If desired, this traffic can be blocked": a Deny on AzureLoadBalancer decides.
+    let t = platform_topology(&rule(
+        "deny-probes",
+        100,
+        "Inbound",
+        "Deny",
+        "*",
+        "AzureLoadBalancer",
+        "*",
+        "*",
+    ));
+    let v = verdict(&t, tcp("168.63.129.16", "10.0.1.4", 80));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Deny, "NSG_DENIED")
+    );
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-probes");
+    // 168.63.129.16 is not an internet address: a Deny on Internet does not stop the probe.
+    let t = platform_topology(&rule(
+        "deny-internet",
+        100,
+        "Inbound",
+        "Deny",
+        "*",
+        "Internet",
+        "*",
+        "*",
+    ));
+    let v = verdict(&t, tcp("168.63.129.16", "10.0.1.4", 80));
+    assert_eq!(v.decided_by.unwrap().rule, ALB);
+    // A VM in a subnet without NSG: allowed with no NSG on the path.
+    let v = verdict(&t, tcp("168.63.129.16", "10.0.2.4", 80));
+    assert_eq!(v.code.as_str(), "ALLOWED");
+    assert!(v.evaluated.is_empty());
+    // Reserved addresses still answer nothing; outside every subnet there is no route.
+    assert_eq!(
+        verdict(&t, tcp("168.63.129.16", "10.0.1.1", 80))
+            .code
+            .as_str(),
+        "RESERVED_ADDRESS"
+    );
+    assert_eq!(
+        verdict(&t, tcp("168.63.129.16", "93.184.216.34", 80))
+            .code
+            .as_str(),
+        "NO_ROUTE"
+    );
+}
+
+/// NSG overview, "Azure platform considerations": "By default, these services aren't subject
+/// to the configured network security groups unless targeted by service tags specific to each
+/// service. To override this basic infrastructure communication, you can create a security rule
+/// to deny traffic by using the following service tags on your Network Security Group rules:
+/// AzurePlatformDNS, AzurePlatformIMDS, AzurePlatformLKM." "What is IP address
+/// 168.63.129.16?": "To block DNS traffic to Azure DNS through NSG, create an outbound rule to
+/// deny traffic to AzurePlatformDNS."
+#[test]
+fn dns_to_the_host_vip_is_exempt_unless_a_deny_names_azure_platform_dns() {
+    // A deny-all outbound NSG: DNS (UDP and TCP 53) is still allowed, without NSG evaluation.
+    let t = platform_topology(&deny_all_out());
+    for f in [
+        udp_flow("10.0.1.4", 50000, "168.63.129.16", 53),
+        tcp("10.0.1.4", "168.63.129.16", 53),
+    ] {
+        let v = verdict(&t, f);
+        assert_eq!(
+            (v.verdict, v.code.as_str()),
+            (VerdictKind::Allow, "PLATFORM_EXEMPT"),
+            "{f:?}"
+        );
+        assert!(v.detail.contains("AzurePlatformDNS"), "{}", v.detail);
+        assert!(v.decided_by.is_none() && v.evaluated.is_empty());
+        assert!(v
+            .assumptions
+            .iter()
+            .any(|a| a.code() == "ASSUMPTION_PLATFORM_DNS_TAG"));
+    }
+    // Other traffic to the VIP is not exempt: the deny-all rule decides.
+    let v = verdict(&t, tcp("10.0.1.4", "168.63.129.16", 443));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-all-out");
+    // A Deny naming AzurePlatformDNS removes the exemption; the NSGs decide.
+    let t = platform_topology(&rule(
+        "deny-dns",
+        100,
+        "Outbound",
+        "Deny",
+        "*",
+        "*",
+        "AzurePlatformDNS",
+        "*",
+    ));
+    let v = verdict(&t, udp_flow("10.0.1.4", 50000, "168.63.129.16", 53));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Deny, "NSG_DENIED")
+    );
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-dns");
+    assert!(
+        v.detail.contains("takes away the platform exemption"),
+        "{}",
+        v.detail
+    );
+    // Allow rules and literal 168.63.129.16 prefixes change nothing.
+    for rules in [
+        rule(
+            "deny-literal",
+            100,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "168.63.129.16",
+            "53",
+        ),
+        rule(
+            "deny-literal",
+            100,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "168.63.129.16/32",
+            "*",
+        ) + &deny_all_out(),
+        rule(
+            "allow-dns",
+            100,
+            "Outbound",
+            "Allow",
+            "*",
+            "*",
+            "AzurePlatformDNS",
+            "*",
+        ) + &deny_all_out(),
+    ] {
+        let t = platform_topology(&rules);
+        let v = verdict(&t, udp_flow("10.0.1.4", 50000, "168.63.129.16", 53));
+        assert_eq!(v.code.as_str(), "PLATFORM_EXEMPT", "{rules}");
+    }
+    // A Deny on AzurePlatformDNS that does not match the flow (TCP only) leaves UDP exempt.
+    let t = platform_topology(&rule(
+        "deny-dns-tcp",
+        100,
+        "Outbound",
+        "Deny",
+        "Tcp",
+        "*",
+        "AzurePlatformDNS",
+        "53",
+    ));
+    assert_eq!(
+        verdict(&t, udp_flow("10.0.1.4", 50000, "168.63.129.16", 53))
+            .code
+            .as_str(),
+        "PLATFORM_EXEMPT"
+    );
+    assert_eq!(
+        verdict(&t, tcp("10.0.1.4", "168.63.129.16", 53))
+            .code
+            .as_str(),
+        "NSG_DENIED"
+    );
+    // A Deny on another platform tag does not remove the DNS exemption.
+    let t = platform_topology(&rule(
+        "deny-imds",
+        100,
+        "Outbound",
+        "Deny",
+        "*",
+        "*",
+        "AzurePlatformIMDS",
+        "*",
+    ));
+    assert_eq!(
+        verdict(&t, udp_flow("10.0.1.4", 50000, "168.63.129.16", 53))
+            .code
+            .as_str(),
+        "PLATFORM_EXEMPT"
+    );
+}
+
+/// The other exemptions: IMDS (AzurePlatformIMDS), Windows activation to KMS on TCP 1688
+/// (AzurePlatformLKM — "The request is made outbound through port 1688", not 168.63.129.16),
+/// DHCP (no tag: always exempt) and WireServer ("The VM agent requires outbound communication
+/// over ports 80/tcp and 32526/tcp with WireServer (168.63.129.16) … The communication on these
+/// ports with 168.63.129.16 isn't subject to the configured network security groups.").
+#[test]
+fn imds_kms_dhcp_and_wireserver_exemptions() {
+    let everything_denied = deny_all_out()
+        + &rule(
+            "deny-imds",
+            200,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "AzurePlatformIMDS",
+            "*",
+        )
+        + &rule(
+            "deny-lkm",
+            201,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "AzurePlatformLKM",
+            "*",
+        );
+    let open = platform_topology(&deny_all_out());
+    let closed = platform_topology(&everything_denied);
+    let imds = tcp("10.0.1.4", "169.254.169.254", 80);
+    let kms = tcp("10.0.1.4", "20.118.99.224", 1688);
+    let dhcp = udp_flow("10.0.1.4", 68, "168.63.129.16", 67);
+    let dhcp_broadcast = udp_flow("10.0.1.4", 68, "255.255.255.255", 67);
+    let wire = tcp("10.0.1.4", "168.63.129.16", 32526);
+    for (f, why) in [
+        (imds, "AzurePlatformIMDS"),
+        (kms, "AzurePlatformLKM"),
+        (dhcp, "DHCP"),
+        (dhcp_broadcast, "DHCP"),
+        (wire, "WireServer"),
+    ] {
+        let v = verdict(&open, f);
+        assert_eq!(v.code.as_str(), "PLATFORM_EXEMPT", "{f:?}");
+        assert!(v.detail.contains(why), "{f:?}: {}", v.detail);
+    }
+    // A Deny on the tag removes IMDS and KMS; DHCP and WireServer have no tag.
+    assert_eq!(
+        verdict(&closed, imds).decided_by.unwrap().rule,
+        "securityRules/deny-imds"
+    );
+    assert_eq!(
+        verdict(&closed, kms).decided_by.unwrap().rule,
+        "securityRules/deny-lkm"
+    );
+    for f in [dhcp, dhcp_broadcast, wire] {
+        assert_eq!(
+            verdict(&closed, f).code.as_str(),
+            "PLATFORM_EXEMPT",
+            "{f:?}"
+        );
+    }
+    // KMS on another port is ordinary internet traffic.
+    assert_eq!(
+        verdict(&open, tcp("10.0.1.4", "20.118.99.224", 443))
+            .code
+            .as_str(),
+        "NSG_DENIED"
+    );
+    // Unicast DHCP between VMs stays blocked (VNet FAQ).
+    assert_eq!(
+        verdict(&open, udp_flow("10.0.1.4", 68, "10.0.2.4", 67))
+            .code
+            .as_str(),
+        "PLATFORM_BLOCKED"
+    );
+    // The platform addresses answer VMs only: not the internet.
+    assert_eq!(
+        verdict(&open, udp_flow("93.184.216.34", 5000, "168.63.129.16", 53))
+            .code
+            .as_str(),
+        "NO_ROUTE"
+    );
+}
+
+/// The AzurePlatform* tags are valid in rules although ServiceTags_Public does not list them;
+/// a misspelt one is still an unknown tag.
+#[test]
+fn platform_tags_are_valid_in_rules() {
+    for tag in ["AzurePlatformDNS", "azureplatformimds", "AzurePlatformLKM"] {
+        let b = build(&format!(
+            "[[nsgs]]\nname = \"n\"\n{}",
+            rule("r", 100, "Outbound", "Deny", "*", "*", tag, "*")
+        ));
+        assert!(!has_error(&b), "{tag}: {:?}", codes(&b));
+    }
+    let b = build(&format!(
+        "[[nsgs]]\nname = \"n\"\n{}",
+        rule(
+            "r",
+            100,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "AzurePlatformDHCP",
+            "*"
+        )
+    ));
+    assert!(codes(&b).contains(&"RULE_UNKNOWN_SERVICE_TAG"));
 }

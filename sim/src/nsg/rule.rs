@@ -11,6 +11,7 @@ use super::{
 use crate::cidr::Cidr;
 use crate::finding::{Finding, FindingCode};
 use crate::fixture::{AddressField, PortField, RuleFile};
+use crate::platform::PlatformTag;
 use crate::proto::{Access, Direction, PortSet, RuleProtocol};
 use crate::tags::{ServiceTagTable, VirtualTag};
 
@@ -21,6 +22,8 @@ pub enum TagRef {
     Virtual(VirtualTag),
     /// A table tag, by the table's spelling.
     Table(String),
+    /// `AzurePlatformDNS`, `AzurePlatformIMDS` or `AzurePlatformLKM` (not in the table file).
+    Platform(PlatformTag),
 }
 
 /// One side's addresses: the union of its parts. `any` is `*`.
@@ -313,6 +316,9 @@ fn parse_address_field(
         } else if let Some(v) = VirtualTag::parse(t) {
             tag_count += 1;
             spec.tags.push(TagRef::Virtual(v));
+        } else if let Some(p) = PlatformTag::parse(t) {
+            tag_count += 1;
+            spec.tags.push(TagRef::Platform(p));
         } else if let Some(tag) = tags.get(t) {
             tag_count += 1;
             spec.tags.push(TagRef::Table(tag.name.clone()));
