@@ -33,6 +33,9 @@ mod gateway;
 mod hosts;
 mod network;
 mod nsgs;
+mod suggest;
+
+pub(crate) use suggest::did_you_mean;
 
 // === impl Topology ===
 

@@ -85,10 +85,14 @@ finding_codes! {
     AddressSpaceForbidden => "ADDRESS_SPACE_FORBIDDEN", Error, VNET_FAQ;
     /// A subnet is smaller than /29 or larger than /2 (IPv4), or not /64 (IPv6).
     SubnetSizeInvalid => "SUBNET_SIZE_INVALID", Error, VNET_FAQ;
-    /// Two connected (peered) VNets have overlapping address spaces.
+    /// Two VNets with overlapping address spaces are peered, even from one side only (ARM:
+    /// VnetAddressSpacesOverlap refuses the first link).
     PeeringAddressOverlap => "PEERING_ADDRESS_OVERLAP", Error, PEERING;
     /// A peering is listed by one side only: it stays Initiated and carries no traffic.
     PeeringNotConnected => "PEERING_NOT_CONNECTED", Warning, PEERING;
+    /// A VNet peers with two VNets whose address spaces overlap each other (ARM:
+    /// VnetAddressSpaceOverlapsWithAlreadyPeeredVnet).
+    PeeringOverlapsPeeredVnet => "PEERING_OVERLAPS_PEERED_VNET", Error, PEERING;
     /// A host address lies in a VNet's address space but in none of its subnets.
     HostNotInSubnet => "HOST_NOT_IN_SUBNET", Error, VNET_FAQ;
     /// A host uses one of the five addresses Azure reserves in every subnet.

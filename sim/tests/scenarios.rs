@@ -977,6 +977,65 @@ peerings = ["a"]
 "#;
     // Connected VNets' address spaces must not overlap (§2.1): one error for the pair.
     assert_eq!(codes(&build(text)), ["PEERING_ADDRESS_OVERLAP"]);
+    // Azure refuses the first link already (ARM VnetAddressSpacesOverlap): a one-sided peering
+    // between overlapping VNets is the same error, not merely "Initiated".
+    let one_sided = text.replace("peerings = [\"a\"]", "");
+    assert_eq!(codes(&build(&one_sided)), ["PEERING_ADDRESS_OVERLAP"]);
+}
+
+/// VNet peering overview ("The address spaces of the virtual networks must not overlap") and
+/// ARM's `VnetAddressSpaceOverlapsWithAlreadyPeeredVnet`: a hub peered with spoke1 cannot also
+/// peer with a spoke2 that overlaps spoke1, although hub and spoke2 do not overlap. The refused
+/// link carries nothing; the first one stays connected. Unpeered overlapping VNets are legal.
+#[test]
+fn a_hub_cannot_peer_with_two_overlapping_spokes() {
+    let text = r#"
+[[vnets]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+peerings = ["spoke1", "spoke2"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.0.1.0/24"
+[[vnets]]
+name = "spoke1"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["hub"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.1.1.0/24"
+[[vnets]]
+name = "spoke2"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["hub"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.1.2.0/24"
+[[hosts]]
+name = "h"
+address = "10.0.1.4"
+[[hosts]]
+name = "s1"
+address = "10.1.1.4"
+"#;
+    let b = build(text);
+    assert_eq!(codes(&b), ["PEERING_OVERLAPS_PEERED_VNET"]);
+    assert_eq!(b.findings[0].subject, "vnets/hub");
+    assert!(b.findings[0].message.contains("spoke1"));
+    assert!(b.topology.connected(0, 1));
+    assert!(!b.topology.connected(0, 2) && !b.topology.connected(2, 0));
+    // Without the peerings the two spokes may overlap: no finding at all.
+    let unpeered = text
+        .replace("peerings = [\"spoke1\", \"spoke2\"]", "")
+        .replace("peerings = [\"hub\"]", "");
+    assert!(
+        build(&unpeered).findings.is_empty(),
+        "{:?}",
+        codes(&build(&unpeered))
+    );
 }
 
 // === Private endpoints ===
