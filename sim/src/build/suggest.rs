@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn suggestions() {
         let known = ["nsg-web", "nsg-db", "nsg-apim"];
-        assert_eq!(nearest("nsg-wbe", known), ["nsg-web"]);
+        assert_eq!(nearest("nsg-apin", known), ["nsg-apim"]);
         assert_eq!(
             did_you_mean("nsg-webb", known),
             " (did you mean `nsg-web`?)"
