@@ -101,6 +101,9 @@ finding_codes! {
     HostAddressDuplicate => "HOST_ADDRESS_DUPLICATE", Error, VNET_FAQ;
     /// A host address or public address does not parse.
     HostAddressInvalid => "HOST_ADDRESS_INVALID", Error, VNET_FAQ;
+    /// A host's address lies in several subnets (of unpeered, overlapping VNets) and no
+    /// `subnet` says which.
+    HostPlacementAmbiguous => "HOST_PLACEMENT_AMBIGUOUS", Error, VNET_FAQ;
     // --- NSG rules ---
     /// A custom rule priority outside 100–4096.
     RulePriorityOutOfRange => "RULE_PRIORITY_OUT_OF_RANGE", Error, NSG_OV;

@@ -380,6 +380,10 @@ impl Topology {
 
     /// The subnet containing `addr`, as `(vnet, subnet)`.
     pub fn subnet_of(&self, addr: IpAddr) -> Option<(usize, usize)> {
+        // A host's own placement (its declared `subnet` where VNets overlap) wins.
+        if let Some(p) = self.host_at(addr).and_then(|h| self.hosts[h].placement) {
+            return Some(p);
+        }
         for (vi, v) in self.vnets.iter().enumerate() {
             for (si, s) in v.subnets.iter().enumerate() {
                 if s.prefixes.iter().any(|p| p.contains(addr)) {

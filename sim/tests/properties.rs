@@ -313,6 +313,7 @@ fn host_file(name: &str, address: &str) -> HostFile {
         dns: vec![],
         kind: HostKind::Nic,
         services: vec![],
+        subnet: None,
     }
 }
 
@@ -1703,6 +1704,7 @@ fn arb_host() -> impl Strategy<Value = HostFile> {
                 dns,
                 kind,
                 services,
+                subnet: None,
             },
         )
 }

@@ -2476,3 +2476,83 @@ fn platform_tags_are_valid_in_rules() {
     ));
     assert!(codes(&b).contains(&"RULE_UNKNOWN_SERVICE_TAG"));
 }
+
+// === Overlapping, unpeered VNets: placing hosts (issue 16, class 3) ===
+
+const OVERLAPPING: &str = r#"
+[[vnets]]
+name = "v1"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "a"
+  address_prefix = "10.0.1.0/24"
+  nsg = "deny-in"
+[[vnets]]
+name = "v2"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "b"
+  address_prefix = "10.0.1.0/24"
+  [[vnets.subnets]]
+  name = "c"
+  address_prefix = "10.0.2.0/24"
+[[nsgs]]
+name = "deny-in"
+  [[nsgs.security_rules]]
+  name = "deny-all-in"
+  priority = 100
+  direction = "Inbound"
+  access = "Deny"
+  protocol = "*"
+  source_address_prefix = "*"
+  source_port_range = "*"
+  destination_address_prefix = "*"
+  destination_port_range = "*"
+[[hosts]]
+name = "client"
+address = "10.0.2.4"
+[[hosts]]
+name = "vm"
+address = "10.0.1.4"
+#SUBNET
+"#;
+
+/// VNet FAQ: "You can link a virtual network to other virtual networks … as long as the CIDR
+/// blocks don't overlap" — VNets that are not linked may overlap, so an address alone does not
+/// say which subnet a host is in. Without `subnet` the host is not placed silently
+/// (HOST_PLACEMENT_AMBIGUOUS); with it, the walk uses the declared subnet.
+#[test]
+fn a_host_in_overlapping_vnets_needs_its_subnet() {
+    let b = build(&OVERLAPPING.replace("#SUBNET", ""));
+    assert_eq!(codes(&b), ["HOST_PLACEMENT_AMBIGUOUS"]);
+    assert_eq!(b.findings[0].subject, "hosts/vm");
+    assert!(b.findings[0].message.contains("v1/a") && b.findings[0].message.contains("v2/b"));
+
+    // Declared in v2/b: the client in v2/c reaches it (same VNet, no NSG on b) — the subnet of
+    // the first VNet (v1/a, whose NSG denies all inbound) is not used.
+    let t = topo(&OVERLAPPING.replace("#SUBNET", "subnet = \"v2/b\""));
+    let v = verdict(&t, tcp("10.0.2.4", "10.0.1.4", 443));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Allow, "ALLOWED")
+    );
+    assert!(v.evaluated.is_empty());
+    // Declared in v1/a: the client in v2 has no route to it.
+    let t = topo(&OVERLAPPING.replace("#SUBNET", "subnet = \"V1/A\""));
+    assert_eq!(
+        verdict(&t, tcp("10.0.2.4", "10.0.1.4", 443)).code.as_str(),
+        "NO_ROUTE"
+    );
+    // A declared subnet that does not hold the address, or that does not exist.
+    let b = build(&OVERLAPPING.replace("#SUBNET", "subnet = \"v2/c\""));
+    assert_eq!(codes(&b), ["HOST_NOT_IN_SUBNET"]);
+    let b = build(&OVERLAPPING.replace("#SUBNET", "subnet = \"v2/bb\""));
+    assert_eq!(codes(&b), ["REFERENCE_UNKNOWN"]);
+    assert!(
+        b.findings[0].message.contains("did you mean `b`"),
+        "{}",
+        b.findings[0].message
+    );
+}
