@@ -28,6 +28,7 @@ use crate::topology::{Built, Document, Topology};
 
 mod apim;
 mod apis;
+mod asgs;
 mod dns;
 mod gateway;
 mod hosts;
@@ -369,6 +370,7 @@ impl<'a> Builder<'a> {
         let (nsgs, known_asgs) = self.nsgs();
         let vnets = self.network(&nsgs, &subscription_id);
         let placed = self.hosts(&vnets, &nsgs, &known_asgs);
+        self.asg_placement(&vnets, &placed.hosts, &nsgs);
         let apim = self.apim(&vnets, &placed, &subscription_id);
         let zones = self.zones(&vnets);
         let gateway = self.gateway();

@@ -30,6 +30,7 @@ const PEERING: &str =
 const APIM_INTEG: &str = "https://learn.microsoft.com/azure/api-management/integrate-vnet-outbound";
 const APIM_INJECT: &str = "https://learn.microsoft.com/azure/api-management/inject-vnet-v2";
 const APIM_V2: &str = "https://learn.microsoft.com/azure/api-management/v2-service-tiers-overview";
+const ASG: &str = "https://learn.microsoft.com/azure/virtual-network/application-security-groups";
 const TAGS: &str = "https://learn.microsoft.com/azure/virtual-network/service-tags-overview";
 const PE_POLICIES: &str =
     "https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy";
@@ -105,6 +106,13 @@ finding_codes! {
     /// `subnet` says which.
     HostPlacementAmbiguous => "HOST_PLACEMENT_AMBIGUOUS", Error, VNET_FAQ;
     // --- NSG rules ---
+    /// The network interfaces of one application security group are in several VNets.
+    AsgMembersInSeveralVnets => "ASG_MEMBERS_IN_SEVERAL_VNETS", Error, ASG;
+    /// A rule's source and destination application security groups are in different VNets.
+    RuleAsgsInDifferentVnets => "RULE_ASGS_IN_DIFFERENT_VNETS", Error, ASG;
+    /// Two prefixes of one rule's address list overlap (ARM:
+    /// OverlappingSubnetsNotPermittedInSecurityRule).
+    RulePrefixOverlap => "RULE_PREFIX_OVERLAP", Error, NSG_OV;
     /// A custom rule priority outside 100–4096.
     RulePriorityOutOfRange => "RULE_PRIORITY_OUT_OF_RANGE", Error, NSG_OV;
     /// Two rules of one NSG share a priority in the same direction.

@@ -577,6 +577,18 @@ fn prefix_text(c: &Cidr) -> String {
     }
 }
 
+/// The prefixes that overlap none kept before them: one rule's list may not overlap itself
+/// (RULE_PREFIX_OVERLAP, ARM's OverlappingSubnetsNotPermittedInSecurityRule).
+fn disjoint(v: &[Cidr]) -> Vec<Cidr> {
+    let mut kept: Vec<Cidr> = Vec::new();
+    for c in v {
+        if !kept.iter().any(|k| k.overlaps(c)) {
+            kept.push(*c);
+        }
+    }
+    kept
+}
+
 fn arb_address_field(v6: bool) -> BoxedStrategy<AddressField> {
     let prefix = if v6 {
         arb_v6_prefix().boxed()
@@ -587,10 +599,10 @@ fn arb_address_field(v6: bool) -> BoxedStrategy<AddressField> {
         3 => Just(AddressField::Prefix("*".into())),
         3 => prefix.clone().prop_map(|c| AddressField::Prefix(prefix_text(&c))),
         2 => prop::collection::vec(prefix.clone(), 1..5)
-            .prop_map(|v| AddressField::Prefixes(v.iter().map(prefix_text).collect())),
+            .prop_map(|v| AddressField::Prefixes(disjoint(&v).iter().map(prefix_text).collect())),
         1 => (select(TAGS), prop::collection::vec(prefix, 0..3)).prop_map(|(t, v)| {
             // An augmented list with one service tag besides prefixes.
-            let mut items: Vec<String> = v.iter().map(prefix_text).collect();
+            let mut items: Vec<String> = disjoint(&v).iter().map(prefix_text).collect();
             items.insert(0, t.to_string());
             AddressField::Prefixes(items)
         }),
@@ -608,8 +620,10 @@ fn arb_port_field() -> impl Strategy<Value = PortField> {
         2 => prop::collection::vec(arb_port_range(), 1..4)
             .prop_map(|v| PortField::Ranges(v.into_iter().map(|r| range_text(r, false)).collect())),
         1 => Just(PortField::Range("0-65535".into())),
+        // The portal's "80, 1024-65535" input is the plural field (a list in the singular field
+        // is RULE_PORT_INVALID, ARM's SecurityRuleInvalidPortRange), padded as typed.
         1 => prop::collection::vec(arb_port_range(), 2..4)
-            .prop_map(|v| PortField::Range(v.into_iter().map(|r| range_text(r, false)).collect::<Vec<_>>().join(", "))),
+            .prop_map(|v| PortField::Ranges(v.into_iter().map(|r| format!(" {}", range_text(r, false))).collect())),
     ]
 }
 

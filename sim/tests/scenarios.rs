@@ -2556,3 +2556,150 @@ fn a_host_in_overlapping_vnets_needs_its_subnet() {
         b.findings[0].message
     );
 }
+
+// === Rule fields with ARM's exact syntax, ASG placement (issue 16, class 3) ===
+
+fn one_rule(body: &str) -> Built {
+    build(&format!(
+        r#"
+[[nsgs]]
+name = "n"
+  [[nsgs.security_rules]]
+  name = "r"
+  priority = 100
+  direction = "Inbound"
+  access = "Allow"
+  protocol = "Tcp"
+{body}
+"#
+    ))
+}
+
+/// NSG swagger: `sourcePortRange` / `destinationPortRange` hold "Integer or range between 0
+/// and 65535" (one value), `*AddressPrefix` "The CIDR or source IP range"; a comma list is ARM's
+/// SecurityRuleInvalidPortRange (the portal splits "80, 443" into the plural field). Overlapping
+/// prefixes in one rule are ARM's OverlappingSubnetsNotPermittedInSecurityRule.
+#[test]
+fn single_value_rule_fields_hold_one_value_and_lists_do_not_overlap() {
+    let fields = |src: &str, sport: &str, dst: &str, dport: &str| {
+        format!("  {src}\n  {sport}\n  {dst}\n  {dport}\n")
+    };
+    let ok = one_rule(&fields(
+        "source_address_prefix = \"*\"",
+        "source_port_range = \" * \"",
+        "destination_address_prefixes = [\"10.0.1.0/24\", \" 10.0.2.0/24 \"]",
+        "destination_port_ranges = [\"80\", \" 1024-65535\"]",
+    ));
+    assert!(
+        ok.findings.is_empty(),
+        "whitespace is accepted: {:#?}",
+        ok.findings
+    );
+    for (body, code) in [
+        (
+            fields(
+                "source_address_prefix = \"*\"",
+                "source_port_range = \"*\"",
+                "destination_address_prefix = \"*\"",
+                "destination_port_range = \"80,443\"",
+            ),
+            "RULE_PORT_INVALID",
+        ),
+        (
+            fields(
+                "source_address_prefix = \"*\"",
+                "source_port_range = \"*\"",
+                "destination_address_prefix = \"*\"",
+                "destination_port_ranges = [\"80, 443\"]",
+            ),
+            "RULE_PORT_INVALID",
+        ),
+        (
+            fields(
+                "source_address_prefix = \"10.0.1.0/24,10.0.2.0/24\"",
+                "source_port_range = \"*\"",
+                "destination_address_prefix = \"*\"",
+                "destination_port_range = \"443\"",
+            ),
+            "RULE_PREFIX_INVALID",
+        ),
+        (
+            fields(
+                "source_address_prefixes = [\"1.1.0.0/24\", \"1.1.0.22/32\"]",
+                "source_port_range = \"*\"",
+                "destination_address_prefix = \"*\"",
+                "destination_port_range = \"443\"",
+            ),
+            "RULE_PREFIX_OVERLAP",
+        ),
+    ] {
+        let b = one_rule(&body);
+        assert_eq!(codes(&b), [code], "{body}");
+        assert_eq!(b.findings[0].subject, "nsgs/n/securityRules/r");
+    }
+}
+
+/// Application security groups: "All network interfaces assigned to an application security
+/// group have to exist in the same virtual network that the first network interface assigned to
+/// the application security group is in … If you specify an application security group as the
+/// source and destination in a security rule, the network interfaces in both application
+/// security groups must exist in the same virtual network."
+#[test]
+fn application_security_groups_stay_in_one_vnet() {
+    let text = |web2_asg: &str, rule_dst: &str| {
+        format!(
+            r#"
+[[vnets]]
+name = "v1"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.1.1.0/24"
+  nsg = "n"
+[[vnets]]
+name = "v2"
+region = "westeurope"
+address_space = ["10.2.0.0/16"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.2.1.0/24"
+[[hosts]]
+name = "web1"
+address = "10.1.1.4"
+application_security_groups = ["asg-web"]
+[[hosts]]
+name = "db1"
+address = "10.1.1.5"
+application_security_groups = ["asg-db"]
+[[hosts]]
+name = "web2"
+address = "10.2.1.4"
+application_security_groups = ["{web2_asg}"]
+[[nsgs]]
+name = "n"
+  [[nsgs.security_rules]]
+  name = "web-to-db"
+  priority = 100
+  direction = "Inbound"
+  access = "Allow"
+  protocol = "Tcp"
+  source_application_security_groups = ["asg-web"]
+  source_port_range = "*"
+  destination_application_security_groups = ["{rule_dst}"]
+  destination_port_range = "1433"
+"#
+        )
+    };
+    // Each ASG in one VNet, the rule's two ASGs in the same VNet: fine.
+    assert!(build(&text("asg-other", "asg-db")).findings.is_empty());
+    // web2 joins asg-web from another VNet.
+    let b = build(&text("asg-web", "asg-db"));
+    assert_eq!(codes(&b), ["ASG_MEMBERS_IN_SEVERAL_VNETS"]);
+    assert_eq!(b.findings[0].subject, "hosts/web2");
+    assert!(b.findings[0].message.contains("web1"));
+    // The rule's destination ASG lives in v2, its source ASG in v1.
+    let b = build(&text("asg-other", "asg-other"));
+    assert_eq!(codes(&b), ["RULE_ASGS_IN_DIFFERENT_VNETS"]);
+    assert_eq!(b.findings[0].subject, "nsgs/n/securityRules/web-to-db");
+}
