@@ -313,6 +313,11 @@ struct Builder<'a> {
     tags: ServiceTagTable,
     source: SourceMap,
     f: Vec<Finding>,
+    /// VNets (by fixture index) with a rejected address space prefix, and with a rejected
+    /// subnet prefix: what lies outside the remaining ranges is a consequence of that root cause
+    /// and is not reported again (a subnet "outside" the space, a host "in no subnet").
+    broken_space: BTreeSet<usize>,
+    broken_subnets: BTreeSet<usize>,
 }
 
 impl<'a> Builder<'a> {
@@ -322,6 +327,8 @@ impl<'a> Builder<'a> {
             tags,
             source,
             f: Vec::new(),
+            broken_space: BTreeSet::new(),
+            broken_subnets: BTreeSet::new(),
         }
     }
 

@@ -2703,3 +2703,60 @@ name = "n"
     assert_eq!(codes(&b), ["RULE_ASGS_IN_DIFFERENT_VNETS"]);
     assert_eq!(b.findings[0].subject, "nsgs/n/securityRules/web-to-db");
 }
+
+// === Root causes, not cascades (issue 16, class 5) ===
+
+/// A broken prefix is reported once, as the root cause: a subnet whose prefix is rejected does
+/// not also report its hosts as "in no subnet"; a VNet whose address space prefix is rejected
+/// does not also report its subnets as "outside the address space"; a host left out for a bad
+/// address does not also make the API on it an "unknown host". Unknown names suggest the
+/// nearest known ones.
+#[test]
+fn broken_prefixes_do_not_cascade_and_unknown_names_suggest() {
+    let base = |space: &str, subnet: &str, host: &str, nsg: &str| {
+        format!(
+            r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16", "{space}"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "{subnet}"
+  nsg = "{nsg}"
+[[nsgs]]
+name = "nsg-app"
+[[hosts]]
+name = "vm"
+address = "{host}"
+dns = ["vm.contoso.com"]
+  [[hosts.services]]
+  port = 443
+  serve = "echo"
+[[apis]]
+name = "a"
+path = "/a"
+backend = "http://vm.contoso.com:443"
+"#
+        )
+    };
+    let ok = build(&base("10.1.0.0/16", "10.1.1.0/24", "10.1.1.4", "nsg-app"));
+    assert!(!has_error(&ok), "{:?}", codes(&ok));
+    // The subnet prefix has host bits set: one finding, not also HOST_NOT_IN_SUBNET.
+    let b = build(&base("10.1.0.0/16", "10.1.1.7/24", "10.1.1.4", "nsg-app"));
+    assert_eq!(codes(&b), ["ADDRESS_PREFIX_INVALID"], "{:#?}", b.findings);
+    // The address space prefix is broken: not also SUBNET_OUTSIDE_ADDRESS_SPACE.
+    let b = build(&base("10.1.0.0/33", "10.1.1.0/24", "10.1.1.4", "nsg-app"));
+    assert_eq!(codes(&b), ["ADDRESS_PREFIX_INVALID"], "{:#?}", b.findings);
+    // The host's address is broken: not also API_BACKEND_UNKNOWN_HOST.
+    let b = build(&base("10.1.0.0/16", "10.1.1.0/24", "10.1.1.400", "nsg-app"));
+    assert_eq!(codes(&b), ["HOST_ADDRESS_INVALID"], "{:#?}", b.findings);
+    // A misspelt NSG name suggests the nearest one.
+    let b = build(&base("10.1.0.0/16", "10.1.1.0/24", "10.1.1.4", "nsg-ap"));
+    assert_eq!(codes(&b), ["REFERENCE_UNKNOWN"]);
+    assert!(
+        b.findings[0].message.contains("did you mean `nsg-app`"),
+        "{}",
+        b.findings[0].message
+    );
+}

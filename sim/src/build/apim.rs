@@ -65,13 +65,19 @@ impl Builder<'_> {
                         None => self.push(
                             FindingCode::ReferenceUnknown,
                             &Entry::new("apim", "/apim"),
-                            format!("subnet `{sref}`: VNet `{vn}` has no subnet `{sn}`"),
+                            format!(
+                                "subnet `{sref}`: VNet `{vn}` has no subnet `{sn}`{}",
+                                super::did_you_mean(sn, v.subnets.iter().map(|s| s.name.as_str()))
+                            ),
                         ),
                     },
                     None => self.push(
                         FindingCode::ReferenceUnknown,
                         &Entry::new("apim", "/apim"),
-                        format!("subnet `{sref}`: no VNet named `{vn}`"),
+                        format!(
+                            "subnet `{sref}`: no VNet named `{vn}`{}",
+                            super::did_you_mean(vn, vnets.iter().map(|v| v.name.as_str()))
+                        ),
                     ),
                 },
                 None => self.push(

@@ -171,6 +171,10 @@ impl Builder<'_> {
         let chosen = if let Some(d) = declared {
             let (vi, si) = self.declared_subnet(vnets, d, hpath)?;
             if !holding.contains(&(vi, si)) {
+                if vnets[vi].subnets[si].prefixes.is_empty() {
+                    // Its prefix was rejected: that finding is the root cause.
+                    return None;
+                }
                 self.push(
                     FindingCode::HostNotInSubnet,
                     hpath,
@@ -185,9 +189,13 @@ impl Builder<'_> {
         } else {
             match holding.as_slice() {
                 [] => {
-                    if let Some(v) = vnets
+                    // A VNet whose subnet prefix was rejected: that finding is the root cause,
+                    // the host being "in no subnet" only its consequence.
+                    if let Some((_, v)) = vnets
                         .iter()
-                        .find(|v| v.address_space.iter().any(|p| p.contains(address)))
+                        .enumerate()
+                        .filter(|(vi, _)| !self.broken_subnets.contains(vi))
+                        .find(|(_, v)| v.address_space.iter().any(|p| p.contains(address)))
                     {
                         self.push(
                             FindingCode::HostNotInSubnet,

@@ -25,7 +25,10 @@ impl Builder<'_> {
         for (vi, v) in fx.vnets.iter().enumerate() {
             let vpath = Entry::new(format!("vnets/{}", v.name), format!("/vnets/{vi}"));
             let space = self.address_space(v, &vpath, &forbidden);
-            let subnets = self.subnets(v, &vpath, &space, nsgs);
+            if space.len() < v.address_space.len() {
+                self.broken_space.insert(vi);
+            }
+            let subnets = self.subnets(vi, v, &vpath, &space, nsgs);
             vnets.push(Vnet {
                 name: v.name.clone(),
                 region: v.region.clone(),
@@ -99,6 +102,7 @@ impl Builder<'_> {
     /// A VNet's subnets with their valid prefixes (inside `space`, not overlapping each other).
     fn subnets(
         &mut self,
+        vi: usize,
         v: &VnetFile,
         vpath: &Entry,
         space: &[Cidr],
@@ -150,6 +154,11 @@ impl Builder<'_> {
                     continue;
                 }
                 if !space.iter().any(|a| a.covers(&c)) {
+                    self.broken_subnets.insert(vi);
+                    if self.broken_space.contains(&vi) {
+                        // The root cause (a rejected address space prefix) is reported already.
+                        continue;
+                    }
                     let list: Vec<String> = space.iter().map(Cidr::to_string).collect();
                     self.push(
                         FindingCode::SubnetOutsideAddressSpace,
@@ -183,6 +192,9 @@ impl Builder<'_> {
                     continue;
                 }
                 prefixes.push(c);
+            }
+            if prefixes.len() < s.address_prefixes.len() {
+                self.broken_subnets.insert(vi);
             }
             let nsg = self.nsg_ref(nsgs, &s.nsg, &spath);
             subnets.push(Subnet {

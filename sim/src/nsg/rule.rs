@@ -304,7 +304,10 @@ fn parse_address_field(
                     f.push(Finding::new(
                         FindingCode::ReferenceUnknown,
                         subject,
-                        format!("{side} application security group `{a}` is not declared and no host is a member of it"),
+                        format!(
+                            "{side} application security group `{a}` is not declared and no host is a member of it{}",
+                            crate::build::did_you_mean(a, known_asgs.iter().map(String::as_str))
+                        ),
                     ));
                 }
                 spec.asgs.push(key);
