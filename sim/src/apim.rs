@@ -118,6 +118,16 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
     }
     let (needed_delegation, mode_name) = match a.mode {
         NetworkMode::None => return f,
+        // Classic VNet injection (Developer and Premium): not the v2 preflight.
+        NetworkMode::Classic => {
+            if !matches!(a.sku, Sku::Developer | Sku::Premium) {
+                push(&mut f, FindingCode::SkuNotSupported, "apim", &apim_at, format!(
+                    "classic VNet injection is available only in the Developer and Premium tiers, not {}",
+                    a.sku
+                ));
+            }
+            return f;
+        }
         NetworkMode::Integration => {
             if !matches!(a.sku, Sku::StandardV2 | Sku::PremiumV2) {
                 push(&mut f, FindingCode::SkuNotSupported, "apim", &apim_at, format!(

@@ -14,7 +14,9 @@ use std::net::{IpAddr, SocketAddr};
 use crate::api::{self, Api};
 use crate::cidr::Cidr;
 use crate::finding::Finding;
-use crate::fixture::{Fixture, HostKind, NetworkMode, PrivateEndpointPolicies, ServeKind, Sku};
+use crate::fixture::{
+    ClassicVnetType, Fixture, HostKind, NetworkMode, PrivateEndpointPolicies, ServeKind, Sku,
+};
 use crate::nsg::{CompiledNsg, Context, Nsg, ReferenceNsg};
 use crate::settings::GatewaySettings;
 use crate::source::{Location, SourceMap};
@@ -253,6 +255,8 @@ pub struct Apim {
     pub private_address: Option<IpAddr>,
     /// Public address (inbound endpoint; outbound source when not integrated).
     pub public_address: IpAddr,
+    /// Classic VNet injection's type (External or Internal), with mode `Classic`.
+    pub classic_vnet_type: Option<ClassicVnetType>,
 }
 
 /// A private DNS zone.
@@ -471,6 +475,11 @@ impl Topology {
         let a = self.apim.as_ref()?;
         match (a.mode, a.private_address) {
             (NetworkMode::Injection, Some(ip)) => Some(ip),
+            (NetworkMode::Classic, Some(ip))
+                if a.classic_vnet_type == Some(ClassicVnetType::Internal) =>
+            {
+                Some(ip)
+            }
             _ => Some(a.public_address),
         }
     }

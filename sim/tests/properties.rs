@@ -1760,6 +1760,7 @@ fn arb_apim() -> impl Strategy<Value = ApimFile> {
                     previous_virtual_network: previous,
                     address,
                     public_address,
+                    classic_vnet_type: None,
                 }
             },
         )
@@ -1944,6 +1945,7 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
             previous_virtual_network: None,
             address: None,
             public_address: None,
+            classic_vnet_type: None,
         });
     (
         prop::collection::vec(subnet(0), 1..4),

@@ -2760,3 +2760,111 @@ backend = "http://vm.contoso.com:443"
         b.findings[0].message
     );
 }
+
+// === Classic tiers through import (issue 16, class 6) ===
+
+/// A classic Premium instance injected into `snet-apim` (NSG: allow 443 from the internet, deny
+/// other inbound; deny outbound to 10.0.3.0/24), and a VM in another subnet.
+fn classic_topology(kind: &str) -> Built {
+    build(&format!(
+        r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "snet-apim"
+  address_prefix = "10.0.1.0/24"
+  nsg = "nsg-apim"
+  [[vnets.subnets]]
+  name = "snet-app"
+  address_prefix = "10.0.2.0/24"
+  [[vnets.subnets]]
+  name = "snet-secret"
+  address_prefix = "10.0.3.0/24"
+[[hosts]]
+name = "app"
+address = "10.0.2.4"
+[[hosts]]
+name = "secret"
+address = "10.0.3.4"
+[[nsgs]]
+name = "nsg-apim"
+{}{}{}
+[apim]
+name = "apim-classic"
+region = "westeurope"
+virtual_network = "classic"
+{kind}
+subnet = "v/snet-apim"
+address = "10.0.1.10"
+public_address = "20.105.0.10"
+"#,
+        rule(
+            "allow-https-in",
+            100,
+            "Inbound",
+            "Allow",
+            "Tcp",
+            "Internet",
+            "*",
+            "443"
+        ),
+        rule("deny-in", 200, "Inbound", "Deny", "*", "*", "*", "*"),
+        rule(
+            "deny-secret",
+            100,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "10.0.3.0/24",
+            "*"
+        ),
+    ))
+}
+
+/// API Management "virtual network concepts": a classic (Developer/Premium) instance injected
+/// into a VNet — External: "The API Management gateway … accessible from the public internet via
+/// an external load balancer"; Internal: "accessible only from within the virtual network". An
+/// imported classic instance keeps these semantics (virtual_network = "classic"): no v2
+/// preflight (CLASSIC_TIER_VNET is a warning), outbound leaves from its subnet through the
+/// subnet's NSG, inbound to the gateway passes that NSG.
+#[test]
+fn classic_injection_keeps_its_subnet_and_nsg() {
+    let b = classic_topology("classic_vnet_type = \"External\"\nsku = \"Premium\"");
+    assert_eq!(codes(&b), ["CLASSIC_TIER_VNET"], "{:#?}", b.findings);
+    assert!(!has_error(&b));
+    let t = b.topology;
+    // Outbound from the subnet address, through the subnet's outbound rules.
+    let v = verdict(&t, tcp("10.0.1.10", "10.0.3.4", 443));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-secret");
+    let v = verdict(&t, tcp("10.0.1.10", "10.0.2.4", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    assert_eq!(t.apim_source(), Some(ip("10.0.1.10")));
+    // External: the public gateway address passes the subnet's inbound NSG (seeing the private
+    // address): 443 allowed, 8080 denied.
+    let v = verdict(&t, tcp(CLIENT, "20.105.0.10", 443));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/allow-https-in");
+    let v = verdict(&t, tcp(CLIENT, "20.105.0.10", 8080));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-in");
+    assert_eq!(t.apim_endpoint(), Some(ip("20.105.0.10")));
+
+    // Internal: no public endpoint; the private address from the VNet passes the inbound NSG.
+    let b = classic_topology("classic_vnet_type = \"Internal\"\nsku = \"Developer\"");
+    assert_eq!(codes(&b), ["CLASSIC_TIER_VNET"]);
+    let t = b.topology;
+    assert_eq!(
+        verdict(&t, tcp(CLIENT, "20.105.0.10", 443)).code.as_str(),
+        "NO_PUBLIC_ENDPOINT"
+    );
+    assert_eq!(t.apim_endpoint(), Some(ip("10.0.1.10")));
+    let v = verdict(&t, tcp("10.0.2.4", "10.0.1.10", 8080));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-in");
+
+    // The type is required; a v2 tier cannot use classic injection.
+    let b = classic_topology("sku = \"Premium\"");
+    assert_eq!(codes(&b), ["APIM_SUBNET_REQUIRED"]);
+    let b = classic_topology("classic_vnet_type = \"External\"\nsku = \"StandardV2\"");
+    assert!(codes(&b).contains(&"SKU_NOT_SUPPORTED"), "{:?}", codes(&b));
+}

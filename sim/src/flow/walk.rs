@@ -16,6 +16,7 @@ use crate::platform::Exemption;
 use crate::proto::{Access, Direction, Protocol};
 use crate::topology::{ReservedRole, Topology};
 
+mod classic;
 mod platform;
 
 // === Planning ===
@@ -93,6 +94,8 @@ enum Why {
     HostVipLocalOnly,
     PlatformAddress,
     PlatformFromVmsOnly,
+    ClassicExternal,
+    ClassicInternal,
 }
 
 impl Why {
@@ -123,6 +126,8 @@ impl Why {
             Why::HealthProbe => "a health probe from the host node's virtual IP 168.63.129.16 reaches a VM without a public address; the destination's inbound NSGs decide, where the AzureLoadBalancer tag matches it (\"What is IP address 168.63.129.16?\")",
             Why::HostVipLocalOnly => "the host node's virtual IP 168.63.129.16 talks only to the VMs on its host: the destination is in no subnet",
             Why::PlatformAddress => "the platform address answers every VM on its host node; this traffic is not one of the NSG exemptions (DNS, DHCP, WireServer, IMDS, KMS), so the NSGs decide",
+            Why::ClassicExternal => "a classic-tier instance injected with virtualNetworkType External is reached at its public address through its subnet's inbound NSG, which sees its private address",
+            Why::ClassicInternal => "a classic-tier instance injected with virtualNetworkType Internal is reachable only at its private address",
             Why::PlatformFromVmsOnly => "the platform addresses 168.63.129.16 and 169.254.169.254 are reachable only from inside a VNet (a VM's host node), not from the internet or an instance outside every VNet",
         }
     }
@@ -232,6 +237,8 @@ impl Topology {
         } else if source == Source::HostVip {
             self.route_from_host_vip(&mut plan, dst)
         } else if let Some(r) = self.route_to_platform(&mut plan, dst) {
+            r
+        } else if let Some(r) = self.route_to_classic_gateway(&mut plan, dst) {
             r
         } else if apim.is_some_and(|a| dst == a.public_address) {
             if apim.is_some_and(|a| a.mode == NetworkMode::Injection) {
