@@ -279,7 +279,10 @@ fn corpus_apim_external_classic(path: &Path) {
         (a.sku, a.capacity, a.virtual_network),
         (Sku::Premium, 2, NetworkMode::Classic)
     );
-    assert_eq!(a.classic_vnet_type, Some(sim::fixture::ClassicVnetType::External));
+    assert_eq!(
+        a.classic_vnet_type,
+        Some(sim::fixture::ClassicVnetType::External)
+    );
     assert_eq!(a.subnet.as_deref(), Some("apimvnet/apim"));
     // Classic injection is kept (issue 16): the build, not the importer, warns, so validating
     // the imported TOML warns too.
