@@ -873,9 +873,9 @@ mod tests {
             upstreams: vec![(target.to_string(), "127.0.0.1:9000".to_string())],
             ..LoadOptions::default()
         };
-        let e = load_inputs(std::slice::from_ref(&path), &options("ordres:8080"))
-            .err()
-            .expect("an unknown host is bad input");
+        let Err(e) = load_inputs(std::slice::from_ref(&path), &options("ordres:8080")) else {
+            panic!("an unknown host is bad input");
+        };
         let s = e.to_string();
         assert!(matches!(e, LoadError::Upstream { .. }), "{s}");
         assert!(s.contains("no host of the topology is `ordres`"), "{s}");
