@@ -742,7 +742,10 @@ fn place(err: &QueryError, from: Position, to: Position, sport: Option<Position>
         | QueryError::BadBracket { side, .. }
         | QueryError::AmbiguousColon { side, .. }
         | QueryError::NoApim { side }
-        | QueryError::UnknownHost { side, .. } => match side {
+        | QueryError::UnknownHost { side, .. }
+        | QueryError::UnknownSubnet { side, .. }
+        | QueryError::Misplaced { side, .. }
+        | QueryError::AmbiguousAddress { side, .. } => match side {
             Side::Source => from,
             Side::Destination => to,
         },

@@ -863,6 +863,31 @@ mod tests {
         assert!(s.contains("StandardV2"), "says what was expected: {s}");
     }
 
+    /// Issue 16, class 5: an `--upstream` for a host outside the topology is reported as what it
+    /// is (the root cause, naming the host), before any finding about the APIs — not as
+    /// `API_BACKEND_NO_SERVICE` on the API whose backend lacks a service.
+    #[test]
+    fn an_upstream_for_an_unknown_host_is_the_root_cause() {
+        let dir = temp();
+        let path = dir.path().join("f.toml");
+        let text = "[[hosts]]\nname = \"orders\"\naddress = \"52.10.20.30\"\n\n[[apis]]\nname = \"o\"\npath = \"/o\"\nbackend = \"http://52.10.20.30:8080\"\n";
+        std::fs::write(&path, text).unwrap();
+        let options = |target: &str| LoadOptions {
+            upstreams: vec![(target.to_string(), "127.0.0.1:9000".to_string())],
+            ..LoadOptions::default()
+        };
+        let Err(e) = load_inputs(std::slice::from_ref(&path), &options("ordres:8080")) else {
+            panic!("an unknown host is bad input");
+        };
+        let s = e.to_string();
+        assert!(matches!(e, LoadError::Upstream { .. }), "{s}");
+        assert!(s.contains("no host of the topology is `ordres`"), "{s}");
+        assert!(!s.contains("API_BACKEND_NO_SERVICE"), "{s}");
+        // The right host clears API_BACKEND_NO_SERVICE: the upstream is its service.
+        let loaded = load_inputs(&[path], &options("orders:8080")).unwrap();
+        assert!(!loaded.has_errors(), "{:?}", loaded.findings());
+    }
+
     #[test]
     fn format_follows_the_name() {
         let json = r#"{"vnets": [{"name": "v", "region": "westeurope", "address_space": ["10.0.0.0/16"]}]}"#;

@@ -53,6 +53,15 @@ pub enum Endpoint {
     Host(String),
     /// An address.
     Ip(IpAddr),
+    /// An address in a named subnet, `vnet/subnet/address` (for VNets that overlap).
+    Placed {
+        /// VNet name.
+        vnet: String,
+        /// Subnet name.
+        subnet: String,
+        /// The address.
+        address: IpAddr,
+    },
 }
 
 impl fmt::Display for Endpoint {
@@ -61,6 +70,11 @@ impl fmt::Display for Endpoint {
             Endpoint::Apim => f.write_str("apim"),
             Endpoint::Host(h) => f.write_str(h),
             Endpoint::Ip(ip) => write!(f, "{ip}"),
+            Endpoint::Placed {
+                vnet,
+                subnet,
+                address,
+            } => write!(f, "{vnet}/{subnet}/{address}"),
         }
     }
 }
@@ -157,6 +171,38 @@ pub enum QueryError {
         address: IpAddr,
         /// The VNet's name.
         vnet: String,
+    },
+    /// `vnet/subnet/address` naming a subnet the topology does not have.
+    #[error("{side} `{text}`: no subnet `{vnet}/{subnet}` in the topology")]
+    UnknownSubnet {
+        /// Which end.
+        side: Side,
+        /// The word.
+        text: String,
+        /// VNet name.
+        vnet: String,
+        /// Subnet name.
+        subnet: String,
+    },
+    /// `vnet/subnet/address` whose address is not in that subnet, or is placed elsewhere.
+    #[error("{side} `{text}`: {reason}")]
+    Misplaced {
+        /// Which end.
+        side: Side,
+        /// The word.
+        text: String,
+        /// Why.
+        reason: String,
+    },
+    /// A bare address that lies in several subnets (VNets that are not peered may overlap).
+    #[error("{side} {address} lies in several subnets ({}); write vnet/subnet/address or a host name", list(.subnets))]
+    AmbiguousAddress {
+        /// Which end.
+        side: Side,
+        /// The address.
+        address: IpAddr,
+        /// `vnet/subnet` of each subnet holding it.
+        subnets: Vec<String>,
     },
     /// Source and destination of different address families.
     #[error("source {source_address} and destination {destination} are of different address families; a flow is IPv4 or IPv6 end to end")]
@@ -287,7 +333,12 @@ impl FlowQuery {
     pub fn resolve(&self, t: &Topology) -> Result<ResolvedQuestion, QueryError> {
         let source = resolve_source(t, &self.from)?;
         let destination = match &self.to {
-            Endpoint::Ip(ip) => Destination::Address(*ip),
+            Endpoint::Ip(ip) => Destination::Address(unambiguous(t, *ip, Side::Destination)?),
+            Endpoint::Placed {
+                vnet,
+                subnet,
+                address,
+            } => Destination::Address(placed(t, vnet, subnet, *address, Side::Destination)?),
             Endpoint::Apim => {
                 Destination::Address(t.apim_endpoint().ok_or(QueryError::NoApim {
                     side: Side::Destination,
@@ -383,6 +434,28 @@ fn parse_word(text: &str, side: Side) -> Result<(Endpoint, Option<u16>), QueryEr
         }
         p.parse::<u16>().map_err(|_| bad())
     };
+    if let Some((vnet, rest)) = t.split_once('/') {
+        if let Some((subnet, addr)) = rest.split_once('/') {
+            let (ep, p) = parse_word(addr, side)?;
+            if let Endpoint::Ip(address) = ep {
+                if !vnet.is_empty() && !subnet.is_empty() {
+                    return Ok((
+                        Endpoint::Placed {
+                            vnet: vnet.to_string(),
+                            subnet: subnet.to_string(),
+                            address,
+                        },
+                        p,
+                    ));
+                }
+            }
+            return Err(QueryError::Misplaced {
+                side,
+                text: t.to_string(),
+                reason: "expected vnet/subnet/address, e.g. vnet-a/snet-1/10.0.1.4".into(),
+            });
+        }
+    }
     if let Some(rest) = t.strip_prefix('[') {
         let bracket = || QueryError::BadBracket {
             side,
@@ -422,13 +495,88 @@ fn parse_word(text: &str, side: Side) -> Result<(Endpoint, Option<u16>), QueryEr
 fn resolve_source(t: &Topology, ep: &Endpoint) -> Result<IpAddr, QueryError> {
     let side = Side::Source;
     match ep {
-        Endpoint::Ip(ip) => Ok(*ip),
+        Endpoint::Ip(ip) => unambiguous(t, *ip, side),
+        Endpoint::Placed {
+            vnet,
+            subnet,
+            address,
+        } => placed(t, vnet, subnet, *address, side),
         Endpoint::Apim => t.apim_source().ok_or(QueryError::NoApim { side }),
         Endpoint::Host(name) => match t.host_by_name_or_dns(name) {
             Some(h) => Ok(t.hosts()[h].address),
             None => Err(unknown_host(t, name, side)),
         },
     }
+}
+
+/// The `vnet/subnet` names of every subnet holding `ip`.
+fn subnets_holding(t: &Topology, ip: IpAddr) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    for (vi, v) in t.vnets().iter().enumerate() {
+        for (si, s) in v.subnets.iter().enumerate() {
+            if s.prefixes.iter().any(|p| p.contains(ip)) {
+                out.push((vi, si, format!("{}/{}", v.name, s.name)));
+            }
+        }
+    }
+    out
+}
+
+/// A bare address: refused when it lies in several subnets and no host is placed at it (an
+/// address alone does not say which of overlapping VNets is meant; never place it silently).
+fn unambiguous(t: &Topology, ip: IpAddr, side: Side) -> Result<IpAddr, QueryError> {
+    let holding = subnets_holding(t, ip);
+    if holding.len() > 1 && t.host_at(ip).is_none() {
+        return Err(QueryError::AmbiguousAddress {
+            side,
+            address: ip,
+            subnets: holding.into_iter().map(|(_, _, n)| n).collect(),
+        });
+    }
+    Ok(ip)
+}
+
+/// `vnet/subnet/address`: the subnet must exist and hold the address, and the model must place
+/// the address there (a host's declared `subnet`, or the only subnet holding it).
+fn placed(
+    t: &Topology,
+    vnet: &str,
+    subnet: &str,
+    address: IpAddr,
+    side: Side,
+) -> Result<IpAddr, QueryError> {
+    let text = format!("{vnet}/{subnet}/{address}");
+    let holding = subnets_holding(t, address);
+    let named = |n: &str| n.eq_ignore_ascii_case(&format!("{vnet}/{subnet}"));
+    let exists = t.vnets().iter().any(|v| {
+        v.name.eq_ignore_ascii_case(vnet)
+            && v.subnets
+                .iter()
+                .any(|s| s.name.eq_ignore_ascii_case(subnet))
+    });
+    if !exists {
+        return Err(QueryError::UnknownSubnet {
+            side,
+            text,
+            vnet: vnet.to_string(),
+            subnet: subnet.to_string(),
+        });
+    }
+    let Some(&(vi, si, _)) = holding.iter().find(|(_, _, n)| named(n)) else {
+        return Err(QueryError::Misplaced {
+            side,
+            text,
+            reason: format!("{address} is not in subnet {vnet}/{subnet}"),
+        });
+    };
+    if t.subnet_of(address) != Some((vi, si)) {
+        return Err(QueryError::Misplaced {
+            side,
+            text,
+            reason: format!("{address} is placed in another subnet of an overlapping VNet; flows are addressed by IP, so declare a [[hosts]] entry with subnet = \"{vnet}/{subnet}\" and name that host"),
+        });
+    }
+    Ok(address)
 }
 
 fn unknown_host(t: &Topology, name: &str, side: Side) -> QueryError {
@@ -582,6 +730,81 @@ mod tests {
             .resolve(&empty)
             .unwrap_err();
         assert_eq!(e, QueryError::NoApim { side: Side::Source });
+    }
+
+    #[test]
+    fn placed_addresses_in_overlapping_vnets() {
+        let text = |subnet: &str| {
+            format!(
+                r#"
+[[vnets]]
+name = "v1"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "a"
+  address_prefix = "10.0.1.0/24"
+[[vnets]]
+name = "v2"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "b"
+  address_prefix = "10.0.1.0/24"
+[[hosts]]
+name = "vm"
+address = "10.0.1.4"
+{subnet}
+"#
+            )
+        };
+        let f = Fixture::parse(&text("subnet = \"v2/b\""), Format::Toml).unwrap();
+        let t = Topology::build(&f, ServiceTagTable::builtin()).topology;
+        let q = |from: &str, to: &str| FlowQuery::parse(from, to, None, None);
+        // The word form parses; a host's own placement is accepted, by name or as v/s/address.
+        assert_eq!(
+            parse_word("v2/b/10.0.1.4:443", Side::Destination).unwrap(),
+            (
+                Endpoint::Placed {
+                    vnet: "v2".into(),
+                    subnet: "b".into(),
+                    address: ip("10.0.1.4")
+                },
+                Some(443)
+            )
+        );
+        assert!(q("V2/B/10.0.1.4", "10.0.1.9:443")
+            .unwrap()
+            .resolve(&t)
+            .is_err());
+        let r = q("v2/b/10.0.1.4", "8.8.8.8:443")
+            .unwrap()
+            .resolve(&t)
+            .unwrap();
+        assert_eq!(r.question.source, ip("10.0.1.4"));
+        // The wrong subnet of the two, a subnet that does not exist, a malformed word.
+        let e = q("v1/a/10.0.1.4", "8.8.8.8:443")
+            .unwrap()
+            .resolve(&t)
+            .unwrap_err();
+        assert!(matches!(e, QueryError::Misplaced { .. }), "{e}");
+        let e = q("v9/a/10.0.1.4", "8.8.8.8:443")
+            .unwrap()
+            .resolve(&t)
+            .unwrap_err();
+        assert!(matches!(e, QueryError::UnknownSubnet { .. }), "{e}");
+        assert!(parse_word("v1/a/vm", Side::Source).is_err());
+        // A bare address in both subnets that no host is placed at is never placed silently.
+        let e = q("10.0.1.9", "8.8.8.8:443")
+            .unwrap()
+            .resolve(&t)
+            .unwrap_err();
+        assert!(
+            matches!(&e, QueryError::AmbiguousAddress { subnets, .. } if subnets == &["v1/a", "v2/b"]),
+            "{e}"
+        );
+        // The host's own address is not ambiguous: its declared subnet places it.
+        assert!(q("10.0.1.4", "8.8.8.8:443").unwrap().resolve(&t).is_ok());
     }
 
     #[test]

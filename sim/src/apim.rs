@@ -118,6 +118,16 @@ pub(crate) fn preflight(t: &Topology) -> Vec<Finding> {
     }
     let (needed_delegation, mode_name) = match a.mode {
         NetworkMode::None => return f,
+        // Classic VNet injection (Developer and Premium): not the v2 preflight.
+        NetworkMode::Classic => {
+            if !matches!(a.sku, Sku::Developer | Sku::Premium) {
+                push(&mut f, FindingCode::SkuNotSupported, "apim", &apim_at, format!(
+                    "classic VNet injection is available only in the Developer and Premium tiers, not {}",
+                    a.sku
+                ));
+            }
+            return f;
+        }
         NetworkMode::Integration => {
             if !matches!(a.sku, Sku::StandardV2 | Sku::PremiumV2) {
                 push(&mut f, FindingCode::SkuNotSupported, "apim", &apim_at, format!(
@@ -303,6 +313,33 @@ fn dependency_check(
                 ),
             )
             .at(at.clone()));
+        }
+    }
+    // Azure DNS at 168.63.129.16 is exempt from NSG rules, so a deny-all outbound NSG does not
+    // block it; only a Deny naming AzurePlatformDNS does (NSG overview, "Azure platform
+    // considerations"), and the instance then resolves no backend name through Azure DNS.
+    if src.is_ipv4() {
+        let dns = Flow {
+            protocol: crate::proto::Protocol::Udp,
+            source: src,
+            source_port: Some(60000),
+            destination: crate::platform::HOST_VIP,
+            destination_port: Some(crate::platform::DNS_PORT),
+        };
+        let d = t.decide(&dns);
+        if d.code == VerdictCode::NsgDenied {
+            let by = d.decided_by.map_or_else(String::new, |r| {
+                let r = t.rule_info(r);
+                format!(" by {} / {} (priority {})", r.nsg, r.rule, r.priority)
+            });
+            f.push(
+                Finding::new(
+                    FindingCode::DependencyBlocked,
+                    subject,
+                    format!("outbound DNS (UDP 53) from the instance ({src}) to Azure DNS at 168.63.129.16 is denied{by}: a Deny rule naming AzurePlatformDNS takes away the platform exemption, and the instance resolves names through Azure DNS"),
+                )
+                .at(at.clone()),
+            );
         }
     }
 }

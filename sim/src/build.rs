@@ -29,12 +29,16 @@ use crate::topology::{Built, Document, Topology};
 
 mod apim;
 mod apis;
+mod asgs;
 mod dns;
 mod faults;
 mod gateway;
 mod hosts;
 mod network;
 mod nsgs;
+mod suggest;
+
+pub(crate) use suggest::did_you_mean;
 
 // === impl Topology ===
 
@@ -311,6 +315,11 @@ struct Builder<'a> {
     tags: ServiceTagTable,
     source: SourceMap,
     f: Vec<Finding>,
+    /// VNets (by fixture index) with a rejected address space prefix, and with a rejected
+    /// subnet prefix: what lies outside the remaining ranges is a consequence of that root cause
+    /// and is not reported again (a subnet "outside" the space, a host "in no subnet").
+    broken_space: BTreeSet<usize>,
+    broken_subnets: BTreeSet<usize>,
 }
 
 impl<'a> Builder<'a> {
@@ -320,6 +329,8 @@ impl<'a> Builder<'a> {
             tags,
             source,
             f: Vec::new(),
+            broken_space: BTreeSet::new(),
+            broken_subnets: BTreeSet::new(),
         }
     }
 
@@ -368,6 +379,7 @@ impl<'a> Builder<'a> {
         let (nsgs, known_asgs) = self.nsgs();
         let vnets = self.network(&nsgs, &subscription_id);
         let placed = self.hosts(&vnets, &nsgs, &known_asgs);
+        self.asg_placement(&vnets, &placed.hosts, &nsgs);
         let apim = self.apim(&vnets, &placed, &subscription_id);
         let zones = self.zones(&vnets);
         let gateway = self.gateway();

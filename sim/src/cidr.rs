@@ -426,12 +426,16 @@ pub fn private_ranges() -> &'static [Cidr] {
 }
 
 /// Ranges that are neither private nor internet: unspecified, loopback, link-local, multicast,
-/// documentation/benchmark/reserved blocks, broadcast, and their IPv6 counterparts.
+/// documentation/benchmark/reserved blocks, broadcast, their IPv6 counterparts, and the Azure
+/// host node's virtual IP 168.63.129.16 ("a virtual public IP address that is used to
+/// facilitate a communication channel to Azure platform resources", "What is IP address
+/// 168.63.129.16?"; `ASSUMPTION_HOST_VIP_TAGS`: it is not in the Internet tag).
 pub fn special_ranges() -> &'static [Cidr] {
     SPECIAL.get_or_init(|| {
         cidrs(&[
             "0.0.0.0/8",
             "127.0.0.0/8",
+            "168.63.129.16/32",
             "169.254.0.0/16",
             "192.0.0.0/24",
             "192.0.2.0/24",

@@ -30,6 +30,7 @@ const PEERING: &str =
 const APIM_INTEG: &str = "https://learn.microsoft.com/azure/api-management/integrate-vnet-outbound";
 const APIM_INJECT: &str = "https://learn.microsoft.com/azure/api-management/inject-vnet-v2";
 const APIM_V2: &str = "https://learn.microsoft.com/azure/api-management/v2-service-tiers-overview";
+const ASG: &str = "https://learn.microsoft.com/azure/virtual-network/application-security-groups";
 const TAGS: &str = "https://learn.microsoft.com/azure/virtual-network/service-tags-overview";
 const PE_POLICIES: &str =
     "https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy";
@@ -85,10 +86,14 @@ finding_codes! {
     AddressSpaceForbidden => "ADDRESS_SPACE_FORBIDDEN", Error, VNET_FAQ;
     /// A subnet is smaller than /29 or larger than /2 (IPv4), or not /64 (IPv6).
     SubnetSizeInvalid => "SUBNET_SIZE_INVALID", Error, VNET_FAQ;
-    /// Two connected (peered) VNets have overlapping address spaces.
+    /// Two VNets with overlapping address spaces are peered, even from one side only (ARM:
+    /// VnetAddressSpacesOverlap refuses the first link).
     PeeringAddressOverlap => "PEERING_ADDRESS_OVERLAP", Error, PEERING;
     /// A peering is listed by one side only: it stays Initiated and carries no traffic.
     PeeringNotConnected => "PEERING_NOT_CONNECTED", Warning, PEERING;
+    /// A VNet peers with two VNets whose address spaces overlap each other (ARM:
+    /// VnetAddressSpaceOverlapsWithAlreadyPeeredVnet).
+    PeeringOverlapsPeeredVnet => "PEERING_OVERLAPS_PEERED_VNET", Error, PEERING;
     /// A host address lies in a VNet's address space but in none of its subnets.
     HostNotInSubnet => "HOST_NOT_IN_SUBNET", Error, VNET_FAQ;
     /// A host uses one of the five addresses Azure reserves in every subnet.
@@ -97,7 +102,17 @@ finding_codes! {
     HostAddressDuplicate => "HOST_ADDRESS_DUPLICATE", Error, VNET_FAQ;
     /// A host address or public address does not parse.
     HostAddressInvalid => "HOST_ADDRESS_INVALID", Error, VNET_FAQ;
+    /// A host's address lies in several subnets (of unpeered, overlapping VNets) and no
+    /// `subnet` says which.
+    HostPlacementAmbiguous => "HOST_PLACEMENT_AMBIGUOUS", Error, VNET_FAQ;
     // --- NSG rules ---
+    /// The network interfaces of one application security group are in several VNets.
+    AsgMembersInSeveralVnets => "ASG_MEMBERS_IN_SEVERAL_VNETS", Error, ASG;
+    /// A rule's source and destination application security groups are in different VNets.
+    RuleAsgsInDifferentVnets => "RULE_ASGS_IN_DIFFERENT_VNETS", Error, ASG;
+    /// Two prefixes of one rule's address list overlap (ARM:
+    /// OverlappingSubnetsNotPermittedInSecurityRule).
+    RulePrefixOverlap => "RULE_PREFIX_OVERLAP", Error, NSG_OV;
     /// A custom rule priority outside 100–4096.
     RulePriorityOutOfRange => "RULE_PRIORITY_OUT_OF_RANGE", Error, NSG_OV;
     /// Two rules of one NSG share a priority in the same direction.
@@ -159,7 +174,8 @@ finding_codes! {
     CapacityExceedsTier => "CAPACITY_EXCEEDS_TIER", Error, APIM_V2, preflight;
     /// An injection subnet without enough addresses for the requested units (2 per unit + 5 + 1).
     SubnetCapacityInsufficient => "SUBNET_CAPACITY_INSUFFICIENT", Error, APIM_INJECT, preflight;
-    /// The integration subnet's NSG would deny TCP 443 to Storage or AzureKeyVault.
+    /// The integration subnet's NSG would deny TCP 443 to Storage or AzureKeyVault, or (a Deny on
+    /// AzurePlatformDNS) DNS to Azure DNS.
     DependencyBlocked => "DEPENDENCY_BLOCKED", Warning, APIM_INTEG, preflight;
     /// `virtual_network` is `integration` or `injection` but no subnet is given.
     ApimSubnetRequired => "APIM_SUBNET_REQUIRED", Error, APIM_INTEG, preflight;
@@ -365,6 +381,18 @@ assumptions! {
     /// IPv6 reserved addresses.
     Ipv6ReservedAddresses => "ASSUMPTION_IPV6_RESERVED_ADDRESSES",
         "An IPv6 subnet reserves the same five addresses as an IPv4 one (the first four and the last of each prefix); the VNet FAQ lists only the IPv4 ones.";
+    /// Which tags match the host node's virtual IP.
+    HostVipTags => "ASSUMPTION_HOST_VIP_TAGS",
+        "168.63.129.16 (the host node's virtual IP) is matched by AzureLoadBalancer, `*` and literal prefixes, but by neither Internet (it is not an internet address) nor VirtualNetwork, so defaultSecurityRules/AllowAzureLoadBalancerInBound decides health probes under the default rules, as \"What is IP address 168.63.129.16?\" says; the service tags overview also lists \"the virtual IP address of the host\" in VirtualNetwork.";
+    /// Addresses and ports of AzurePlatformDNS.
+    PlatformDnsTag => "ASSUMPTION_PLATFORM_DNS_TAG",
+        "AzurePlatformDNS (not in ServiceTags_Public) is 168.63.129.16/32 in a rule; the DNS exemption covers TCP and UDP destination port 53 to it, and only a matching Deny rule naming the tag removes it.";
+    /// Addresses and ports of AzurePlatformIMDS.
+    PlatformImdsTag => "ASSUMPTION_PLATFORM_IMDS_TAG",
+        "AzurePlatformIMDS (not in ServiceTags_Public) is 169.254.169.254/32 in a rule; the IMDS exemption covers TCP destination port 80 to it, and only a matching Deny rule naming the tag removes it.";
+    /// Addresses and ports of AzurePlatformLKM.
+    PlatformLkmTag => "ASSUMPTION_PLATFORM_LKM_TAG",
+        "AzurePlatformLKM (not in ServiceTags_Public) is the Azure KMS hosts 20.118.99.224, 40.83.235.53 and 23.102.135.246 (azkms/kms.core.windows.net) in a rule; the Windows activation exemption covers TCP destination port 1688 to them (not 168.63.129.16), and only a matching Deny rule naming the tag removes it; its removal by a 0.0.0.0/0 user-defined route is not modelled.";
     /// Established flows identified by pooled connections.
     PooledConnectionIsFlow => "ASSUMPTION_POOLED_CONNECTION_IS_FLOW",
         "A pooled gateway-to-backend connection is one established NSG flow; flows do not expire while pooled (Azure's flow timeout is not documented).";

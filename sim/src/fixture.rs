@@ -21,7 +21,7 @@ mod load;
 mod network;
 mod nsg;
 
-pub use apim::{ApimFile, NetworkMode, Sku};
+pub use apim::{ApimFile, ClassicVnetType, NetworkMode, Sku};
 pub use gateway::{ApiFile, DenyMode, DnsZoneFile, GatewayFile};
 pub use host::{HostFile, HostKind, ServeKind, ServiceFile};
 pub use load::{Format, LoadError};

@@ -183,12 +183,15 @@ pub enum VerdictCode {
     /// Traffic the platform blocks inside a VNet (unicast DHCP between VMs, UDP source port
     /// 65330, broadcast, multicast).
     PlatformBlocked,
+    /// Allowed without NSG evaluation: platform traffic Azure exempts from NSG rules (DNS to
+    /// 168.63.129.16, DHCP, WireServer, IMDS, KMS), no Deny rule naming its tag applying.
+    PlatformExempt,
 }
 
 impl VerdictCode {
     /// The code as printed: `ALLOWED`, `NSG_DENIED`, `NO_ROUTE`, `NOT_INTEGRATED`,
     /// `NO_PUBLIC_ENDPOINT`, `UNKNOWN_VALUE`, `DNS_FAILURE`, `RESERVED_ADDRESS`,
-    /// `PLATFORM_BLOCKED`.
+    /// `PLATFORM_BLOCKED`, `PLATFORM_EXEMPT`.
     pub fn as_str(self) -> &'static str {
         match self {
             VerdictCode::Allowed => "ALLOWED",
@@ -200,11 +203,12 @@ impl VerdictCode {
             VerdictCode::DnsFailure => "DNS_FAILURE",
             VerdictCode::ReservedAddress => "RESERVED_ADDRESS",
             VerdictCode::PlatformBlocked => "PLATFORM_BLOCKED",
+            VerdictCode::PlatformExempt => "PLATFORM_EXEMPT",
         }
     }
 
     /// Every code, in declaration order.
-    pub const ALL: [VerdictCode; 9] = [
+    pub const ALL: [VerdictCode; 10] = [
         VerdictCode::Allowed,
         VerdictCode::NsgDenied,
         VerdictCode::NoRoute,
@@ -214,6 +218,7 @@ impl VerdictCode {
         VerdictCode::DnsFailure,
         VerdictCode::ReservedAddress,
         VerdictCode::PlatformBlocked,
+        VerdictCode::PlatformExempt,
     ];
 }
 

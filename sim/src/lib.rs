@@ -21,6 +21,8 @@
 //! - `finding` — [`Finding`] codes and severities (preflight or not: a column of the table);
 //!   [`Assumption`] codes.
 //! - `nsg` — security rules, default rules, the reference and compiled evaluators.
+//! - `platform` — Azure platform addresses (168.63.129.16, IMDS, KMS), their exemptions from
+//!   NSG rules and the `AzurePlatform*` tags that remove them.
 //! - `classifier` — the bit-vector first-match classifier behind long rule lists (the one
 //!   module allowed `unsafe`).
 //! - `topology` — the validated model ([`Topology`]) and its queries.
@@ -56,6 +58,7 @@ mod finding;
 pub mod fixture;
 mod flow;
 mod nsg;
+mod platform;
 mod proto;
 mod settings;
 mod source;
@@ -78,6 +81,7 @@ pub use flow::{
     RuleRef, Verdict, VerdictCode, VerdictKind,
 };
 pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};
+pub use platform::{Exemption, PlatformTag, HOST_VIP, IMDS};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol, NO_PORT};
 pub use settings::{
     Applied, Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr, RuleChanges,

@@ -134,7 +134,7 @@ pub struct TagDecision {
 }
 
 impl TagDecision {
-    /// The table tags of a rule's two sides (virtual tags are the model's, not a table's).
+    /// The table tags of a rule's two sides (virtual and platform tags are the model's, not a table's).
     pub(crate) fn of_rule(
         rule: &crate::nsg::SecurityRule,
         tags: &ServiceTagTable,
@@ -145,7 +145,7 @@ impl TagDecision {
             .flat_map(|(side, spec)| {
                 spec.tags.iter().filter_map(move |t| match t {
                     crate::nsg::TagRef::Table(name) => Some((side, name)),
-                    crate::nsg::TagRef::Virtual(_) => None,
+                    crate::nsg::TagRef::Virtual(_) | crate::nsg::TagRef::Platform(_) => None,
                 })
             })
             .map(|(side, name)| TagDecision {

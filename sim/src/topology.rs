@@ -14,7 +14,9 @@ use std::net::{IpAddr, SocketAddr};
 use crate::api::{self, Api};
 use crate::cidr::Cidr;
 use crate::finding::Finding;
-use crate::fixture::{Fixture, HostKind, NetworkMode, PrivateEndpointPolicies, ServeKind, Sku};
+use crate::fixture::{
+    ClassicVnetType, Fixture, HostKind, NetworkMode, PrivateEndpointPolicies, ServeKind, Sku,
+};
 use crate::nsg::{CompiledNsg, Context, Nsg, ReferenceNsg};
 use crate::settings::GatewaySettings;
 use crate::source::{Location, SourceMap};
@@ -256,6 +258,8 @@ pub struct Apim {
     pub private_address: Option<IpAddr>,
     /// Public address (inbound endpoint; outbound source when not integrated).
     pub public_address: IpAddr,
+    /// Classic VNet injection's type (External or Internal), with mode `Classic`.
+    pub classic_vnet_type: Option<ClassicVnetType>,
 }
 
 /// A private DNS zone.
@@ -385,6 +389,10 @@ impl Topology {
 
     /// The subnet containing `addr`, as `(vnet, subnet)`.
     pub fn subnet_of(&self, addr: IpAddr) -> Option<(usize, usize)> {
+        // A host's own placement (its declared `subnet` where VNets overlap) wins.
+        if let Some(p) = self.host_at(addr).and_then(|h| self.hosts[h].placement) {
+            return Some(p);
+        }
         for (vi, v) in self.vnets.iter().enumerate() {
             for (si, s) in v.subnets.iter().enumerate() {
                 if s.prefixes.iter().any(|p| p.contains(addr)) {
@@ -472,6 +480,11 @@ impl Topology {
         let a = self.apim.as_ref()?;
         match (a.mode, a.private_address) {
             (NetworkMode::Injection, Some(ip)) => Some(ip),
+            (NetworkMode::Classic, Some(ip))
+                if a.classic_vnet_type == Some(ClassicVnetType::Internal) =>
+            {
+                Some(ip)
+            }
             _ => Some(a.public_address),
         }
     }

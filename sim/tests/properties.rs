@@ -313,6 +313,7 @@ fn host_file(name: &str, address: &str) -> HostFile {
         dns: vec![],
         kind: HostKind::Nic,
         services: vec![],
+        subnet: None,
     }
 }
 
@@ -578,6 +579,18 @@ fn prefix_text(c: &Cidr) -> String {
     }
 }
 
+/// The prefixes that overlap none kept before them: one rule's list may not overlap itself
+/// (RULE_PREFIX_OVERLAP, ARM's OverlappingSubnetsNotPermittedInSecurityRule).
+fn disjoint(v: &[Cidr]) -> Vec<Cidr> {
+    let mut kept: Vec<Cidr> = Vec::new();
+    for c in v {
+        if !kept.iter().any(|k| k.overlaps(c)) {
+            kept.push(*c);
+        }
+    }
+    kept
+}
+
 fn arb_address_field(v6: bool) -> BoxedStrategy<AddressField> {
     let prefix = if v6 {
         arb_v6_prefix().boxed()
@@ -588,10 +601,10 @@ fn arb_address_field(v6: bool) -> BoxedStrategy<AddressField> {
         3 => Just(AddressField::Prefix("*".into())),
         3 => prefix.clone().prop_map(|c| AddressField::Prefix(prefix_text(&c))),
         2 => prop::collection::vec(prefix.clone(), 1..5)
-            .prop_map(|v| AddressField::Prefixes(v.iter().map(prefix_text).collect())),
+            .prop_map(|v| AddressField::Prefixes(disjoint(&v).iter().map(prefix_text).collect())),
         1 => (select(TAGS), prop::collection::vec(prefix, 0..3)).prop_map(|(t, v)| {
             // An augmented list with one service tag besides prefixes.
-            let mut items: Vec<String> = v.iter().map(prefix_text).collect();
+            let mut items: Vec<String> = disjoint(&v).iter().map(prefix_text).collect();
             items.insert(0, t.to_string());
             AddressField::Prefixes(items)
         }),
@@ -609,8 +622,10 @@ fn arb_port_field() -> impl Strategy<Value = PortField> {
         2 => prop::collection::vec(arb_port_range(), 1..4)
             .prop_map(|v| PortField::Ranges(v.into_iter().map(|r| range_text(r, false)).collect())),
         1 => Just(PortField::Range("0-65535".into())),
+        // The portal's "80, 1024-65535" input is the plural field (a list in the singular field
+        // is RULE_PORT_INVALID, ARM's SecurityRuleInvalidPortRange), padded as typed.
         1 => prop::collection::vec(arb_port_range(), 2..4)
-            .prop_map(|v| PortField::Range(v.into_iter().map(|r| range_text(r, false)).collect::<Vec<_>>().join(", "))),
+            .prop_map(|v| PortField::Ranges(v.into_iter().map(|r| format!(" {}", range_text(r, false))).collect())),
     ]
 }
 
@@ -1705,6 +1720,7 @@ fn arb_host() -> impl Strategy<Value = HostFile> {
                 dns,
                 kind,
                 services,
+                subnet: None,
             },
         )
 }
@@ -1746,6 +1762,7 @@ fn arb_apim() -> impl Strategy<Value = ApimFile> {
                     previous_virtual_network: previous,
                     address,
                     public_address,
+                    classic_vnet_type: None,
                 }
             },
         )
@@ -1931,6 +1948,7 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
             previous_virtual_network: None,
             address: None,
             public_address: None,
+            classic_vnet_type: None,
         });
     (
         prop::collection::vec(subnet(0), 1..4),
@@ -2045,6 +2063,115 @@ proptest! {
                 if compiled.uses_classifier(dir) {
                     prop_assert_eq!(compiled.classifier_decide(dir, &key), expected, "{:?} {:?}", dir, key);
                 }
+            }
+        }
+    }
+}
+
+// === platform exemptions ===
+
+/// One generated outbound rule: (access, protocol, destination, destination port).
+type PlatformRule = (&'static str, &'static str, &'static str, &'static str);
+
+fn arb_platform_rule() -> impl Strategy<Value = PlatformRule> {
+    (
+        select(vec!["Allow", "Deny"]),
+        select(vec!["*", "Tcp", "Udp"]),
+        select(vec![
+            "AzurePlatformDNS",
+            "AzurePlatformIMDS",
+            "AzurePlatformLKM",
+            "*",
+            "168.63.129.16",
+            "Internet",
+        ]),
+        select(vec!["*", "53", "80", "1688"]),
+    )
+}
+
+/// The simple reference: the exemption a flow gets (`sim::Exemption::of`), kept unless a Deny
+/// rule naming its tag matches the flow's protocol and destination port. Every generated
+/// rule's source is `*` and the tag's addresses contain the flow's destination.
+fn reference_exempt(rules: &[PlatformRule], f: &Flow) -> bool {
+    let Some(ex) = sim::Exemption::of(f) else {
+        return false;
+    };
+    let Some(tag) = ex.tag() else { return true };
+    !rules.iter().any(|(access, proto, dst, port)| {
+        *access == "Deny"
+            && dst.eq_ignore_ascii_case(tag.as_str())
+            && (*proto == "*"
+                || (*proto == "Tcp" && f.protocol == Protocol::Tcp)
+                || (*proto == "Udp" && f.protocol == Protocol::Udp))
+            && (*port == "*" || f.destination_port.map(|p| p.to_string()).as_deref() == Some(port))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A flow is PLATFORM_EXEMPT exactly when the reference says so, whatever other rules
+    /// (Allow rules, literal 168.63.129.16, Internet, other platform tags) the NSG holds; a
+    /// flow whose exemption is taken away is decided by the NSG (never exempt, never
+    /// unreachable), and decide agrees with evaluate.
+    #[test]
+    fn platform_exemption_matches_the_reference(
+        rules in proptest::collection::vec(arb_platform_rule(), 0..6),
+    ) {
+        let mut text = String::from(r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "web"
+  address_prefix = "10.0.1.0/24"
+  nsg = "n"
+[[hosts]]
+name = "vm1"
+address = "10.0.1.4"
+[[nsgs]]
+name = "n"
+"#);
+        for (i, (access, proto, dst, port)) in rules.iter().enumerate() {
+            text.push_str(&format!(
+                "  [[nsgs.security_rules]]\n  name = \"r{i}\"\n  priority = {}\n  direction = \"Outbound\"\n  access = \"{access}\"\n  protocol = \"{proto}\"\n  source_address_prefix = \"*\"\n  source_port_range = \"*\"\n  destination_address_prefix = \"{dst}\"\n  destination_port_range = \"{port}\"\n",
+                100 + i
+            ));
+        }
+        let fx = Fixture::parse(&text, Format::Toml).expect("generated fixture parses");
+        let b = Topology::build(&fx, tags().clone());
+        prop_assert!(b.structural_errors().is_empty(), "{:?}", b.findings);
+        let t = b.topology;
+        let vm: IpAddr = "10.0.1.4".parse().unwrap();
+        let flows = [
+            (Protocol::Udp, 60000, "168.63.129.16", 53),
+            (Protocol::Tcp, 60000, "168.63.129.16", 53),
+            (Protocol::Tcp, 60000, "168.63.129.16", 80),
+            (Protocol::Tcp, 60000, "168.63.129.16", 443),
+            (Protocol::Udp, 68, "168.63.129.16", 67),
+            (Protocol::Tcp, 60000, "169.254.169.254", 80),
+            (Protocol::Tcp, 60000, "20.118.99.224", 1688),
+            (Protocol::Tcp, 60000, "40.83.235.53", 443),
+        ];
+        for (protocol, sport, dst, dport) in flows {
+            let f = Flow {
+                protocol,
+                source: vm,
+                source_port: Some(sport),
+                destination: dst.parse().unwrap(),
+                destination_port: Some(dport),
+            };
+            let d = t.decide(&f);
+            let v = t.evaluate(&f);
+            prop_assert_eq!(d.code, v.code);
+            let exempt = d.code == sim::VerdictCode::PlatformExempt;
+            prop_assert_eq!(exempt, reference_exempt(&rules, &f), "{:?} {:?}", f, rules);
+            if !exempt {
+                prop_assert!(
+                    matches!(d.code, sim::VerdictCode::Allowed | sim::VerdictCode::NsgDenied),
+                    "{:?}: {:?}", f, d.code
+                );
             }
         }
     }

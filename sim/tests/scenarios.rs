@@ -977,6 +977,65 @@ peerings = ["a"]
 "#;
     // Connected VNets' address spaces must not overlap (§2.1): one error for the pair.
     assert_eq!(codes(&build(text)), ["PEERING_ADDRESS_OVERLAP"]);
+    // Azure refuses the first link already (ARM VnetAddressSpacesOverlap): a one-sided peering
+    // between overlapping VNets is the same error, not merely "Initiated".
+    let one_sided = text.replace("peerings = [\"a\"]", "");
+    assert_eq!(codes(&build(&one_sided)), ["PEERING_ADDRESS_OVERLAP"]);
+}
+
+/// VNet peering overview ("The address spaces of the virtual networks must not overlap") and
+/// ARM's `VnetAddressSpaceOverlapsWithAlreadyPeeredVnet`: a hub peered with spoke1 cannot also
+/// peer with a spoke2 that overlaps spoke1, although hub and spoke2 do not overlap. The refused
+/// link carries nothing; the first one stays connected. Unpeered overlapping VNets are legal.
+#[test]
+fn a_hub_cannot_peer_with_two_overlapping_spokes() {
+    let text = r#"
+[[vnets]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+peerings = ["spoke1", "spoke2"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.0.1.0/24"
+[[vnets]]
+name = "spoke1"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["hub"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.1.1.0/24"
+[[vnets]]
+name = "spoke2"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["hub"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.1.2.0/24"
+[[hosts]]
+name = "h"
+address = "10.0.1.4"
+[[hosts]]
+name = "s1"
+address = "10.1.1.4"
+"#;
+    let b = build(text);
+    assert_eq!(codes(&b), ["PEERING_OVERLAPS_PEERED_VNET"]);
+    assert_eq!(b.findings[0].subject, "vnets/hub");
+    assert!(b.findings[0].message.contains("spoke1"));
+    assert!(b.topology.connected(0, 1));
+    assert!(!b.topology.connected(0, 2) && !b.topology.connected(2, 0));
+    // Without the peerings the two spokes may overlap: no finding at all.
+    let unpeered = text
+        .replace("peerings = [\"spoke1\", \"spoke2\"]", "")
+        .replace("peerings = [\"hub\"]", "");
+    assert!(
+        build(&unpeered).findings.is_empty(),
+        "{:?}",
+        codes(&build(&unpeered))
+    );
 }
 
 // === Private endpoints ===
@@ -1882,6 +1941,27 @@ fn preflight_dependency_blocked_names_the_first_denying_rule() {
         ),
     ]);
     assert!(b.findings.is_empty(), "{:#?}", b.findings);
+
+    // Azure DNS is exempt from NSG rules ("Azure platform considerations"): a deny-all outbound
+    // rule blocks Storage and Key Vault but not DNS; a Deny naming AzurePlatformDNS does.
+    let deny_all = rule("deny-all", 4000, "Outbound", "Deny", "*", "*", "*", "*");
+    let b = preflight(&[("#RULES", &deny_all)]);
+    assert_eq!(codes(&b), ["DEPENDENCY_BLOCKED", "DEPENDENCY_BLOCKED"]);
+    assert!(!b.findings.iter().any(|f| f.message.contains("DNS")));
+    let deny_dns = rule(
+        "deny-dns",
+        300,
+        "Outbound",
+        "Deny",
+        "*",
+        "*",
+        "AzurePlatformDNS",
+        "*",
+    );
+    let b = preflight(&[("#RULES", &deny_dns)]);
+    assert_eq!(codes(&b), ["DEPENDENCY_BLOCKED"]);
+    assert!(b.findings[0].message.contains("Azure DNS"));
+    assert!(b.findings[0].message.contains("securityRules/deny-dns"));
 }
 
 #[test]
@@ -2029,4 +2109,762 @@ fn traffic_the_platform_blocks_is_denied_without_a_rule() {
         },
     );
     assert_eq!(v.code.as_str(), "PLATFORM_BLOCKED");
+}
+
+// === Azure platform addresses (issue 16, class 1) ===
+
+/// A VM without a public address in a subnet whose NSG carries `rules`, plus a second NSG-less
+/// subnet with a VM.
+fn platform_topology(rules: &str) -> Topology {
+    topo(&format!(
+        r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "web"
+  address_prefix = "10.0.1.0/24"
+  nsg = "nsg-web"
+  [[vnets.subnets]]
+  name = "open"
+  address_prefix = "10.0.2.0/24"
+[[hosts]]
+name = "vm1"
+address = "10.0.1.4"
+[[hosts]]
+name = "vm2"
+address = "10.0.2.4"
+[[nsgs]]
+name = "nsg-web"
+{rules}
+"#
+    ))
+}
+
+fn deny_all_out() -> String {
+    rule("deny-all-out", 4096, "Outbound", "Deny", "*", "*", "*", "*")
+}
+
+fn udp_flow(src: &str, sport: u16, dst: &str, dport: u16) -> Flow {
+    Flow {
+        protocol: Protocol::Udp,
+        source: ip(src),
+        source_port: Some(sport),
+        destination: ip(dst),
+        destination_port: Some(dport),
+    }
+}
+
+/// "What is IP address 168.63.129.16?": "When the VM is part of a load balancer backend pool,
+/// health probe communication should be allowed to originate from 168.63.129.16. The default
+/// network security group configuration has a rule that allows this communication. This rule
+/// uses the AzureLoadBalancer service tag. If desired, this traffic can be blocked by
+/// configuring the network security group." The VM has no public address, yet the probe
+/// reaches it and the AzureLoadBalancer rules decide.
+#[test]
+fn health_probes_from_the_host_vip_are_decided_by_azure_load_balancer_rules() {
+    let t = platform_topology("");
+    let v = verdict(&t, tcp("168.63.129.16", "10.0.1.4", 80));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Allow, "ALLOWED")
+    );
+    assert_eq!(v.decided_by.as_ref().unwrap().rule, ALB);
+    assert_eq!(
+        chain(&v),
+        vec![(
+            "nsg-web".to_string(),
+            "vnets/v/subnets/web".to_string(),
+            Direction::Inbound,
+            ALB.to_string()
+        )]
+    );
+    assert!(v
+        .assumptions
+        .iter()
+        .any(|a| a.code() == "ASSUMPTION_HOST_VIP_TAGS"));
+    // "If desired, this traffic can be blocked": a Deny on AzureLoadBalancer decides.
+    let t = platform_topology(&rule(
+        "deny-probes",
+        100,
+        "Inbound",
+        "Deny",
+        "*",
+        "AzureLoadBalancer",
+        "*",
+        "*",
+    ));
+    let v = verdict(&t, tcp("168.63.129.16", "10.0.1.4", 80));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Deny, "NSG_DENIED")
+    );
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-probes");
+    // 168.63.129.16 is not an internet address: a Deny on Internet does not stop the probe.
+    let t = platform_topology(&rule(
+        "deny-internet",
+        100,
+        "Inbound",
+        "Deny",
+        "*",
+        "Internet",
+        "*",
+        "*",
+    ));
+    let v = verdict(&t, tcp("168.63.129.16", "10.0.1.4", 80));
+    assert_eq!(v.decided_by.unwrap().rule, ALB);
+    // A VM in a subnet without NSG: allowed with no NSG on the path.
+    let v = verdict(&t, tcp("168.63.129.16", "10.0.2.4", 80));
+    assert_eq!(v.code.as_str(), "ALLOWED");
+    assert!(v.evaluated.is_empty());
+    // Reserved addresses still answer nothing; outside every subnet there is no route.
+    assert_eq!(
+        verdict(&t, tcp("168.63.129.16", "10.0.1.1", 80))
+            .code
+            .as_str(),
+        "RESERVED_ADDRESS"
+    );
+    assert_eq!(
+        verdict(&t, tcp("168.63.129.16", "93.184.216.34", 80))
+            .code
+            .as_str(),
+        "NO_ROUTE"
+    );
+}
+
+/// NSG overview, "Azure platform considerations": "By default, these services aren't subject
+/// to the configured network security groups unless targeted by service tags specific to each
+/// service. To override this basic infrastructure communication, you can create a security rule
+/// to deny traffic by using the following service tags on your Network Security Group rules:
+/// AzurePlatformDNS, AzurePlatformIMDS, AzurePlatformLKM." "What is IP address
+/// 168.63.129.16?": "To block DNS traffic to Azure DNS through NSG, create an outbound rule to
+/// deny traffic to AzurePlatformDNS."
+#[test]
+fn dns_to_the_host_vip_is_exempt_unless_a_deny_names_azure_platform_dns() {
+    // A deny-all outbound NSG: DNS (UDP and TCP 53) is still allowed, without NSG evaluation.
+    let t = platform_topology(&deny_all_out());
+    for f in [
+        udp_flow("10.0.1.4", 50000, "168.63.129.16", 53),
+        tcp("10.0.1.4", "168.63.129.16", 53),
+    ] {
+        let v = verdict(&t, f);
+        assert_eq!(
+            (v.verdict, v.code.as_str()),
+            (VerdictKind::Allow, "PLATFORM_EXEMPT"),
+            "{f:?}"
+        );
+        assert!(v.detail.contains("AzurePlatformDNS"), "{}", v.detail);
+        assert!(v.decided_by.is_none() && v.evaluated.is_empty());
+        assert!(v
+            .assumptions
+            .iter()
+            .any(|a| a.code() == "ASSUMPTION_PLATFORM_DNS_TAG"));
+    }
+    // Other traffic to the VIP is not exempt: the deny-all rule decides.
+    let v = verdict(&t, tcp("10.0.1.4", "168.63.129.16", 443));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-all-out");
+    // A Deny naming AzurePlatformDNS removes the exemption; the NSGs decide.
+    let t = platform_topology(&rule(
+        "deny-dns",
+        100,
+        "Outbound",
+        "Deny",
+        "*",
+        "*",
+        "AzurePlatformDNS",
+        "*",
+    ));
+    let v = verdict(&t, udp_flow("10.0.1.4", 50000, "168.63.129.16", 53));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Deny, "NSG_DENIED")
+    );
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-dns");
+    assert!(
+        v.detail.contains("takes away the platform exemption"),
+        "{}",
+        v.detail
+    );
+    // Allow rules and literal 168.63.129.16 prefixes change nothing.
+    for rules in [
+        rule(
+            "deny-literal",
+            100,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "168.63.129.16",
+            "53",
+        ),
+        rule(
+            "deny-literal",
+            100,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "168.63.129.16/32",
+            "*",
+        ) + &deny_all_out(),
+        rule(
+            "allow-dns",
+            100,
+            "Outbound",
+            "Allow",
+            "*",
+            "*",
+            "AzurePlatformDNS",
+            "*",
+        ) + &deny_all_out(),
+    ] {
+        let t = platform_topology(&rules);
+        let v = verdict(&t, udp_flow("10.0.1.4", 50000, "168.63.129.16", 53));
+        assert_eq!(v.code.as_str(), "PLATFORM_EXEMPT", "{rules}");
+    }
+    // A Deny on AzurePlatformDNS that does not match the flow (TCP only) leaves UDP exempt.
+    let t = platform_topology(&rule(
+        "deny-dns-tcp",
+        100,
+        "Outbound",
+        "Deny",
+        "Tcp",
+        "*",
+        "AzurePlatformDNS",
+        "53",
+    ));
+    assert_eq!(
+        verdict(&t, udp_flow("10.0.1.4", 50000, "168.63.129.16", 53))
+            .code
+            .as_str(),
+        "PLATFORM_EXEMPT"
+    );
+    assert_eq!(
+        verdict(&t, tcp("10.0.1.4", "168.63.129.16", 53))
+            .code
+            .as_str(),
+        "NSG_DENIED"
+    );
+    // A Deny on another platform tag does not remove the DNS exemption.
+    let t = platform_topology(&rule(
+        "deny-imds",
+        100,
+        "Outbound",
+        "Deny",
+        "*",
+        "*",
+        "AzurePlatformIMDS",
+        "*",
+    ));
+    assert_eq!(
+        verdict(&t, udp_flow("10.0.1.4", 50000, "168.63.129.16", 53))
+            .code
+            .as_str(),
+        "PLATFORM_EXEMPT"
+    );
+}
+
+/// The other exemptions: IMDS (AzurePlatformIMDS), Windows activation to KMS on TCP 1688
+/// (AzurePlatformLKM — "The request is made outbound through port 1688", not 168.63.129.16),
+/// DHCP (no tag: always exempt) and WireServer ("The VM agent requires outbound communication
+/// over ports 80/tcp and 32526/tcp with WireServer (168.63.129.16) … The communication on these
+/// ports with 168.63.129.16 isn't subject to the configured network security groups.").
+#[test]
+fn imds_kms_dhcp_and_wireserver_exemptions() {
+    let everything_denied = deny_all_out()
+        + &rule(
+            "deny-imds",
+            200,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "AzurePlatformIMDS",
+            "*",
+        )
+        + &rule(
+            "deny-lkm",
+            201,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "AzurePlatformLKM",
+            "*",
+        );
+    let open = platform_topology(&deny_all_out());
+    let closed = platform_topology(&everything_denied);
+    let imds = tcp("10.0.1.4", "169.254.169.254", 80);
+    let kms = tcp("10.0.1.4", "20.118.99.224", 1688);
+    let dhcp = udp_flow("10.0.1.4", 68, "168.63.129.16", 67);
+    let dhcp_broadcast = udp_flow("10.0.1.4", 68, "255.255.255.255", 67);
+    let wire = tcp("10.0.1.4", "168.63.129.16", 32526);
+    for (f, why) in [
+        (imds, "AzurePlatformIMDS"),
+        (kms, "AzurePlatformLKM"),
+        (dhcp, "DHCP"),
+        (dhcp_broadcast, "DHCP"),
+        (wire, "WireServer"),
+    ] {
+        let v = verdict(&open, f);
+        assert_eq!(v.code.as_str(), "PLATFORM_EXEMPT", "{f:?}");
+        assert!(v.detail.contains(why), "{f:?}: {}", v.detail);
+    }
+    // A Deny on the tag removes IMDS and KMS; DHCP and WireServer have no tag.
+    assert_eq!(
+        verdict(&closed, imds).decided_by.unwrap().rule,
+        "securityRules/deny-imds"
+    );
+    assert_eq!(
+        verdict(&closed, kms).decided_by.unwrap().rule,
+        "securityRules/deny-lkm"
+    );
+    for f in [dhcp, dhcp_broadcast, wire] {
+        assert_eq!(
+            verdict(&closed, f).code.as_str(),
+            "PLATFORM_EXEMPT",
+            "{f:?}"
+        );
+    }
+    // KMS on another port is ordinary internet traffic.
+    assert_eq!(
+        verdict(&open, tcp("10.0.1.4", "20.118.99.224", 443))
+            .code
+            .as_str(),
+        "NSG_DENIED"
+    );
+    // Unicast DHCP between VMs stays blocked (VNet FAQ).
+    assert_eq!(
+        verdict(&open, udp_flow("10.0.1.4", 68, "10.0.2.4", 67))
+            .code
+            .as_str(),
+        "PLATFORM_BLOCKED"
+    );
+    // The platform addresses answer VMs only: not the internet.
+    assert_eq!(
+        verdict(&open, udp_flow("93.184.216.34", 5000, "168.63.129.16", 53))
+            .code
+            .as_str(),
+        "NO_ROUTE"
+    );
+}
+
+/// The AzurePlatform* tags are valid in rules although ServiceTags_Public does not list them;
+/// a misspelt one is still an unknown tag.
+#[test]
+fn platform_tags_are_valid_in_rules() {
+    for tag in ["AzurePlatformDNS", "azureplatformimds", "AzurePlatformLKM"] {
+        let b = build(&format!(
+            "[[nsgs]]\nname = \"n\"\n{}",
+            rule("r", 100, "Outbound", "Deny", "*", "*", tag, "*")
+        ));
+        assert!(!has_error(&b), "{tag}: {:?}", codes(&b));
+    }
+    let b = build(&format!(
+        "[[nsgs]]\nname = \"n\"\n{}",
+        rule(
+            "r",
+            100,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "AzurePlatformDHCP",
+            "*"
+        )
+    ));
+    assert!(codes(&b).contains(&"RULE_UNKNOWN_SERVICE_TAG"));
+}
+
+// === Overlapping, unpeered VNets: placing hosts (issue 16, class 3) ===
+
+const OVERLAPPING: &str = r#"
+[[vnets]]
+name = "v1"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "a"
+  address_prefix = "10.0.1.0/24"
+  nsg = "deny-in"
+[[vnets]]
+name = "v2"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "b"
+  address_prefix = "10.0.1.0/24"
+  [[vnets.subnets]]
+  name = "c"
+  address_prefix = "10.0.2.0/24"
+[[nsgs]]
+name = "deny-in"
+  [[nsgs.security_rules]]
+  name = "deny-all-in"
+  priority = 100
+  direction = "Inbound"
+  access = "Deny"
+  protocol = "*"
+  source_address_prefix = "*"
+  source_port_range = "*"
+  destination_address_prefix = "*"
+  destination_port_range = "*"
+[[hosts]]
+name = "client"
+address = "10.0.2.4"
+[[hosts]]
+name = "vm"
+address = "10.0.1.4"
+#SUBNET
+"#;
+
+/// VNet FAQ: "You can link a virtual network to other virtual networks … as long as the CIDR
+/// blocks don't overlap" — VNets that are not linked may overlap, so an address alone does not
+/// say which subnet a host is in. Without `subnet` the host is not placed silently
+/// (HOST_PLACEMENT_AMBIGUOUS); with it, the walk uses the declared subnet.
+#[test]
+fn a_host_in_overlapping_vnets_needs_its_subnet() {
+    let b = build(&OVERLAPPING.replace("#SUBNET", ""));
+    assert_eq!(codes(&b), ["HOST_PLACEMENT_AMBIGUOUS"]);
+    assert_eq!(b.findings[0].subject, "hosts/vm");
+    assert!(b.findings[0].message.contains("v1/a") && b.findings[0].message.contains("v2/b"));
+
+    // Declared in v2/b: the client in v2/c reaches it (same VNet, no NSG on b) — the subnet of
+    // the first VNet (v1/a, whose NSG denies all inbound) is not used.
+    let t = topo(&OVERLAPPING.replace("#SUBNET", "subnet = \"v2/b\""));
+    let v = verdict(&t, tcp("10.0.2.4", "10.0.1.4", 443));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Allow, "ALLOWED")
+    );
+    assert!(v.evaluated.is_empty());
+    // Declared in v1/a: the client in v2 has no route to it.
+    let t = topo(&OVERLAPPING.replace("#SUBNET", "subnet = \"V1/A\""));
+    assert_eq!(
+        verdict(&t, tcp("10.0.2.4", "10.0.1.4", 443)).code.as_str(),
+        "NO_ROUTE"
+    );
+    // A declared subnet that does not hold the address, or that does not exist.
+    let b = build(&OVERLAPPING.replace("#SUBNET", "subnet = \"v2/c\""));
+    assert_eq!(codes(&b), ["HOST_NOT_IN_SUBNET"]);
+    let b = build(&OVERLAPPING.replace("#SUBNET", "subnet = \"v2/bb\""));
+    assert_eq!(codes(&b), ["REFERENCE_UNKNOWN"]);
+    assert!(
+        b.findings[0].message.contains("did you mean `b`"),
+        "{}",
+        b.findings[0].message
+    );
+}
+
+// === Rule fields with ARM's exact syntax, ASG placement (issue 16, class 3) ===
+
+fn one_rule(body: &str) -> Built {
+    build(&format!(
+        r#"
+[[nsgs]]
+name = "n"
+  [[nsgs.security_rules]]
+  name = "r"
+  priority = 100
+  direction = "Inbound"
+  access = "Allow"
+  protocol = "Tcp"
+{body}
+"#
+    ))
+}
+
+/// NSG swagger: `sourcePortRange` / `destinationPortRange` hold "Integer or range between 0
+/// and 65535" (one value), `*AddressPrefix` "The CIDR or source IP range"; a comma list is ARM's
+/// SecurityRuleInvalidPortRange (the portal splits "80, 443" into the plural field). Overlapping
+/// prefixes in one rule are ARM's OverlappingSubnetsNotPermittedInSecurityRule.
+#[test]
+fn single_value_rule_fields_hold_one_value_and_lists_do_not_overlap() {
+    let fields = |src: &str, sport: &str, dst: &str, dport: &str| {
+        format!("  {src}\n  {sport}\n  {dst}\n  {dport}\n")
+    };
+    let ok = one_rule(&fields(
+        "source_address_prefix = \"*\"",
+        "source_port_range = \" * \"",
+        "destination_address_prefixes = [\"10.0.1.0/24\", \" 10.0.2.0/24 \"]",
+        "destination_port_ranges = [\"80\", \" 1024-65535\"]",
+    ));
+    assert!(
+        ok.findings.is_empty(),
+        "whitespace is accepted: {:#?}",
+        ok.findings
+    );
+    for (body, code) in [
+        (
+            fields(
+                "source_address_prefix = \"*\"",
+                "source_port_range = \"*\"",
+                "destination_address_prefix = \"*\"",
+                "destination_port_range = \"80,443\"",
+            ),
+            "RULE_PORT_INVALID",
+        ),
+        (
+            fields(
+                "source_address_prefix = \"*\"",
+                "source_port_range = \"*\"",
+                "destination_address_prefix = \"*\"",
+                "destination_port_ranges = [\"80, 443\"]",
+            ),
+            "RULE_PORT_INVALID",
+        ),
+        (
+            fields(
+                "source_address_prefix = \"10.0.1.0/24,10.0.2.0/24\"",
+                "source_port_range = \"*\"",
+                "destination_address_prefix = \"*\"",
+                "destination_port_range = \"443\"",
+            ),
+            "RULE_PREFIX_INVALID",
+        ),
+        (
+            fields(
+                "source_address_prefixes = [\"1.1.0.0/24\", \"1.1.0.22/32\"]",
+                "source_port_range = \"*\"",
+                "destination_address_prefix = \"*\"",
+                "destination_port_range = \"443\"",
+            ),
+            "RULE_PREFIX_OVERLAP",
+        ),
+    ] {
+        let b = one_rule(&body);
+        assert_eq!(codes(&b), [code], "{body}");
+        assert_eq!(b.findings[0].subject, "nsgs/n/securityRules/r");
+    }
+}
+
+/// Application security groups: "All network interfaces assigned to an application security
+/// group have to exist in the same virtual network that the first network interface assigned to
+/// the application security group is in … If you specify an application security group as the
+/// source and destination in a security rule, the network interfaces in both application
+/// security groups must exist in the same virtual network."
+#[test]
+fn application_security_groups_stay_in_one_vnet() {
+    let text = |web2_asg: &str, rule_dst: &str| {
+        format!(
+            r#"
+[[vnets]]
+name = "v1"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.1.1.0/24"
+  nsg = "n"
+[[vnets]]
+name = "v2"
+region = "westeurope"
+address_space = ["10.2.0.0/16"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "10.2.1.0/24"
+[[hosts]]
+name = "web1"
+address = "10.1.1.4"
+application_security_groups = ["asg-web"]
+[[hosts]]
+name = "db1"
+address = "10.1.1.5"
+application_security_groups = ["asg-db"]
+[[hosts]]
+name = "web2"
+address = "10.2.1.4"
+application_security_groups = ["{web2_asg}"]
+[[nsgs]]
+name = "n"
+  [[nsgs.security_rules]]
+  name = "web-to-db"
+  priority = 100
+  direction = "Inbound"
+  access = "Allow"
+  protocol = "Tcp"
+  source_application_security_groups = ["asg-web"]
+  source_port_range = "*"
+  destination_application_security_groups = ["{rule_dst}"]
+  destination_port_range = "1433"
+"#
+        )
+    };
+    // Each ASG in one VNet, the rule's two ASGs in the same VNet: fine.
+    assert!(build(&text("asg-other", "asg-db")).findings.is_empty());
+    // web2 joins asg-web from another VNet.
+    let b = build(&text("asg-web", "asg-db"));
+    assert_eq!(codes(&b), ["ASG_MEMBERS_IN_SEVERAL_VNETS"]);
+    assert_eq!(b.findings[0].subject, "hosts/web2");
+    assert!(b.findings[0].message.contains("web1"));
+    // The rule's destination ASG lives in v2, its source ASG in v1.
+    let b = build(&text("asg-other", "asg-other"));
+    assert_eq!(codes(&b), ["RULE_ASGS_IN_DIFFERENT_VNETS"]);
+    assert_eq!(b.findings[0].subject, "nsgs/n/securityRules/web-to-db");
+}
+
+// === Root causes, not cascades (issue 16, class 5) ===
+
+/// A broken prefix is reported once, as the root cause: a subnet whose prefix is rejected does
+/// not also report its hosts as "in no subnet"; a VNet whose address space prefix is rejected
+/// does not also report its subnets as "outside the address space"; a host left out for a bad
+/// address does not also make the API on it an "unknown host". Unknown names suggest the
+/// nearest known ones.
+#[test]
+fn broken_prefixes_do_not_cascade_and_unknown_names_suggest() {
+    let base = |space: &str, subnet: &str, host: &str, nsg: &str| {
+        format!(
+            r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16", "{space}"]
+  [[vnets.subnets]]
+  name = "s"
+  address_prefix = "{subnet}"
+  nsg = "{nsg}"
+[[nsgs]]
+name = "nsg-app"
+[[hosts]]
+name = "vm"
+address = "{host}"
+dns = ["vm.contoso.com"]
+  [[hosts.services]]
+  port = 443
+  serve = "echo"
+[[apis]]
+name = "a"
+path = "/a"
+backend = "http://vm.contoso.com:443"
+"#
+        )
+    };
+    let ok = build(&base("10.1.0.0/16", "10.1.1.0/24", "10.1.1.4", "nsg-app"));
+    assert!(!has_error(&ok), "{:?}", codes(&ok));
+    // The subnet prefix has host bits set: one finding, not also HOST_NOT_IN_SUBNET.
+    let b = build(&base("10.1.0.0/16", "10.1.1.7/24", "10.1.1.4", "nsg-app"));
+    assert_eq!(codes(&b), ["ADDRESS_PREFIX_INVALID"], "{:#?}", b.findings);
+    // The address space prefix is broken: not also SUBNET_OUTSIDE_ADDRESS_SPACE.
+    let b = build(&base("10.1.0.0/33", "10.1.1.0/24", "10.1.1.4", "nsg-app"));
+    assert_eq!(codes(&b), ["ADDRESS_PREFIX_INVALID"], "{:#?}", b.findings);
+    // The host's address is broken: not also API_BACKEND_UNKNOWN_HOST.
+    let b = build(&base("10.1.0.0/16", "10.1.1.0/24", "10.1.1.400", "nsg-app"));
+    assert_eq!(codes(&b), ["HOST_ADDRESS_INVALID"], "{:#?}", b.findings);
+    // A misspelt NSG name suggests the nearest one.
+    let b = build(&base("10.1.0.0/16", "10.1.1.0/24", "10.1.1.4", "nsg-ap"));
+    assert_eq!(codes(&b), ["REFERENCE_UNKNOWN"]);
+    assert!(
+        b.findings[0].message.contains("did you mean `nsg-app`"),
+        "{}",
+        b.findings[0].message
+    );
+}
+
+// === Classic tiers through import (issue 16, class 6) ===
+
+/// A classic Premium instance injected into `snet-apim` (NSG: allow 443 from the internet, deny
+/// other inbound; deny outbound to 10.0.3.0/24), and a VM in another subnet.
+fn classic_topology(kind: &str) -> Built {
+    build(&format!(
+        r#"
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+  [[vnets.subnets]]
+  name = "snet-apim"
+  address_prefix = "10.0.1.0/24"
+  nsg = "nsg-apim"
+  [[vnets.subnets]]
+  name = "snet-app"
+  address_prefix = "10.0.2.0/24"
+  [[vnets.subnets]]
+  name = "snet-secret"
+  address_prefix = "10.0.3.0/24"
+[[hosts]]
+name = "app"
+address = "10.0.2.4"
+[[hosts]]
+name = "secret"
+address = "10.0.3.4"
+[[nsgs]]
+name = "nsg-apim"
+{}{}{}
+[apim]
+name = "apim-classic"
+region = "westeurope"
+virtual_network = "classic"
+{kind}
+subnet = "v/snet-apim"
+address = "10.0.1.10"
+public_address = "20.105.0.10"
+"#,
+        rule(
+            "allow-https-in",
+            100,
+            "Inbound",
+            "Allow",
+            "Tcp",
+            "Internet",
+            "*",
+            "443"
+        ),
+        rule("deny-in", 200, "Inbound", "Deny", "*", "*", "*", "*"),
+        rule(
+            "deny-secret",
+            100,
+            "Outbound",
+            "Deny",
+            "*",
+            "*",
+            "10.0.3.0/24",
+            "*"
+        ),
+    ))
+}
+
+/// API Management "virtual network concepts": a classic (Developer/Premium) instance injected
+/// into a VNet — External: "The API Management gateway … accessible from the public internet via
+/// an external load balancer"; Internal: "accessible only from within the virtual network". An
+/// imported classic instance keeps these semantics (virtual_network = "classic"): no v2
+/// preflight (CLASSIC_TIER_VNET is a warning), outbound leaves from its subnet through the
+/// subnet's NSG, inbound to the gateway passes that NSG.
+#[test]
+fn classic_injection_keeps_its_subnet_and_nsg() {
+    let b = classic_topology("classic_vnet_type = \"External\"\nsku = \"Premium\"");
+    assert_eq!(codes(&b), ["CLASSIC_TIER_VNET"], "{:#?}", b.findings);
+    assert!(!has_error(&b));
+    let t = b.topology;
+    // Outbound from the subnet address, through the subnet's outbound rules.
+    let v = verdict(&t, tcp("10.0.1.10", "10.0.3.4", 443));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-secret");
+    let v = verdict(&t, tcp("10.0.1.10", "10.0.2.4", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+    assert_eq!(t.apim_source(), Some(ip("10.0.1.10")));
+    // External: the public gateway address passes the subnet's inbound NSG (seeing the private
+    // address): 443 allowed, 8080 denied.
+    let v = verdict(&t, tcp(CLIENT, "20.105.0.10", 443));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/allow-https-in");
+    let v = verdict(&t, tcp(CLIENT, "20.105.0.10", 8080));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-in");
+    assert_eq!(t.apim_endpoint(), Some(ip("20.105.0.10")));
+
+    // Internal: no public endpoint; the private address from the VNet passes the inbound NSG.
+    let b = classic_topology("classic_vnet_type = \"Internal\"\nsku = \"Developer\"");
+    assert_eq!(codes(&b), ["CLASSIC_TIER_VNET"]);
+    let t = b.topology;
+    assert_eq!(
+        verdict(&t, tcp(CLIENT, "20.105.0.10", 443)).code.as_str(),
+        "NO_PUBLIC_ENDPOINT"
+    );
+    assert_eq!(t.apim_endpoint(), Some(ip("10.0.1.10")));
+    let v = verdict(&t, tcp("10.0.2.4", "10.0.1.10", 8080));
+    assert_eq!(v.decided_by.unwrap().rule, "securityRules/deny-in");
+
+    // The type is required; a v2 tier cannot use classic injection.
+    let b = classic_topology("sku = \"Premium\"");
+    assert_eq!(codes(&b), ["APIM_SUBNET_REQUIRED"]);
+    let b = classic_topology("classic_vnet_type = \"External\"\nsku = \"StandardV2\"");
+    assert!(codes(&b).contains(&"SKU_NOT_SUPPORTED"), "{:?}", codes(&b));
 }

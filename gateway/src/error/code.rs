@@ -5,13 +5,13 @@ use std::fmt;
 use http::StatusCode;
 
 /// The gateway's code for a `sim` verdict code: the same name (a refused flow is answered
-/// with the code `check` prints). `ALLOWED` never reaches a refusal; it maps to `NSG_DENIED`
-/// only so the mapping is total.
+/// with the code `check` prints). `ALLOWED` and `PLATFORM_EXEMPT` (the gateway dials no platform
+/// address) never reach a refusal; they map to `NSG_DENIED` only so the mapping is total.
 impl From<sim::VerdictCode> for ErrorCode {
     fn from(code: sim::VerdictCode) -> ErrorCode {
         use sim::VerdictCode as V;
         match code {
-            V::NsgDenied | V::Allowed => ErrorCode::NsgDenied,
+            V::NsgDenied | V::Allowed | V::PlatformExempt => ErrorCode::NsgDenied,
             V::NotIntegrated => ErrorCode::NotIntegrated,
             V::NoRoute => ErrorCode::NoRoute,
             V::NoPublicEndpoint => ErrorCode::NoPublicEndpoint,

@@ -519,6 +519,7 @@ impl Assembler {
                     dns: Vec::new(),
                     kind: HostKind::Nic,
                     services: Vec::new(),
+                    subnet: None,
                 });
             }
         }
@@ -633,6 +634,7 @@ fn attach_backends(f: &mut Fixture) {
                     dns: Vec::new(),
                     kind: HostKind::Nic,
                     services: Vec::new(),
+                    subnet: None,
                 });
                 f.hosts.len() - 1
             }

@@ -46,7 +46,7 @@
 //! | `defaultSecurityRules` (exports) | compared with [`crate::nsg::default_rules`], then ignored (`DEFAULT_RULES_MISMATCH`) |
 //! | `Microsoft.Network/applicationSecurityGroups`, ASG ids in rules and NICs | `application_security_groups` |
 //! | `Microsoft.Network/networkInterfaces`: each IP configuration | `[[hosts]]` (dynamic, unset address: first free usable ≥ .4, `ASSUMPTION_DYNAMIC_PRIVATE_ADDRESS`) |
-//! | `Microsoft.ApiManagement/service`: `sku`, `location`, `virtualNetworkType`, `subnetResourceId` | `[apim]`: v2 + External → `integration`; v2 + Internal → `injection`; classic tiers → `none` + `CLASSIC_TIER_VNET` |
+//! | `Microsoft.ApiManagement/service`: `sku`, `location`, `virtualNetworkType`, `subnetResourceId` | `[apim]`: v2 + External → `integration`; v2 + Internal → `injection`; classic tiers → `classic` + `classic_vnet_type` (the build warns `CLASSIC_TIER_VNET`) |
 //! | `Microsoft.ApiManagement/service/apis`: `path`, `serviceUrl` | `[[apis]]`, plus an echo service on the backend's host |
 //! | anything else | [`ImportResult::ignored`] |
 //!

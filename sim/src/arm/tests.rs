@@ -794,11 +794,11 @@ fn apim_modes() {
     );
     assert_eq!(
         mode("Developer", "Internal"),
-        (Sku::Developer, NetworkMode::None, vec!["CLASSIC_TIER_VNET"])
+        (Sku::Developer, NetworkMode::Classic, vec![])
     );
     assert_eq!(
         mode("Premium", "External"),
-        (Sku::Premium, NetworkMode::None, vec!["CLASSIC_TIER_VNET"])
+        (Sku::Premium, NetworkMode::Classic, vec![])
     );
     assert_eq!(
         mode("StandardV2", "None"),

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::hosts::Placed;
 use super::{Builder, Entry};
 use crate::finding::FindingCode;
-use crate::fixture::{ApimFile, NetworkMode};
+use crate::fixture::{ApimFile, ClassicVnetType, NetworkMode};
 use crate::topology::{find_ci, Apim, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS, RESERVED_AT_START};
 
 impl Builder<'_> {
@@ -51,7 +51,36 @@ impl Builder<'_> {
             previous_mode: a.previous_virtual_network,
             private_address,
             public_address,
+            classic_vnet_type: self.classic_type(a),
         })
+    }
+
+    /// A classic-tier instance injected into a VNet (`virtual_network = "classic"`, from an
+    /// imported Developer or Premium instance with virtualNetworkType External/Internal): its
+    /// type, and the `CLASSIC_TIER_VNET` warning that the v2 preflight does not apply.
+    fn classic_type(&mut self, a: &ApimFile) -> Option<ClassicVnetType> {
+        if a.virtual_network != NetworkMode::Classic {
+            return None;
+        }
+        let at = Entry::new("apim", "/apim");
+        match a.classic_vnet_type {
+            Some(kind) => {
+                self.push(
+                    FindingCode::ClassicTierVnet,
+                    &at,
+                    format!("`{}` is a classic {} instance injected into its subnet ({kind}): classic VNet injection, not v2 integration or injection, so the v2 preflight does not apply; its outbound traffic leaves from the subnet through the subnet's NSG, and its gateway is reached {} through that NSG", a.name, a.sku, if kind == ClassicVnetType::External { "at its public address (and its private one)" } else { "only at its private address" }),
+                );
+                Some(kind)
+            }
+            None => {
+                self.push(
+                    FindingCode::ApimSubnetRequired,
+                    &at,
+                    "virtual_network = \"classic\" needs classic_vnet_type = \"External\" or \"Internal\"",
+                );
+                None
+            }
+        }
     }
 
     /// `(vnet, subnet)` of the instance's `subnet = "vnet/subnet"`, when it resolves.
@@ -65,13 +94,19 @@ impl Builder<'_> {
                         None => self.push(
                             FindingCode::ReferenceUnknown,
                             &Entry::new("apim", "/apim"),
-                            format!("subnet `{sref}`: VNet `{vn}` has no subnet `{sn}`"),
+                            format!(
+                                "subnet `{sref}`: VNet `{vn}` has no subnet `{sn}`{}",
+                                super::did_you_mean(sn, v.subnets.iter().map(|s| s.name.as_str()))
+                            ),
                         ),
                     },
                     None => self.push(
                         FindingCode::ReferenceUnknown,
                         &Entry::new("apim", "/apim"),
-                        format!("subnet `{sref}`: no VNet named `{vn}`"),
+                        format!(
+                            "subnet `{sref}`: no VNet named `{vn}`{}",
+                            super::did_you_mean(vn, vnets.iter().map(|v| v.name.as_str()))
+                        ),
                     ),
                 },
                 None => self.push(

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use crate::api::{Api, BackendUrl};
 use crate::finding::{Finding, FindingCode};
-use crate::fixture::ApiFile;
+use crate::fixture::{ApiFile, HostFile};
 use crate::source::Location;
 use crate::topology::Host;
 
@@ -13,13 +13,14 @@ use crate::topology::Host;
 pub(crate) fn build_apis(
     files: &[ApiFile],
     hosts: &[Host],
+    left_out: &[&HostFile],
     locate: impl Fn(usize) -> Option<Location>,
 ) -> (Vec<Api>, Vec<Finding>) {
     let mut apis: Vec<Api> = Vec::new();
     let mut f = Vec::new();
     for (index, a) in files.iter().enumerate() {
         let start = f.len();
-        if let Some(api) = build_api(a, index, &apis, hosts, &mut f) {
+        if let Some(api) = build_api(a, index, &apis, hosts, left_out, &mut f) {
             apis.push(api);
         }
         let at = locate(index);
@@ -36,6 +37,7 @@ fn build_api(
     index: usize,
     apis: &[Api],
     hosts: &[Host],
+    left_out: &[&HostFile],
     f: &mut Vec<Finding>,
 ) -> Option<Api> {
     let subject = format!("apis/{}", a.name);
@@ -78,13 +80,30 @@ fn build_api(
             .position(|h| h.address == ip || h.public_address == Some(ip)),
         Err(_) => hosts.iter().position(|h| h.dns.contains(&backend.host)),
     };
+    let claimed_by_left_out = || {
+        left_out
+            .iter()
+            .any(|h| match backend.host.parse::<IpAddr>() {
+                Ok(ip) => h.address.trim().parse() == Ok(ip),
+                Err(_) => h
+                    .dns
+                    .iter()
+                    .any(|d| crate::topology::normalize_dns(d) == backend.host),
+            })
+    };
     match host {
+        // The host is declared but left out for its own (reported) error: not a second finding.
+        None if claimed_by_left_out() => {}
         None => f.push(Finding::new(
             FindingCode::ApiBackendUnknownHost,
             &subject,
             format!(
-                "backend host `{}` is neither a DNS name nor an address of any [[hosts]] entry",
-                backend.host
+                "backend host `{}` is neither a DNS name nor an address of any [[hosts]] entry{}",
+                backend.host,
+                super::did_you_mean(
+                    &backend.host,
+                    hosts.iter().flat_map(|h| h.dns.iter().map(String::as_str))
+                )
             ),
         )),
         Some(h) => match hosts[h].services.iter().find(|s| s.port == backend.port) {

@@ -42,7 +42,10 @@ impl Builder<'_> {
                 None => self.push(
                     FindingCode::ReferenceUnknown,
                     &zpath,
-                    format!("link to `{l}`: no such VNet"),
+                    format!(
+                        "link to `{l}`: no such VNet{}",
+                        super::did_you_mean(l, vnets.iter().map(|v| v.name.as_str()))
+                    ),
                 ),
             }
         }
@@ -55,7 +58,17 @@ impl Builder<'_> {
     /// The gateway's APIs, with their backends resolved to hosts.
     pub(super) fn apis(&mut self, hosts: &[Host]) -> Vec<Api> {
         let source = &self.source;
-        let (apis, mut api_findings) = apis::build_apis(&self.fx.apis, hosts, |i| {
+        // Hosts the fixture declares but the model left out (their own finding is the root
+        // cause): a backend on one of them is not reported again as an unknown host.
+        let left_out: Vec<&crate::fixture::HostFile> = self
+            .fx
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !hosts.iter().any(|m| m.index == *i))
+            .map(|(_, h)| h)
+            .collect();
+        let (apis, mut api_findings) = apis::build_apis(&self.fx.apis, hosts, &left_out, |i| {
             source.locate(&format!("/apis/{i}"))
         });
         self.f.append(&mut api_findings);

@@ -5,11 +5,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
-use super::{unknown_address_message, Builder, Entry};
+use super::{did_you_mean, unknown_address_message, Builder, Entry};
+use crate::cidr::Cidr;
 use crate::finding::FindingCode;
 use crate::fixture::{HostFile, HostKind};
 use crate::nsg::{parse_unknown_marker, Nsg};
-use crate::topology::{normalize_dns, valid_dns_name, Host, Service, Vnet};
+use crate::topology::{find_ci, normalize_dns, valid_dns_name, Host, Service, Vnet};
+
+fn prefix_list(prefixes: &[Cidr]) -> String {
+    let list: Vec<String> = prefixes.iter().map(Cidr::to_string).collect();
+    list.join(", ")
+}
 
 /// The hosts stage's output: hosts in fixture order (invalid ones left out) and their indices.
 pub(super) struct Placed {
@@ -52,7 +58,7 @@ impl Builder<'_> {
                 continue;
             };
             let public_address = self.host_public_address(h, &hpath);
-            let placement = self.placement(vnets, address, &hpath);
+            let placement = self.placement(vnets, address, h.subnet.as_deref(), &hpath);
             if h.kind == HostKind::PrivateEndpoint {
                 if let Some((vi, si)) = placement {
                     let subnet = &vnets[vi].subnets[si];
@@ -139,45 +145,136 @@ impl Builder<'_> {
         }
     }
 
-    /// `(vnet, subnet)` of the first VNet whose address space holds `address`, when one of its
-    /// subnets does too.
+    /// `(vnet, subnet)` of the host: the declared `subnet` ("vnet/subnet"), which must hold
+    /// the address, or else the one subnet whose prefixes hold it. VNets that are not peered may
+    /// legally overlap ("You can link a virtual network to other virtual networks … as long as
+    /// the CIDR blocks don't overlap", VNet FAQ), so an address may lie in several subnets: then
+    /// the host is not placed silently but `HOST_PLACEMENT_AMBIGUOUS` asks for `subnet`.
     fn placement(
         &mut self,
         vnets: &[Vnet],
         address: IpAddr,
+        declared: Option<&str>,
         hpath: &Entry,
     ) -> Option<(usize, usize)> {
-        let mut placement = None;
-        for (vi, v) in vnets.iter().enumerate() {
-            if !v.address_space.iter().any(|p| p.contains(address)) {
-                continue;
-            }
-            match v
-                .subnets
-                .iter()
-                .position(|s| s.prefixes.iter().any(|p| p.contains(address)))
-            {
-                None => self.push(
+        let holding: Vec<(usize, usize)> = vnets
+            .iter()
+            .enumerate()
+            .flat_map(|(vi, v)| {
+                v.subnets
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, s)| s.prefixes.iter().any(|p| p.contains(address)))
+                    .map(move |(si, _)| (vi, si))
+            })
+            .collect();
+        let chosen = if let Some(d) = declared {
+            let (vi, si) = self.declared_subnet(vnets, d, hpath)?;
+            if !holding.contains(&(vi, si)) {
+                if vnets[vi].subnets[si].prefixes.is_empty() {
+                    // Its prefix was rejected: that finding is the root cause.
+                    return None;
+                }
+                self.push(
                     FindingCode::HostNotInSubnet,
                     hpath,
                     format!(
-                        "{address} is in the address space of `{}` but in none of its subnets",
-                        v.name
+                        "{address} is not in its declared subnet `{d}` ({})",
+                        prefix_list(&vnets[vi].subnets[si].prefixes)
                     ),
-                ),
-                Some(si) => {
-                    let prefix = v.subnets[si]
-                        .prefix_of(address)
-                        .expect("position found a containing prefix");
-                    if v.subnets[si].reserved_role(address).is_some() {
-                        self.push(FindingCode::HostAddressReserved, hpath, format!("{address} is one of the five addresses Azure reserves in {prefix} (the first four and the last)"));
+                );
+                return None;
+            }
+            (vi, si)
+        } else {
+            match holding.as_slice() {
+                [] => {
+                    // A VNet whose subnet prefix was rejected: that finding is the root cause,
+                    // the host being "in no subnet" only its consequence.
+                    if let Some((_, v)) = vnets
+                        .iter()
+                        .enumerate()
+                        .filter(|(vi, _)| !self.broken_subnets.contains(vi))
+                        .find(|(_, v)| v.address_space.iter().any(|p| p.contains(address)))
+                    {
+                        self.push(
+                            FindingCode::HostNotInSubnet,
+                            hpath,
+                            format!(
+                                "{address} is in the address space of `{}` but in none of its subnets",
+                                v.name
+                            ),
+                        );
                     }
-                    placement = Some((vi, si));
+                    return None;
+                }
+                [one] => *one,
+                several => {
+                    let names: Vec<String> = several
+                        .iter()
+                        .map(|&(vi, si)| {
+                            format!("`{}/{}`", vnets[vi].name, vnets[vi].subnets[si].name)
+                        })
+                        .collect();
+                    self.push(
+                        FindingCode::HostPlacementAmbiguous,
+                        hpath,
+                        format!("{address} lies in several subnets ({}) of VNets that overlap; say which with subnet = \"vnet/subnet\"", names.join(", ")),
+                    );
+                    return None;
                 }
             }
-            break;
+        };
+        let (vi, si) = chosen;
+        let subnet = &vnets[vi].subnets[si];
+        if subnet.reserved_role(address).is_some() {
+            let prefix = subnet
+                .prefix_of(address)
+                .expect("the subnet holds the address");
+            self.push(FindingCode::HostAddressReserved, hpath, format!("{address} is one of the five addresses Azure reserves in {prefix} (the first four and the last)"));
         }
-        placement
+        Some(chosen)
+    }
+
+    /// The subnet a host's `subnet = "vnet/subnet"` names.
+    fn declared_subnet(
+        &mut self,
+        vnets: &[Vnet],
+        declared: &str,
+        hpath: &Entry,
+    ) -> Option<(usize, usize)> {
+        let Some((vn, sn)) = declared.split_once('/') else {
+            self.push(
+                FindingCode::ReferenceUnknown,
+                hpath,
+                format!("subnet `{declared}` is not of the form vnet/subnet"),
+            );
+            return None;
+        };
+        let Some((vi, v)) = find_ci(vnets, vn.trim(), |v| &v.name) else {
+            self.push(
+                FindingCode::ReferenceUnknown,
+                hpath,
+                format!(
+                    "subnet `{declared}`: no VNet `{vn}`{}",
+                    did_you_mean(vn, vnets.iter().map(|v| v.name.as_str()))
+                ),
+            );
+            return None;
+        };
+        let Some((si, _)) = find_ci(&v.subnets, sn.trim(), |s| &s.name) else {
+            self.push(
+                FindingCode::ReferenceUnknown,
+                hpath,
+                format!(
+                    "subnet `{declared}`: VNet `{}` has no subnet `{sn}`{}",
+                    v.name,
+                    did_you_mean(sn, v.subnets.iter().map(|s| s.name.as_str()))
+                ),
+            );
+            return None;
+        };
+        Some((vi, si))
     }
 
     /// A host's valid DNS names (normalised), each claimed in `dns_owner` by at most one host.

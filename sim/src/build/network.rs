@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{unknown_address_message, Builder, Entry};
+use super::{did_you_mean, unknown_address_message, Builder, Entry};
 use crate::cidr::Cidr;
 use crate::finding::FindingCode;
 use crate::fixture::VnetFile;
@@ -25,7 +25,10 @@ impl Builder<'_> {
         for (vi, v) in fx.vnets.iter().enumerate() {
             let vpath = Entry::new(format!("vnets/{}", v.name), format!("/vnets/{vi}"));
             let space = self.address_space(v, &vpath, &forbidden);
-            let subnets = self.subnets(v, &vpath, &space, nsgs);
+            if space.len() < v.address_space.len() {
+                self.broken_space.insert(vi);
+            }
+            let subnets = self.subnets(vi, v, &vpath, &space, nsgs);
             vnets.push(Vnet {
                 name: v.name.clone(),
                 region: v.region.clone(),
@@ -99,6 +102,7 @@ impl Builder<'_> {
     /// A VNet's subnets with their valid prefixes (inside `space`, not overlapping each other).
     fn subnets(
         &mut self,
+        vi: usize,
         v: &VnetFile,
         vpath: &Entry,
         space: &[Cidr],
@@ -150,6 +154,11 @@ impl Builder<'_> {
                     continue;
                 }
                 if !space.iter().any(|a| a.covers(&c)) {
+                    self.broken_subnets.insert(vi);
+                    if self.broken_space.contains(&vi) {
+                        // The root cause (a rejected address space prefix) is reported already.
+                        continue;
+                    }
                     let list: Vec<String> = space.iter().map(Cidr::to_string).collect();
                     self.push(
                         FindingCode::SubnetOutsideAddressSpace,
@@ -184,6 +193,9 @@ impl Builder<'_> {
                 }
                 prefixes.push(c);
             }
+            if prefixes.len() < s.address_prefixes.len() {
+                self.broken_subnets.insert(vi);
+            }
             let nsg = self.nsg_ref(nsgs, &s.nsg, &spath);
             subnets.push(Subnet {
                 name: s.name.clone(),
@@ -198,50 +210,82 @@ impl Builder<'_> {
         subnets
     }
 
-    /// Connects VNets whose peering both sides list and whose address spaces do not overlap.
+    /// Connects VNets whose peering both sides list and that ARM would let peer: a link between
+    /// VNets whose address spaces overlap is refused when it is created, even before the other
+    /// side exists (`VnetAddressSpacesOverlap`: "Cannot create or update peering … because
+    /// address space of virtual network … overlaps with address space of virtual network …"),
+    /// and so is a link to a VNet that overlaps a VNet already peered with this one
+    /// (`VnetAddressSpaceOverlapsWithAlreadyPeeredVnet`; VNet peering overview: "The address
+    /// spaces of the virtual networks must not overlap"). A refused link carries nothing, from
+    /// either side; it is reported once, as its root cause (not also as one-sided).
     fn peerings(&mut self, vnets: &mut [Vnet]) {
         let fx = self.fx;
-        let mut reported_overlap = BTreeSet::new();
+        let mut refused: BTreeSet<(usize, usize)> = BTreeSet::new();
+        let mut links: Vec<(usize, usize, usize)> = Vec::new();
         for (vi, v) in fx.vnets.iter().enumerate() {
             let vpath = Entry::new(format!("vnets/{}", v.name), format!("/vnets/{vi}"));
+            // The peers this VNet's links already reach, in the order they are listed.
+            let mut peered: Vec<usize> = Vec::new();
             for (k, p) in v.peerings.iter().enumerate() {
                 let ppath = vpath.child(format_args!("peerings/{p}"), format_args!("peerings/{k}"));
+                let at = Entry::new(vpath.path(), &ppath.pointer);
                 let Some((pi, peer)) = find_ci(&fx.vnets, p, |x| &x.name) else {
                     self.push(
                         FindingCode::ReferenceUnknown,
-                        &Entry::new(vpath.path(), &ppath.pointer),
-                        format!("peering to `{p}`: no such VNet"),
+                        &at,
+                        format!(
+                            "peering to `{p}`: no such VNet{}",
+                            did_you_mean(p, fx.vnets.iter().map(|x| x.name.as_str()))
+                        ),
                     );
                     continue;
                 };
                 if pi == vi {
                     self.push(
                         FindingCode::ReferenceUnknown,
-                        &Entry::new(vpath.path(), &ppath.pointer),
+                        &at,
                         "a VNet cannot peer with itself",
                     );
-                    continue;
-                }
-                let back = peer
-                    .peerings
-                    .iter()
-                    .any(|b| b.eq_ignore_ascii_case(&v.name));
-                if !back {
-                    self.push(FindingCode::PeeringNotConnected, &vpath.child(format_args!("peerings/{}", peer.name), format_args!("peerings/{k}")), format!("`{}` lists `{}` but `{}` does not list `{}`: the peering stays Initiated and carries no traffic until both sides create it", v.name, peer.name, peer.name, v.name));
                     continue;
                 }
                 let key = (vi.min(pi), vi.max(pi));
                 if let Some((a, b)) =
                     first_overlap(&vnets[vi].address_space, &vnets[pi].address_space)
                 {
-                    if reported_overlap.insert(key) {
-                        self.push(FindingCode::PeeringAddressOverlap, &Entry::new(vpath.path(), &ppath.pointer), format!("peered VNets `{}` ({a}) and `{}` ({b}) overlap; connected VNets' address spaces must not overlap", v.name, peer.name));
+                    if refused.insert(key) {
+                        self.push(FindingCode::PeeringAddressOverlap, &at, format!("VNets `{}` ({a}) and `{}` ({b}) overlap: Azure refuses the peering when it is created (VnetAddressSpacesOverlap), even from one side; peered VNets' address spaces must not overlap", v.name, peer.name));
                     }
                     continue;
                 }
-                if !vnets[vi].connected.contains(&pi) {
-                    vnets[vi].connected.push(pi);
+                let clash = peered.iter().find_map(|&o| {
+                    first_overlap(&vnets[o].address_space, &vnets[pi].address_space)
+                        .map(|(a, b)| (o, a, b))
+                });
+                if let Some((o, a, b)) = clash {
+                    refused.insert(key);
+                    self.push(FindingCode::PeeringOverlapsPeeredVnet, &at, format!("`{}` is already peered with `{}` ({a}), which overlaps `{}` ({b}): Azure refuses this peering (VnetAddressSpaceOverlapsWithAlreadyPeeredVnet)", v.name, fx.vnets[o].name, peer.name));
+                    continue;
                 }
+                peered.push(pi);
+                links.push((vi, pi, k));
+            }
+        }
+        for (vi, pi, k) in links {
+            if refused.contains(&(vi.min(pi), vi.max(pi))) {
+                continue;
+            }
+            let (v, peer) = (&fx.vnets[vi], &fx.vnets[pi]);
+            let back = peer
+                .peerings
+                .iter()
+                .any(|b| b.eq_ignore_ascii_case(&v.name));
+            if !back {
+                let vpath = Entry::new(format!("vnets/{}", v.name), format!("/vnets/{vi}"));
+                self.push(FindingCode::PeeringNotConnected, &vpath.child(format_args!("peerings/{}", peer.name), format_args!("peerings/{k}")), format!("`{}` lists `{}` but `{}` does not list `{}`: the peering stays Initiated and carries no traffic until both sides create it", v.name, peer.name, peer.name, v.name));
+                continue;
+            }
+            if !vnets[vi].connected.contains(&pi) {
+                vnets[vi].connected.push(pi);
             }
         }
     }

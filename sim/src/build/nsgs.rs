@@ -62,7 +62,10 @@ impl Builder<'_> {
                 self.push(
                     FindingCode::ReferenceUnknown,
                     subject,
-                    format!("NSG `{name}` is not defined in [[nsgs]]"),
+                    format!(
+                        "NSG `{name}` is not defined in [[nsgs]]{}",
+                        super::did_you_mean(name, nsgs.iter().map(|n| n.name.as_str()))
+                    ),
                 );
                 None
             }

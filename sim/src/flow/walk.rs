@@ -12,8 +12,12 @@ use super::{
 use crate::finding::Assumption;
 use crate::fixture::{HostKind, NetworkMode};
 use crate::nsg::{CompiledNsg, RuleMatch};
+use crate::platform::Exemption;
 use crate::proto::{Access, Direction, Protocol};
 use crate::topology::{ReservedRole, Topology};
+
+mod classic;
+mod platform;
 
 // === Planning ===
 
@@ -26,11 +30,16 @@ struct Apply {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Source {
-    Subnet { vnet: usize, apim: bool },
+    Subnet {
+        vnet: usize,
+        apim: bool,
+    },
     ApimPublic,
     Internet,
     PrivateOutside,
     VnetNoSubnet(usize),
+    /// The host node's virtual IP 168.63.129.16 (health probes).
+    HostVip,
 }
 
 /// The path between two addresses in one topology ([`Topology::path`]).
@@ -81,6 +90,12 @@ enum Why {
     HostPort65330,
     Broadcast,
     Multicast,
+    HealthProbe,
+    HostVipLocalOnly,
+    PlatformAddress,
+    PlatformFromVmsOnly,
+    ClassicExternal,
+    ClassicInternal,
 }
 
 impl Why {
@@ -108,6 +123,12 @@ impl Why {
             Why::HostPort65330 => "UDP source port 65330 is reserved for the host and blocked within VNets (VNet FAQ)",
             Why::Broadcast => "broadcast is blocked within VNets (VNet FAQ)",
             Why::Multicast => "multicast is blocked within VNets (VNet FAQ)",
+            Why::HealthProbe => "a health probe from the host node's virtual IP 168.63.129.16 reaches a VM without a public address; the destination's inbound NSGs decide, where the AzureLoadBalancer tag matches it (\"What is IP address 168.63.129.16?\")",
+            Why::HostVipLocalOnly => "the host node's virtual IP 168.63.129.16 talks only to the VMs on its host: the destination is in no subnet",
+            Why::PlatformAddress => "the platform address answers every VM on its host node; this traffic is not one of the NSG exemptions (DNS, DHCP, WireServer, IMDS, KMS), so the NSGs decide",
+            Why::ClassicExternal => "a classic-tier instance injected with virtualNetworkType External is reached at its public address through its subnet's inbound NSG, which sees its private address",
+            Why::ClassicInternal => "a classic-tier instance injected with virtualNetworkType Internal is reachable only at its private address",
+            Why::PlatformFromVmsOnly => "the platform addresses 168.63.129.16 and 169.254.169.254 are reachable only from inside a VNet (a VM's host node), not from the internet or an instance outside every VNet",
         }
     }
 }
@@ -119,6 +140,9 @@ impl Topology {
     }
 
     fn locate_source(&self, ip: IpAddr) -> (Source, [Option<Apply>; 2]) {
+        if ip == crate::platform::HOST_VIP {
+            return (Source::HostVip, [None, None]);
+        }
         if let Some(a) = &self.apim {
             if ip == a.public_address && a.mode == NetworkMode::None {
                 return (Source::ApimPublic, [None, None]);
@@ -210,6 +234,12 @@ impl Topology {
         let apim = self.apim.as_ref();
         let route = if let Some((code, why)) = src_fail {
             Err((code, why))
+        } else if source == Source::HostVip {
+            self.route_from_host_vip(&mut plan, dst)
+        } else if let Some(r) = self.route_to_platform(&mut plan, dst) {
+            r
+        } else if let Some(r) = self.route_to_classic_gateway(&mut plan, dst) {
+            r
         } else if apim.is_some_and(|a| dst == a.public_address) {
             if apim.is_some_and(|a| a.mode == NetworkMode::Injection) {
                 Err((
@@ -347,6 +377,14 @@ impl Topology {
         mut step: impl FnMut(&Apply, &CompiledNsg, Direction, &FlowKey) -> RuleMatch,
     ) -> Decision {
         let mut path = [None; 4];
+        if self.platform_exemption(flow, plan).is_some() {
+            return Decision {
+                verdict: VerdictKind::Allow,
+                code: VerdictCode::PlatformExempt,
+                decided_by: None,
+                path,
+            };
+        }
         if self.platform_blocked(flow).is_some() {
             return Decision {
                 verdict: VerdictKind::Deny,
@@ -459,6 +497,9 @@ impl Topology {
         });
         let (verdict, code) = (d.verdict, d.code);
         let why = match (verdict, plan.route) {
+            _ if d.code == VerdictCode::PlatformExempt => self
+                .platform_exemption(flow, &plan)
+                .map_or("exempt from NSG rules by the platform", Exemption::text),
             _ if d.code == VerdictCode::PlatformBlocked => self
                 .platform_blocked(flow)
                 .map_or("blocked by the platform", Why::text),
@@ -470,6 +511,9 @@ impl Topology {
             _ => plan.why_allowed.text(),
         };
         let mut detail = why.to_string();
+        if let Some(revoked) = self.revoked_exemption(flow, &plan) {
+            detail = format!("{detail}; {revoked}");
+        }
         let decided_by = d.decided_by.map(|r| {
             let info = self.rule_info(r);
             if verdict == VerdictKind::Indeterminate {
@@ -542,12 +586,14 @@ impl Topology {
             a.push(Assumption::VirtualNetworkTagScope);
             a.push(Assumption::InternetTagScope);
         }
+        a.extend(Topology::platform_assumptions(flow));
         if flow.destination.is_ipv6()
             && matches!(plan.route, Err((VerdictCode::ReservedAddress, _)))
         {
             a.push(Assumption::Ipv6ReservedAddresses);
         }
         a.sort();
+        a.dedup();
         a
     }
 }

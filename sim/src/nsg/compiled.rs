@@ -175,6 +175,20 @@ impl CompiledNsg {
         }
     }
 
+    /// Whether a rule of `direction` chosen by `pick` (given its index in [`Nsg::rules`])
+    /// matches the flow, whatever rules before it say. Allocates nothing. Used to find a Deny
+    /// rule naming a platform tag, which takes a platform exemption away.
+    pub fn any_match(
+        &self,
+        direction: Direction,
+        flow: &FlowKey,
+        pick: impl Fn(usize) -> bool,
+    ) -> bool {
+        self.list(direction)
+            .iter()
+            .any(|r| pick(r.index as usize) && r.matches(flow))
+    }
+
     /// The explaining path: every rule examined up to and including the match, with per-field flags.
     pub fn explain(
         &self,

@@ -49,6 +49,7 @@ impl Context<'_> {
                     );
                 }
                 TagRef::Table(name) => cidrs.extend_from_slice(self.table_prefixes(name)),
+                TagRef::Platform(p) => cidrs.extend(p.prefixes()),
             }
         }
         for a in &spec.asgs {

@@ -113,6 +113,7 @@ impl Context<'_> {
                     r.internet_outside = Some(self.virtual_network.to_vec())
                 }
                 TagRef::Table(name) => r.cidrs.extend_from_slice(self.table_prefixes(name)),
+                TagRef::Platform(p) => r.cidrs.extend(p.prefixes()),
             }
         }
         for a in &spec.asgs {

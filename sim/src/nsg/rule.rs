@@ -11,6 +11,7 @@ use super::{
 use crate::cidr::Cidr;
 use crate::finding::{Finding, FindingCode};
 use crate::fixture::{AddressField, PortField, RuleFile};
+use crate::platform::PlatformTag;
 use crate::proto::{Access, Direction, PortSet, RuleProtocol};
 use crate::tags::{ServiceTagTable, VirtualTag};
 
@@ -21,6 +22,8 @@ pub enum TagRef {
     Virtual(VirtualTag),
     /// A table tag, by the table's spelling.
     Table(String),
+    /// `AzurePlatformDNS`, `AzurePlatformIMDS` or `AzurePlatformLKM` (not in the table file).
+    Platform(PlatformTag),
 }
 
 /// One side's addresses: the union of its parts. `any` is `*`.
@@ -277,6 +280,14 @@ fn parse_address_field(
 ) -> AddressSpec {
     let mut spec = AddressSpec::default();
     let items: Vec<&String> = match field {
+        AddressField::Prefix(p) if p.contains(',') => {
+            f.push(Finding::new(
+                FindingCode::RulePrefixInvalid,
+                subject,
+                format!("{side}: `{p}` is a list, but *_address_prefix holds one value (a prefix, address, `*` or service tag); write the list as {side}_address_prefixes"),
+            ));
+            return spec;
+        }
         AddressField::Prefix(p) => vec![p],
         AddressField::Prefixes(ps) => ps.iter().collect(),
         AddressField::Asgs(asgs) => {
@@ -293,7 +304,10 @@ fn parse_address_field(
                     f.push(Finding::new(
                         FindingCode::ReferenceUnknown,
                         subject,
-                        format!("{side} application security group `{a}` is not declared and no host is a member of it"),
+                        format!(
+                            "{side} application security group `{a}` is not declared and no host is a member of it{}",
+                            crate::build::did_you_mean(a, known_asgs.iter().map(String::as_str))
+                        ),
                     ));
                 }
                 spec.asgs.push(key);
@@ -313,6 +327,9 @@ fn parse_address_field(
         } else if let Some(v) = VirtualTag::parse(t) {
             tag_count += 1;
             spec.tags.push(TagRef::Virtual(v));
+        } else if let Some(p) = PlatformTag::parse(t) {
+            tag_count += 1;
+            spec.tags.push(TagRef::Platform(p));
         } else if let Some(tag) = tags.get(t) {
             tag_count += 1;
             spec.tags.push(TagRef::Table(tag.name.clone()));
@@ -337,6 +354,13 @@ fn parse_address_field(
             ));
         }
     }
+    if let Some((a, b)) = first_overlap(&spec.prefixes) {
+        f.push(Finding::new(
+            FindingCode::RulePrefixOverlap,
+            subject,
+            format!("{side}: {a} and {b} overlap; Azure refuses overlapping prefixes in one rule (OverlappingSubnetsNotPermittedInSecurityRule)"),
+        ));
+    }
     if tag_count > 1 {
         f.push(Finding::new(
             FindingCode::RuleMultipleServiceTags,
@@ -357,6 +381,30 @@ fn did_you_mean(names: &[&str]) -> String {
             format!("; did you mean {} or `{last}`?", init.join(", "))
         }
     }
+}
+
+/// The first two overlapping prefixes of a list (sorted by first address, an overlap is a
+/// prefix starting at or before the largest last address seen so far in its family).
+pub(crate) fn first_overlap(prefixes: &[Cidr]) -> Option<(Cidr, Cidr)> {
+    let mut sorted: Vec<Cidr> = prefixes.to_vec();
+    sorted.sort_by_key(|c| (c.is_ipv4(), crate::cidr::addr_to_u128(c.first())));
+    let mut widest: Option<Cidr> = None;
+    for c in sorted {
+        if let Some(w) = widest {
+            if w.is_ipv4() == c.is_ipv4()
+                && crate::cidr::addr_to_u128(c.first()) <= crate::cidr::addr_to_u128(w.last())
+            {
+                return Some((w, c));
+            }
+        }
+        if widest.is_none_or(|w| {
+            w.is_ipv4() != c.is_ipv4()
+                || crate::cidr::addr_to_u128(c.last()) > crate::cidr::addr_to_u128(w.last())
+        }) {
+            widest = Some(c);
+        }
+    }
+    None
 }
 
 /// The pointer of an `<unknown:POINTER>` marker (a value only known at deployment time, written
@@ -385,10 +433,22 @@ fn parse_port_field(
     if !unknown_ports(field).is_empty() {
         return Some(PortSet::any());
     }
-    let parsed = match field {
-        PortField::Range(r) => PortSet::parse(r),
-        PortField::Ranges(rs) => PortSet::parse_list(rs),
+    // One value per item: `80,443` in *_port_range (or in one item of *_port_ranges) is refused
+    // by ARM (SecurityRuleInvalidPortRange); the portal splits such input into the list.
+    // Whitespace around a value is accepted, as the portal's "80, 1024-65535" is.
+    let items: Vec<&String> = match field {
+        PortField::Range(r) => vec![r],
+        PortField::Ranges(rs) => rs.iter().collect(),
     };
+    if let Some(bad) = items.iter().find(|i| i.contains(',')) {
+        f.push(Finding::new(
+            FindingCode::RulePortInvalid,
+            subject,
+            format!("{side} port: `{bad}` is a list, but each port value holds one port, range or `*` (ARM: SecurityRuleInvalidPortRange); write the list as {side}_port_ranges = [..]"),
+        ));
+        return None;
+    }
+    let parsed = PortSet::parse_list(items);
     match parsed {
         Ok(p) => Some(p),
         Err(e) => {
@@ -405,6 +465,48 @@ fn parse_port_field(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlapping_prefixes() {
+        let c = |s: &str| -> Cidr { s.parse().unwrap() };
+        let list = |xs: &[&str]| xs.iter().map(|x| c(x)).collect::<Vec<_>>();
+        assert_eq!(
+            first_overlap(&list(&["1.1.0.0/24", "1.1.0.22/32"])),
+            Some((c("1.1.0.0/24"), c("1.1.0.22/32")))
+        );
+        assert_eq!(first_overlap(&list(&["10.0.0.0/24", "10.0.1.0/24"])), None);
+        assert!(first_overlap(&list(&["10.0.0.4/32", "10.0.0.4/32"])).is_some());
+        // A wide prefix listed after narrower ones still overlaps the one inside it.
+        assert!(first_overlap(&list(&["10.0.5.0/24", "10.0.9.0/24", "10.0.0.0/16"])).is_some());
+        // Families never overlap each other.
+        assert_eq!(first_overlap(&list(&["0.0.0.0/0", "::/0"])), None);
+    }
+
+    proptest::proptest! {
+        /// The sort-and-sweep overlap check agrees with the pairwise reference.
+        #[test]
+        fn overlap_sweep_matches_pairwise(
+            raw in proptest::collection::vec((0u32..64, 20u8..=32), 0..12)
+        ) {
+            let list: Vec<Cidr> = raw
+                .iter()
+                .map(|(x, len)| {
+                    let mask = u32::MAX << (32 - u32::from(*len));
+                    let addr = std::net::Ipv4Addr::from((0x0a00_0000 | (x << 6)) & mask);
+                    format!("{addr}/{len}").parse::<Cidr>().expect("host bits cleared")
+                })
+                .collect();
+            let pairwise = list
+                .iter()
+                .enumerate()
+                .any(|(i, a)| list[i + 1..].iter().any(|b| a.overlaps(b)));
+            let found = first_overlap(&list);
+            proptest::prop_assert_eq!(found.is_some(), pairwise);
+            if let Some((a, b)) = found {
+                proptest::prop_assert!(a.overlaps(&b));
+            }
+        }
+    }
 
     #[test]
     fn valid_names() {

@@ -8,7 +8,6 @@ use crate::arm::json;
 use crate::arm::resource::{subnet_of_id, Res};
 use crate::arm::value::Val;
 use crate::arm::IgnoredResource;
-use crate::finding::{Finding, FindingCode};
 use crate::fixture::{ApiFile, ApimFile, NetworkMode, Sku};
 
 // === impl Mapper (API Management) ===
@@ -93,8 +92,10 @@ impl Mapper {
             "none" | "" => (NetworkMode::None, None),
             "external" if v2 => (NetworkMode::Integration, None),
             "internal" if v2 => (NetworkMode::Injection, None),
-            "external" => (NetworkMode::None, Some("External".to_string())),
-            "internal" => (NetworkMode::None, Some("Internal".to_string())),
+            // Classic tiers keep classic injection semantics (CLASSIC_TIER_VNET comes from the
+            // build stage, so validating the imported TOML still warns).
+            "external" => (NetworkMode::Classic, Some("External".to_string())),
+            "internal" => (NetworkMode::Classic, Some("Internal".to_string())),
             other => {
                 return Err(invalid(
                     &r.at,
@@ -110,24 +111,13 @@ impl Mapper {
                 Some(Val::Arr(a)) => a.first().and_then(Val::as_str).map(str::to_string),
                 _ => None,
             };
-            if mode == NetworkMode::Injection {
+            if matches!(mode, NetworkMode::Injection | NetworkMode::Classic) {
                 address = first("privateIPAddresses");
             }
             public_address = first("publicIPAddresses").filter(|a| {
                 a.parse::<std::net::IpAddr>()
                     .is_ok_and(crate::cidr::is_public)
             });
-        }
-        if let Some(kind) = &classic {
-            self.findings.push(Finding::new(
-                FindingCode::ClassicTierVnet,
-                "apim",
-                format!(
-                    "`{}` is a classic {sku} instance with virtualNetworkType {kind}: classic VNet injection, not v2 integration or injection, so the v2 preflight does not apply; it is imported with virtual_network = \"none\" (subnet kept for reference), and the subnet's NSG rules still evaluate for flows in the VNet",
-                    r.name
-                ),
-            )
-            .at(Some((&r.at).into())));
         }
         Ok(ApimDef {
             file: ApimFile {
@@ -141,6 +131,11 @@ impl Mapper {
                 previous_virtual_network: None,
                 address,
                 public_address,
+                classic_vnet_type: match classic.as_deref() {
+                    Some("Internal") => Some(crate::fixture::ClassicVnetType::Internal),
+                    Some(_) => Some(crate::fixture::ClassicVnetType::External),
+                    None => None,
+                },
             },
             classic_vnet: classic,
         })
