@@ -33,6 +33,7 @@ mod gateway;
 mod hosts;
 mod network;
 mod nsgs;
+mod routing;
 
 // === impl Topology ===
 
@@ -364,8 +365,9 @@ impl<'a> Builder<'a> {
         );
 
         let (nsgs, known_asgs) = self.nsgs();
-        let vnets = self.network(&nsgs, &subscription_id);
+        let mut vnets = self.network(&nsgs, &subscription_id);
         let placed = self.hosts(&vnets, &nsgs, &known_asgs);
+        let routing = self.routing(&mut vnets, &placed.hosts, &nsgs);
         let apim = self.apim(&vnets, &placed, &subscription_id);
         let zones = self.zones(&vnets);
         let gateway = self.gateway();
@@ -389,6 +391,10 @@ impl<'a> Builder<'a> {
             host_by_public: placed.host_by_public,
             // Every stage has pushed its findings: the map moves to the topology.
             source: std::mem::take(&mut self.source),
+            route_tables: routing.route_tables,
+            nat_gateways: routing.nat_gateways,
+            firewalls: routing.firewalls,
+            routes: routing.routes,
         };
         t.compile_all();
         let mut findings = self.f;

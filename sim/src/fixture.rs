@@ -20,13 +20,18 @@ mod host;
 mod load;
 mod network;
 mod nsg;
+mod routing;
 
 pub use apim::{ApimFile, NetworkMode, Sku};
 pub use gateway::{ApiFile, DenyMode, DnsZoneFile, GatewayFile};
 pub use host::{HostFile, HostKind, ServeKind, ServiceFile};
 pub use load::{Format, LoadError};
-pub use network::{PrivateEndpointPolicies, SubnetFile, VnetFile};
+pub use network::{PeeringFile, PrivateEndpointPolicies, SubnetFile, VnetFile};
 pub use nsg::{AddressField, NsgFile, PortField, RawRule, RuleFile};
+pub use routing::{
+    CollectionKind, FirewallAction, FirewallFile, FirewallRuleFile, NatGatewayFile, NextHopType,
+    RouteFile, RouteTableFile, RuleCollectionFile, RuleCollectionGroupFile,
+};
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -71,6 +76,15 @@ pub struct Fixture {
     /// Private DNS zones and the VNets linked to them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub private_dns_zones: Vec<DnsZoneFile>,
+    /// Route tables (user-defined routes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route_tables: Vec<RouteTableFile>,
+    /// NAT gateways.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nat_gateways: Vec<NatGatewayFile>,
+    /// Azure Firewalls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firewalls: Vec<FirewallFile>,
 }
 
 /// `[subscription]`.

@@ -76,16 +76,6 @@ impl Flow {
             destination_port: Some(destination_port),
         }
     }
-
-    fn key(&self, destination: IpAddr) -> FlowKey {
-        FlowKey::new(
-            self.protocol,
-            self.source,
-            self.source_port,
-            destination,
-            self.destination_port,
-        )
-    }
 }
 
 /// The 5-tuple an NSG sees. Ports are `u32` so that port-less protocols can use [`NO_PORT`].
@@ -183,6 +173,19 @@ pub enum VerdictCode {
     /// Traffic the platform blocks inside a VNet (unicast DHCP between VMs, UDP source port
     /// 65330, broadcast, multicast).
     PlatformBlocked,
+    /// A route with next hop `None` (system or user) decided: the packet is dropped.
+    RouteNone,
+    /// An Azure Firewall rule (or its default deny) denies the flow.
+    FirewallDenied,
+    /// A stateful firewall saw one direction of the flow but not the other.
+    AsymmetricRoute,
+    /// A `VirtualAppliance` next hop is not a firewall or an IP-forwarding NIC the route's
+    /// subnet can reach.
+    NextHopUnreachable,
+    /// The path loops between devices (or passes more devices than the walk's bound).
+    RoutingLoop,
+    /// The next hop is a virtual network gateway: on-premises is not modelled.
+    LeavesModel,
 }
 
 impl VerdictCode {
@@ -200,11 +203,28 @@ impl VerdictCode {
             VerdictCode::DnsFailure => "DNS_FAILURE",
             VerdictCode::ReservedAddress => "RESERVED_ADDRESS",
             VerdictCode::PlatformBlocked => "PLATFORM_BLOCKED",
+            VerdictCode::RouteNone => "ROUTE_NONE",
+            VerdictCode::FirewallDenied => "FIREWALL_DENIED",
+            VerdictCode::AsymmetricRoute => "ASYMMETRIC_ROUTE",
+            VerdictCode::NextHopUnreachable => "NEXT_HOP_UNREACHABLE",
+            VerdictCode::RoutingLoop => "ROUTING_LOOP",
+            VerdictCode::LeavesModel => "LEAVES_MODEL",
+        }
+    }
+
+    /// The verdict a routing outcome with this code gives: `ROUTE_NONE` and `ASYMMETRIC_ROUTE`
+    /// drop the packet on purpose (Deny), the others find no way (Unreachable).
+    pub fn route_verdict(self) -> VerdictKind {
+        match self {
+            VerdictCode::RouteNone | VerdictCode::AsymmetricRoute | VerdictCode::FirewallDenied => {
+                VerdictKind::Deny
+            }
+            _ => VerdictKind::Unreachable,
         }
     }
 
     /// Every code, in declaration order.
-    pub const ALL: [VerdictCode; 9] = [
+    pub const ALL: [VerdictCode; 15] = [
         VerdictCode::Allowed,
         VerdictCode::NsgDenied,
         VerdictCode::NoRoute,
@@ -214,6 +234,12 @@ impl VerdictCode {
         VerdictCode::DnsFailure,
         VerdictCode::ReservedAddress,
         VerdictCode::PlatformBlocked,
+        VerdictCode::RouteNone,
+        VerdictCode::FirewallDenied,
+        VerdictCode::AsymmetricRoute,
+        VerdictCode::NextHopUnreachable,
+        VerdictCode::RoutingLoop,
+        VerdictCode::LeavesModel,
     ];
 }
 
@@ -277,9 +303,20 @@ pub struct Decision {
     /// The denying rule; for Allow the matched rule of the last NSG evaluated; `None` when no NSG
     /// is on the path or the flow is unreachable.
     pub decided_by: Option<RuleRef>,
-    /// Every NSG evaluated and its matched rule, in order.
-    pub path: [Option<RuleRef>; 4],
+    /// Every NSG evaluated and its matched rule, in order (the source's two, two in and two
+    /// out per network virtual appliance, the destination's two).
+    pub path: [Option<RuleRef>; PATH_NSGS],
+    /// The firewall match that denied the flow, or the last firewall that allowed it.
+    pub firewall: Option<crate::firewall::FirewallMatch>,
+    /// The source address the destination sees (after any SNAT or NAT gateway); `None` when
+    /// the flow did not get there.
+    pub egress_source: Option<IpAddr>,
 }
+
+/// Devices (firewalls, appliances) a path may pass before the walk ends as `ROUTING_LOOP`.
+pub const MAX_DEVICES: usize = 4;
+/// NSG evaluations a path may hold: the source's two, four per device, the destination's two.
+pub const PATH_NSGS: usize = 4 + 4 * MAX_DEVICES;
 
 impl Decision {
     /// Whether the flow is allowed.
@@ -370,6 +407,7 @@ pub struct Verdict {
 }
 
 mod display;
+mod path;
 mod walk;
 
 pub use walk::FlowPath;

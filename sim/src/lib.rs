@@ -49,10 +49,12 @@ mod classifier;
 mod dns;
 mod dns_name;
 mod finding;
+mod firewall;
 pub mod fixture;
 mod flow;
 mod nsg;
 mod proto;
+mod route;
 mod settings;
 mod source;
 pub mod synth;
@@ -64,6 +66,7 @@ pub use ask::{ApiEndpoints, Destination, Fate, FateText, Question};
 pub use cidr::{addr_to_u128, AddrSet, Cidr, CidrError};
 pub use dns::{is_private_link_zone, DnsError, ResolveFrom, Resolved, Via};
 pub use finding::{sort_findings, Assumption, Finding, FindingCode, Severity};
+pub use firewall::{Firewall, FirewallCollection, FirewallGroup, FirewallMatch, FirewallRule};
 pub use fixture::{DenyMode, RawRule, ServeKind};
 pub use flow::{
     AppliedTo, DecidedBy, Decision, Flow, FlowKey, FlowPath, FlowView, NsgEvaluation, RuleInfo,
@@ -71,13 +74,16 @@ pub use flow::{
 };
 pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol, NO_PORT};
+pub use route::{
+    EffectiveRoute, NextHop, RouteSource, RouteState, SubnetRoutes, AZURE_PLATFORM_ADDRESS,
+};
 pub use settings::{
     Applied, Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr, RuleChanges,
 };
 pub use source::{Location, SourceMap};
 pub use tags::{ServiceTag, ServiceTagTable, ServiceTagsInfo, TagTableError};
 pub use topology::{
-    normalize_dns, valid_dns_name, Apim, Built, DnsZone, Document, Host, ReservedRole, Service,
-    Subnet, Topology, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS, FORBIDDEN_ADDRESS_SPACE,
-    RESERVED_AT_START,
+    normalize_dns, valid_dns_name, Apim, Built, DnsZone, Document, Host, NatGateway, ReservedRole,
+    RouteTable, Service, Subnet, Topology, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS,
+    FORBIDDEN_ADDRESS_SPACE, RESERVED_AT_START,
 };

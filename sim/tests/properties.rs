@@ -273,6 +273,7 @@ fn reserved_flags(space: &str, subnet: &str, hosts: &[IpAddr]) -> Vec<bool> {
             address_space: vec![space.into()],
             peerings: vec![],
             subnets: vec![subnet_file("s", vec![subnet.into()], None)],
+            bgp_routes: vec![],
         }],
         hosts: hosts
             .iter()
@@ -300,6 +301,8 @@ fn subnet_file(name: &str, prefixes: Vec<String>, nsg: Option<&str>) -> SubnetFi
         nsg: nsg.map(str::to_string),
         resources: vec![],
         private_endpoint_network_policies: PrivateEndpointPolicies::Disabled,
+        route_table: None,
+        nat_gateway: None,
     }
 }
 
@@ -313,6 +316,7 @@ fn host_file(name: &str, address: &str) -> HostFile {
         dns: vec![],
         kind: HostKind::Nic,
         services: vec![],
+        ip_forwarding: false,
     }
 }
 
@@ -750,6 +754,7 @@ fn nsg_topology(rules: Vec<RuleFile>, members: &[(IpAddr, Vec<&'static str>)]) -
                     vec!["10.0.0.0/24".into(), "fd00:10::/64".into()],
                     Some("n"),
                 )],
+                bgp_routes: vec![],
             },
             VnetFile {
                 name: "p".into(),
@@ -758,6 +763,7 @@ fn nsg_topology(rules: Vec<RuleFile>, members: &[(IpAddr, Vec<&'static str>)]) -
                 address_space: vec!["10.1.0.0/16".into()],
                 peerings: vec!["v".into()],
                 subnets: vec![],
+                bgp_routes: vec![],
             },
         ],
         nsgs: vec![NsgFile {
@@ -1634,6 +1640,8 @@ fn arb_subnet() -> impl Strategy<Value = SubnetFile> {
                 nsg,
                 resources,
                 private_endpoint_network_policies: pol,
+                route_table: None,
+                nat_gateway: None,
             },
         )
 }
@@ -1653,8 +1661,9 @@ fn arb_vnet() -> impl Strategy<Value = VnetFile> {
                 region,
                 subscription,
                 address_space,
-                peerings,
+                peerings: peerings.into_iter().map(Into::into).collect(),
                 subnets,
+                bgp_routes: vec![],
             },
         )
 }
@@ -1703,6 +1712,7 @@ fn arb_host() -> impl Strategy<Value = HostFile> {
                 dns,
                 kind,
                 services,
+                ip_forwarding: false,
             },
         )
 }
@@ -1744,6 +1754,7 @@ fn arb_apim() -> impl Strategy<Value = ApimFile> {
                     previous_virtual_network: previous,
                     address,
                     public_address,
+                    outbound_route_all: None,
                 }
             },
         )
@@ -1857,6 +1868,9 @@ fn arb_fixture() -> impl Strategy<Value = Fixture> {
                     gateway,
                     apis,
                     private_dns_zones: zones,
+                    route_tables: vec![],
+                    nat_gateways: vec![],
+                    firewalls: vec![],
                 }
             },
         )
@@ -1928,6 +1942,7 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
             previous_virtual_network: None,
             address: None,
             public_address: None,
+            outbound_route_all: None,
         });
     (
         prop::collection::vec(subnet(0), 1..4),
@@ -1949,6 +1964,7 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
                             address_space: vec![space.into()],
                             peerings: if peer { vec![other.into()] } else { vec![] },
                             subnets,
+                            bgp_routes: vec![],
                         }
                     };
                 Fixture {

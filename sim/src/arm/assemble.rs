@@ -408,7 +408,12 @@ impl Assembler {
                 region: def.region.clone(),
                 subscription: def.subscription.clone(),
                 address_space: def.address_space.clone(),
-                peerings: v.peerings.iter().map(|p| p.remote.clone()).collect(),
+                peerings: v
+                    .peerings
+                    .iter()
+                    .map(|p| crate::fixture::PeeringFile::from(p.remote.clone()))
+                    .collect(),
+                bgp_routes: Vec::new(),
                 subnets,
             });
         }
@@ -519,6 +524,7 @@ impl Assembler {
                     dns: Vec::new(),
                     kind: HostKind::Nic,
                     services: Vec::new(),
+                    ip_forwarding: false,
                 });
             }
         }
@@ -633,6 +639,7 @@ fn attach_backends(f: &mut Fixture) {
                     dns: Vec::new(),
                     kind: HostKind::Nic,
                     services: Vec::new(),
+                    ip_forwarding: false,
                 });
                 f.hosts.len() - 1
             }

@@ -51,6 +51,7 @@ impl Builder<'_> {
             previous_mode: a.previous_virtual_network,
             private_address,
             public_address,
+            outbound_route_all: a.outbound_route_all.unwrap_or(true),
         })
     }
 

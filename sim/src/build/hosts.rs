@@ -96,6 +96,7 @@ impl Builder<'_> {
                 services,
                 placement,
                 index,
+                ip_forwarding: h.ip_forwarding,
             });
         }
         let mut asg_members: BTreeMap<String, Vec<IpAddr>> =

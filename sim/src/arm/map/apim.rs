@@ -141,6 +141,7 @@ impl Mapper {
                 previous_virtual_network: None,
                 address,
                 public_address,
+                outbound_route_all: None,
             },
             classic_vnet: classic,
         })
