@@ -8,6 +8,7 @@ mod demo;
 mod import;
 mod inputs;
 mod output;
+mod routes;
 mod test;
 mod up;
 mod validate;
@@ -44,6 +45,10 @@ enum Command {
     Up(up::Args),
     /// Write the vnetsim TOML fixture equivalent to Azure inputs (ARM templates, parameters files, exported resources), listing every ignored resource, unknown value and assumption (exit 0 written, 2 bad input).
     Import(import::Args),
+    /// Network Watcher's next hop from a source in a subnet to a destination, as `az network watcher show-next-hop` prints it (JSON by default; exit 0, 2 bad input).
+    NextHop(routes::NextHopArgs),
+    /// A subnet's effective routes, as `az network nic show-effective-route-table` prints them (JSON by default; exit 0, 2 bad input).
+    Routes(routes::RoutesArgs),
     /// Run an expectations file against its topology (exit 0 all passed, 1 a mismatch, 2 bad input).
     Test(test::Args),
     /// Measure the outbound path: direct, through the gateway and through nginx (when on PATH), CPU per request, policy cost, NSG evaluation.
@@ -106,6 +111,8 @@ pub fn main() -> ExitCode {
         Some(Command::Validate(a)) => validate::run(a),
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Test(a)) => test::run(a),
+        Some(Command::NextHop(a)) => routes::next_hop(a),
+        Some(Command::Routes(a)) => routes::routes(a),
         Some(Command::Up(a)) => up::run(a),
         Some(Command::Import(a)) => import::run(a),
         Some(Command::Bench(a)) => bench::run(a),

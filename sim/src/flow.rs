@@ -348,12 +348,34 @@ pub struct NsgEvaluation {
     pub location: Option<Location>,
 }
 
-/// The deciding rule of an explained verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What decided a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecidedKind {
+    /// An NSG rule.
+    Nsg,
+    /// An Azure Firewall rule or its default deny.
+    Firewall,
+    /// A route (next hop `None`).
+    Route,
+}
+
+/// The deciding rule of an explained verdict. In JSON: for an NSG rule `{"nsg", "rule",
+/// "priority", "access", "direction", "location"}` (no `kind`, the shape it always had); for a firewall `{"kind":
+/// "firewall", "firewall", "group", "collection", "rule"}` (`"rule": "default"` for the
+/// default deny, `group`/`collection` null); for a route `{"kind": "route", "route",
+/// "route_table", "address_prefix", "next_hop_type"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecidedBy {
-    /// NSG name.
+    /// What decided.
+    pub kind: DecidedKind,
+    /// NSG name (NSG rules), firewall name (firewalls) or route table name (routes).
     pub nsg: String,
-    /// Qualified rule name.
+    /// Firewall: rule collection group; route: address prefix.
+    pub group: Option<String>,
+    /// Firewall: rule collection; route: next hop type.
+    pub collection: Option<String>,
+    /// Qualified rule name (NSG), firewall rule name or `default`, or the route's name.
     pub rule: String,
     /// Priority.
     pub priority: u32,
@@ -363,6 +385,58 @@ pub struct DecidedBy {
     pub direction: Direction,
     /// Where the rule is written (file, line, column, pointer); `null` for a default rule.
     pub location: Option<Location>,
+}
+
+impl Serialize for DecidedBy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        // An NSG rule keeps the shape it always had; a firewall or route names its kind.
+        if self.kind != DecidedKind::Nsg {
+            m.serialize_entry("kind", &self.kind)?;
+        }
+        match self.kind {
+            DecidedKind::Nsg => {
+                m.serialize_entry("nsg", &self.nsg)?;
+                m.serialize_entry("rule", &self.rule)?;
+                m.serialize_entry("priority", &self.priority)?;
+                m.serialize_entry("access", &self.access)?;
+                m.serialize_entry("direction", &self.direction)?;
+                m.serialize_entry("location", &self.location)?;
+            }
+            DecidedKind::Firewall => {
+                m.serialize_entry("firewall", &self.nsg)?;
+                m.serialize_entry("group", &self.group)?;
+                m.serialize_entry("collection", &self.collection)?;
+                m.serialize_entry("rule", &self.rule)?;
+            }
+            DecidedKind::Route => {
+                m.serialize_entry("route", &self.rule)?;
+                m.serialize_entry("route_table", &self.nsg)?;
+                m.serialize_entry("address_prefix", &self.group)?;
+                m.serialize_entry("next_hop_type", &self.collection)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// One hop of an explained path (`check`'s `hops` and `return_hops`): addresses are those
+/// after the hop.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    /// `nsg`, `route`, `firewall`, `appliance` or `nat`.
+    pub kind: &'static str,
+    /// The NSG, route (`System Route` for a system route), firewall, appliance host or NAT
+    /// gateway.
+    pub name: String,
+    /// Source address after the hop.
+    pub source: String,
+    /// Destination address after the hop.
+    pub destination: String,
+    /// What the hop decided: the matched NSG rule, `PREFIX NEXT_HOP_TYPE [ADDRESS]` for a
+    /// route, `group/collection/rule` (or `default`) for a firewall.
+    pub decided_by: Option<String>,
 }
 
 /// The flow as printed in a verdict.
@@ -400,6 +474,14 @@ pub struct Verdict {
     pub assumptions: Vec<Assumption>,
     /// The service tag table used.
     pub service_tags: ServiceTagsInfo,
+    /// The path's hops in order (NSGs, routes, devices, NAT), up to where the verdict was
+    /// decided.
+    pub hops: Vec<Hop>,
+    /// The reply's routes and devices, when a stateful firewall is on the path.
+    pub return_hops: Vec<Hop>,
+    /// The source address the destination sees (after any SNAT or NAT gateway); `null` when
+    /// the flow does not get there.
+    pub egress_source: Option<String>,
     /// How the destination name was resolved, when a name was asked
     /// ([`Topology::ask`](crate::topology::Topology::ask)).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -407,6 +489,7 @@ pub struct Verdict {
 }
 
 mod display;
+mod explain;
 mod path;
 mod walk;
 

@@ -69,13 +69,14 @@ pub use finding::{sort_findings, Assumption, Finding, FindingCode, Severity};
 pub use firewall::{Firewall, FirewallCollection, FirewallGroup, FirewallMatch, FirewallRule};
 pub use fixture::{DenyMode, RawRule, ServeKind};
 pub use flow::{
-    AppliedTo, DecidedBy, Decision, Flow, FlowKey, FlowPath, FlowView, NsgEvaluation, RuleInfo,
-    RuleRef, Verdict, VerdictCode, VerdictKind,
+    AppliedTo, DecidedBy, DecidedKind, Decision, Flow, FlowKey, FlowPath, FlowView, Hop,
+    NsgEvaluation, RuleInfo, RuleRef, Verdict, VerdictCode, VerdictKind,
 };
 pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol, NO_PORT};
 pub use route::{
-    EffectiveRoute, NextHop, RouteSource, RouteState, SubnetRoutes, AZURE_PLATFORM_ADDRESS,
+    EffectiveRoute, EffectiveRouteTable, EffectiveRouteView, NextHop, NextHopResult, RouteSource,
+    RouteState, SubnetRoutes, AZURE_PLATFORM_ADDRESS,
 };
 pub use settings::{
     Applied, Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr, RuleChanges,

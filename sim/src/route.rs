@@ -41,8 +41,10 @@ use serde::Serialize;
 use crate::cidr::Cidr;
 
 mod compiled;
+mod watcher;
 
 pub(crate) use compiled::RouteLookup;
+pub use watcher::{EffectiveRouteTable, EffectiveRouteView, NextHopResult};
 
 /// Azure's virtual public address (DNS, health probes): not subject to user-defined routes.
 pub const AZURE_PLATFORM_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(168, 63, 129, 16));

@@ -483,7 +483,19 @@ fn firewall_rules_and_snat() {
     assert_eq!(d.code.as_str(), "FIREWALL_DENIED");
     assert_eq!(fw.names(&d.firewall.unwrap()), (None, None, "default"));
     let v = t.evaluate(&Flow::tcp(ip("10.0.1.4"), 60000, ip("20.50.1.99"), 443));
-    assert!(v.decided_by.is_none());
+    let by = v.decided_by.expect("the firewall decided");
+    assert_eq!(by.kind, sim::DecidedKind::Firewall);
+    assert_eq!(
+        (by.nsg.as_str(), by.rule.as_str(), by.group.as_deref()),
+        ("fw", "default", None)
+    );
+    let json = serde_json::to_value(&by).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"kind": "firewall", "firewall": "fw", "group": null, "collection": null, "rule": "default"})
+    );
+    assert_eq!(v.egress_source, None);
+    assert_eq!(v.hops.last().unwrap().kind, "firewall");
 }
 
 /// FW-SNAT: "Application rules are always SNATed" — to a private destination the source

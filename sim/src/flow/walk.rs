@@ -18,6 +18,20 @@ use crate::topology::{ReservedRole, Topology};
 
 // === Planning ===
 
+/// A step of the walk other than an NSG, reported to the explaining path (addresses after
+/// the step).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Event {
+    /// A route lookup and the route taken; the source address then.
+    Route(RouteAt, IpAddr),
+    /// A firewall's match; the source after its SNAT.
+    Firewall(crate::firewall::FirewallMatch, IpAddr),
+    /// An appliance (host index) forwards; the source then.
+    Appliance(usize, IpAddr),
+    /// A NAT gateway (index) gives the flow its public address.
+    Nat(usize, IpAddr),
+}
+
 /// The walk's running state: the decision so far, NSGs recorded, the first rule that
 /// depended on an unknown value.
 struct Walked {
@@ -417,7 +431,12 @@ impl Topology {
 
     /// The verdict-only path: no strings, no allocation.
     pub fn decide(&self, flow: &Flow) -> Decision {
-        self.walk(flow, &self.plan(flow), |_, c, dir, key| c.decide(dir, key))
+        self.walk(
+            flow,
+            &self.plan(flow),
+            |_, c, dir, key| c.decide(dir, key),
+            |_| {},
+        )
     }
 
     /// The path between two addresses (which NSGs apply, in which VNet context, and the routing
@@ -445,7 +464,12 @@ impl Topology {
         if path.source != flow.source || path.destination != flow.destination {
             return self.decide(flow);
         }
-        self.walk(flow, &path.plan, |_, c, dir, key| c.decide(dir, key))
+        self.walk(
+            flow,
+            &path.plan,
+            |_, c, dir, key| c.decide(dir, key),
+            |_| {},
+        )
     }
 
     /// Traffic the platform blocks inside a VNet, whatever the NSGs say: "Unicast is supported
@@ -488,6 +512,7 @@ impl Topology {
         flow: &Flow,
         plan: &Plan,
         mut step: impl FnMut(&Apply, &CompiledNsg, Direction, &FlowKey) -> RuleMatch,
+        mut note: impl FnMut(Event),
     ) -> Decision {
         let mut w = Walked {
             d: Decision {
@@ -526,6 +551,9 @@ impl Topology {
         // Firewalls that saw the request without SNAT: their replies must come back to them.
         let mut stateful = [None; MAX_DEVICES];
         for (i, device) in plan.devices.iter().flatten().enumerate() {
+            if let Some(r) = plan.routes[i] {
+                note(Event::Route(r, src));
+            }
             let k = key(src, flow.destination);
             match device.kind {
                 DeviceKind::Firewall(f) => {
@@ -533,15 +561,18 @@ impl Topology {
                     let m = fw.evaluate(f, &k);
                     w.d.firewall = Some(m);
                     if m.action == crate::fixture::FirewallAction::Deny {
+                        note(Event::Firewall(m, src));
                         return w.end(VerdictKind::Deny, VerdictCode::FirewallDenied);
                     }
                     let after = fw.snat(&m, src, flow.destination);
+                    note(Event::Firewall(m, after));
                     if after == src {
                         stateful[i] = Some(device.kind);
                     }
                     src = after;
                 }
-                DeviceKind::Appliance(_) => {
+                DeviceKind::Appliance(h) => {
+                    note(Event::Appliance(h, src));
                     if self.nsgs_deny(&mut w, &device.inbound, Direction::Inbound, &k, &mut step)
                         || self.nsgs_deny(
                             &mut w,
@@ -556,6 +587,10 @@ impl Topology {
                 }
             }
         }
+        let n_devices = plan.devices.iter().flatten().count();
+        if let Some(r) = plan.routes[n_devices] {
+            note(Event::Route(r, src));
+        }
         if let Err((code, _)) = plan.route {
             return w.end(code.route_verdict(), code);
         }
@@ -569,6 +604,7 @@ impl Topology {
                     .first()
                     .copied()
                     .unwrap_or(src);
+                note(Event::Nat(nat, src));
             }
         }
         w.d.egress_source = Some(src);
@@ -666,20 +702,34 @@ impl Topology {
     pub fn evaluate(&self, flow: &Flow) -> Verdict {
         let plan = self.plan(flow);
         let mut evaluated = Vec::new();
-        let d = self.walk(flow, &plan, |a, c, dir, key| {
-            let nsg = &self.nsgs[a.nsg];
-            let (rules, m) = c.explain(nsg, dir, key);
-            evaluated.push(NsgEvaluation {
-                nsg: nsg.name.clone(),
-                applied_to: self.applied_to_path(a.applied_to),
-                direction: dir,
-                matched_rule: nsg.rules[m.rule].qualified_name(),
-                access: m.access,
-                rules,
-                location: self.nsg_rule_location(a.nsg, m.rule),
-            });
-            m
-        });
+        let hops = std::cell::RefCell::new(Vec::new());
+        let d = self.walk(
+            flow,
+            &plan,
+            |a, c, dir, key| {
+                let nsg = &self.nsgs[a.nsg];
+                let (rules, m) = c.explain(nsg, dir, key);
+                hops.borrow_mut().push(crate::flow::Hop {
+                    kind: "nsg",
+                    name: nsg.name.clone(),
+                    source: key.source.to_string(),
+                    destination: key.destination.to_string(),
+                    decided_by: Some(nsg.rules[m.rule].qualified_name()),
+                });
+                evaluated.push(NsgEvaluation {
+                    nsg: nsg.name.clone(),
+                    applied_to: self.applied_to_path(a.applied_to),
+                    direction: dir,
+                    matched_rule: nsg.rules[m.rule].qualified_name(),
+                    access: m.access,
+                    rules,
+                    location: self.nsg_rule_location(a.nsg, m.rule),
+                });
+                m
+            },
+            |e| hops.borrow_mut().push(self.hop(e, flow.destination)),
+        );
+        let hops = hops.into_inner();
         let (verdict, code) = (d.verdict, d.code);
         let why = match (verdict, plan.route) {
             _ if d.code == VerdictCode::PlatformBlocked => self
@@ -697,6 +747,7 @@ impl Topology {
             _ => plan.why_allowed.text(),
         };
         let mut detail = why.to_string();
+        let device_decided = self.device_decided_by(&d, &plan);
         let decided_by = d.decided_by.map(|r| {
             let info = self.rule_info(r);
             if verdict == VerdictKind::Indeterminate {
@@ -704,6 +755,9 @@ impl Topology {
                 detail = format!("{detail}: nsgs/{}/{} ({pointers})", info.nsg, info.rule);
             }
             DecidedBy {
+                kind: crate::flow::DecidedKind::Nsg,
+                group: None,
+                collection: None,
                 nsg: info.nsg.to_string(),
                 rule: info.rule,
                 priority: info.priority,
@@ -718,7 +772,15 @@ impl Topology {
                 flow.destination, plan.inbound_destination
             );
         }
+        let decided_by = decided_by.or(device_decided);
+        let return_hops = self.return_hops(&plan, flow);
+        if code == VerdictCode::AsymmetricRoute {
+            detail = format!("{detail}: {}", self.paths_text(&hops, &return_hops));
+        }
         Verdict {
+            hops,
+            return_hops,
+            egress_source: d.egress_source.map(|a| a.to_string()),
             verdict,
             code,
             flow: FlowView {
