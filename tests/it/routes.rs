@@ -247,3 +247,102 @@ fn check_json_has_hops_and_egress_source() {
         .collect();
     assert_eq!(ret, ["route", "firewall", "route"]);
 }
+
+/// Real requests through `vnetsim up` on the forced-tunnel fixture: allowed through the
+/// firewall (network and application rule), denied by its default deny, dropped by a `None`
+/// route; each answer agrees with `check`, and the firewall shows in `x-vnetsim-verdict` and
+/// `/admin/flows`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_tunnel_through_up_agrees_with_check() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    use vnetsim::client::Client;
+
+    let dir = tempdir();
+    let ready = dir.path().join("ready.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_vnetsim"))
+        .args([
+            "up",
+            "fixtures/forced-tunnel.toml",
+            "--ready-file",
+            arg(&ready),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let doc: serde_json::Value = loop {
+        if let Ok(t) = std::fs::read_to_string(&ready) {
+            break serde_json::from_str(&t).unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no ready file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let addr = doc["gateway_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let client = Client::new(addr, "gateway.test", None);
+    for (path, to, status, code) in [
+        ("/orders/x", "orders:443", 200, "ALLOWED"),
+        ("/partner/x", "api.partner.example:443", 200, "ALLOWED"),
+        (
+            "/blocked/x",
+            "api.blocked.example:443",
+            502,
+            "FIREWALL_DENIED",
+        ),
+        ("/legacy/x", "legacy:8080", 502, "ROUTE_NONE"),
+    ] {
+        let r = client.get(path).await.unwrap();
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        let checked = cli(&[
+            "check",
+            "fixtures/forced-tunnel.toml",
+            "--from",
+            "apim",
+            "--to",
+            to,
+            "--output",
+            "json",
+        ]);
+        assert_eq!(checked.json()["code"], code, "check {to}");
+        if status != 200 {
+            assert_eq!(r.problem().unwrap().code, code, "{path}");
+            let h = r.verdict_header().unwrap().to_string();
+            assert!(h.starts_with(&format!("Deny; code={code}")), "{h}");
+            if code == "FIREWALL_DENIED" {
+                assert!(h.contains("firewall=fw-hub; rule=default"), "{h}");
+            }
+        }
+    }
+    // The established flows name the firewall that allowed them.
+    let admin: std::net::SocketAddr = doc["admin_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let token = format!("Bearer {}", doc["admin_token"].as_str().unwrap());
+    let r = Client::new(admin, "admin.test", None)
+        .request(
+            http::Method::GET,
+            "/admin/flows",
+            &[("authorization", token.as_str())],
+            bytes::Bytes::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let flows: serde_json::Value = r.json().unwrap();
+    let text = flows.to_string();
+    assert!(
+        text.contains("\"kind\":\"firewall\"") && text.contains("apim/apim-partners/partner-api"),
+        "{text}"
+    );
+    crate::support::stop_cleanly(child, "forced-tunnel up");
+}
