@@ -365,6 +365,7 @@ impl Builder<'_> {
             private_ranges: AddrSet::from_cidrs(ranges),
             groups,
             order: Vec::new(),
+            index: None,
         };
         fw.order_rules();
         Some(fw)
