@@ -413,7 +413,7 @@ mod tests {
     fn indexed_evaluation_equals_the_linear_scan() {
         for seed in 0..200u64 {
             let mut rng = Rng::new(seed);
-            let mut rule = |rng: &mut Rng, i: usize| FirewallRule {
+            let rule = |rng: &mut Rng, i: usize| FirewallRule {
                 name: format!("r{i}"),
                 protocols: if rng.chance(80) {
                     Protocol::Tcp.bit()

@@ -282,42 +282,6 @@ impl Setting {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compiled_matches_reference_on_large_synthetic_nsgs() {
-        // The classifier path (> LINEAR_SCAN_MAX rules) must agree with the oracle.
-        let setting = Setting::new(1, 200, 4000);
-        let (table, ctx) = (&setting.tags, setting.context());
-        for (rules, prefixes) in [(10, 40), (100, 1000), (1000, 4000)] {
-            let n = nsg(rules as u64, rules, prefixes, table);
-            let c = n.compile(&ctx);
-            assert_eq!(
-                c.uses_classifier(Direction::Outbound),
-                rules > crate::nsg::LINEAR_SCAN_MAX
-            );
-            let r = n.reference(&ctx);
-            for f in flows(7, &n, table, 3000) {
-                assert_eq!(
-                    Some(c.decide(Direction::Outbound, &f)),
-                    r.decide(Direction::Outbound, &f),
-                    "{f:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn deterministic() {
-        let t1 = tag_table(3, 10, 100);
-        let t2 = tag_table(3, 10, 100);
-        assert_eq!(t1, t2);
-        assert_eq!(nsg(5, 50, 200, &t1), nsg(5, 50, 200, &t2));
-    }
-}
-
 // === Routing ===
 
 /// A forced-tunnel hub and spoke for the routing benchmark and the allocation test, as fixture
@@ -385,4 +349,40 @@ pub fn forced_tunnel(
         })
         .collect();
     (t, flows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_matches_reference_on_large_synthetic_nsgs() {
+        // The classifier path (> LINEAR_SCAN_MAX rules) must agree with the oracle.
+        let setting = Setting::new(1, 200, 4000);
+        let (table, ctx) = (&setting.tags, setting.context());
+        for (rules, prefixes) in [(10, 40), (100, 1000), (1000, 4000)] {
+            let n = nsg(rules as u64, rules, prefixes, table);
+            let c = n.compile(&ctx);
+            assert_eq!(
+                c.uses_classifier(Direction::Outbound),
+                rules > crate::nsg::LINEAR_SCAN_MAX
+            );
+            let r = n.reference(&ctx);
+            for f in flows(7, &n, table, 3000) {
+                assert_eq!(
+                    Some(c.decide(Direction::Outbound, &f)),
+                    r.decide(Direction::Outbound, &f),
+                    "{f:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deterministic() {
+        let t1 = tag_table(3, 10, 100);
+        let t2 = tag_table(3, 10, 100);
+        assert_eq!(t1, t2);
+        assert_eq!(nsg(5, 50, 200, &t1), nsg(5, 50, 200, &t2));
+    }
 }
