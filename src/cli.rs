@@ -9,6 +9,7 @@ mod error;
 mod import;
 mod inputs;
 mod output;
+mod routes;
 mod test;
 mod up;
 mod validate;
@@ -45,6 +46,10 @@ enum Command {
     Up(up::Args),
     /// Write the vnetsim TOML fixture equivalent to Azure inputs (ARM templates, parameters files, exported resources), listing every ignored resource, unknown value and assumption (exit 0 written, 2 bad input).
     Import(import::Args),
+    /// Network Watcher's next hop from a source in a subnet to a destination, as `az network watcher show-next-hop` prints it (JSON by default; exit 0, 2 bad input).
+    NextHop(routes::NextHopArgs),
+    /// A subnet's effective routes, as `az network nic show-effective-route-table` prints them (JSON by default; exit 0, 2 bad input).
+    Routes(routes::RoutesArgs),
     /// Run an expectations file against its topology (exit 0 all passed, 1 a mismatch, 2 bad input).
     Test(test::Args),
     /// Measure the outbound path: direct, through the gateway and through nginx (when on PATH), CPU per request, policy cost, NSG evaluation.
@@ -107,6 +112,8 @@ impl Command {
             Command::Up(a) => a.output(),
             Command::Import(a) => a.output(),
             Command::Bench(a) => a.output(),
+            Command::NextHop(a) => a.output(),
+            Command::Routes(a) => a.output(),
             Command::GatewayChild(_) | Command::EchoChild(_) => Output::Text,
         }
     }
@@ -146,6 +153,8 @@ pub fn main() -> ExitCode {
         Some(Command::Validate(a)) => validate::run(a),
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Test(a)) => test::run(a),
+        Some(Command::NextHop(a)) => routes::next_hop(a),
+        Some(Command::Routes(a)) => routes::routes(a),
         Some(Command::Up(a)) => up::run(a),
         Some(Command::Import(a)) => import::run(a),
         Some(Command::Bench(a)) => bench::run(a),

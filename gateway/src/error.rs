@@ -38,6 +38,9 @@ pub struct PolicyOutcome {
     pub rule: Option<String>,
     /// The deciding rule's priority.
     pub priority: Option<u32>,
+    /// The Azure Firewall that decided, when one did (`rule` is then
+    /// `group/collection/rule`, or `default` for its default deny).
+    pub firewall: Option<String>,
     /// The flow in question, e.g. `Tcp 10.0.1.4:50000 -> 10.0.2.4:443`.
     pub flow: String,
     /// `sim`'s explanation.
@@ -47,9 +50,16 @@ pub struct PolicyOutcome {
 impl PolicyOutcome {
     /// The `x-vnetsim-verdict` header value.
     pub fn header_value(&self) -> String {
+        let firewall = self
+            .firewall
+            .as_ref()
+            .map_or(String::new(), |f| format!("; firewall={f}"));
         match &self.rule {
-            Some(rule) => format!("{}; code={}; rule={rule}", self.verdict, self.code),
-            None => format!("{}; code={}", self.verdict, self.code),
+            Some(rule) => format!(
+                "{}; code={}{firewall}; rule={rule}",
+                self.verdict, self.code
+            ),
+            None => format!("{}; code={}{firewall}", self.verdict, self.code),
         }
     }
 }
@@ -352,6 +362,7 @@ mod tests {
             nsg: rule.map(|_| "nsg-apim".to_string()),
             rule: rule.map(str::to_string),
             priority: rule.map(|_| 100),
+            firewall: None,
             flow: "Tcp 10.0.1.4:50000 -> 10.0.2.4:443".into(),
             reason: "denied".into(),
         }

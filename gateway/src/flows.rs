@@ -34,7 +34,9 @@ const EPHEMERAL_COUNT: u32 = 65536 - EPHEMERAL_FIRST;
 /// One NSG on a flow's path and the rule of it that matched.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FlowHop {
-    /// NSG name.
+    /// `nsg`, or `firewall` for an Azure Firewall on the path.
+    pub kind: &'static str,
+    /// NSG name (the firewall's name for a firewall).
     pub nsg: String,
     /// `securityRules/<name>` or `defaultSecurityRules/<name>`.
     pub rule: String,
@@ -519,6 +521,7 @@ name = "nsg-a"
         let backend: Arc<str> = Arc::from("orders.internal.contoso.com");
         let host: Arc<str> = Arc::from("orders");
         let hops: Arc<[FlowHop]> = Arc::from(vec![FlowHop {
+            kind: "nsg",
             nsg: "nsg-apim".into(),
             rule: "securityRules/allow".into(),
             priority: 100,

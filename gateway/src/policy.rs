@@ -297,13 +297,29 @@ impl PolicyState {
             None => (None, None, None),
         };
         // The explained verdict allocates; it runs only on the (rare) refusal path.
-        let reason = topo.evaluate(flow).detail;
+        let explained = topo.evaluate(flow);
+        let (firewall, rule) = match &explained.decided_by {
+            // A firewall or a route decided: `sim` names it, the gateway repeats it.
+            Some(by) if by.kind == sim::DecidedKind::Firewall => {
+                let path = [
+                    by.group.as_deref(),
+                    by.collection.as_deref(),
+                    Some(&by.rule),
+                ];
+                let path: Vec<&str> = path.into_iter().flatten().collect();
+                (Some(by.nsg.clone()), Some(path.join("/")))
+            }
+            Some(by) if by.kind == sim::DecidedKind::Route => (None, Some(by.rule.clone())),
+            _ => (None, rule),
+        };
+        let reason = explained.detail;
         PolicyOutcome {
             verdict,
             code,
             nsg,
             rule,
             priority,
+            firewall,
             flow: flow.to_string(),
             reason,
         }
@@ -322,6 +338,7 @@ fn endpoints(topo: &Topology, api: usize, b: &BackendUrl) -> Result<(IpAddr, IpA
             nsg: None,
             rule: None,
             priority: None,
+            firewall: None,
             flow,
             reason,
         }),
@@ -402,17 +419,33 @@ fn flow_labels(topo: &Topology, d: &Decision) -> FlowLabels {
     }
 }
 
-/// The NSG hops of a decision, in path order.
+/// The NSG hops of a decision, in path order, then the last firewall that allowed it (`nsg`
+/// is then the firewall's name and `rule` its `group/collection/rule`).
 fn hops(topology: &Topology, d: &Decision) -> Vec<FlowHop> {
-    d.nsgs()
+    let mut out: Vec<FlowHop> = d
+        .nsgs()
         .map(|r| {
             let info = topology.rule_info(*r);
             FlowHop {
+                kind: "nsg",
                 nsg: info.nsg.to_string(),
                 rule: info.rule,
                 priority: info.priority,
                 direction: format!("{:?}", r.direction),
             }
         })
-        .collect()
+        .collect();
+    if let Some(m) = d.firewall {
+        let fw = &topology.firewalls()[m.firewall];
+        let (g, c, r) = fw.names(&m);
+        let rule: Vec<&str> = [g, c, Some(r)].into_iter().flatten().collect();
+        out.push(FlowHop {
+            kind: "firewall",
+            nsg: fw.name.clone(),
+            rule: rule.join("/"),
+            priority: 0,
+            direction: "Outbound".into(),
+        });
+    }
+    out
 }

@@ -185,6 +185,9 @@ impl Topology {
                 destination_port: if ports { q.destination_port } else { None },
             },
             evaluated: Vec::new(),
+            hops: Vec::new(),
+            return_hops: Vec::new(),
+            egress_source: None,
             decided_by: None,
             detail: r
                 .and_then(|r| r.failure.clone())

@@ -39,6 +39,7 @@ mod nsgs;
 mod suggest;
 
 pub(crate) use suggest::did_you_mean;
+mod routing;
 
 // === impl Topology ===
 
@@ -377,9 +378,10 @@ impl<'a> Builder<'a> {
         );
 
         let (nsgs, known_asgs) = self.nsgs();
-        let vnets = self.network(&nsgs, &subscription_id);
+        let mut vnets = self.network(&nsgs, &subscription_id);
         let placed = self.hosts(&vnets, &nsgs, &known_asgs);
         self.asg_placement(&vnets, &placed.hosts, &nsgs);
+        let routing = self.routing(&mut vnets, &placed.hosts, &nsgs);
         let apim = self.apim(&vnets, &placed, &subscription_id);
         let zones = self.zones(&vnets);
         let gateway = self.gateway();
@@ -404,6 +406,10 @@ impl<'a> Builder<'a> {
             // Every stage has pushed its findings: the map moves to the topology.
             source: std::mem::take(&mut self.source),
             faults: crate::fault::FaultSet::default(),
+            route_tables: routing.route_tables,
+            nat_gateways: routing.nat_gateways,
+            firewalls: routing.firewalls,
+            routes: routing.routes,
         };
         t.compile_all();
         t.faults = self.faults(&t);

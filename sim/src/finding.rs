@@ -36,6 +36,9 @@ const PE_POLICIES: &str =
     "https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy";
 const PRIVATE_DNS: &str = "https://learn.microsoft.com/azure/dns/private-dns-virtual-network-links";
 const APIM_BACKENDS: &str = "https://learn.microsoft.com/azure/api-management/backends";
+const UDR: &str = "https://learn.microsoft.com/azure/virtual-network/virtual-networks-udr-overview";
+const FIREWALL_FAQ: &str = "https://learn.microsoft.com/azure/firewall/firewall-faq";
+const FIREWALL_RULES: &str = "https://learn.microsoft.com/azure/firewall/rule-processing";
 const APIM_CLASSIC: &str =
     "https://learn.microsoft.com/azure/api-management/virtual-network-reference";
 
@@ -217,6 +220,21 @@ finding_codes! {
     FaultParameterMissing => "FAULT_PARAMETER_MISSING", Error, APIM_BACKENDS;
     /// A fault rule's name or parameter is out of range, belongs to another kind, or a `tls_*` kind targets a plain service.
     FaultParameterInvalid => "FAULT_PARAMETER_INVALID", Error, APIM_BACKENDS;
+    // --- routing and egress devices ---
+    /// A `VirtualAppliance` route without `next_hop_ip_address` (ARM: MissingNextHopIpAddress).
+    RouteNextHopAddressMissing => "ROUTE_NEXT_HOP_ADDRESS_MISSING", Error, UDR;
+    /// A route's prefix is neither a prefix nor a service tag allowed in routes, its next hop address does not parse, or an address is given for another next hop type.
+    RouteInvalid => "ROUTE_INVALID", Error, UDR;
+    /// A firewall's subnet is not named `AzureFirewallSubnet`, or its private address is not in it.
+    FirewallSubnetInvalid => "FIREWALL_SUBNET_INVALID", Error, FIREWALL_FAQ;
+    /// `AzureFirewallSubnet` is smaller than /26.
+    FirewallSubnetTooSmall => "FIREWALL_SUBNET_TOO_SMALL", Error, FIREWALL_FAQ;
+    /// An NSG on `AzureFirewallSubnet`: it is not applied to the firewall's traffic.
+    FirewallSubnetNsg => "FIREWALL_SUBNET_NSG", Warning, FIREWALL_FAQ;
+    /// A firewall rule, collection or group field is invalid (protocol, port, address, priority).
+    FirewallRuleInvalid => "FIREWALL_RULE_INVALID", Error, FIREWALL_RULES;
+    /// A `Dnat` rule collection: parsed, not evaluated.
+    FirewallDnatNotModelled => "FIREWALL_DNAT_NOT_MODELLED", Warning, FIREWALL_RULES;
 }
 
 impl fmt::Display for FindingCode {
@@ -402,6 +420,21 @@ assumptions! {
     /// Deployment scope of imported templates.
     DeploymentScopeDefaults => "ASSUMPTION_DEPLOYMENT_SCOPE_DEFAULTS",
         "A template used resourceGroup(), subscription() or resourceId() while the deployment scope was not fully given: a missing --subscription-id (with no exported resource id to take it from) is 00000000-0000-0000-0000-000000000000, a missing --resource-group is `vnetsim-rg`, a missing --location is `westeurope`.";
+    /// Application rules matched by address.
+    FirewallFqdnByAddress => "ASSUMPTION_FIREWALL_FQDN_BY_ADDRESS",
+        "Azure Firewall application rules match the FQDN of the TLS SNI or HTTP Host; vnetsim matches a flow by address: the private and public addresses of the hosts whose name or DNS names match a target FQDN (`*` matches every destination).";
+    /// The instance address application rules SNAT to.
+    FirewallInstanceAddress => "ASSUMPTION_FIREWALL_INSTANCE_ADDRESS",
+        "Application rules SNAT to a firewall instance address in AzureFirewallSubnet; vnetsim uses the subnet's first usable address after the firewall's private address (Azure picks an instance).";
+    /// The firewall's infrastructure rule collection.
+    FirewallInfrastructureRules => "ASSUMPTION_FIREWALL_INFRASTRUCTURE_RULES",
+        "The built-in infrastructure rule collection allows platform FQDNs (Azure diagnostics, compute updates) that no host of a fixture has: it matches no flow vnetsim evaluates.";
+    /// Public egress with `outbound_route_all = false`.
+    PublicEgressFromPlatform => "ASSUMPTION_PUBLIC_EGRESS_FROM_PLATFORM",
+        "With [apim] outbound_route_all = false, an integrated instance's flows to destinations outside RFC 1918 leave from its public address, through no NSG, route table or NAT gateway of the subnet (App Service's wording for VNet integration without route all; not documented for API Management).";
+    /// The walk's bound on devices.
+    WalkBound => "ASSUMPTION_WALK_BOUND",
+        "A path passes at most 4 devices (firewalls, appliances); a longer one ends as ROUTING_LOOP. Azure sends a looping packet until its TTL runs out.";
 }
 
 impl Serialize for Assumption {

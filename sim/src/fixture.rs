@@ -20,13 +20,18 @@ mod host;
 mod load;
 mod network;
 mod nsg;
+mod routing;
 
 pub use apim::{ApimFile, ClassicVnetType, NetworkMode, Sku};
 pub use gateway::{ApiFile, DenyMode, DnsZoneFile, GatewayFile};
 pub use host::{HostFile, HostKind, ServeKind, ServiceFile};
 pub use load::{Format, LoadError};
-pub use network::{PrivateEndpointPolicies, SubnetFile, VnetFile};
+pub use network::{PeeringFile, PrivateEndpointPolicies, SubnetFile, VnetFile};
 pub use nsg::{AddressField, NsgFile, PortField, RawRule, RuleFile};
+pub use routing::{
+    CollectionKind, FirewallAction, FirewallFile, FirewallRuleFile, NatGatewayFile, NextHopType,
+    RouteFile, RouteTableFile, RuleCollectionFile, RuleCollectionGroupFile,
+};
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -74,6 +79,15 @@ pub struct Fixture {
     /// Seeded faults on the backend leg (a testing aid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<crate::fault::FaultsFile>,
+    /// Route tables (user-defined routes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route_tables: Vec<RouteTableFile>,
+    /// NAT gateways.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nat_gateways: Vec<NatGatewayFile>,
+    /// Azure Firewalls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firewalls: Vec<FirewallFile>,
 }
 
 /// `[subscription]`.

@@ -76,16 +76,6 @@ impl Flow {
             destination_port: Some(destination_port),
         }
     }
-
-    fn key(&self, destination: IpAddr) -> FlowKey {
-        FlowKey::new(
-            self.protocol,
-            self.source,
-            self.source_port,
-            destination,
-            self.destination_port,
-        )
-    }
 }
 
 /// The 5-tuple an NSG sees. Ports are `u32` so that port-less protocols can use [`NO_PORT`].
@@ -186,6 +176,19 @@ pub enum VerdictCode {
     /// Allowed without NSG evaluation: platform traffic Azure exempts from NSG rules (DNS to
     /// 168.63.129.16, DHCP, WireServer, IMDS, KMS), no Deny rule naming its tag applying.
     PlatformExempt,
+    /// A route with next hop `None` (system or user) decided: the packet is dropped.
+    RouteNone,
+    /// An Azure Firewall rule (or its default deny) denies the flow.
+    FirewallDenied,
+    /// A stateful firewall saw one direction of the flow but not the other.
+    AsymmetricRoute,
+    /// A `VirtualAppliance` next hop is not a firewall or an IP-forwarding NIC the route's
+    /// subnet can reach.
+    NextHopUnreachable,
+    /// The path loops between devices (or passes more devices than the walk's bound).
+    RoutingLoop,
+    /// The next hop is a virtual network gateway: on-premises is not modelled.
+    LeavesModel,
 }
 
 impl VerdictCode {
@@ -204,11 +207,28 @@ impl VerdictCode {
             VerdictCode::ReservedAddress => "RESERVED_ADDRESS",
             VerdictCode::PlatformBlocked => "PLATFORM_BLOCKED",
             VerdictCode::PlatformExempt => "PLATFORM_EXEMPT",
+            VerdictCode::RouteNone => "ROUTE_NONE",
+            VerdictCode::FirewallDenied => "FIREWALL_DENIED",
+            VerdictCode::AsymmetricRoute => "ASYMMETRIC_ROUTE",
+            VerdictCode::NextHopUnreachable => "NEXT_HOP_UNREACHABLE",
+            VerdictCode::RoutingLoop => "ROUTING_LOOP",
+            VerdictCode::LeavesModel => "LEAVES_MODEL",
+        }
+    }
+
+    /// The verdict a routing outcome with this code gives: `ROUTE_NONE` and `ASYMMETRIC_ROUTE`
+    /// drop the packet on purpose (Deny), the others find no way (Unreachable).
+    pub fn route_verdict(self) -> VerdictKind {
+        match self {
+            VerdictCode::RouteNone | VerdictCode::AsymmetricRoute | VerdictCode::FirewallDenied => {
+                VerdictKind::Deny
+            }
+            _ => VerdictKind::Unreachable,
         }
     }
 
     /// Every code, in declaration order.
-    pub const ALL: [VerdictCode; 10] = [
+    pub const ALL: [VerdictCode; 16] = [
         VerdictCode::Allowed,
         VerdictCode::NsgDenied,
         VerdictCode::NoRoute,
@@ -219,6 +239,12 @@ impl VerdictCode {
         VerdictCode::ReservedAddress,
         VerdictCode::PlatformBlocked,
         VerdictCode::PlatformExempt,
+        VerdictCode::RouteNone,
+        VerdictCode::FirewallDenied,
+        VerdictCode::AsymmetricRoute,
+        VerdictCode::NextHopUnreachable,
+        VerdictCode::RoutingLoop,
+        VerdictCode::LeavesModel,
     ];
 }
 
@@ -282,9 +308,20 @@ pub struct Decision {
     /// The denying rule; for Allow the matched rule of the last NSG evaluated; `None` when no NSG
     /// is on the path or the flow is unreachable.
     pub decided_by: Option<RuleRef>,
-    /// Every NSG evaluated and its matched rule, in order.
-    pub path: [Option<RuleRef>; 4],
+    /// Every NSG evaluated and its matched rule, in order (the source's two, two in and two
+    /// out per network virtual appliance, the destination's two).
+    pub path: [Option<RuleRef>; PATH_NSGS],
+    /// The firewall match that denied the flow, or the last firewall that allowed it.
+    pub firewall: Option<crate::firewall::FirewallMatch>,
+    /// The source address the destination sees (after any SNAT or NAT gateway); `None` when
+    /// the flow did not get there.
+    pub egress_source: Option<IpAddr>,
 }
+
+/// Devices (firewalls, appliances) a path may pass before the walk ends as `ROUTING_LOOP`.
+pub const MAX_DEVICES: usize = 4;
+/// NSG evaluations a path may hold: the source's two, four per device, the destination's two.
+pub const PATH_NSGS: usize = 4 + 4 * MAX_DEVICES;
 
 impl Decision {
     /// Whether the flow is allowed.
@@ -316,12 +353,34 @@ pub struct NsgEvaluation {
     pub location: Option<Location>,
 }
 
-/// The deciding rule of an explained verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What decided a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecidedKind {
+    /// An NSG rule.
+    Nsg,
+    /// An Azure Firewall rule or its default deny.
+    Firewall,
+    /// A route (next hop `None`).
+    Route,
+}
+
+/// The deciding rule of an explained verdict. In JSON: for an NSG rule `{"nsg", "rule",
+/// "priority", "access", "direction", "location"}` (no `kind`, the shape it always had); for a firewall `{"kind":
+/// "firewall", "firewall", "group", "collection", "rule"}` (`"rule": "default"` for the
+/// default deny, `group`/`collection` null); for a route `{"kind": "route", "route",
+/// "route_table", "address_prefix", "next_hop_type"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecidedBy {
-    /// NSG name.
+    /// What decided.
+    pub kind: DecidedKind,
+    /// NSG name (NSG rules), firewall name (firewalls) or route table name (routes).
     pub nsg: String,
-    /// Qualified rule name.
+    /// Firewall: rule collection group; route: address prefix.
+    pub group: Option<String>,
+    /// Firewall: rule collection; route: next hop type.
+    pub collection: Option<String>,
+    /// Qualified rule name (NSG), firewall rule name or `default`, or the route's name.
     pub rule: String,
     /// Priority.
     pub priority: u32,
@@ -333,8 +392,62 @@ pub struct DecidedBy {
     pub location: Option<Location>,
     /// The table service tags the rule names and the table (and changeNumber) that defined
     /// them; absent from JSON when the rule names none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<TagDecision>,
+}
+
+impl Serialize for DecidedBy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        // An NSG rule keeps the shape it always had; a firewall or route names its kind.
+        if self.kind != DecidedKind::Nsg {
+            m.serialize_entry("kind", &self.kind)?;
+        }
+        match self.kind {
+            DecidedKind::Nsg => {
+                m.serialize_entry("nsg", &self.nsg)?;
+                m.serialize_entry("rule", &self.rule)?;
+                m.serialize_entry("priority", &self.priority)?;
+                m.serialize_entry("access", &self.access)?;
+                m.serialize_entry("direction", &self.direction)?;
+                m.serialize_entry("location", &self.location)?;
+                if !self.tags.is_empty() {
+                    m.serialize_entry("tags", &self.tags)?;
+                }
+            }
+            DecidedKind::Firewall => {
+                m.serialize_entry("firewall", &self.nsg)?;
+                m.serialize_entry("group", &self.group)?;
+                m.serialize_entry("collection", &self.collection)?;
+                m.serialize_entry("rule", &self.rule)?;
+            }
+            DecidedKind::Route => {
+                m.serialize_entry("route", &self.rule)?;
+                m.serialize_entry("route_table", &self.nsg)?;
+                m.serialize_entry("address_prefix", &self.group)?;
+                m.serialize_entry("next_hop_type", &self.collection)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// One hop of an explained path (`check`'s `hops` and `return_hops`): addresses are those
+/// after the hop.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    /// `nsg`, `route`, `firewall`, `appliance` or `nat`.
+    pub kind: &'static str,
+    /// The NSG, route (`System Route` for a system route), firewall, appliance host or NAT
+    /// gateway.
+    pub name: String,
+    /// Source address after the hop.
+    pub source: String,
+    /// Destination address after the hop.
+    pub destination: String,
+    /// What the hop decided: the matched NSG rule, `PREFIX NEXT_HOP_TYPE [ADDRESS]` for a
+    /// route, `group/collection/rule` (or `default`) for a firewall.
+    pub decided_by: Option<String>,
 }
 
 /// The flow as printed in a verdict.
@@ -372,6 +485,14 @@ pub struct Verdict {
     pub assumptions: Vec<Assumption>,
     /// The service tag table used.
     pub service_tags: ServiceTagsInfo,
+    /// The path's hops in order (NSGs, routes, devices, NAT), up to where the verdict was
+    /// decided.
+    pub hops: Vec<Hop>,
+    /// The reply's routes and devices, when a stateful firewall is on the path.
+    pub return_hops: Vec<Hop>,
+    /// The source address the destination sees (after any SNAT or NAT gateway); `null` when
+    /// the flow does not get there.
+    pub egress_source: Option<String>,
     /// How the destination name was resolved, when a name was asked
     /// ([`Topology::ask`](crate::topology::Topology::ask)).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -379,6 +500,8 @@ pub struct Verdict {
 }
 
 mod display;
+mod explain;
+mod path;
 mod walk;
 
 pub use walk::FlowPath;

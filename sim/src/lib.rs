@@ -55,11 +55,13 @@ mod dns;
 mod dns_name;
 mod fault;
 mod finding;
+mod firewall;
 pub mod fixture;
 mod flow;
 mod nsg;
 mod platform;
 mod proto;
+mod route;
 mod settings;
 mod source;
 pub mod synth;
@@ -75,14 +77,19 @@ pub use fault::{
     FaultKind, FaultProblem, FaultRule, FaultSet, FaultsFile, DEFAULT_CHUNK_BYTES,
 };
 pub use finding::{sort_findings, Assumption, Finding, FindingCode, Severity};
+pub use firewall::{Firewall, FirewallCollection, FirewallGroup, FirewallMatch, FirewallRule};
 pub use fixture::{DenyMode, RawRule, ServeKind};
 pub use flow::{
-    AppliedTo, DecidedBy, Decision, Flow, FlowKey, FlowPath, FlowView, NsgEvaluation, RuleInfo,
-    RuleRef, Verdict, VerdictCode, VerdictKind,
+    AppliedTo, DecidedBy, DecidedKind, Decision, Flow, FlowKey, FlowPath, FlowView, Hop,
+    NsgEvaluation, RuleInfo, RuleRef, Verdict, VerdictCode, VerdictKind,
 };
 pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};
 pub use platform::{Exemption, PlatformTag, HOST_VIP, IMDS};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol, NO_PORT};
+pub use route::{
+    EffectiveRoute, EffectiveRouteTable, EffectiveRouteView, NextHop, NextHopResult, RouteSource,
+    RouteState, SubnetRoutes, AZURE_PLATFORM_ADDRESS,
+};
 pub use settings::{
     Applied, Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr, RuleChanges,
 };
@@ -91,7 +98,7 @@ pub use tags::{
     BlobError, ServiceTag, ServiceTagTable, ServiceTagsInfo, TagDecision, TagTableError,
 };
 pub use topology::{
-    normalize_dns, valid_dns_name, Apim, Built, DnsZone, Document, Host, ReservedRole, Service,
-    Subnet, Topology, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS, FORBIDDEN_ADDRESS_SPACE,
-    RESERVED_AT_START,
+    normalize_dns, valid_dns_name, Apim, Built, DnsZone, Document, Host, NatGateway, ReservedRole,
+    RouteTable, Service, Subnet, Topology, Vnet, DEFAULT_APIM_PUBLIC_ADDRESS,
+    FORBIDDEN_ADDRESS_SPACE, RESERVED_AT_START,
 };

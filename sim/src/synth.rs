@@ -283,6 +283,75 @@ impl Setting {
     }
 }
 
+// === Routing ===
+
+/// A forced-tunnel hub and spoke for the routing benchmark and the allocation test, as fixture
+/// TOML: the spoke's `snet-apim` (10.0.1.0/24, source 10.0.1.4) has a route table with
+/// `0.0.0.0/0` and `udrs - 1` random public prefixes to the hub's Azure Firewall (10.100.1.4);
+/// the spoke learns `bgp` random /24s of 172.16.0.0/12 through BGP; the firewall has `rules`
+/// network rules allowing TCP 443 from the spoke to one random public /24 each. Returns the
+/// text and `flows` TCP flows from 10.0.1.4 to addresses of those /24s (rules hit uniformly,
+/// so a flow scans half the rules on average) — each walks NSG, route lookup, firewall, route
+/// lookup and the internet.
+pub fn forced_tunnel(
+    seed: u64,
+    udrs: usize,
+    bgp: usize,
+    rules: usize,
+    flows: usize,
+) -> (String, Vec<crate::flow::Flow>) {
+    use std::fmt::Write as _;
+    let mut rng = Rng::new(seed);
+    let mut t = String::from(
+        "[[vnets]]\nname = \"spoke\"\nregion = \"westeurope\"\naddress_space = [\"10.0.0.0/16\"]\npeerings = [\"hub\"]\nbgp_routes = [",
+    );
+    for i in 0..bgp {
+        let a = 0xAC10_0000u32 | ((rng.below(1 << 12) as u32) << 8);
+        let _ = write!(
+            t,
+            "{}\"{}/24\"",
+            if i > 0 { ", " } else { "" },
+            Ipv4Addr::from(a)
+        );
+    }
+    t.push_str("]\n  [[vnets.subnets]]\n  name = \"snet-apim\"\n  address_prefix = \"10.0.1.0/24\"\n  nsg = \"nsg-apim\"\n  route_table = \"rt-apim\"\n\n");
+    t.push_str("[[vnets]]\nname = \"hub\"\nregion = \"westeurope\"\naddress_space = [\"10.100.0.0/16\"]\npeerings = [\"spoke\"]\n  [[vnets.subnets]]\n  name = \"AzureFirewallSubnet\"\n  address_prefix = \"10.100.1.0/26\"\n\n");
+    t.push_str("[[nsgs]]\nname = \"nsg-apim\"\n\n[[route_tables]]\nname = \"rt-apim\"\n");
+    for i in 0..udrs {
+        let prefix = if i == 0 {
+            "0.0.0.0/0".to_string()
+        } else {
+            random_public_prefix(&mut rng).to_string()
+        };
+        let _ = write!(t, "  [[route_tables.routes]]\n  name = \"r{i}\"\n  address_prefix = \"{prefix}\"\n  next_hop_type = \"VirtualAppliance\"\n  next_hop_ip_address = \"10.100.1.4\"\n");
+    }
+    t.push_str("\n[[firewalls]]\nname = \"fw\"\nsubnet = \"hub/AzureFirewallSubnet\"\nprivate_address = \"10.100.1.4\"\npublic_addresses = [\"20.61.20.5\"]\n  [[firewalls.rule_collection_groups]]\n  name = \"g\"\n  priority = 100\n    [[firewalls.rule_collection_groups.rule_collections]]\n    name = \"net\"\n    priority = 100\n    kind = \"Network\"\n    action = \"Allow\"\n");
+    let mut targets = Vec::with_capacity(rules);
+    for i in 0..rules {
+        let a = loop {
+            let c = random_public_prefix(&mut rng);
+            let IpAddr::V4(first) = c.first() else {
+                continue;
+            };
+            let a = u32::from(first) & 0xFFFF_FF00;
+            if crate::cidr::is_public(IpAddr::V4(a.into())) {
+                break a;
+            }
+        };
+        targets.push(a);
+        let _ = write!(t, "      [[firewalls.rule_collection_groups.rule_collections.rules]]\n      name = \"n{i}\"\n      protocols = [\"TCP\"]\n      source_addresses = [\"10.0.1.0/24\"]\n      destination_addresses = [\"{}/24\"]\n      destination_ports = [\"443\"]\n", Ipv4Addr::from(a));
+    }
+    let src = IpAddr::V4(Ipv4Addr::new(10, 0, 1, 4));
+    let flows = (0..flows)
+        .map(|_| {
+            let base = targets[rng.below(targets.len() as u64) as usize];
+            let dst = IpAddr::V4(Ipv4Addr::from(base | (1 + rng.below(254) as u32)));
+            crate::flow::Flow::tcp(src, 49152 + rng.below(16384) as u16, dst, 443)
+        })
+        .collect();
+    (t, flows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,6 +112,11 @@ pub struct Vnet {
     pub address_space: Vec<Cidr>,
     /// Indices of VNets connected by a two-sided peering.
     pub connected: Vec<usize>,
+    /// Peers whose forwarded traffic this VNet accepts (its peering to them has
+    /// `allow_forwarded_traffic`).
+    pub forwarded_from: Vec<usize>,
+    /// Prefixes learned through BGP from a virtual network gateway.
+    pub bgp_routes: Vec<Cidr>,
     /// Subnets.
     pub subnets: Vec<Subnet>,
     /// Prefixes of the `VirtualNetwork` tag here: own space plus connected peers'.
@@ -133,6 +138,10 @@ pub struct Subnet {
     pub resources: Vec<String>,
     /// Private endpoint network policies.
     pub private_endpoint_network_policies: PrivateEndpointPolicies,
+    /// Associated route table (index into [`Topology::route_tables`]).
+    pub route_table: Option<usize>,
+    /// Associated NAT gateway (index into [`Topology::nat_gateways`]).
+    pub nat_gateway: Option<usize>,
     /// Position in its VNet's `subnets` in the fixture (duplicates are left out of the model,
     /// so it may differ from the position here); locates the subnet in the source.
     pub index: usize,
@@ -233,6 +242,8 @@ pub struct Host {
     pub placement: Option<(usize, usize)>,
     /// Position in the fixture's `hosts` (invalid hosts are left out of the model).
     pub index: usize,
+    /// IP forwarding on the NIC: a network virtual appliance.
+    pub ip_forwarding: bool,
 }
 
 /// The API Management instance.
@@ -260,6 +271,27 @@ pub struct Apim {
     pub public_address: IpAddr,
     /// Classic VNet injection's type (External or Internal), with mode `Classic`.
     pub classic_vnet_type: Option<ClassicVnetType>,
+    /// `[apim] outbound_route_all` (default true, `ASSUMPTION_ALL_EGRESS_VIA_SUBNET`): all
+    /// egress enters the subnet; false: only RFC 1918 destinations do.
+    pub outbound_route_all: bool,
+}
+
+/// A route table.
+#[derive(Clone, Debug)]
+pub struct RouteTable {
+    /// Name.
+    pub name: String,
+    /// Drops BGP routes on its subnets.
+    pub disable_bgp_route_propagation: bool,
+}
+
+/// A NAT gateway.
+#[derive(Clone, Debug)]
+pub struct NatGateway {
+    /// Name.
+    pub name: String,
+    /// Public addresses (flows leave from the first).
+    pub public_addresses: Vec<IpAddr>,
 }
 
 /// A private DNS zone.
@@ -294,6 +326,14 @@ pub struct Topology {
     pub(crate) source: SourceMap,
     /// `[faults]`, checked.
     pub(crate) faults: crate::fault::FaultSet,
+    /// Route tables.
+    pub(crate) route_tables: Vec<RouteTable>,
+    /// NAT gateways.
+    pub(crate) nat_gateways: Vec<NatGateway>,
+    /// Azure Firewalls.
+    pub(crate) firewalls: Vec<crate::firewall::Firewall>,
+    /// Effective routes, `routes[vnet][subnet]`.
+    pub(crate) routes: Vec<Vec<crate::route::SubnetRoutes>>,
 }
 
 pub(crate) fn find_ci<'a, T>(
@@ -445,6 +485,23 @@ impl Topology {
             "vnets/{}/subnets/{}",
             self.vnets[vnet].name, self.vnets[vnet].subnets[subnet].name
         )
+    }
+
+    /// Route tables.
+    pub fn route_tables(&self) -> &[RouteTable] {
+        &self.route_tables
+    }
+    /// NAT gateways.
+    pub fn nat_gateways(&self) -> &[NatGateway] {
+        &self.nat_gateways
+    }
+    /// Azure Firewalls.
+    pub fn firewalls(&self) -> &[crate::firewall::Firewall] {
+        &self.firewalls
+    }
+    /// The effective routes of subnet `(vnet, subnet)`.
+    pub fn subnet_routes(&self, vnet: usize, subnet: usize) -> Option<&crate::route::SubnetRoutes> {
+        self.routes.get(vnet)?.get(subnet)
     }
 
     /// The route for an API path: `(api index, rest of path)`.

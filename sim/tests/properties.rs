@@ -273,6 +273,7 @@ fn reserved_flags(space: &str, subnet: &str, hosts: &[IpAddr]) -> Vec<bool> {
             address_space: vec![space.into()],
             peerings: vec![],
             subnets: vec![subnet_file("s", vec![subnet.into()], None)],
+            bgp_routes: vec![],
         }],
         hosts: hosts
             .iter()
@@ -300,6 +301,8 @@ fn subnet_file(name: &str, prefixes: Vec<String>, nsg: Option<&str>) -> SubnetFi
         nsg: nsg.map(str::to_string),
         resources: vec![],
         private_endpoint_network_policies: PrivateEndpointPolicies::Disabled,
+        route_table: None,
+        nat_gateway: None,
     }
 }
 
@@ -314,6 +317,7 @@ fn host_file(name: &str, address: &str) -> HostFile {
         kind: HostKind::Nic,
         services: vec![],
         subnet: None,
+        ip_forwarding: false,
     }
 }
 
@@ -767,6 +771,7 @@ fn nsg_topology(rules: Vec<RuleFile>, members: &[(IpAddr, Vec<&'static str>)]) -
                     vec!["10.0.0.0/24".into(), "fd00:10::/64".into()],
                     Some("n"),
                 )],
+                bgp_routes: vec![],
             },
             VnetFile {
                 name: "p".into(),
@@ -775,6 +780,7 @@ fn nsg_topology(rules: Vec<RuleFile>, members: &[(IpAddr, Vec<&'static str>)]) -
                 address_space: vec!["10.1.0.0/16".into()],
                 peerings: vec!["v".into()],
                 subnets: vec![],
+                bgp_routes: vec![],
             },
         ],
         nsgs: vec![NsgFile {
@@ -1651,6 +1657,8 @@ fn arb_subnet() -> impl Strategy<Value = SubnetFile> {
                 nsg,
                 resources,
                 private_endpoint_network_policies: pol,
+                route_table: None,
+                nat_gateway: None,
             },
         )
 }
@@ -1670,8 +1678,9 @@ fn arb_vnet() -> impl Strategy<Value = VnetFile> {
                 region,
                 subscription,
                 address_space,
-                peerings,
+                peerings: peerings.into_iter().map(Into::into).collect(),
                 subnets,
+                bgp_routes: vec![],
             },
         )
 }
@@ -1721,6 +1730,7 @@ fn arb_host() -> impl Strategy<Value = HostFile> {
                 kind,
                 services,
                 subnet: None,
+                ip_forwarding: false,
             },
         )
 }
@@ -1763,6 +1773,7 @@ fn arb_apim() -> impl Strategy<Value = ApimFile> {
                     address,
                     public_address,
                     classic_vnet_type: None,
+                    outbound_route_all: None,
                 }
             },
         )
@@ -1877,6 +1888,9 @@ fn arb_fixture() -> impl Strategy<Value = Fixture> {
                     apis,
                     private_dns_zones: zones,
                     faults: None,
+                    route_tables: vec![],
+                    nat_gateways: vec![],
+                    firewalls: vec![],
                 }
             },
         )
@@ -1949,6 +1963,7 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
             address: None,
             public_address: None,
             classic_vnet_type: None,
+            outbound_route_all: None,
         });
     (
         prop::collection::vec(subnet(0), 1..4),
@@ -1970,6 +1985,7 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
                             address_space: vec![space.into()],
                             peerings: if peer { vec![other.into()] } else { vec![] },
                             subnets,
+                            bgp_routes: vec![],
                         }
                     };
                 Fixture {

@@ -14,6 +14,7 @@ mod harness_rules;
 mod locations;
 mod one_answer;
 mod parity;
+mod routes;
 mod soak;
 mod support;
 mod up;

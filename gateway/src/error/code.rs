@@ -19,6 +19,12 @@ impl From<sim::VerdictCode> for ErrorCode {
             V::DnsFailure => ErrorCode::DnsFailure,
             V::ReservedAddress => ErrorCode::ReservedAddress,
             V::PlatformBlocked => ErrorCode::PlatformBlocked,
+            V::RouteNone => ErrorCode::RouteNone,
+            V::FirewallDenied => ErrorCode::FirewallDenied,
+            V::AsymmetricRoute => ErrorCode::AsymmetricRoute,
+            V::NextHopUnreachable => ErrorCode::NextHopUnreachable,
+            V::RoutingLoop => ErrorCode::RoutingLoop,
+            V::LeavesModel => ErrorCode::LeavesModel,
         }
     }
 }
@@ -86,13 +92,25 @@ pub enum ErrorCode {
     ConnectRefused,
     /// A protocol upgrade (WebSocket, h2c upgrade) was requested; the gateway does not tunnel.
     UpgradeRefused,
+    /// A route with next hop `None` drops the backend flow.
+    RouteNone,
+    /// An Azure Firewall on the path denies the backend flow.
+    FirewallDenied,
+    /// A stateful firewall would see only one direction of the backend flow.
+    AsymmetricRoute,
+    /// A route's `VirtualAppliance` next hop is not a device that forwards.
+    NextHopUnreachable,
+    /// The routes loop between devices.
+    RoutingLoop,
+    /// The route leaves for a virtual network gateway (on-premises is not modelled).
+    LeavesModel,
 }
 
 // === impl ErrorCode ===
 
 impl ErrorCode {
     /// Every code, in declaration order (for tables and per-code counters).
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::NsgDenied,
         ErrorCode::NotIntegrated,
         ErrorCode::NoRoute,
@@ -119,6 +137,12 @@ impl ErrorCode {
         ErrorCode::AbsoluteFormRefused,
         ErrorCode::ConnectRefused,
         ErrorCode::UpgradeRefused,
+        ErrorCode::RouteNone,
+        ErrorCode::FirewallDenied,
+        ErrorCode::AsymmetricRoute,
+        ErrorCode::NextHopUnreachable,
+        ErrorCode::RoutingLoop,
+        ErrorCode::LeavesModel,
     ];
 
     /// The code as it appears in bodies and headers (`NSG_DENIED`).
@@ -150,6 +174,12 @@ impl ErrorCode {
             ErrorCode::AbsoluteFormRefused => "ABSOLUTE_FORM_REFUSED",
             ErrorCode::ConnectRefused => "CONNECT_REFUSED",
             ErrorCode::UpgradeRefused => "UPGRADE_REFUSED",
+            ErrorCode::RouteNone => "ROUTE_NONE",
+            ErrorCode::FirewallDenied => "FIREWALL_DENIED",
+            ErrorCode::AsymmetricRoute => "ASYMMETRIC_ROUTE",
+            ErrorCode::NextHopUnreachable => "NEXT_HOP_UNREACHABLE",
+            ErrorCode::RoutingLoop => "ROUTING_LOOP",
+            ErrorCode::LeavesModel => "LEAVES_MODEL",
         }
     }
 
@@ -188,6 +218,16 @@ impl ErrorCode {
             }
             ErrorCode::ConnectRefused => "CONNECT is refused: this is a reverse proxy, not a tunnel",
             ErrorCode::UpgradeRefused => "Protocol upgrades are not supported",
+            ErrorCode::RouteNone => "A route with next hop None drops the backend flow",
+            ErrorCode::FirewallDenied => "An Azure Firewall denies the backend flow",
+            ErrorCode::AsymmetricRoute => {
+                "A stateful firewall would see only one direction of the backend flow"
+            }
+            ErrorCode::NextHopUnreachable => "The route's next hop does not forward traffic",
+            ErrorCode::RoutingLoop => "The routes to the backend loop",
+            ErrorCode::LeavesModel => {
+                "The route leaves for a virtual network gateway (on-premises is not modelled)"
+            }
         }
     }
 
@@ -222,6 +262,12 @@ impl ErrorCode {
             | ErrorCode::DnsFailure
             | ErrorCode::ReservedAddress
             | ErrorCode::PlatformBlocked
+            | ErrorCode::RouteNone
+            | ErrorCode::FirewallDenied
+            | ErrorCode::AsymmetricRoute
+            | ErrorCode::NextHopUnreachable
+            | ErrorCode::RoutingLoop
+            | ErrorCode::LeavesModel
             | ErrorCode::BackendRefused
             | ErrorCode::BackendReset
             | ErrorCode::BackendTls

@@ -408,7 +408,12 @@ impl Assembler {
                 region: def.region.clone(),
                 subscription: def.subscription.clone(),
                 address_space: def.address_space.clone(),
-                peerings: v.peerings.iter().map(|p| p.remote.clone()).collect(),
+                peerings: v
+                    .peerings
+                    .iter()
+                    .map(|p| crate::fixture::PeeringFile::from(p.remote.clone()))
+                    .collect(),
+                bgp_routes: Vec::new(),
                 subnets,
             });
         }
@@ -520,6 +525,7 @@ impl Assembler {
                     kind: HostKind::Nic,
                     services: Vec::new(),
                     subnet: None,
+                    ip_forwarding: false,
                 });
             }
         }
@@ -635,6 +641,7 @@ fn attach_backends(f: &mut Fixture) {
                     kind: HostKind::Nic,
                     services: Vec::new(),
                     subnet: None,
+                    ip_forwarding: false,
                 });
                 f.hosts.len() - 1
             }

@@ -551,6 +551,8 @@ impl Mapper {
                 nsg,
                 resources: Vec::new(),
                 private_endpoint_network_policies,
+                route_table: None,
+                nat_gateway: None,
             },
             at: Location::new(at.input.clone(), pointer),
             attached,

@@ -52,6 +52,7 @@ impl Builder<'_> {
             private_address,
             public_address,
             classic_vnet_type: self.classic_type(a),
+            outbound_route_all: a.outbound_route_all.unwrap_or(true),
         })
     }
 

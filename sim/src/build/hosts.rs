@@ -102,6 +102,7 @@ impl Builder<'_> {
                 services,
                 placement,
                 index,
+                ip_forwarding: h.ip_forwarding,
             });
         }
         let mut asg_members: BTreeMap<String, Vec<IpAddr>> =

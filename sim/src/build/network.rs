@@ -38,6 +38,8 @@ impl Builder<'_> {
                     .unwrap_or_else(|| subscription_id.to_string()),
                 address_space: space,
                 connected: Vec::new(),
+                forwarded_from: Vec::new(),
+                bgp_routes: self.bgp_routes(v, &vpath),
                 subnets,
                 virtual_network_tag: Vec::new(),
             });
@@ -52,6 +54,25 @@ impl Builder<'_> {
             vnets[vi].virtual_network_tag = tag;
         }
         vnets
+    }
+
+    /// A VNet's routes learned through BGP (`bgp_routes`), valid prefixes only.
+    fn bgp_routes(&mut self, v: &VnetFile, vpath: &Entry) -> Vec<Cidr> {
+        let mut out = Vec::new();
+        for (k, p) in v.bgp_routes.iter().enumerate() {
+            match p.parse::<Cidr>() {
+                Ok(c) => out.push(c),
+                Err(e) => self.push(
+                    FindingCode::AddressPrefixInvalid,
+                    &vpath.child(
+                        format_args!("bgp_routes/{p}"),
+                        format_args!("bgp_routes/{k}"),
+                    ),
+                    format!("BGP route: {e}"),
+                ),
+            }
+        }
+        out
     }
 
     /// A VNet's valid address space prefixes.
@@ -198,6 +219,8 @@ impl Builder<'_> {
             }
             let nsg = self.nsg_ref(nsgs, &s.nsg, &spath);
             subnets.push(Subnet {
+                route_table: None,
+                nat_gateway: None,
                 name: s.name.clone(),
                 prefixes,
                 delegations: s.delegations.clone(),
@@ -226,7 +249,8 @@ impl Builder<'_> {
             let vpath = Entry::new(format!("vnets/{}", v.name), format!("/vnets/{vi}"));
             // The peers this VNet's links already reach, in the order they are listed.
             let mut peered: Vec<usize> = Vec::new();
-            for (k, p) in v.peerings.iter().enumerate() {
+            for (k, peering) in v.peerings.iter().enumerate() {
+                let p = &peering.remote;
                 let ppath = vpath.child(format_args!("peerings/{p}"), format_args!("peerings/{k}"));
                 let at = Entry::new(vpath.path(), &ppath.pointer);
                 let Some((pi, peer)) = find_ci(&fx.vnets, p, |x| &x.name) else {
@@ -275,13 +299,25 @@ impl Builder<'_> {
                 continue;
             }
             let (v, peer) = (&fx.vnets[vi], &fx.vnets[pi]);
+            let peering = &v.peerings[k];
             let back = peer
                 .peerings
                 .iter()
-                .any(|b| b.eq_ignore_ascii_case(&v.name));
-            if !back {
+                .find(|b| b.remote.eq_ignore_ascii_case(&v.name));
+            let Some(back) = back else {
                 let vpath = Entry::new(format!("vnets/{}", v.name), format!("/vnets/{vi}"));
                 self.push(FindingCode::PeeringNotConnected, &vpath.child(format_args!("peerings/{}", peer.name), format_args!("peerings/{k}")), format!("`{}` lists `{}` but `{}` does not list `{}`: the peering stays Initiated and carries no traffic until both sides create it", v.name, peer.name, peer.name, v.name));
+                continue;
+            };
+            // "Allow forwarded traffic": this VNet accepts traffic that a network virtual
+            // appliance in the remote VNet forwards (Virtual network peering, "Create, change,
+            // or delete a virtual network peering"). Kept per receiving side.
+            if peering.allow_forwarded_traffic && !vnets[vi].forwarded_from.contains(&pi) {
+                vnets[vi].forwarded_from.push(pi);
+            }
+            // "Allow virtual network access" off on either side blocks traffic between the two
+            // VNets: they are left unconnected (no peering route, no VirtualNetwork tag).
+            if !peering.allow_virtual_network_access || !back.allow_virtual_network_access {
                 continue;
             }
             if !vnets[vi].connected.contains(&pi) {

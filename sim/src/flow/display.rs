@@ -54,6 +54,27 @@ impl fmt::Display for Verdict {
         }
         writeln!(f, "Verdict   {:?} ({})", self.verdict, self.code)?;
         match &self.decided_by {
+            Some(d) if d.kind == super::DecidedKind::Firewall => writeln!(
+                f,
+                "Firewall  {} / {}",
+                d.nsg,
+                [
+                    d.group.as_deref(),
+                    d.collection.as_deref(),
+                    Some(d.rule.as_str())
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" / ")
+            )?,
+            Some(d) if d.kind == super::DecidedKind::Route => writeln!(
+                f,
+                "Route     {} ({} {})",
+                d.rule,
+                d.group.as_deref().unwrap_or("?"),
+                d.collection.as_deref().unwrap_or("?")
+            )?,
             Some(d) => writeln!(
                 f,
                 "Rule      {} / {} (priority {}, {} {}){}",
@@ -70,6 +91,28 @@ impl fmt::Display for Verdict {
             writeln!(f, "Tag       {t}")?;
         }
         writeln!(f, "Why       {}", self.detail)?;
+        let devices = |h: &[super::Hop]| h.iter().any(|x| x.kind != "nsg");
+        if devices(&self.hops) {
+            for (label, hops) in [("Path", &self.hops), ("Return", &self.return_hops)] {
+                for (i, h) in hops.iter().enumerate() {
+                    let head = if i == 0 { label } else { "" };
+                    writeln!(
+                        f,
+                        "{head:<9} {:<9} {} ({} -> {}){}",
+                        h.kind,
+                        h.name,
+                        h.source,
+                        h.destination,
+                        h.decided_by
+                            .as_ref()
+                            .map_or(String::new(), |d| format!(": {d}"))
+                    )?;
+                }
+            }
+            if let Some(e) = &self.egress_source {
+                writeln!(f, "Egress    {e}")?;
+            }
+        }
         if !self.evaluated.is_empty() {
             writeln!(f)?;
             let width = |head: &str, col: &dyn Fn(&NsgEvaluation) -> usize| {

@@ -5,9 +5,10 @@
 
 use std::net::IpAddr;
 
+use super::path::{Device, DeviceKind, RouteAt, Routed};
 use super::{
     AppliedTo, DecidedBy, Decision, Flow, FlowKey, FlowView, NsgEvaluation, RuleInfo, RuleRef,
-    Verdict, VerdictCode, VerdictKind,
+    Verdict, VerdictCode, VerdictKind, MAX_DEVICES, PATH_NSGS,
 };
 use crate::finding::Assumption;
 use crate::fixture::{HostKind, NetworkMode};
@@ -21,15 +22,57 @@ mod platform;
 
 // === Planning ===
 
+/// A step of the walk other than an NSG, reported to the explaining path (addresses after
+/// the step).
 #[derive(Clone, Copy, Debug)]
-struct Apply {
-    nsg: usize,
-    vnet: usize,
-    applied_to: AppliedTo,
+pub(super) enum Event {
+    /// A route lookup and the route taken; the source address then.
+    Route(RouteAt, IpAddr),
+    /// A firewall's match; the source after its SNAT.
+    Firewall(crate::firewall::FirewallMatch, IpAddr),
+    /// An appliance (host index) forwards; the source then.
+    Appliance(usize, IpAddr),
+    /// A NAT gateway (index) gives the flow its public address.
+    Nat(usize, IpAddr),
+}
+
+/// The walk's running state: the decision so far, NSGs recorded, the first rule that
+/// depended on an unknown value.
+struct Walked {
+    d: Decision,
+    n: usize,
+    unknown: Option<RuleRef>,
+}
+
+impl Walked {
+    /// Ends the walk with a verdict not decided by an NSG rule (the NSG path so far stays).
+    fn end(mut self, verdict: VerdictKind, code: VerdictCode) -> Decision {
+        self.d.verdict = verdict;
+        self.d.code = code;
+        if verdict != VerdictKind::Indeterminate {
+            self.d.decided_by = match code {
+                // A deny by the platform, a route or a firewall: no NSG rule decided.
+                VerdictCode::PlatformBlocked
+                | VerdictCode::RouteNone
+                | VerdictCode::FirewallDenied
+                | VerdictCode::AsymmetricRoute => None,
+                _ if verdict == VerdictKind::Unreachable => None,
+                _ => self.d.decided_by,
+            };
+        }
+        self.d
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Apply {
+    pub(super) nsg: usize,
+    pub(super) vnet: usize,
+    pub(super) applied_to: AppliedTo,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
+pub(super) enum Source {
     Subnet {
         vnet: usize,
         apim: bool,
@@ -58,19 +101,49 @@ impl FlowPath {
     }
 }
 
+/// A flow's plan: everything that depends on its two addresses only. The walk
+/// ([`Topology::walk`]) goes through it in this order: `outbound` NSGs, each of `devices`
+/// (a firewall's rules; an appliance's inbound then outbound NSGs), `route` (the outcome of
+/// routing and delivery), the `inbound` NSGs, then the return path.
 #[derive(Clone, Copy, Debug)]
-struct Plan {
-    source: Source,
-    outbound: [Option<Apply>; 2],
-    route: Result<(), (VerdictCode, Why)>,
-    inbound: [Option<Apply>; 2],
-    inbound_destination: IpAddr,
-    why_allowed: Why,
+pub(super) struct Plan {
+    pub(super) source: Source,
+    pub(super) outbound: [Option<Apply>; 2],
+    /// Devices the routes send the packet through, in order.
+    pub(super) devices: [Option<Device>; MAX_DEVICES],
+    /// The route taken from the source subnet (`routes[0]`) and from each device's subnet.
+    pub(super) routes: [Option<RouteAt>; MAX_DEVICES + 1],
+    pub(super) route: Result<(), (VerdictCode, Why)>,
+    pub(super) inbound: [Option<Apply>; 2],
+    pub(super) inbound_destination: IpAddr,
+    pub(super) why_allowed: Why,
+    /// The NAT gateway of the subnet whose Internet route the packet took (TCP/UDP only).
+    pub(super) nat: Option<usize>,
+    /// Public egress of an instance with `outbound_route_all = false`: the source the
+    /// destination sees (the instance's public address).
+    pub(super) platform_egress: Option<IpAddr>,
+    /// Devices the reply passes (checked when a firewall is on the path and the flow reaches
+    /// a subnet); `None` when not checked.
+    pub(super) return_devices: Option<[Option<DeviceKind>; MAX_DEVICES]>,
+    /// Routes the reply takes.
+    pub(super) return_routes: [Option<RouteAt>; MAX_DEVICES + 1],
 }
 
 /// Reasons, kept as an enum so the verdict path formats nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Why {
+pub(super) enum Why {
+    NoActiveRoute,
+    UserRouteNone,
+    InternetPrivate,
+    LeavesModel,
+    TooManyDevices,
+    Loop,
+    NoDevice,
+    NoIpForwarding,
+    ApplianceNotReachable,
+    ForwardedRefused,
+    PlatformEgress,
+    Asymmetric,
     SourceNotInSubnet,
     PrivateSourceOutside,
     NotPeered,
@@ -99,8 +172,20 @@ enum Why {
 }
 
 impl Why {
-    fn text(self) -> &'static str {
+    pub(super) fn text(self) -> &'static str {
         match self {
+            Why::NoActiveRoute => "no active route of the subnet covers the destination",
+            Why::UserRouteNone => "a user-defined route with next hop None drops the packet (\"Traffic routed to the None next hop type is dropped\", Virtual network traffic routing)",
+            Why::InternetPrivate => "a user-defined route sends the private destination to the Internet next hop, where it is unreachable",
+            Why::LeavesModel => "the route's next hop is a virtual network gateway: the packet leaves for on-premises, which is not modelled",
+            Why::TooManyDevices => "the path passes more devices (firewalls, appliances) than the walk's bound of 4: treated as a loop",
+            Why::Loop => "the routes send the packet back to a device it already passed: a routing loop",
+            Why::NoDevice => "the route's VirtualAppliance next hop address is neither an Azure Firewall nor a NIC of the topology: the packet is dropped",
+            Why::NoIpForwarding => "the route's VirtualAppliance next hop is a NIC without ip_forwarding: it drops traffic not addressed to it",
+            Why::ApplianceNotReachable => "the route's VirtualAppliance next hop is outside the subnet's VNet and its connected peers",
+            Why::ForwardedRefused => "an appliance forwards the packet into a peered VNet whose peering does not allow forwarded traffic (allow_forwarded_traffic = false)",
+            Why::PlatformEgress => "outbound_route_all = false: public egress leaves from the instance's public address, through no NSG or route of the subnet",
+            Why::Asymmetric => "a stateful firewall sees only one direction of the flow: the reply's routes do not pass the same firewalls as the request's",
             Why::SourceNotInSubnet => "the source address is inside a VNet's address space but in none of its subnets",
             Why::PrivateSourceOutside => "the source address is outside every VNet and not a public address (private, reserved or documentation range): it has no route into Azure",
             Why::NotPeered => "the destination VNet is neither the source VNet nor connected to it by a two-sided peering (peering is not transitive)",
@@ -216,29 +301,103 @@ impl Topology {
         let mut plan = Plan {
             source,
             outbound,
+            devices: [None; MAX_DEVICES],
+            routes: [None; MAX_DEVICES + 1],
             route: Ok(()),
             inbound: [None, None],
             inbound_destination: dst,
             why_allowed: Why::ToInternet,
+            nat: None,
+            platform_egress: None,
+            return_devices: None,
+            return_routes: [None; MAX_DEVICES + 1],
         };
-        let src_fail = match source {
-            Source::VnetNoSubnet(_) => Some((VerdictCode::NoRoute, Why::SourceNotInSubnet)),
-            Source::PrivateOutside => Some((VerdictCode::NoRoute, Why::PrivateSourceOutside)),
-            _ => None,
+        // The platform addresses are answered by the host node and are not subject to routes
+        // (walk/platform.rs); health probes come from it.
+        let platform = match source {
+            Source::VnetNoSubnet(_) | Source::PrivateOutside => None,
+            Source::HostVip => Some(self.route_from_host_vip(&mut plan, dst)),
+            _ => self.route_to_platform(&mut plan, dst),
         };
+        plan.route = match (platform, source) {
+            (Some(r), _) => r,
+            (None, Source::VnetNoSubnet(_)) => Err((VerdictCode::NoRoute, Why::SourceNotInSubnet)),
+            (None, Source::PrivateOutside) => {
+                Err((VerdictCode::NoRoute, Why::PrivateSourceOutside))
+            }
+            (None, Source::Subnet { apim: true, .. }) if self.platform_egress(dst) => {
+                // `[apim] outbound_route_all = false`: only RFC 1918 destinations enter the
+                // subnet; the rest leaves from the platform's public address.
+                plan.outbound = [None, None];
+                plan.platform_egress = self.apim.as_ref().map(|a| a.public_address);
+                let r = self.deliver(&mut plan, Source::ApimPublic, None, None, dst);
+                if r.is_ok() && plan.why_allowed == Why::ToInternet {
+                    plan.why_allowed = Why::PlatformEgress;
+                }
+                r
+            }
+            (None, Source::Subnet { .. }) => {
+                let (vi, si) = self.subnet_of(flow.source).expect("located in a subnet");
+                match self.route_path(&mut plan, vi, si, dst) {
+                    Routed::Fail(code, why) => Err((code, why)),
+                    Routed::Deliver {
+                        vnet,
+                        forwarded,
+                        internet_from,
+                    } => {
+                        plan.nat =
+                            internet_from.and_then(|(v, s)| self.vnets[v].subnets[s].nat_gateway);
+                        self.deliver(&mut plan, source, Some(vnet), forwarded, dst)
+                    }
+                }
+            }
+            (None, _) => self.deliver(&mut plan, source, None, None, dst),
+        };
+        let firewall_on_path = plan
+            .devices
+            .iter()
+            .flatten()
+            .any(|d| matches!(d.kind, DeviceKind::Firewall(_)));
+        if plan.route.is_ok() && firewall_on_path {
+            if let Some((dv, ds)) = self.subnet_of(plan.inbound_destination) {
+                let back = self.return_path(&mut plan, dv, ds, flow.source);
+                plan.return_devices = Some(back);
+            }
+        }
+        plan
+    }
+
+    /// Whether an integrated instance with `outbound_route_all = false` sends a flow to `dst`
+    /// past its subnet: "only RFC 1918 destinations" enter it (App Service's wording for
+    /// regional VNet integration without route all).
+    fn platform_egress(&self, dst: IpAddr) -> bool {
+        let rfc1918 = |ip: IpAddr| match ip {
+            IpAddr::V4(a) => a.is_private(),
+            IpAddr::V6(_) => false,
+        };
+        self.apim
+            .as_ref()
+            .is_some_and(|a| !a.outbound_route_all && !rfc1918(dst))
+    }
+
+    /// Delivery: where `dst` is and whether it is reachable from `from` (the VNet the packet
+    /// is in: the source's, or the last device's when `forwarded`), filling the plan's inbound
+    /// NSGs.
+    fn deliver(
+        &self,
+        plan: &mut Plan,
+        source: Source,
+        from: Option<usize>,
+        forwarded: Option<usize>,
+        dst: IpAddr,
+    ) -> Result<(), (VerdictCode, Why)> {
         let private_dest_fail = |why_vnet: Why| match source {
             Source::ApimPublic => Err((VerdictCode::NotIntegrated, Why::NotIntegrated)),
             Source::Internet => Err((VerdictCode::NoPublicEndpoint, Why::NoPublicEndpoint)),
             _ => Err((VerdictCode::NoRoute, why_vnet)),
         };
         let apim = self.apim.as_ref();
-        let route = if let Some((code, why)) = src_fail {
-            Err((code, why))
-        } else if source == Source::HostVip {
-            self.route_from_host_vip(&mut plan, dst)
-        } else if let Some(r) = self.route_to_platform(&mut plan, dst) {
-            r
-        } else if let Some(r) = self.route_to_classic_gateway(&mut plan, dst) {
+        if let Some(r) = self.route_to_classic_gateway(plan, dst) {
             r
         } else if apim.is_some_and(|a| dst == a.public_address) {
             if apim.is_some_and(|a| a.mode == NetworkMode::Injection) {
@@ -263,15 +422,18 @@ impl Topology {
             }
             Ok(())
         } else if let Some((vi, si)) = self.subnet_of(dst) {
-            let reachable =
-                matches!(source, Source::Subnet { vnet, .. } if self.connected(vnet, vi));
+            let reachable = from.is_some_and(|f| self.connected(f, vi));
             let reserved = self
                 .host_at(dst)
                 .is_none()
                 .then(|| self.vnets[vi].subnets[si].reserved_role(dst))
                 .flatten();
+            let refused = forwarded
+                .is_some_and(|fv| fv != vi && !self.vnets[vi].forwarded_from.contains(&fv));
             if let (true, Some(role)) = (reachable, reserved) {
                 Err((VerdictCode::ReservedAddress, Why::Reserved(role)))
+            } else if reachable && refused {
+                Err((VerdictCode::NoRoute, Why::ForwardedRefused))
             } else if reachable {
                 plan.inbound = self.inbound_nsgs(dst, vi, si);
                 plan.why_allowed = if self.pe_unfiltered(dst, vi, si) {
@@ -289,9 +451,7 @@ impl Topology {
             Ok(())
         } else {
             private_dest_fail(Why::PrivateOutside)
-        };
-        plan.route = route;
-        plan
+        }
     }
 
     fn rule_ref(a: &Apply, m: RuleMatch, direction: Direction) -> RuleRef {
@@ -307,7 +467,12 @@ impl Topology {
 
     /// The verdict-only path: no strings, no allocation.
     pub fn decide(&self, flow: &Flow) -> Decision {
-        self.walk(flow, &self.plan(flow), |_, c, dir, key| c.decide(dir, key))
+        self.walk(
+            flow,
+            &self.plan(flow),
+            |_, c, dir, key| c.decide(dir, key),
+            |_| {},
+        )
     }
 
     /// The path between two addresses (which NSGs apply, in which VNet context, and the routing
@@ -335,7 +500,12 @@ impl Topology {
         if path.source != flow.source || path.destination != flow.destination {
             return self.decide(flow);
         }
-        self.walk(flow, &path.plan, |_, c, dir, key| c.decide(dir, key))
+        self.walk(
+            flow,
+            &path.plan,
+            |_, c, dir, key| c.decide(dir, key),
+            |_| {},
+        )
     }
 
     /// Traffic the platform blocks inside a VNet, whatever the NSGs say: "Unicast is supported
@@ -367,88 +537,178 @@ impl Topology {
         (dhcp && from_subnet() && self.vnet_of(dst).is_some()).then_some(Why::UnicastDhcp)
     }
 
-    /// Walks a flow's path — the source side's outbound NSGs, routing, the destination side's
-    /// inbound NSGs — asking `step` for each NSG's first matching rule. The one place that turns
-    /// matches into a verdict, shared by [`Topology::decide`] and [`Topology::evaluate`].
+    /// Walks a flow's path — the source side's outbound NSGs, each device the routes send it
+    /// through (a firewall's rules, which may SNAT; an appliance's inbound then outbound
+    /// NSGs), the routing outcome, the destination side's inbound NSGs (seeing the source
+    /// after SNAT), then the return path of stateful firewalls — asking `step` for each NSG's
+    /// first matching rule. The one place that turns matches into a verdict, shared by
+    /// [`Topology::decide`] and [`Topology::evaluate`].
     fn walk(
         &self,
         flow: &Flow,
         plan: &Plan,
         mut step: impl FnMut(&Apply, &CompiledNsg, Direction, &FlowKey) -> RuleMatch,
+        mut note: impl FnMut(Event),
     ) -> Decision {
-        let mut path = [None; 4];
-        if self.platform_exemption(flow, plan).is_some() {
-            return Decision {
-                verdict: VerdictKind::Allow,
-                code: VerdictCode::PlatformExempt,
-                decided_by: None,
-                path,
-            };
-        }
-        if self.platform_blocked(flow).is_some() {
-            return Decision {
-                verdict: VerdictKind::Deny,
-                code: VerdictCode::PlatformBlocked,
-                decided_by: None,
-                path,
-            };
-        }
-        let mut n = 0;
-        let mut last = None;
-        let mut unknown: Option<RuleRef> = None;
-        let phases = [
-            (Direction::Outbound, plan.outbound, flow.destination),
-            (Direction::Inbound, plan.inbound, plan.inbound_destination),
-        ];
-        for (i, (dir, applies, dst)) in phases.iter().enumerate() {
-            if i == 1 {
-                if let Err((code, _)) = plan.route {
-                    return Decision {
-                        verdict: VerdictKind::Unreachable,
-                        code,
-                        decided_by: None,
-                        path,
-                    };
-                }
-            }
-            let key = flow.key(*dst);
-            for a in applies.iter().flatten() {
-                let Some(c) = self.compiled(a.nsg, a.vnet) else {
-                    continue;
-                };
-                let m = step(a, c, *dir, &key);
-                let r = Topology::rule_ref(a, m, *dir);
-                path[n] = Some(r);
-                n += 1;
-                last = Some(r);
-                if self.depends_on_unknown(a, m, &key) {
-                    // Explore the branch where the unknown rule does not decide: a later
-                    // definite Deny still decides the flow.
-                    unknown.get_or_insert(r);
-                } else if m.access == Access::Deny {
-                    return Decision {
-                        verdict: VerdictKind::Deny,
-                        code: VerdictCode::NsgDenied,
-                        decided_by: Some(r),
-                        path,
-                    };
-                }
-            }
-        }
-        match unknown {
-            Some(r) => Decision {
-                verdict: VerdictKind::Indeterminate,
-                code: VerdictCode::UnknownValue,
-                decided_by: Some(r),
-                path,
-            },
-            None => Decision {
+        let mut w = Walked {
+            d: Decision {
                 verdict: VerdictKind::Allow,
                 code: VerdictCode::Allowed,
-                decided_by: last,
-                path,
+                decided_by: None,
+                path: [None; PATH_NSGS],
+                firewall: None,
+                egress_source: None,
             },
+            n: 0,
+            unknown: None,
+        };
+        if self.platform_exemption(flow, plan).is_some() {
+            return w.end(VerdictKind::Allow, VerdictCode::PlatformExempt);
         }
+        if self.platform_blocked(flow).is_some() {
+            return w.end(VerdictKind::Deny, VerdictCode::PlatformBlocked);
+        }
+        let mut src = flow.source;
+        let key = |src: IpAddr, dst: IpAddr| {
+            FlowKey::new(
+                flow.protocol,
+                src,
+                flow.source_port,
+                dst,
+                flow.destination_port,
+            )
+        };
+        if self.nsgs_deny(
+            &mut w,
+            &plan.outbound,
+            Direction::Outbound,
+            &key(src, flow.destination),
+            &mut step,
+        ) {
+            return w.d;
+        }
+        // Firewalls that saw the request without SNAT: their replies must come back to them.
+        let mut stateful = [None; MAX_DEVICES];
+        for (i, device) in plan.devices.iter().flatten().enumerate() {
+            if let Some(r) = plan.routes[i] {
+                note(Event::Route(r, src));
+            }
+            let k = key(src, flow.destination);
+            match device.kind {
+                DeviceKind::Firewall(f) => {
+                    let fw = &self.firewalls[f];
+                    let m = fw.evaluate(f, &k);
+                    w.d.firewall = Some(m);
+                    if m.action == crate::fixture::FirewallAction::Deny {
+                        note(Event::Firewall(m, src));
+                        return w.end(VerdictKind::Deny, VerdictCode::FirewallDenied);
+                    }
+                    let after = fw.snat(&m, src, flow.destination);
+                    note(Event::Firewall(m, after));
+                    if after == src {
+                        stateful[i] = Some(device.kind);
+                    }
+                    src = after;
+                }
+                DeviceKind::Appliance(h) => {
+                    note(Event::Appliance(h, src));
+                    if self.nsgs_deny(&mut w, &device.inbound, Direction::Inbound, &k, &mut step)
+                        || self.nsgs_deny(
+                            &mut w,
+                            &device.outbound,
+                            Direction::Outbound,
+                            &k,
+                            &mut step,
+                        )
+                    {
+                        return w.d;
+                    }
+                }
+            }
+        }
+        let n_devices = plan.devices.iter().flatten().count();
+        if let Some(r) = plan.routes[n_devices] {
+            note(Event::Route(r, src));
+        }
+        if let Err((code, _)) = plan.route {
+            return w.end(code.route_verdict(), code);
+        }
+        if let Some(ip) = plan.platform_egress {
+            src = ip;
+        }
+        if let Some(nat) = plan.nat {
+            if matches!(flow.protocol, Protocol::Tcp | Protocol::Udp) {
+                src = self.nat_gateways[nat]
+                    .public_addresses
+                    .first()
+                    .copied()
+                    .unwrap_or(src);
+                note(Event::Nat(nat, src));
+            }
+        }
+        w.d.egress_source = Some(src);
+        if self.nsgs_deny(
+            &mut w,
+            &plan.inbound,
+            Direction::Inbound,
+            &key(src, plan.inbound_destination),
+            &mut step,
+        ) {
+            return w.d;
+        }
+        if let Some(back) = &plan.return_devices {
+            let back_fw = back
+                .iter()
+                .flatten()
+                .filter(|k| matches!(k, DeviceKind::Firewall(_)));
+            let missing = stateful.iter().flatten().any(|k| !back.contains(&Some(*k)));
+            let extra = back_fw
+                .clone()
+                .any(|k| !plan.devices.iter().flatten().any(|d| d.kind == *k));
+            if missing || (extra && src == flow.source) {
+                return w.end(VerdictKind::Deny, VerdictCode::AsymmetricRoute);
+            }
+        }
+        match w.unknown {
+            Some(r) => {
+                w.d.decided_by = Some(r);
+                w.end(VerdictKind::Indeterminate, VerdictCode::UnknownValue)
+            }
+            None => w.d,
+        }
+    }
+
+    /// Evaluates a group of NSGs in order; true when one denied (the decision is set).
+    fn nsgs_deny(
+        &self,
+        w: &mut Walked,
+        applies: &[Option<Apply>; 2],
+        dir: Direction,
+        key: &FlowKey,
+        step: &mut impl FnMut(&Apply, &CompiledNsg, Direction, &FlowKey) -> RuleMatch,
+    ) -> bool {
+        for a in applies.iter().flatten() {
+            let Some(c) = self.compiled(a.nsg, a.vnet) else {
+                continue;
+            };
+            let m = step(a, c, dir, key);
+            let r = Topology::rule_ref(a, m, dir);
+            if w.n < PATH_NSGS {
+                w.d.path[w.n] = Some(r);
+                w.n += 1;
+            }
+            w.d.decided_by = Some(r);
+            if self.depends_on_unknown(a, m, key) {
+                // Explore the branch where the unknown rule does not decide: a later
+                // definite Deny still decides the flow.
+                w.unknown.get_or_insert(r);
+            } else if m.access == Access::Deny {
+                w.d.verdict = VerdictKind::Deny;
+                w.d.code = VerdictCode::NsgDenied;
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether the matched rule decided only because a field only known at deployment time was
@@ -481,20 +741,34 @@ impl Topology {
     pub fn evaluate(&self, flow: &Flow) -> Verdict {
         let plan = self.plan(flow);
         let mut evaluated = Vec::new();
-        let d = self.walk(flow, &plan, |a, c, dir, key| {
-            let nsg = &self.nsgs[a.nsg];
-            let (rules, m) = c.explain(nsg, dir, key);
-            evaluated.push(NsgEvaluation {
-                nsg: nsg.name.clone(),
-                applied_to: self.applied_to_path(a.applied_to),
-                direction: dir,
-                matched_rule: nsg.rules[m.rule].qualified_name(),
-                access: m.access,
-                rules,
-                location: self.nsg_rule_location(a.nsg, m.rule),
-            });
-            m
-        });
+        let hops = std::cell::RefCell::new(Vec::new());
+        let d = self.walk(
+            flow,
+            &plan,
+            |a, c, dir, key| {
+                let nsg = &self.nsgs[a.nsg];
+                let (rules, m) = c.explain(nsg, dir, key);
+                hops.borrow_mut().push(crate::flow::Hop {
+                    kind: "nsg",
+                    name: nsg.name.clone(),
+                    source: key.source.to_string(),
+                    destination: key.destination.to_string(),
+                    decided_by: Some(nsg.rules[m.rule].qualified_name()),
+                });
+                evaluated.push(NsgEvaluation {
+                    nsg: nsg.name.clone(),
+                    applied_to: self.applied_to_path(a.applied_to),
+                    direction: dir,
+                    matched_rule: nsg.rules[m.rule].qualified_name(),
+                    access: m.access,
+                    rules,
+                    location: self.nsg_rule_location(a.nsg, m.rule),
+                });
+                m
+            },
+            |e| hops.borrow_mut().push(self.hop(e, flow.destination)),
+        );
+        let hops = hops.into_inner();
         let (verdict, code) = (d.verdict, d.code);
         let why = match (verdict, plan.route) {
             _ if d.code == VerdictCode::PlatformExempt => self
@@ -503,7 +777,11 @@ impl Topology {
             _ if d.code == VerdictCode::PlatformBlocked => self
                 .platform_blocked(flow)
                 .map_or("blocked by the platform", Why::text),
-            (VerdictKind::Unreachable, Err((_, why))) => why.text(),
+            _ if d.code == VerdictCode::FirewallDenied => {
+                "an Azure Firewall on the path denies the flow (first match in DNAT, network, application rule order; no match is the default deny)"
+            }
+            _ if d.code == VerdictCode::AsymmetricRoute => Why::Asymmetric.text(),
+            (_, Err((code, why))) if code == d.code => why.text(),
             (VerdictKind::Deny, _) => "an NSG rule denies the flow; later NSGs are not evaluated",
             (VerdictKind::Indeterminate, _) => {
                 "the outcome depends on a rule field only known at deployment time"
@@ -514,6 +792,7 @@ impl Topology {
         if let Some(revoked) = self.revoked_exemption(flow, &plan) {
             detail = format!("{detail}; {revoked}");
         }
+        let device_decided = self.device_decided_by(&d, &plan);
         let decided_by = d.decided_by.map(|r| {
             let info = self.rule_info(r);
             if verdict == VerdictKind::Indeterminate {
@@ -521,6 +800,9 @@ impl Topology {
                 detail = format!("{detail}: nsgs/{}/{} ({pointers})", info.nsg, info.rule);
             }
             DecidedBy {
+                kind: crate::flow::DecidedKind::Nsg,
+                group: None,
+                collection: None,
                 nsg: info.nsg.to_string(),
                 rule: info.rule,
                 priority: info.priority,
@@ -539,7 +821,15 @@ impl Topology {
                 flow.destination, plan.inbound_destination
             );
         }
+        let decided_by = decided_by.or(device_decided);
+        let return_hops = self.return_hops(&plan, flow);
+        if code == VerdictCode::AsymmetricRoute {
+            detail = format!("{detail}: {}", self.paths_text(&hops, &return_hops));
+        }
         Verdict {
+            hops,
+            return_hops,
+            egress_source: d.egress_source.map(|a| a.to_string()),
             verdict,
             code,
             flow: FlowView {
@@ -569,8 +859,13 @@ impl Topology {
     fn assumptions_for(&self, flow: &Flow, plan: &Plan, any_nsg: bool) -> Vec<Assumption> {
         let mut a = Vec::new();
         match plan.source {
+            Source::Subnet { apim: true, .. } if plan.platform_egress.is_some() => {
+                a.push(Assumption::PublicEgressFromPlatform);
+            }
             Source::Subnet { apim: true, .. } => {
-                a.push(Assumption::AllEgressViaSubnet);
+                if self.apim.as_ref().is_some_and(|x| x.outbound_route_all) {
+                    a.push(Assumption::AllEgressViaSubnet);
+                }
                 a.push(Assumption::ApimSourceAddress);
             }
             Source::ApimPublic => a.push(Assumption::ApimPublicAddress),
@@ -587,6 +882,19 @@ impl Topology {
             a.push(Assumption::InternetTagScope);
         }
         a.extend(Topology::platform_assumptions(flow));
+        if plan
+            .devices
+            .iter()
+            .flatten()
+            .any(|d| matches!(d.kind, DeviceKind::Firewall(_)))
+        {
+            a.push(Assumption::FirewallFqdnByAddress);
+            a.push(Assumption::FirewallInstanceAddress);
+            a.push(Assumption::FirewallInfrastructureRules);
+        }
+        if matches!(plan.route, Err((_, Why::TooManyDevices))) {
+            a.push(Assumption::WalkBound);
+        }
         if flow.destination.is_ipv6()
             && matches!(plan.route, Err((VerdictCode::ReservedAddress, _)))
         {

@@ -136,6 +136,7 @@ impl Mapper {
                     Some(_) => Some(crate::fixture::ClassicVnetType::External),
                     None => None,
                 },
+                outbound_route_all: None,
             },
             classic_vnet: classic,
         })

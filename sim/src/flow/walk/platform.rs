@@ -102,7 +102,13 @@ impl Topology {
     /// Whether an outbound NSG on the path has a Deny rule whose destination names `tag` and
     /// that matches the flow.
     fn tag_denies(&self, tag: PlatformTag, flow: &Flow, plan: &Plan) -> bool {
-        let key = flow.key(flow.destination);
+        let key = crate::flow::FlowKey::new(
+            flow.protocol,
+            flow.source,
+            flow.source_port,
+            flow.destination,
+            flow.destination_port,
+        );
         let named = TagRef::Platform(tag);
         plan.outbound.iter().flatten().any(|a| {
             let Some(c) = self.compiled(a.nsg, a.vnet) else {

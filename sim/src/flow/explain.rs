@@ -1,0 +1,172 @@
+//! The explaining path's view of routes and devices: the hops of `check`'s JSON (`hops`,
+//! `return_hops`) and what decided a verdict when no NSG did (a firewall rule, a `None` route).
+//! Only [`Topology::evaluate`] uses it; the verdict-only walk reports nothing.
+
+use std::net::IpAddr;
+
+use super::path::{DeviceKind, RouteAt};
+use super::walk::{Event, Plan};
+use super::{DecidedBy, DecidedKind, Decision, Flow, Hop, VerdictCode};
+use crate::proto::{Access, Direction};
+use crate::route::{EffectiveRoute, RouteSource};
+use crate::topology::Topology;
+
+impl Topology {
+    fn route_of(&self, r: RouteAt) -> &EffectiveRoute {
+        &self.routes[r.vnet][r.subnet].routes[r.route]
+    }
+
+    /// `PREFIX NEXT_HOP_TYPE [ADDRESS]`.
+    fn route_text(route: &EffectiveRoute) -> String {
+        match route.next_hop.address() {
+            Some(ip) => format!("{} {} {ip}", route.prefix, route.next_hop.as_str()),
+            None => format!("{} {}", route.prefix, route.next_hop.as_str()),
+        }
+    }
+
+    fn route_hop(&self, r: RouteAt, source: IpAddr, destination: IpAddr) -> Hop {
+        let route = self.route_of(r);
+        Hop {
+            kind: "route",
+            name: route
+                .name
+                .clone()
+                .unwrap_or_else(|| "System Route".to_string()),
+            source: source.to_string(),
+            destination: destination.to_string(),
+            decided_by: Some(Self::route_text(route)),
+        }
+    }
+
+    /// The hop of a walk event.
+    pub(super) fn hop(&self, e: Event, destination: IpAddr) -> Hop {
+        match e {
+            Event::Route(r, src) => self.route_hop(r, src, destination),
+            Event::Firewall(m, src) => {
+                let fw = &self.firewalls[m.firewall];
+                let (g, c, rule) = fw.names(&m);
+                let decided = match (g, c) {
+                    (Some(g), Some(c)) => format!("{g}/{c}/{rule}"),
+                    _ => rule.to_string(),
+                };
+                Hop {
+                    kind: "firewall",
+                    name: fw.name.clone(),
+                    source: src.to_string(),
+                    destination: destination.to_string(),
+                    decided_by: Some(format!("{} {decided}", m.action)),
+                }
+            }
+            Event::Appliance(h, src) => Hop {
+                kind: "appliance",
+                name: self.hosts[h].name.clone(),
+                source: src.to_string(),
+                destination: destination.to_string(),
+                decided_by: None,
+            },
+            Event::Nat(n, src) => Hop {
+                kind: "nat",
+                name: self.nat_gateways[n].name.clone(),
+                source: src.to_string(),
+                destination: destination.to_string(),
+                decided_by: None,
+            },
+        }
+    }
+
+    /// What decided a verdict that no NSG rule decided: the firewall (its rule, or `default`)
+    /// or the `None` route.
+    pub(super) fn device_decided_by(&self, d: &Decision, plan: &Plan) -> Option<DecidedBy> {
+        let blank = |kind, nsg: String, group, collection, rule: String| DecidedBy {
+            kind,
+            nsg,
+            group,
+            collection,
+            rule,
+            priority: 0,
+            access: Access::Deny,
+            direction: Direction::Outbound,
+            location: None,
+            tags: Vec::new(),
+        };
+        match d.code {
+            VerdictCode::FirewallDenied => {
+                let m = d.firewall?;
+                let fw = &self.firewalls[m.firewall];
+                let (g, c, rule) = fw.names(&m);
+                Some(blank(
+                    DecidedKind::Firewall,
+                    fw.name.clone(),
+                    g.map(str::to_string),
+                    c.map(str::to_string),
+                    rule.to_string(),
+                ))
+            }
+            VerdictCode::RouteNone => {
+                let r = plan.routes.iter().flatten().last()?;
+                let route = self.route_of(*r);
+                let table = self.vnets[r.vnet].subnets[r.subnet]
+                    .route_table
+                    .filter(|_| route.source == RouteSource::User)
+                    .map_or_else(String::new, |t| self.route_tables[t].name.clone());
+                Some(blank(
+                    DecidedKind::Route,
+                    table,
+                    Some(route.prefix.to_string()),
+                    Some(route.next_hop.as_str().to_string()),
+                    route.name.clone().unwrap_or_else(|| "System Route".into()),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// The reply's hops: the routes it takes from the destination's subnet and the devices
+    /// they send it through.
+    pub(super) fn return_hops(&self, plan: &Plan, flow: &Flow) -> Vec<Hop> {
+        let Some(devices) = plan.return_devices else {
+            return Vec::new();
+        };
+        let (from, to) = (plan.inbound_destination, flow.source);
+        let mut out = Vec::new();
+        for (i, r) in plan.return_routes.iter().enumerate() {
+            let Some(r) = r else { break };
+            out.push(self.route_hop(*r, from, to));
+            if let Some(Some(k)) = devices.get(i) {
+                let (kind, name) = match k {
+                    DeviceKind::Firewall(f) => ("firewall", self.firewalls[*f].name.clone()),
+                    DeviceKind::Appliance(h) => ("appliance", self.hosts[*h].name.clone()),
+                };
+                out.push(Hop {
+                    kind,
+                    name,
+                    source: from.to_string(),
+                    destination: to.to_string(),
+                    decided_by: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// `the request passes fw-hub; the reply passes no device` (for ASYMMETRIC_ROUTE).
+    pub(super) fn paths_text(&self, hops: &[Hop], return_hops: &[Hop]) -> String {
+        let devices = |h: &[Hop]| {
+            let names: Vec<&str> = h
+                .iter()
+                .filter(|x| x.kind == "firewall" || x.kind == "appliance")
+                .map(|x| x.name.as_str())
+                .collect();
+            if names.is_empty() {
+                "no device".to_string()
+            } else {
+                names.join(" → ")
+            }
+        };
+        format!(
+            "the request passes {}; the reply passes {}",
+            devices(hops),
+            devices(return_hops)
+        )
+    }
+}
