@@ -33,6 +33,8 @@
 //! - `apim` — the APIM v2 preflight (integration and injection requirements).
 //! - `api` — the gateway's APIs and backend services, as data.
 //! - `source` — [`Location`] and [`SourceMap`]: where each fixture entry is written.
+//! - `space` — whole-space answers: [`Topology::reach`], [`Topology::diff`] and
+//!   [`Topology::lint`], exact and set-based, every outcome from the one walk.
 
 #![warn(missing_docs)]
 // Only the classifier may use `unsafe` (each block has a SAFETY note and a scalar oracle).
@@ -55,6 +57,7 @@ mod nsg;
 mod proto;
 mod settings;
 mod source;
+mod space;
 pub mod synth;
 mod tags;
 mod topology;
@@ -75,6 +78,9 @@ pub use settings::{
     Applied, Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr, RuleChanges,
 };
 pub use source::{Location, SourceMap};
+pub use space::{
+    DiffClass, DiffKey, FlowClass, Reach, SpaceQuery,
+};
 pub use tags::{ServiceTag, ServiceTagTable, ServiceTagsInfo, TagTableError};
 pub use topology::{
     normalize_dns, valid_dns_name, Apim, Built, DnsZone, Document, Host, ReservedRole, Service,

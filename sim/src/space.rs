@@ -1,0 +1,226 @@
+//! Whole-space answers: every flow from one source at once, exactly, as sets — no sampling.
+//!
+//! * [`Topology::reach`] — the flow space of one source (destination addresses × destination
+//!   ports × protocols, and source ports where the walk compares them) partitioned into
+//!   [`FlowClass`]es that share one outcome (verdict, code and the rule matched in each NSG on
+//!   the path);
+//! * [`Topology::diff`] — the classes whose outcome differs between two topologies;
+//! * [`Topology::lint`] — per NSG and VNet context, rules as sets: shadowed, redundant,
+//!   conflicting, never matching the topology, and probable port typos ([`LintFinding`]).
+//!
+//! The engine never decides a flow itself (ONE ANSWER): `space/boundaries.rs` collects the
+//! boundaries of every input the walk decides on — **the seam to extend when the walk learns a
+//! new input** — `space/atoms.rs` cuts the space into cells inside which none of them changes,
+//! asks [`Topology::decide_on`] (the walk `check` uses) for one representative flow per cell,
+//! and merges neighbouring cells with equal outcomes. `space/lint.rs` is set algebra over one
+//! rule list; `space/ranges.rs` is the interval arithmetic.
+
+use std::net::IpAddr;
+
+use crate::cidr::{AddrSet, Cidr};
+use crate::flow::{Decision, Flow};
+use crate::proto::{PortSet, Protocol};
+use crate::topology::Topology;
+
+mod atoms;
+mod boundaries;
+mod diff;
+
+mod ranges;
+
+pub use diff::{DiffClass, DiffKey};
+
+
+use atoms::{partition, Partition, RawClass, Scope};
+
+/// A whole-space question: every flow from `source`, optionally restricted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpaceQuery {
+    /// The source address (`--from`).
+    pub source: IpAddr,
+    /// Destinations (`--to`); `None` is every address of the source's family.
+    pub destinations: Option<AddrSet>,
+    /// Protocols, in output order.
+    pub protocols: Vec<Protocol>,
+    /// Destination ports of Tcp/Udp flows (`--ports`); `None` is every port.
+    pub ports: Option<PortSet>,
+}
+
+impl SpaceQuery {
+    /// Every flow from `source`: all destinations, protocols and ports.
+    pub fn from(source: IpAddr) -> SpaceQuery {
+        SpaceQuery {
+            source,
+            destinations: None,
+            protocols: Protocol::ALL.to_vec(),
+            ports: None,
+        }
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        let v6 = self.source.is_ipv6();
+        let destinations = match &self.destinations {
+            Some(d) => d.family_intervals(v6),
+            None => vec![(0, ranges::family_max(v6))],
+        };
+        let ports = match &self.ports {
+            Some(p) => p
+                .ranges()
+                .iter()
+                .filter(|r| r.0 <= 65_535)
+                .map(|&(lo, hi)| (lo, hi.min(65_535)))
+                .collect(),
+            None => vec![(0, 65_535)],
+        };
+        Scope {
+            source: self.source,
+            destinations,
+            protocols: &self.protocols,
+            ports,
+        }
+    }
+}
+
+/// A set of flows from one source that share one outcome: the product of its destinations,
+/// protocols, destination ports and source ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowClass {
+    /// The outcome every flow of the class gets from [`Topology::decide`].
+    pub decision: Decision,
+    /// Destination prefixes (the fewest covering exactly the class's addresses).
+    pub destinations: Vec<Cidr>,
+    /// Protocols.
+    pub protocols: Vec<Protocol>,
+    /// Destination ports (closed ranges); empty for port-less protocols.
+    pub ports: Vec<(u16, u16)>,
+    /// Source ports (closed ranges); empty for port-less protocols.
+    pub source_ports: Vec<(u16, u16)>,
+    /// Number of destination addresses (saturating).
+    pub addresses: u128,
+    /// One flow of the class.
+    pub example: Flow,
+    v6: bool,
+    intervals: Vec<(u128, u128)>,
+}
+
+impl FlowClass {
+    fn new(c: &RawClass, decision: Decision, source: IpAddr, v6: bool) -> FlowClass {
+        let protocols: Vec<Protocol> = Protocol::ALL
+            .iter()
+            .copied()
+            .filter(|p| c.mask & p.bit() != 0)
+            .collect();
+        let p16 = |v: &[(u32, u32)]| v.iter().map(|&(a, b)| (a as u16, b as u16)).collect();
+        let ports: Vec<(u16, u16)> = p16(&c.dports);
+        let source_ports: Vec<(u16, u16)> = p16(&c.sports);
+        let protocol = protocols[0];
+        let example = Flow {
+            protocol,
+            source,
+            source_port: source_ports.first().map(|&(lo, hi)| {
+                if source_ports.iter().any(|&(a, b)| a <= 60000 && 60000 <= b) {
+                    60000
+                } else {
+                    lo.min(hi)
+                }
+            }),
+            destination: ranges::ip_of(v6, c.intervals[0].0),
+            destination_port: ports.first().map(|p| p.0),
+        };
+        FlowClass {
+            decision,
+            destinations: c
+                .intervals
+                .iter()
+                .flat_map(|&(lo, hi)| ranges::cidrs_of(v6, lo, hi))
+                .collect(),
+            protocols,
+            ports,
+            source_ports,
+            addresses: ranges::count(&c.intervals),
+            example,
+            v6,
+            intervals: c.intervals.clone(),
+        }
+    }
+
+    /// Whether `flow` (from the query's source) is in the class.
+    pub fn contains(&self, flow: &Flow) -> bool {
+        let in_ports = |v: &[(u16, u16)], p: Option<u16>| match p {
+            Some(p) => v.iter().any(|&(a, b)| a <= p && p <= b),
+            None => v.is_empty(),
+        };
+        let ports = flow.protocol.has_ports();
+        flow.destination.is_ipv6() == self.v6
+            && self.protocols.contains(&flow.protocol)
+            && ranges::contains(&self.intervals, crate::cidr::addr_to_u128(flow.destination))
+            && in_ports(&self.ports, flow.destination_port.filter(|_| ports))
+            && in_ports(&self.source_ports, flow.source_port.filter(|_| ports))
+    }
+
+    /// Whether the class's source ports are every port (so output can leave them out).
+    pub fn any_source_port(&self) -> bool {
+        self.source_ports.is_empty() || self.source_ports == [(0, 65_535)]
+    }
+}
+
+/// The answer to [`Topology::reach`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reach {
+    /// The classes: disjoint, covering the query; largest first (by address count), then by
+    /// first address, protocols and ports.
+    pub classes: Vec<FlowClass>,
+    /// Cells evaluated (one walk each).
+    pub cells: usize,
+}
+
+pub(crate) fn sort_classes<T>(v: &mut [T], key: impl Fn(&T) -> &FlowClass) {
+    v.sort_by(|a, b| {
+        let (a, b) = (key(a), key(b));
+        b.addresses
+            .cmp(&a.addresses)
+            .then(a.intervals.cmp(&b.intervals))
+            .then(a.protocols.iter().map(|p| p.bit()).cmp(b.protocols.iter().map(|p| p.bit())))
+            .then(a.ports.cmp(&b.ports))
+            .then(a.source_ports.cmp(&b.source_ports))
+    });
+}
+
+impl Topology {
+    /// Partitions every flow of `q` into classes that share one outcome of
+    /// [`Topology::decide`] (the walk `check` uses). Classes are disjoint and cover the query;
+    /// neighbouring cells with equal outcomes are merged greedily, so one outcome may span
+    /// several classes.
+    ///
+    /// ```
+    /// use sim::{fixture::{Fixture, Format}, ServiceTagTable, SpaceQuery, Topology};
+    /// let fx = Fixture::parse(include_str!("../../fixtures/default.toml"), Format::Toml).unwrap();
+    /// let t = Topology::build(&fx, ServiceTagTable::builtin()).topology;
+    /// let reach = t.reach(&SpaceQuery::from(t.apim_source().unwrap()));
+    /// // Every class's example gets the class's outcome from the one walk.
+    /// for c in &reach.classes {
+    ///     assert_eq!(t.decide(&c.example), c.decision);
+    /// }
+    /// ```
+    pub fn reach(&self, q: &SpaceQuery) -> Reach {
+        let scope = q.scope();
+        let p = partition(&[self], &scope);
+        let mut classes: Vec<FlowClass> = p
+            .classes
+            .iter()
+            .map(|c| FlowClass::new(c, p.decisions[0][c.ids[0] as usize], q.source, p.v6))
+            .collect();
+        sort_classes(&mut classes, |c| c);
+        Reach {
+            classes,
+            cells: p.cells,
+        }
+    }
+}
+
+pub(crate) fn classes_of(p: &Partition, topology: usize, source: IpAddr) -> Vec<FlowClass> {
+    p.classes
+        .iter()
+        .map(|c| FlowClass::new(c, p.decisions[topology][c.ids[topology] as usize], source, p.v6))
+        .collect()
+}

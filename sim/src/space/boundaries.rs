@@ -1,0 +1,184 @@
+//! THE SEAM: the boundaries of every input the flow walk (`flow/walk.rs`) decides on.
+//!
+//! The space engine never decides a flow itself: it cuts the flow space into cells inside which
+//! nothing the walk reads can change, and asks the walk for one representative flow per cell.
+//! That is exact only if every value the walk compares a flow against has its boundary here.
+//!
+//! **If the walk decides on a new input, add its boundaries here** — an address range (route
+//! table prefixes, firewall rule prefixes, platform addresses), a port or source port
+//! ([`PlatformPorts`]), a rule list ([`RuleList`]) — as one more concern in [`collect`]. A missing
+//! boundary is caught by the property tests in `sim/tests/space.rs` (a random flow whose `check`
+//! outcome differs from its class's).
+//!
+//! Concerns, one function each:
+//! * topology — VNet address spaces, subnet prefixes and their reserved addresses, hosts'
+//!   private and public addresses, the APIM instance's addresses;
+//! * internet — private, special-purpose, multicast and broadcast ranges (`cidr::is_public`);
+//! * nsg — every NSG rule (of every NSG, in every VNet context it is compiled for, both
+//!   directions) that can see the source, with the known part of destinations only known at
+//!   deployment time;
+//! * platform — the ports the platform blocks within VNets (UDP source ports 65330 and 68,
+//!   destination port 67).
+
+use std::net::IpAddr;
+
+use crate::cidr::{private_ranges, special_ranges, AddrSet, Cidr};
+use crate::nsg::RuleSets;
+use crate::proto::{Direction, Protocol};
+use crate::topology::Topology;
+
+/// One NSG rule list (one compiled NSG, one direction) in evaluation order, reduced to the rules
+/// whose source set holds the queried source.
+pub(crate) struct RuleList<'t> {
+    /// The rules, in evaluation order.
+    pub rules: Vec<Rule<'t>>,
+}
+
+/// One rule of a [`RuleList`].
+pub(crate) struct Rule<'t> {
+    /// The compiled sets.
+    pub sets: RuleSets<'t>,
+    /// The rule has a field only known at deployment time: the walk may look past it.
+    pub unknown: bool,
+}
+
+impl Rule<'_> {
+    /// Whether the rule matches every flow of `p` to the addresses it covers (so rules after it
+    /// in its list cannot decide such flows).
+    pub fn catch_all(&self, p: Protocol) -> bool {
+        !self.unknown
+            && self.sets.proto & p.bit() != 0
+            && self.sets.sport.is_any()
+            && self.sets.dport.is_any()
+    }
+}
+
+/// Port boundaries the platform adds for one protocol, whatever the rules say.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PlatformPorts {
+    /// Destination ports the walk compares flows with.
+    pub destination: Vec<(u32, u32)>,
+    /// Source ports the walk compares flows with.
+    pub source: Vec<(u32, u32)>,
+}
+
+/// The boundaries of one source's flow space in one topology.
+pub(crate) struct Boundaries<'t> {
+    /// Destination address ranges of one family (IPv4 in the low 32 bits).
+    pub addresses: Vec<(u128, u128)>,
+    /// The rule lists that can decide the source's flows.
+    pub lists: Vec<RuleList<'t>>,
+    /// Per-protocol port boundaries from outside the rules (index: `Protocol as usize`).
+    pub platform: [PlatformPorts; 5],
+}
+
+/// Collects the boundaries of `source`'s flows to destinations of family `v6` in `t`.
+pub(crate) fn collect(t: &Topology, source: IpAddr, v6: bool) -> Boundaries<'_> {
+    let mut b = Boundaries {
+        addresses: Vec::new(),
+        lists: Vec::new(),
+        platform: Default::default(),
+    };
+    topology(t, v6, &mut b);
+    internet(v6, &mut b);
+    nsg(t, source, v6, &mut b);
+    platform(&mut b);
+    b
+}
+
+fn push_cidr(b: &mut Boundaries<'_>, v6: bool, c: &Cidr) {
+    if c.is_ipv4() != v6 {
+        b.addresses.push(c.interval());
+    }
+}
+
+fn push_addr(b: &mut Boundaries<'_>, v6: bool, a: IpAddr) {
+    push_cidr(b, v6, &Cidr::host(a));
+}
+
+fn push_set(b: &mut Boundaries<'_>, v6: bool, s: &AddrSet) {
+    b.addresses.extend(s.family_intervals(v6));
+}
+
+/// Where the walk plans a path: which VNet, subnet, host or instance address a destination is.
+fn topology(t: &Topology, v6: bool, b: &mut Boundaries<'_>) {
+    for v in &t.vnets {
+        for c in &v.address_space {
+            push_cidr(b, v6, c);
+        }
+        for s in &v.subnets {
+            for p in &s.prefixes {
+                push_cidr(b, v6, p);
+                // The five reserved addresses, each its own point (their roles differ).
+                for off in 0..5u128 {
+                    if let Some(a) = p.nth(off) {
+                        push_addr(b, v6, a);
+                    }
+                }
+                push_addr(b, v6, p.last());
+            }
+        }
+    }
+    for h in &t.hosts {
+        push_addr(b, v6, h.address);
+        if let Some(p) = h.public_address {
+            push_addr(b, v6, p);
+        }
+    }
+    if let Some(a) = &t.apim {
+        push_addr(b, v6, a.public_address);
+        if let Some(p) = a.private_address {
+            push_addr(b, v6, p);
+        }
+    }
+}
+
+/// Public versus private and special-purpose space, multicast and the limited broadcast.
+fn internet(v6: bool, b: &mut Boundaries<'_>) {
+    for c in private_ranges().iter().chain(special_ranges()) {
+        push_cidr(b, v6, c);
+    }
+    for s in ["224.0.0.0/4", "255.255.255.255/32", "ff00::/8"] {
+        push_cidr(b, v6, &s.parse().expect("constant prefix"));
+    }
+}
+
+/// Every NSG rule that can see the source, in every context and direction.
+fn nsg<'t>(t: &'t Topology, source: IpAddr, v6: bool, b: &mut Boundaries<'t>) {
+    for (n, nsg) in t.nsgs.iter().enumerate() {
+        for v in 0..t.vnets.len() {
+            let Some(c) = t.compiled(n, v) else { continue };
+            let ctx = t.context(v);
+            for dir in [Direction::Outbound, Direction::Inbound] {
+                let mut rules = Vec::new();
+                for sets in c.rule_sets(dir) {
+                    if !sets.src.contains(source) {
+                        continue;
+                    }
+                    let rule = &nsg.rules[sets.index];
+                    let unknown = !rule.unknown.is_empty();
+                    push_set(b, v6, sets.dst);
+                    if unknown && rule.unknown.destination {
+                        // `definitely_matches` compares the known part of the destination.
+                        let known = crate::nsg::AddressSpec {
+                            unknown: Vec::new(),
+                            ..rule.destination.clone()
+                        };
+                        push_set(b, v6, &ctx.resolve(&known));
+                    }
+                    rules.push(Rule { sets, unknown });
+                }
+                b.lists.push(RuleList { rules });
+            }
+        }
+    }
+}
+
+/// The platform's blocks within VNets (`Topology::platform_blocked`): UDP source port 65330,
+/// unicast DHCP (UDP source port 68 to destination port 67).
+fn platform(b: &mut Boundaries<'_>) {
+    b.platform[Protocol::Udp as usize] = PlatformPorts {
+        destination: vec![(67, 67)],
+        source: vec![(68, 68), (65330, 65330)],
+    };
+}
