@@ -25,11 +25,11 @@ use crate::topology::Topology;
 mod atoms;
 mod boundaries;
 mod diff;
-
+mod lint;
 mod ranges;
 
 pub use diff::{DiffClass, DiffKey};
-
+pub use lint::{LintCode, LintFinding, LintSeverity};
 
 use atoms::{partition, Partition, RawClass, Scope};
 
@@ -180,7 +180,12 @@ pub(crate) fn sort_classes<T>(v: &mut [T], key: impl Fn(&T) -> &FlowClass) {
         b.addresses
             .cmp(&a.addresses)
             .then(a.intervals.cmp(&b.intervals))
-            .then(a.protocols.iter().map(|p| p.bit()).cmp(b.protocols.iter().map(|p| p.bit())))
+            .then(
+                a.protocols
+                    .iter()
+                    .map(|p| p.bit())
+                    .cmp(b.protocols.iter().map(|p| p.bit())),
+            )
             .then(a.ports.cmp(&b.ports))
             .then(a.source_ports.cmp(&b.source_ports))
     });
@@ -221,6 +226,13 @@ impl Topology {
 pub(crate) fn classes_of(p: &Partition, topology: usize, source: IpAddr) -> Vec<FlowClass> {
     p.classes
         .iter()
-        .map(|c| FlowClass::new(c, p.decisions[topology][c.ids[topology] as usize], source, p.v6))
+        .map(|c| {
+            FlowClass::new(
+                c,
+                p.decisions[topology][c.ids[topology] as usize],
+                source,
+                p.v6,
+            )
+        })
         .collect()
 }

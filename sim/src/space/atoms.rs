@@ -167,7 +167,10 @@ pub(crate) fn partition(topologies: &[&Topology], scope: &Scope<'_>) -> Partitio
             continue;
         }
         let rep = ip_of(v6, lo);
-        let paths: Vec<_> = topologies.iter().map(|t| t.path(scope.source, rep)).collect();
+        let paths: Vec<_> = topologies
+            .iter()
+            .map(|t| t.path(scope.source, rep))
+            .collect();
         let mut keys: Vec<(ItemKey, u8)> = Vec::new();
         for &p in scope.protocols {
             let mut cells_p: Vec<(Vec<u32>, (u32, u32), (u32, u32))> = Vec::new();
@@ -178,7 +181,11 @@ pub(crate) fn partition(topologies: &[&Topology], scope: &Scope<'_>) -> Partitio
             };
             for &sp in &spieces {
                 let sport = if p.has_ports() {
-                    Some(if sp.0 <= 60000 && 60000 <= sp.1 { 60000 } else { sp.0 as u16 })
+                    Some(if sp.0 <= 60000 && 60000 <= sp.1 {
+                        60000
+                    } else {
+                        sp.0 as u16
+                    })
                 } else {
                     None
                 };
@@ -200,9 +207,15 @@ pub(crate) fn partition(topologies: &[&Topology], scope: &Scope<'_>) -> Partitio
                     cells_p.push((ids, dp, sp));
                 }
             }
-            keys.extend(reduce_ports(cells_p, p.has_ports()).into_iter().map(|k| (k, p.bit())));
+            keys.extend(
+                reduce_ports(cells_p, p.has_ports())
+                    .into_iter()
+                    .map(|k| (k, p.bit())),
+            );
         }
-        let items = group(keys).into_iter().map(|(k, bits)| (k, bits.into_iter().fold(0u8, |m, b| m | b)));
+        let items = group(keys)
+            .into_iter()
+            .map(|(k, bits)| (k, bits.into_iter().fold(0u8, |m, b| m | b)));
         for item in items {
             match global.get(&item) {
                 Some(&c) => {
@@ -287,7 +300,9 @@ fn port_pieces(
 }
 
 /// Groups values by key, keeping the keys in first-seen order.
-fn group<K: std::hash::Hash + Eq + Clone, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Vec<(K, Vec<V>)> {
+fn group<K: std::hash::Hash + Eq + Clone, V>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> Vec<(K, Vec<V>)> {
     let mut index: HashMap<K, usize> = HashMap::new();
     let mut out: Vec<(K, Vec<V>)> = Vec::new();
     for (k, v) in pairs {
@@ -306,7 +321,10 @@ fn group<K: std::hash::Hash + Eq + Clone, V>(pairs: impl IntoIterator<Item = (K,
 /// then source ports per (outcome, destination ports).
 fn reduce_ports(cells: Vec<(Vec<u32>, (u32, u32), (u32, u32))>, ports: bool) -> Vec<ItemKey> {
     if !ports {
-        return cells.into_iter().map(|(ids, _, _)| (ids, vec![], vec![])).collect();
+        return cells
+            .into_iter()
+            .map(|(ids, _, _)| (ids, vec![], vec![]))
+            .collect();
     }
     let by_sport = group(cells.into_iter().map(|(ids, dp, sp)| ((ids, sp), dp)));
     let by_dports = group(

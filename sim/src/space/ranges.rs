@@ -100,7 +100,11 @@ pub(crate) fn cidrs_of(v6: bool, lo: u128, hi: u128) -> Vec<Cidr> {
     let mut cur = lo;
     loop {
         // The largest aligned block starting at `cur` that does not pass `hi`.
-        let align = if cur == 0 { bits } else { cur.trailing_zeros().min(bits) };
+        let align = if cur == 0 {
+            bits
+        } else {
+            cur.trailing_zeros().min(bits)
+        };
         let mut size_bits = align;
         while size_bits > 0 {
             let last = if size_bits >= 128 {
@@ -132,9 +136,9 @@ pub(crate) fn cidrs_of(v6: bool, lo: u128, hi: u128) -> Vec<Cidr> {
 
 /// The number of values in a range list (saturating).
 pub(crate) fn count(ranges: &[(u128, u128)]) -> u128 {
-    ranges
-        .iter()
-        .fold(0u128, |n, (lo, hi)| n.saturating_add((hi - lo).saturating_add(1)))
+    ranges.iter().fold(0u128, |n, (lo, hi)| {
+        n.saturating_add((hi - lo).saturating_add(1))
+    })
 }
 
 #[cfg(test)]
@@ -162,8 +166,14 @@ mod tests {
     #[test]
     fn range_ops() {
         assert_eq!(merge(vec![(5u32, 9), (1, 4), (20, 30)]), [(1, 9), (20, 30)]);
-        assert_eq!(subtract_u32(&[(0, 100)], &[(10, 20), (50, 100)]), [(0, 9), (21, 49)]);
-        assert_eq!(intersect(&[(0u32, 10), (20, 30)], &[(5, 25)]), [(5, 10), (20, 25)]);
+        assert_eq!(
+            subtract_u32(&[(0, 100)], &[(10, 20), (50, 100)]),
+            [(0, 9), (21, 49)]
+        );
+        assert_eq!(
+            intersect(&[(0u32, 10), (20, 30)], &[(5, 25)]),
+            [(5, 10), (20, 25)]
+        );
         assert!(contains(&[(1u32, 3), (7, 9)], 8) && !contains(&[(1u32, 3)], 4));
     }
 }
