@@ -13,6 +13,7 @@ mod locations;
 mod one_answer;
 mod parity;
 mod soak;
+mod space;
 mod support;
 mod up;
 mod validate;
