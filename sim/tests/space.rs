@@ -329,7 +329,7 @@ fn flow_of(source: IpAddr, seed: FlowSeed) -> Flow {
         V4_PROBES[pick as usize % V4_PROBES.len()].parse().unwrap()
     };
     let port = |sel: u8, raw: u16| {
-        if sel % 2 == 0 {
+        if sel.is_multiple_of(2) {
             PORT_PROBES[sel as usize / 2 % PORT_PROBES.len()]
         } else {
             raw

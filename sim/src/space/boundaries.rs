@@ -1,18 +1,22 @@
-//! THE SEAM: the boundaries of every input the flow walk (`flow/walk.rs`) decides on.
+//! THE SEAM: every set of values the flow walk (`flow/walk.rs`) tests a flow against.
 //!
-//! The space engine never decides a flow itself: it cuts the flow space into cells inside which
-//! nothing the walk reads can change, and asks the walk for one representative flow per cell.
-//! That is exact only if every value the walk compares a flow against has its boundary here.
+//! The space engine never decides a flow itself: it splits the flow space into cells inside
+//! which no such test can change, and asks the walk for one representative flow per cell. That
+//! is exact only if every address, port and source-port set the walk compares a flow with is
+//! listed here — the contract: **the walk's outcome depends on a destination only through its
+//! membership in these address sets, and on ports only through these port sets**.
 //!
-//! **If the walk decides on a new input, add its boundaries here** — an address range (route
-//! table prefixes, firewall rule prefixes, platform addresses), a port or source port
-//! ([`PlatformPorts`]), a rule list ([`RuleList`]) — as one more concern in [`collect`]. A missing
-//! boundary is caught by the property tests in `sim/tests/space.rs` (a random flow whose `check`
-//! outcome differs from its class's).
+//! **If the walk decides on a new input, add its sets here** — an address set (route table
+//! prefixes, firewall rule prefixes, platform addresses) in [`Boundaries::addresses`], a port or
+//! source-port set ([`PlatformPorts`]), a rule list ([`RuleList`]), an address the walk
+//! translates ([`Boundaries::aliased`]) — as one more concern in [`collect`]. A missing set is
+//! caught by the property tests in `sim/tests/space.rs` (a random flow whose `check` outcome
+//! differs from its class's).
 //!
 //! Concerns, one function each:
-//! * topology — VNet address spaces, subnet prefixes and their reserved addresses, hosts'
-//!   private and public addresses, the APIM instance's addresses;
+//! * topology — VNet address spaces, subnet prefixes and each of their reserved addresses,
+//!   hosts' private and public addresses (public ones are aliased), the APIM instance's
+//!   addresses;
 //! * internet — private, special-purpose, multicast and broadcast ranges (`cidr::is_public`);
 //! * nsg — every NSG rule (of every NSG, in every VNet context it is compiled for, both
 //!   directions) that can see the source, with the known part of destinations only known at
@@ -53,23 +57,33 @@ impl Rule<'_> {
     }
 }
 
-/// Port boundaries the platform adds for one protocol, whatever the rules say.
+/// Port sets the platform tests flows of one protocol against, whatever the rules say.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PlatformPorts {
-    /// Destination ports the walk compares flows with.
-    pub destination: Vec<(u32, u32)>,
-    /// Source ports the walk compares flows with.
-    pub source: Vec<(u32, u32)>,
+    /// Destination port sets.
+    pub destination: Vec<Vec<(u32, u32)>>,
+    /// Source port sets.
+    pub source: Vec<Vec<(u32, u32)>>,
 }
 
 /// The boundaries of one source's flow space in one topology.
+///
+/// Each entry of `addresses` is one set the walk tests destinations against (sorted, disjoint
+/// ranges of one family, IPv4 in the low 32 bits); the rule lists carry the rules' destination
+/// sets. The engine relies on this contract: **the walk's outcome depends on a destination
+/// address only through its membership in these sets** (and likewise on ports through the
+/// rules' and [`PlatformPorts`]' port sets).
 pub(crate) struct Boundaries<'t> {
-    /// Destination address ranges of one family (IPv4 in the low 32 bits).
-    pub addresses: Vec<(u128, u128)>,
+    /// Destination address sets.
+    pub addresses: Vec<Vec<(u128, u128)>>,
     /// The rule lists that can decide the source's flows.
     pub lists: Vec<RuleList<'t>>,
     /// Per-protocol port boundaries from outside the rules (index: `Protocol as usize`).
     pub platform: [PlatformPorts; 5],
+    /// Destination addresses the walk translates before the inbound NSGs see them (a host's
+    /// public address → its private address): each must also be an address set of its own.
+    /// Their flows are cut by every rule's ports, not only the active rules'.
+    pub aliased: Vec<u128>,
 }
 
 /// Collects the boundaries of `source`'s flows to destinations of family `v6` in `t`.
@@ -78,6 +92,7 @@ pub(crate) fn collect(t: &Topology, source: IpAddr, v6: bool) -> Boundaries<'_> 
         addresses: Vec::new(),
         lists: Vec::new(),
         platform: Default::default(),
+        aliased: Vec::new(),
     };
     topology(t, v6, &mut b);
     internet(v6, &mut b);
@@ -88,7 +103,7 @@ pub(crate) fn collect(t: &Topology, source: IpAddr, v6: bool) -> Boundaries<'_> 
 
 fn push_cidr(b: &mut Boundaries<'_>, v6: bool, c: &Cidr) {
     if c.is_ipv4() != v6 {
-        b.addresses.push(c.interval());
+        b.addresses.push(vec![c.interval()]);
     }
 }
 
@@ -97,7 +112,10 @@ fn push_addr(b: &mut Boundaries<'_>, v6: bool, a: IpAddr) {
 }
 
 fn push_set(b: &mut Boundaries<'_>, v6: bool, s: &AddrSet) {
-    b.addresses.extend(s.family_intervals(v6));
+    let ivs = s.family_intervals(v6);
+    if !ivs.is_empty() {
+        b.addresses.push(ivs);
+    }
 }
 
 /// Where the walk plans a path: which VNet, subnet, host or instance address a destination is.
@@ -123,6 +141,9 @@ fn topology(t: &Topology, v6: bool, b: &mut Boundaries<'_>) {
         push_addr(b, v6, h.address);
         if let Some(p) = h.public_address {
             push_addr(b, v6, p);
+            if p.is_ipv6() == v6 {
+                b.aliased.push(crate::cidr::addr_to_u128(p));
+            }
         }
     }
     if let Some(a) = &t.apim {
@@ -157,7 +178,6 @@ fn nsg<'t>(t: &'t Topology, source: IpAddr, v6: bool, b: &mut Boundaries<'t>) {
                     }
                     let rule = &nsg.rules[sets.index];
                     let unknown = !rule.unknown.is_empty();
-                    push_set(b, v6, sets.dst);
                     if unknown && rule.unknown.destination {
                         // `definitely_matches` compares the known part of the destination.
                         let known = crate::nsg::AddressSpec {
@@ -178,7 +198,7 @@ fn nsg<'t>(t: &'t Topology, source: IpAddr, v6: bool, b: &mut Boundaries<'t>) {
 /// unicast DHCP (UDP source port 68 to destination port 67).
 fn platform(b: &mut Boundaries<'_>) {
     b.platform[Protocol::Udp as usize] = PlatformPorts {
-        destination: vec![(67, 67)],
-        source: vec![(68, 68), (65330, 65330)],
+        destination: vec![vec![(67, 67)]],
+        source: vec![vec![(68, 68)], vec![(65330, 65330)]],
     };
 }
