@@ -117,7 +117,7 @@ pub(crate) fn sarif(findings: &[LintFinding]) -> Value {
             json!({
                 "ruleId": f.code.as_str(),
                 "level": level(f.severity),
-                "message": { "text": format!("{} Fix: {}", f.message, f.hint) },
+                "message": { "text": format!("{}. Fix: {}.", f.message, f.hint) },
                 "locations": [Value::Object(loc)],
             })
         })

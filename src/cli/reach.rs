@@ -84,26 +84,38 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
                 reach.classes.len(),
                 reach.cells
             );
-            s.push_str(&format!(
-                "  {:<11} {:<18} {:<24} {:<40} DECIDED BY\n",
-                "VERDICT", "CODE", "SERVICE", "DESTINATIONS"
-            ));
-            for c in &reach.classes {
-                let mark = if c.decision.verdict == VerdictKind::Allow {
-                    "+"
-                } else {
-                    " "
-                };
-                s.push_str(&format!(
-                    "{mark} {:<11} {:<18} {:<24} {:<40} {}\n",
-                    c.decision.verdict.as_str(),
-                    c.decision.code.as_str(),
-                    space::service_text(c),
-                    space::destinations_text(c, 3),
-                    space::decided_by_text(t, &c.decision),
-                ));
-            }
-            s.push_str("(+ marks Allow; largest classes first; --output json lists every prefix)");
+            let rows: Vec<[String; 6]> = reach
+                .classes
+                .iter()
+                .map(|c| {
+                    let mark = if c.decision.verdict == VerdictKind::Allow {
+                        "+"
+                    } else {
+                        " "
+                    };
+                    [
+                        mark.to_string(),
+                        c.decision.verdict.as_str().to_string(),
+                        c.decision.code.as_str().to_string(),
+                        space::service_text(c),
+                        space::destinations_text(c, 3),
+                        space::decided_by_text(t, &c.decision),
+                    ]
+                })
+                .collect();
+            let head = [
+                " ",
+                "VERDICT",
+                "CODE",
+                "SERVICE",
+                "DESTINATIONS",
+                "DECIDED BY",
+            ]
+            .map(String::from);
+            s.push_str(&space::table(&head, &rows));
+            s.push_str(
+                "\n(+ marks Allow; largest classes first; --output json lists every prefix)",
+            );
             out(&s)?;
         }
     }

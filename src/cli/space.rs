@@ -208,3 +208,27 @@ pub(crate) fn source_text(from: &str, source: IpAddr) -> String {
         format!("{from} ({source})")
     }
 }
+
+/// Left-aligned columns as wide as their widest cell, the last one unpadded.
+pub(crate) fn table<const N: usize>(head: &[String; N], rows: &[[String; N]]) -> String {
+    let mut w = [0usize; N];
+    for r in std::iter::once(head).chain(rows) {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |r: &[String; N]| {
+        let mut s = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$} ", width = w[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = vec![line(head)];
+    out.extend(rows.iter().map(line));
+    out.join("\n")
+}
