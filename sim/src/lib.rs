@@ -79,7 +79,7 @@ pub use settings::{
 };
 pub use source::{Location, SourceMap};
 pub use space::{
-    DiffClass, DiffKey, FlowClass, LintCode, LintFinding, LintSeverity, Reach, SpaceQuery,
+    Anchor, DiffClass, DiffKey, FlowClass, LintCode, LintFinding, LintSeverity, Reach, SpaceQuery,
 };
 pub use tags::{ServiceTag, ServiceTagTable, ServiceTagsInfo, TagTableError};
 pub use topology::{

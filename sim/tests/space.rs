@@ -19,7 +19,7 @@ use proptest::sample::select;
 
 use sim::fixture::{Fixture, Format};
 use sim::{
-    AddrSet, Cidr, DiffKey, Flow, LintCode, PortSet, Protocol, ServiceTagTable, SpaceQuery,
+    AddrSet, Anchor, Cidr, DiffKey, Flow, LintCode, PortSet, Protocol, ServiceTagTable, SpaceQuery,
     Topology,
 };
 
@@ -390,6 +390,29 @@ proptest! {
         }
     }
 
+    /// `--into`: every class's example has the class's outcome; every random flow into the
+    /// destination is in exactly one class, whose outcome `check`'s function confirms.
+    #[test]
+    fn reach_into_classes_agree_with_check(g in arb_topology(), seeds in arb_seeds(60), d in select(&["10.0.2.4", "20.31.5.6", "10.0.1.4", "10.1.1.7", "52.1.2.3", "10.0.2.9", "fd00:0:0:2::4"][..])) {
+        let t = build(&g);
+        let destination: IpAddr = d.parse().unwrap();
+        let reach = t.reach(&SpaceQuery::into(destination));
+        for c in &reach.classes {
+            prop_assert!(c.contains(&c.example), "example outside its class: {:?}", c);
+            prop_assert_eq!(c.example.destination, destination);
+            prop_assert_eq!(t.decide(&c.example), c.decision, "class {:?}", c);
+        }
+        for seed in seeds {
+            // The probes as sources.
+            let mut f = flow_of(destination, seed);
+            std::mem::swap(&mut f.source, &mut f.destination);
+            let hits: Vec<_> = reach.classes.iter().filter(|c| c.contains(&f)).collect();
+            prop_assert_eq!(hits.len(), 1, "flow {} in {} classes\n{}", f, hits.len(), toml_of(&g));
+            prop_assert_eq!(hits[0].decision, t.decide(&f), "flow {}\n{}", f, toml_of(&g));
+            prop_assert_eq!(outcome(&t, &f), (hits[0].decision.verdict, hits[0].decision.code));
+        }
+    }
+
     /// A restricted query covers exactly its restriction, with the same outcomes.
     #[test]
     fn restricted_reach_covers_exactly_the_query(g in arb_topology(), seeds in arb_seeds(40), to in select(&["10.0.2.0/24", "20.50.0.0/16", "10.0.0.0/8"][..]), ports in select(&["443", "80,8000-8100", "60-70"][..])) {
@@ -398,8 +421,8 @@ proptest! {
         let dst = AddrSet::from_cidrs([to.parse::<Cidr>().unwrap()]);
         let pset = PortSet::parse(ports).unwrap();
         let q = SpaceQuery {
-            source,
-            destinations: Some(dst.clone()),
+            anchor: Anchor::From(source),
+            addresses: Some(dst.clone()),
             protocols: vec![Protocol::Tcp, Protocol::Udp],
             ports: Some(pset.clone()),
         };
@@ -508,4 +531,48 @@ fn build_named(g: &GenTopology, n: usize, removed: usize) -> Topology {
     let b = Topology::build(&fx, tags().clone());
     assert!(b.structural_errors().is_empty());
     b.topology
+}
+
+/// Into a host's public address, the source side's rules see the public address and the
+/// inbound side the private one: a rule that matches every Tcp port but not the public address
+/// must not hide a later rule's port from the partition.
+#[test]
+fn into_a_public_address_keeps_every_rule_port() {
+    let rule = |inbound, deny, proto, src, dst, dport| GenRule {
+        inbound,
+        deny,
+        proto,
+        src,
+        dst,
+        sport: "*",
+        dport,
+    };
+    let g = GenTopology {
+        nsgs: vec![
+            vec![
+                rule(false, false, "Tcp", "*", "10.0.2.0/24", "*"),
+                rule(false, true, "Tcp", "*", "Internet", "22"),
+            ],
+            vec![rule(true, false, "Tcp", "*", "10.0.2.0/24", "*")],
+            vec![],
+        ],
+        peered: false,
+        apim_nsg: true,
+        backend_nsg: true,
+        nic_nsg: false,
+        public: true,
+    };
+    let t = build(&g);
+    let into: IpAddr = "20.31.5.6".parse().unwrap();
+    let reach = t.reach(&SpaceQuery::into(into));
+    for port in [21, 22, 23] {
+        let f = Flow::tcp("10.0.1.9".parse().unwrap(), 60000, into, port);
+        let hits: Vec<_> = reach.classes.iter().filter(|c| c.contains(&f)).collect();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].decision, t.decide(&f), "{f}");
+    }
+    // The source side's deny decides port 22 only.
+    assert!(!t
+        .decide(&Flow::tcp("10.0.1.9".parse().unwrap(), 60000, into, 22))
+        .allowed());
 }

@@ -14,14 +14,12 @@ use super::{Output, Status};
 pub(crate) struct Args {
     #[command(flatten)]
     inputs: InputArgs,
-    /// Source: `apim` (the instance's outbound address), a host name or DNS name of the fixture, or an IP address.
-    #[arg(
-        long,
-        value_name = "SRC",
-        default_value = "apim",
-        allow_hyphen_values = true
-    )]
-    from: String,
+    /// Source: `apim` (the instance's outbound address, the default), a host name or DNS name of the fixture, or an IP address.
+    #[arg(long, value_name = "SRC", allow_hyphen_values = true)]
+    from: Option<String>,
+    /// Who can reach DST: every source partitioned the same way, into `apim` (the gateway endpoint), a host name or a host's DNS name, or an IP address.
+    #[arg(long, value_name = "DST", allow_hyphen_values = true, conflicts_with_all = ["from", "to"])]
+    into: Option<String>,
     /// Only these destinations: a prefix (`10.0.2.0/24`), an address, `apim`, or a host or DNS name resolved as `check` resolves it.
     #[arg(long, value_name = "PREFIX|NAME", allow_hyphen_values = true)]
     to: Option<String>,
@@ -48,8 +46,10 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
         return Ok(Status::BadInput);
     }
     let t = loaded.topology();
+    let from = a.from.as_deref().unwrap_or("apim");
     let words = SpaceWords {
-        from: &a.from,
+        from,
+        into: a.into.as_deref(),
         to: a.to.as_deref(),
         protocol: a.protocol,
         ports: a.ports.as_deref(),
@@ -72,15 +72,24 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
                 })
                 .collect();
             let doc = json!({
-                "query": space::query_json(&a.from, &q),
+                "query": space::query_json(&words, &q),
                 "classes": classes,
             });
             out(&serde_json::to_string_pretty(&doc)?)?;
         }
         Output::Text => {
+            let (title, into) = match q.anchor {
+                sim::Anchor::From(s) => (format!("from {}", space::source_text(from, s)), false),
+                sim::Anchor::Into(d) => (
+                    format!(
+                        "into {}",
+                        space::source_text(a.into.as_deref().unwrap_or(""), d)
+                    ),
+                    true,
+                ),
+            };
             let mut s = format!(
-                "Reach from {}: {} classes ({} cells walked)\n",
-                space::source_text(&a.from, q.source),
+                "Reach {title}: {} classes ({} cells walked)\n",
                 reach.classes.len(),
                 reach.cells
             );
@@ -98,20 +107,17 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
                         c.decision.verdict.as_str().to_string(),
                         c.decision.code.as_str().to_string(),
                         space::service_text(c),
-                        space::destinations_text(c, 3),
+                        if into {
+                            space::prefixes_text(&c.sources, 3)
+                        } else {
+                            space::destinations_text(c, 3)
+                        },
                         space::decided_by_text(t, &c.decision),
                     ]
                 })
                 .collect();
-            let head = [
-                " ",
-                "VERDICT",
-                "CODE",
-                "SERVICE",
-                "DESTINATIONS",
-                "DECIDED BY",
-            ]
-            .map(String::from);
+            let ends = if into { "SOURCES" } else { "DESTINATIONS" };
+            let head = [" ", "VERDICT", "CODE", "SERVICE", ends, "DECIDED BY"].map(String::from);
             s.push_str(&space::table(&head, &rows));
             s.push_str(
                 "\n(+ marks Allow; largest classes first; --output json lists every prefix)",

@@ -4,18 +4,60 @@
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
-use sim::{AddrSet, Cidr, Decision, Flow, FlowClass, PortSet, Protocol, SpaceQuery, Topology};
+use sim::{
+    AddrSet, Anchor, Cidr, Decision, Flow, FlowClass, PortSet, Protocol, SpaceQuery, Topology,
+};
 
-/// `--from`, `--to`, `--protocol` and `--ports` as written.
+/// `--from` (or `--into`), `--to`, `--protocol` and `--ports` as written.
 pub(crate) struct SpaceWords<'a> {
     pub from: &'a str,
+    /// `--into`: the fixed destination (then `from` is unused and `to` absent).
+    pub into: Option<&'a str>,
     pub to: Option<&'a str>,
     pub protocol: Option<Protocol>,
     pub ports: Option<&'a str>,
 }
 
-/// The query's `to` as printed, when given.
+/// `--into`'s destination: `apim` (the gateway endpoint), a host name or a host's DNS name (its
+/// address), or an IP address. (A DNS name of a private zone resolves differently from each
+/// VNet, so only a host's own names are taken.)
+fn into_address(t: &Topology, word: &str) -> anyhow::Result<IpAddr> {
+    let w = word.trim();
+    if let Ok(ip) = w
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(ip);
+    }
+    if w.eq_ignore_ascii_case("apim") {
+        return t
+            .apim_endpoint()
+            .ok_or_else(|| anyhow::anyhow!("--into `apim`: the fixture has no [apim] instance"));
+    }
+    match t.host_by_name_or_dns(w) {
+        Some(h) => Ok(t.hosts()[h].address),
+        None => {
+            let mut known: Vec<&str> = t.hosts().iter().map(|h| h.name.as_str()).collect();
+            known.sort_by_key(|n| n.to_ascii_lowercase());
+            anyhow::bail!(
+                "--into `{w}` is not `apim`, an IP address, or a host name or DNS name of a host of the fixture (hosts: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )
+        }
+    }
+}
+
+/// The query the words ask.
 pub(crate) fn query(t: &Topology, w: &SpaceWords<'_>) -> anyhow::Result<SpaceQuery> {
+    if let Some(into) = w.into {
+        let d = into_address(t, into)?;
+        let mut q = SpaceQuery::into(d);
+        let (protocols, ports) = protocols_ports(w)?;
+        q.protocols = protocols;
+        q.ports = ports;
+        return Ok(q);
+    }
     let source = crate::query::resolve_source_word(t, w.from)?;
     let destinations = match w.to {
         None => None,
@@ -43,6 +85,16 @@ pub(crate) fn query(t: &Topology, w: &SpaceWords<'_>) -> anyhow::Result<SpaceQue
             anyhow::bail!("--to `{}` is not of the source {source}'s address family; a flow is IPv4 or IPv6 end to end", w.to.unwrap_or_default());
         }
     }
+    let (protocols, ports) = protocols_ports(w)?;
+    Ok(SpaceQuery {
+        anchor: Anchor::From(source),
+        addresses: destinations,
+        protocols,
+        ports,
+    })
+}
+
+fn protocols_ports(w: &SpaceWords<'_>) -> anyhow::Result<(Vec<Protocol>, Option<PortSet>)> {
     let ports = w
         .ports
         .map(|p| PortSet::parse(p).map_err(|e| anyhow::anyhow!("--ports: {e}")))
@@ -57,12 +109,7 @@ pub(crate) fn query(t: &Topology, w: &SpaceWords<'_>) -> anyhow::Result<SpaceQue
         (None, Some(_)) => vec![Protocol::Tcp, Protocol::Udp],
         (None, None) => Protocol::ALL.to_vec(),
     };
-    Ok(SpaceQuery {
-        source,
-        destinations,
-        protocols,
-        ports,
-    })
+    Ok((protocols, ports))
 }
 
 /// `80`, `8080-8090`.
@@ -74,12 +121,19 @@ pub(crate) fn port_text(&(lo, hi): &(u16, u16)) -> String {
     }
 }
 
-/// The query object of `reach`'s JSON.
-pub(crate) fn query_json(from: &str, q: &SpaceQuery) -> Value {
+/// The query object of `reach`'s JSON: `from` and `source` (or `into` and `destination`), `to`
+/// (the other end's restriction, as address ranges), `protocols`, `ports`.
+pub(crate) fn query_json(w: &SpaceWords<'_>, q: &SpaceQuery) -> Value {
+    let (from, source, into, destination) = match q.anchor {
+        Anchor::From(s) => (Some(w.from), Some(s.to_string()), None, None),
+        Anchor::Into(d) => (None, None, w.into, Some(d.to_string())),
+    };
     json!({
         "from": from,
-        "source": q.source.to_string(),
-        "to": q.destinations.as_ref().map(|d| {
+        "source": source,
+        "into": into,
+        "destination": destination,
+        "to": q.addresses.as_ref().map(|d| {
             let mut v: Vec<String> = Vec::new();
             for &(lo, hi) in d.v4_intervals() {
                 v.push(format!("{}-{}", std::net::Ipv4Addr::from(lo), std::net::Ipv4Addr::from(hi)));
@@ -143,6 +197,10 @@ pub(crate) fn flow_json(f: &Flow) -> Value {
 pub(crate) fn class_fields(c: &FlowClass) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     m.insert(
+        "sources".into(),
+        json!(c.sources.iter().map(Cidr::to_string).collect::<Vec<_>>()),
+    );
+    m.insert(
         "destinations".into(),
         json!(c
             .destinations
@@ -167,14 +225,14 @@ pub(crate) fn class_fields(c: &FlowClass) -> serde_json::Map<String, Value> {
 
 /// `10.0.2.0/24 10.0.3.0/25 (+3)` for a table cell.
 pub(crate) fn destinations_text(c: &FlowClass, max: usize) -> String {
-    let mut s: Vec<String> = c
-        .destinations
-        .iter()
-        .take(max)
-        .map(Cidr::to_string)
-        .collect();
-    if c.destinations.len() > max {
-        s.push(format!("(+{} more)", c.destinations.len() - max));
+    prefixes_text(&c.destinations, max)
+}
+
+/// `10.0.2.0/24 10.0.3.0/25 (+3 more)` for a table cell.
+pub(crate) fn prefixes_text(v: &[Cidr], max: usize) -> String {
+    let mut s: Vec<String> = v.iter().take(max).map(Cidr::to_string).collect();
+    if v.len() > max {
+        s.push(format!("(+{} more)", v.len() - max));
     }
     s.join(" ")
 }

@@ -74,6 +74,43 @@ fn reach_to_a_name_resolves_like_check() {
 }
 
 #[test]
+fn reach_into_partitions_the_sources() {
+    let v = cli(&[
+        "reach",
+        "fixtures/default.toml",
+        "--into",
+        "orders",
+        "--protocol",
+        "tcp",
+        "--output",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    assert_eq!(v["query"]["into"], "orders");
+    assert_eq!(v["query"]["destination"], "10.0.2.4");
+    let classes = v["classes"].as_array().unwrap();
+    for c in classes {
+        assert_eq!(c["destinations"], serde_json::json!(["10.0.2.4/32"]));
+        assert_eq!(c["example"]["destination"], "10.0.2.4");
+    }
+    // Only the APIM subnet reaches orders, on 443 and 8080.
+    let allowed: Vec<_> = classes.iter().filter(|c| c["verdict"] == "Allow").collect();
+    assert_eq!(allowed.len(), 1, "{allowed:#?}");
+    assert_eq!(allowed[0]["sources"], serde_json::json!(["10.0.1.0/24"]));
+    assert_eq!(allowed[0]["ports"], serde_json::json!(["443", "8080"]));
+    cli(&[
+        "reach",
+        "fixtures/default.toml",
+        "--into",
+        "orders",
+        "--from",
+        "apim",
+    ])
+    .expect_code(2);
+}
+
+#[test]
 fn lint_exit_codes_follow_fail_on() {
     // The default fixture has info findings only.
     let v = cli(&["lint", "fixtures/default.toml", "--output", "json"])

@@ -21,11 +21,14 @@ use crate::flow::{Decision, Flow};
 use crate::proto::{Protocol, NO_PORT};
 use crate::topology::Topology;
 
-/// A query restricted to one source and one address family.
+use super::Anchor;
+
+/// A query restricted to one anchor and one address family.
 pub(crate) struct Scope<'q> {
-    pub source: IpAddr,
-    /// Destination ranges of the source's family.
-    pub destinations: Vec<(u128, u128)>,
+    /// The fixed end.
+    pub anchor: Anchor,
+    /// Ranges of the other end, of the anchor's family.
+    pub addresses: Vec<(u128, u128)>,
     pub protocols: &'q [Protocol],
     /// Destination ports (Tcp/Udp), sorted ranges within 0..=65535.
     pub ports: Vec<(u32, u32)>,
@@ -125,11 +128,11 @@ pub(crate) fn partition(topologies: &[&Topology], scope: &Scope<'_>) -> Partitio
         (1..=2).contains(&topologies.len()),
         "one topology (reach) or two (diff)"
     );
-    let v6 = scope.source.is_ipv6();
+    let v6 = scope.anchor.address().is_ipv6();
     let max = family_max(v6);
     let bounds: Vec<Boundaries<'_>> = topologies
         .iter()
-        .map(|t| collect(t, scope.source, v6))
+        .map(|t| collect(t, scope.anchor, v6))
         .collect();
     // Every set enters at its ranges' starts and leaves after their ends.
     let mut events: Vec<(u128, bool, Member)> = Vec::new();
@@ -148,13 +151,17 @@ pub(crate) fn partition(topologies: &[&Topology], scope: &Scope<'_>) -> Partitio
         }
         for (li, list) in b.lists.iter().enumerate() {
             for (ri, r) in list.rules.iter().enumerate() {
-                for (lo, hi) in r.sets.dst.family_intervals(v6) {
+                let set = match scope.anchor {
+                    Anchor::From(_) => r.sets.dst,
+                    Anchor::Into(_) => r.sets.src,
+                };
+                for (lo, hi) in set.family_intervals(v6) {
                     add(&mut events, (bi as u32, li as u32, ri as u32), lo, hi);
                 }
             }
         }
     }
-    for &(lo, hi) in &scope.destinations {
+    for &(lo, hi) in &scope.addresses {
         cuts.push(lo);
         if hi < max {
             cuts.push(hi + 1);
@@ -194,7 +201,7 @@ pub(crate) fn partition(topologies: &[&Topology], scope: &Scope<'_>) -> Partitio
             hash ^= member_hash(m);
             next_event += 1;
         }
-        if !contains(&scope.destinations, lo) {
+        if !contains(&scope.addresses, lo) {
             continue;
         }
         // Ranges held by the same sets share a signature and so their classes. (A single
@@ -215,7 +222,9 @@ pub(crate) fn partition(topologies: &[&Topology], scope: &Scope<'_>) -> Partitio
                     &active,
                     scope,
                     ip_of(v6, lo),
-                    bounds.iter().any(|b| b.aliased.contains(&lo)),
+                    bounds
+                        .iter()
+                        .any(|b| b.aliased_anchor || b.aliased.contains(&lo)),
                     &mut interners,
                     &mut cells,
                 );
@@ -273,9 +282,10 @@ fn evaluate(
     interners: &mut [Interner],
     cells: &mut usize,
 ) -> Vec<(ItemKey, u8)> {
+    let (source, destination) = scope.anchor.ends(rep);
     let paths: Vec<_> = topologies
         .iter()
-        .map(|t| t.path(scope.source, rep))
+        .map(|t| t.path(source, destination))
         .collect();
     let mut keys: Vec<(ItemKey, u8)> = Vec::new();
     for &p in scope.protocols {
@@ -302,9 +312,9 @@ fn evaluate(
             for (di, dc) in dclasses.iter().enumerate() {
                 let flow = Flow {
                     protocol: p,
-                    source: scope.source,
+                    source,
                     source_port: sport,
-                    destination: rep,
+                    destination,
                     destination_port: p.has_ports().then_some(dc[0].0 as u16),
                 };
                 let mut ids = [u32::MAX; 2];

@@ -31,8 +31,10 @@ use crate::nsg::RuleSets;
 use crate::proto::{Direction, Protocol};
 use crate::topology::Topology;
 
+use super::Anchor;
+
 /// One NSG rule list (one compiled NSG, one direction) in evaluation order, reduced to the rules
-/// whose source set holds the queried source.
+/// that can see the anchor (see [`collect`]).
 pub(crate) struct RuleList<'t> {
     /// The rules, in evaluation order.
     pub rules: Vec<Rule<'t>>,
@@ -84,19 +86,24 @@ pub(crate) struct Boundaries<'t> {
     /// public address → its private address): each must also be an address set of its own.
     /// Their flows are cut by every rule's ports, not only the active rules'.
     pub aliased: Vec<u128>,
+    /// The anchor is a destination the walk translates: every flow is cut by every rule's ports
+    /// (the rule lists then hold every rule, whatever its destination).
+    pub aliased_anchor: bool,
 }
 
-/// Collects the boundaries of `source`'s flows to destinations of family `v6` in `t`.
-pub(crate) fn collect(t: &Topology, source: IpAddr, v6: bool) -> Boundaries<'_> {
+/// Collects the sets of `anchor`'s flows (from a source to every destination, or from every
+/// source into a destination) of family `v6` in `t`; the address sets are of the other end.
+pub(crate) fn collect(t: &Topology, anchor: Anchor, v6: bool) -> Boundaries<'_> {
     let mut b = Boundaries {
         addresses: Vec::new(),
         lists: Vec::new(),
         platform: Default::default(),
         aliased: Vec::new(),
+        aliased_anchor: false,
     };
-    topology(t, v6, &mut b);
+    topology(t, anchor, v6, &mut b);
     internet(v6, &mut b);
-    nsg(t, source, v6, &mut b);
+    nsg(t, anchor, v6, &mut b);
     platform(&mut b);
     b
 }
@@ -119,7 +126,7 @@ fn push_set(b: &mut Boundaries<'_>, v6: bool, s: &AddrSet) {
 }
 
 /// Where the walk plans a path: which VNet, subnet, host or instance address a destination is.
-fn topology(t: &Topology, v6: bool, b: &mut Boundaries<'_>) {
+fn topology(t: &Topology, anchor: Anchor, v6: bool, b: &mut Boundaries<'_>) {
     for v in &t.vnets {
         for c in &v.address_space {
             push_cidr(b, v6, c);
@@ -141,7 +148,7 @@ fn topology(t: &Topology, v6: bool, b: &mut Boundaries<'_>) {
         push_addr(b, v6, h.address);
         if let Some(p) = h.public_address {
             push_addr(b, v6, p);
-            if p.is_ipv6() == v6 {
+            if p.is_ipv6() == v6 && matches!(anchor, Anchor::From(_)) {
                 b.aliased.push(crate::cidr::addr_to_u128(p));
             }
         }
@@ -164,8 +171,16 @@ fn internet(v6: bool, b: &mut Boundaries<'_>) {
     }
 }
 
-/// Every NSG rule that can see the source, in every context and direction.
-fn nsg<'t>(t: &'t Topology, source: IpAddr, v6: bool, b: &mut Boundaries<'t>) {
+/// Every NSG rule that can see the anchor, in every context and direction: for flows from a
+/// source, rules whose source set holds it; for flows into a destination, rules whose
+/// destination set holds it (every rule when the walk translates the destination: the inbound
+/// side sees another address).
+fn nsg<'t>(t: &'t Topology, anchor: Anchor, v6: bool, b: &mut Boundaries<'t>) {
+    let aliased_into = match anchor {
+        Anchor::Into(d) => t.host_with_public(d).is_some(),
+        Anchor::From(_) => false,
+    };
+    b.aliased_anchor = aliased_into;
     for (n, nsg) in t.nsgs.iter().enumerate() {
         for v in 0..t.vnets.len() {
             let Some(c) = t.compiled(n, v) else { continue };
@@ -173,16 +188,25 @@ fn nsg<'t>(t: &'t Topology, source: IpAddr, v6: bool, b: &mut Boundaries<'t>) {
             for dir in [Direction::Outbound, Direction::Inbound] {
                 let mut rules = Vec::new();
                 for sets in c.rule_sets(dir) {
-                    if !sets.src.contains(source) {
+                    let sees = match anchor {
+                        Anchor::From(s) => sets.src.contains(s),
+                        Anchor::Into(d) => aliased_into || sets.dst.contains(d),
+                    };
+                    if !sees {
                         continue;
                     }
                     let rule = &nsg.rules[sets.index];
                     let unknown = !rule.unknown.is_empty();
-                    if unknown && rule.unknown.destination {
-                        // `definitely_matches` compares the known part of the destination.
+                    // `definitely_matches` compares the known part of a side only known at
+                    // deployment time.
+                    let (varying, spec) = match anchor {
+                        Anchor::From(_) => (rule.unknown.destination, &rule.destination),
+                        Anchor::Into(_) => (rule.unknown.source, &rule.source),
+                    };
+                    if unknown && varying {
                         let known = crate::nsg::AddressSpec {
                             unknown: Vec::new(),
-                            ..rule.destination.clone()
+                            ..spec.clone()
                         };
                         push_set(b, v6, &ctx.resolve(&known));
                     }

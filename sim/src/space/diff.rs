@@ -39,7 +39,7 @@ impl Topology {
     /// as classes (disjoint; each with one outcome before and one after).
     pub fn diff(&self, after: &Topology, q: &SpaceQuery, key: DiffKey) -> Vec<DiffClass> {
         let p = partition(&[self, after], &q.scope());
-        let before = classes_of(&p, 0, q.source);
+        let before = classes_of(&p, 0, q.anchor);
         let mut out: Vec<DiffClass> = before
             .into_iter()
             .zip(&p.classes)
