@@ -12,11 +12,11 @@
 //!   matches every port of the protocol — and the platform's cut the port axes, and port pieces
 //!   held by the same port sets are again one cell.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::boundaries::{collect, Boundaries};
-use super::ranges::{contains, family_max, ip_of, merge};
+use super::ranges::{contains, family_max, ip_of, merge, FxMap};
 use crate::flow::{Decision, Flow};
 use crate::proto::{Protocol, NO_PORT};
 use crate::topology::Topology;
@@ -64,7 +64,7 @@ type ItemKey = (Ids, Vec<(u32, u32)>, Vec<(u32, u32)>);
 
 /// Interns decisions per topology; neighbouring cells often repeat the last one.
 struct Interner {
-    ids: HashMap<Decision, u32>,
+    ids: FxMap<Decision, u32>,
     list: Vec<Decision>,
     last: Option<(Decision, u32)>,
 }
@@ -90,7 +90,7 @@ impl Interner {
 fn group<K: std::hash::Hash + Eq + Clone, V>(
     pairs: impl IntoIterator<Item = (K, V)>,
 ) -> Vec<(K, Vec<V>)> {
-    let mut index: HashMap<K, usize> = HashMap::new();
+    let mut index: FxMap<K, usize> = FxMap::default();
     let mut out: Vec<(K, Vec<V>)> = Vec::new();
     for (k, v) in pairs {
         match index.get(&k) {
@@ -175,7 +175,7 @@ pub(crate) fn partition(topologies: &[&Topology], scope: &Scope<'_>) -> Partitio
     let mut interners: Vec<Interner> = topologies
         .iter()
         .map(|_| Interner {
-            ids: HashMap::new(),
+            ids: FxMap::default(),
             list: Vec::new(),
             last: None,
         })
@@ -185,8 +185,8 @@ pub(crate) fn partition(topologies: &[&Topology], scope: &Scope<'_>) -> Partitio
     // compared in full).
     let mut hash: u64 = 0;
     let mut next_event = 0;
-    let mut global: HashMap<(ItemKey, u8), usize> = HashMap::new();
-    let mut by_signature: HashMap<u64, Vec<Signature>> = HashMap::new();
+    let mut global: FxMap<(ItemKey, u8), usize> = FxMap::default();
+    let mut by_signature: FxMap<u64, Vec<Signature>> = FxMap::default();
     let mut classes: Vec<RawClass> = Vec::new();
     let mut cells = 0usize;
     for (k, &lo) in cuts.iter().enumerate() {
