@@ -174,6 +174,24 @@ fn lint_sarif_validates_against_the_sarif_2_1_0_schema() {
         .unwrap()
         .ends_with("default.toml"));
     assert!(loc["region"]["startLine"].as_u64().unwrap() > 1);
+    // ARM input: the rule's file and line in the template.
+    let arm = cli(&[
+        "lint",
+        "fixtures/arm/apim-integration.json",
+        "--output",
+        "sarif",
+        "--fail-on",
+        "never",
+    ])
+    .expect_code(0)
+    .json();
+    assert!(validator.is_valid(&arm));
+    let loc = &arm["runs"][0]["results"][0]["locations"][0]["physicalLocation"];
+    assert!(loc["artifactLocation"]["uri"]
+        .as_str()
+        .unwrap()
+        .ends_with("apim-integration.json"));
+    assert!(loc["region"]["startLine"].as_u64().unwrap() > 1);
     // The schema is not vacuous: a result without a message is refused.
     let mut bad = v.clone();
     bad["runs"][0]["results"][0]
