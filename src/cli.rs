@@ -5,11 +5,15 @@
 mod bench;
 mod check;
 mod demo;
+mod diff;
 mod error;
 mod import;
 mod inputs;
+mod lint;
 mod output;
+mod reach;
 mod routes;
+mod space;
 mod test;
 mod up;
 mod validate;
@@ -42,6 +46,12 @@ enum Command {
     Validate(validate::Args),
     /// Explain one flow's verdict: each NSG on its path, the deciding rule (exit 0 Allow, 1 Deny, Unreachable or Indeterminate, 2 bad input).
     Check(check::Args),
+    /// Every flow from one source, partitioned into classes that share one outcome (verdict, code, deciding rules) (exit 0, 2 bad input).
+    Reach(reach::Args),
+    /// Lint every NSG's rules as sets: shadowed, redundant, conflicting, never matching the topology, port typos (exit 1 a finding at or above --fail-on, 2 bad input).
+    Lint(lint::Args),
+    /// The flows whose outcome differs between two topologies (exit 0 nothing changed, 1 something did, 2 bad input).
+    Diff(diff::Args),
     /// Start the gateway and the fixture's echo backends on loopback until Ctrl-C or SIGTERM (exit 2 when the fixture has error findings).
     Up(up::Args),
     /// Write the vnetsim TOML fixture equivalent to Azure inputs (ARM templates, parameters files, exported resources), listing every ignored resource, unknown value and assumption (exit 0 written, 2 bad input).
@@ -114,6 +124,9 @@ impl Command {
             Command::Bench(a) => a.output(),
             Command::NextHop(a) => a.output(),
             Command::Routes(a) => a.output(),
+            Command::Reach(a) => a.output,
+            Command::Diff(a) => a.output,
+            Command::Lint(a) => a.output.common(),
             Command::GatewayChild(_) | Command::EchoChild(_) => Output::Text,
         }
     }
@@ -155,6 +168,9 @@ pub fn main() -> ExitCode {
         Some(Command::Test(a)) => test::run(a),
         Some(Command::NextHop(a)) => routes::next_hop(a),
         Some(Command::Routes(a)) => routes::routes(a),
+        Some(Command::Reach(a)) => reach::run(a),
+        Some(Command::Lint(a)) => lint::run(a),
+        Some(Command::Diff(a)) => diff::run(a),
         Some(Command::Up(a)) => up::run(a),
         Some(Command::Import(a)) => import::run(a),
         Some(Command::Bench(a)) => bench::run(a),

@@ -753,6 +753,7 @@ fn place(err: &QueryError, from: Position, to: Position, sport: Option<Position>
         QueryError::SourcePortNotAllowed { .. } => sport.unwrap_or(from),
         QueryError::PortRequired { .. }
         | QueryError::PortNotAllowed { .. }
+        | QueryError::PortInSpace { .. }
         | QueryError::FamilyMismatch { .. } => to,
     }
 }

@@ -140,6 +140,16 @@ pub enum QueryError {
         /// The port given.
         port: u16,
     },
+    /// A port on a whole-space destination (`reach --to`).
+    #[error(
+        "destination `{text}` carries port {port}; give destination ports with --ports {port}"
+    )]
+    PortInSpace {
+        /// The destination as written.
+        text: String,
+        /// The port given.
+        port: u16,
+    },
     /// A source port for a protocol without ports.
     #[error("source port {port} given, but {protocol} flows carry no ports: drop the source port")]
     SourcePortNotAllowed {
@@ -490,6 +500,78 @@ fn parse_word(text: &str, side: Side) -> Result<(Endpoint, Option<u16>), QueryEr
         Endpoint::Host(word.to_string())
     };
     Ok((ep, p))
+}
+
+/// Resolves a source word alone (`apim`, a host name or DNS name, an IP) as `check` resolves
+/// `--from`: for the whole-space commands (`reach`, `diff`).
+///
+/// # Errors
+/// [`QueryError`] for a port on the source, an unknown host, `apim` without an instance, or a
+/// source inside a VNet but in none of its subnets.
+pub fn resolve_source_word(t: &Topology, word: &str) -> Result<IpAddr, QueryError> {
+    let (ep, port) = parse_word(word, Side::Source)?;
+    if port.is_some() {
+        return Err(QueryError::PortOnSource {
+            text: word.trim().to_string(),
+        });
+    }
+    let source = resolve_source(t, &ep)?;
+    if t.subnet_of(source).is_none() {
+        if let Some(v) = t.vnet_of(source) {
+            return Err(QueryError::SourceNotInSubnet {
+                address: source,
+                vnet: t.vnets()[v].name.clone(),
+            });
+        }
+    }
+    Ok(source)
+}
+
+/// Resolves a destination word without a port (`apim`, a host name, a DNS name resolved from
+/// `source`'s side, an IP) as `check` resolves `--to`; `None` when a DNS name does not resolve.
+///
+/// # Errors
+/// [`QueryError`] for a port, or a word naming nothing of the topology.
+pub fn resolve_destination_word(
+    t: &Topology,
+    source: IpAddr,
+    word: &str,
+) -> Result<Option<IpAddr>, QueryError> {
+    let (ep, port) = parse_word(word, Side::Destination)?;
+    if let Some(port) = port {
+        return Err(QueryError::PortInSpace {
+            text: word.trim().to_string(),
+            port,
+        });
+    }
+    Ok(match ep {
+        Endpoint::Ip(ip) => Some(unambiguous(t, ip, Side::Destination)?),
+        Endpoint::Placed {
+            vnet,
+            subnet,
+            address,
+        } => Some(placed(t, &vnet, &subnet, address, Side::Destination)?),
+        Endpoint::Apim => Some(t.apim_endpoint().ok_or(QueryError::NoApim {
+            side: Side::Destination,
+        })?),
+        Endpoint::Host(name) => {
+            let zoned = t.dns_zones().iter().any(|z| {
+                let n = name.trim_end_matches('.').to_ascii_lowercase();
+                n == z.name || n.ends_with(&format!(".{}", z.name))
+            });
+            if t.host_by_name_or_dns(&name).is_none() && !zoned {
+                return Err(unknown_host(t, &name, Side::Destination));
+            }
+            t.resolve_destination(
+                source,
+                &Destination::Name {
+                    name,
+                    host_names: true,
+                },
+            )
+            .and_then(|r| r.address)
+        }
+    })
 }
 
 fn resolve_source(t: &Topology, ep: &Endpoint) -> Result<IpAddr, QueryError> {

@@ -291,6 +291,41 @@ impl AddrSet {
         }
     }
 
+    /// Set intersection.
+    pub fn intersection(&self, other: &AddrSet) -> AddrSet {
+        AddrSet {
+            v4: intersect(&self.v4, &other.v4),
+            v6: intersect(&self.v6, &other.v6),
+        }
+    }
+
+    /// The set of the given intervals of one family (`v6` false: IPv4, values below 2^32).
+    pub(crate) fn from_intervals(v6: bool, ivs: Vec<(u128, u128)>) -> AddrSet {
+        if v6 {
+            AddrSet {
+                v4: Vec::new(),
+                v6: merge(ivs),
+            }
+        } else {
+            AddrSet {
+                v4: merge(ivs.into_iter().map(|(a, b)| (a as u32, b as u32)).collect()),
+                v6: Vec::new(),
+            }
+        }
+    }
+
+    /// One family's intervals as integers (IPv4 in the low 32 bits).
+    pub(crate) fn family_intervals(&self, v6: bool) -> Vec<(u128, u128)> {
+        if v6 {
+            self.v6.clone()
+        } else {
+            self.v4
+                .iter()
+                .map(|&(a, b)| (u128::from(a), u128::from(b)))
+                .collect()
+        }
+    }
+
     /// Whether the two sets share an address.
     pub fn intersects(&self, other: &AddrSet) -> bool {
         !intersect(&self.v4, &other.v4).is_empty() || !intersect(&self.v6, &other.v6).is_empty()

@@ -38,6 +38,8 @@
 //! - `apim` — the APIM v2 preflight (integration and injection requirements).
 //! - `api` — the gateway's APIs and backend services, as data.
 //! - `source` — [`Location`] and [`SourceMap`]: where each fixture entry is written.
+//! - `space` — whole-space answers: [`Topology::reach`], [`Topology::diff`] and
+//!   [`Topology::lint`], exact and set-based, every outcome from the one walk.
 
 #![warn(missing_docs)]
 // Only the classifier may use `unsafe` (each block has a SAFETY note and a scalar oracle).
@@ -64,6 +66,7 @@ mod proto;
 mod route;
 mod settings;
 mod source;
+mod space;
 pub mod synth;
 mod tags;
 mod topology;
@@ -94,6 +97,9 @@ pub use settings::{
     Applied, Change, ChangeError, GatewayLimits, GatewaySettings, ListenAddr, RuleChanges,
 };
 pub use source::{Location, SourceMap};
+pub use space::{
+    Anchor, DiffClass, DiffKey, FlowClass, LintCode, LintFinding, LintSeverity, Reach, SpaceQuery,
+};
 pub use tags::{
     BlobError, ServiceTag, ServiceTagTable, ServiceTagsInfo, TagDecision, TagTableError,
 };

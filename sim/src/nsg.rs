@@ -34,6 +34,7 @@ mod reference;
 mod rule;
 
 pub use compiled::CompiledNsg;
+pub(crate) use compiled::RuleSets;
 #[cfg(test)]
 pub(crate) use compiled::LINEAR_SCAN_MAX;
 pub use context::Context;

@@ -352,6 +352,49 @@ pub fn forced_tunnel(
     (t, flows)
 }
 
+/// A topology for the whole-space benchmarks: VNet [`SYNTH_VNET`] with an integrated APIM
+/// instance in `snet-apim` (10.0.1.0/24) whose subnet NSG is `nsgs[0]`, and a host `vm`
+/// (10.0.1.10) there whose NIC NSG is `nsgs[1]` when given — so `--from vm` crosses both.
+/// Rules are written as a fixture and built like any other (tags from `setting`).
+pub fn topology(setting: &Setting, nsgs: &[&Nsg]) -> crate::topology::Topology {
+    let mut text = String::from(
+        "[[vnets]]\nname = \"vnet\"\nregion = \"westeurope\"\naddress_space = [\"10.0.0.0/16\"]\n\n  [[vnets.subnets]]\n  name = \"snet-apim\"\n  address_prefix = \"10.0.1.0/24\"\n  delegations = [\"Microsoft.Web/serverFarms\"]\n  nsg = \"nsg0\"\n\n",
+    );
+    if nsgs.len() > 1 {
+        text.push_str("[[hosts]]\nname = \"vm\"\naddress = \"10.0.1.10\"\nnsg = \"nsg1\"\n\n");
+    }
+    text.push_str("[apim]\nname = \"apim\"\nsku = \"StandardV2\"\ncapacity = 1\nregion = \"westeurope\"\nvirtual_network = \"integration\"\nsubnet = \"vnet/snet-apim\"\n");
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|x| format!("\"{x}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (n, nsg) in nsgs.iter().enumerate() {
+        text.push_str(&format!("\n[[nsgs]]\nname = \"nsg{n}\"\n"));
+        for r in nsg.rules.iter().filter(|r| !r.is_default) {
+            let ports = |p: &PortSet| -> Vec<String> {
+                p.to_string().split(',').map(str::to_string).collect()
+            };
+            text.push_str(&format!(
+                "  [[nsgs.security_rules]]\n  name = \"{}\"\n  priority = {}\n  direction = \"{}\"\n  access = \"{}\"\n  protocol = \"{}\"\n  source_address_prefixes = [{}]\n  source_port_ranges = [{}]\n  destination_address_prefixes = [{}]\n  destination_port_ranges = [{}]\n",
+                r.name,
+                r.priority,
+                r.direction,
+                r.access,
+                r.protocol,
+                list(&r.source.text),
+                list(&ports(&r.source_ports)),
+                list(&r.destination.text),
+                list(&ports(&r.destination_ports)),
+            ));
+        }
+    }
+    let fx = crate::fixture::Fixture::parse(&text, crate::fixture::Format::Toml)
+        .expect("the synthetic fixture parses");
+    crate::topology::Topology::build(&fx, setting.tags.clone()).topology
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +419,23 @@ mod tests {
                     "{f:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn synthetic_topology_builds_and_reaches() {
+        let setting = Setting::new(1, 20, 200);
+        let a = nsg(3, 30, 120, &setting.tags);
+        let t = topology(&setting, &[&a, &a]);
+        assert_eq!(t.nsgs().len(), 2);
+        assert_eq!(
+            t.nsgs()[0].rules.len(),
+            30 + 6,
+            "every synthetic rule is valid"
+        );
+        let q = crate::space::SpaceQuery::from(t.apim_source().unwrap());
+        for c in &t.reach(&q).classes {
+            assert_eq!(t.decide(&c.example), c.decision);
         }
     }
 

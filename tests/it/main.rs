@@ -16,6 +16,7 @@ mod one_answer;
 mod parity;
 mod routes;
 mod soak;
+mod space;
 mod support;
 mod up;
 mod validate;

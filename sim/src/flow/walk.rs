@@ -2,6 +2,9 @@
 //! context, the routing outcome, then the one walk that turns NSG matches into a verdict —
 //! shared by the verdict-only path ([`Topology::decide`]) and the explaining path
 //! ([`Topology::evaluate`]).
+//!
+//! Every value this walk compares a flow with must also be listed in `space/boundaries.rs`
+//! (the whole-space engine's seam: `reach`, `lint`, `diff`), or their answers stop being exact.
 
 use std::net::IpAddr;
 

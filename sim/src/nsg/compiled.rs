@@ -62,6 +62,25 @@ impl CompiledRule {
     }
 }
 
+/// One compiled rule's fields as sets (see [`CompiledNsg::rule_sets`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RuleSets<'a> {
+    /// Protocol bit mask ([`crate::proto::Protocol::bit`]).
+    pub proto: u8,
+    /// Source addresses.
+    pub src: &'a AddrSet,
+    /// Destination addresses.
+    pub dst: &'a AddrSet,
+    /// Source ports.
+    pub sport: &'a PortSet,
+    /// Destination ports.
+    pub dport: &'a PortSet,
+    /// Access.
+    pub access: Access,
+    /// Index in [`Nsg::rules`].
+    pub index: usize,
+}
+
 /// Rule lists up to this length are scanned linearly (a short list is already a short scan);
 /// longer ones use the bit-vector classifier (module `classifier`).
 pub const LINEAR_SCAN_MAX: usize = 24;
@@ -223,6 +242,20 @@ impl CompiledNsg {
         }
         let m = self.decide(direction, flow);
         (out, m)
+    }
+
+    /// The rules of one direction in evaluation (priority) order, as sets: what the
+    /// whole-space engine (`space`) reads to partition the flow space and lint rule lists.
+    pub(crate) fn rule_sets(&self, direction: Direction) -> impl Iterator<Item = RuleSets<'_>> {
+        self.list(direction).iter().map(|r| RuleSets {
+            proto: r.proto,
+            src: &r.src,
+            dst: &r.dst,
+            sport: &r.sport,
+            dport: &r.dport,
+            access: r.access,
+            index: r.index as usize,
+        })
     }
 
     /// Approximate heap bytes of the compiled form (reported by benchmarks).
