@@ -88,11 +88,13 @@
 #![allow(clippy::result_large_err)]
 
 mod assemble;
+mod builtins;
 mod error;
 mod eval;
 mod expr;
 mod functions;
 mod json;
+mod lambda;
 mod limits;
 mod map;
 mod params;
