@@ -405,9 +405,10 @@ impl Loaded {
 }
 
 /// Assumptions that only an import makes.
-const IMPORT_ASSUMPTIONS: [Assumption; 2] = [
+const IMPORT_ASSUMPTIONS: [Assumption; 3] = [
     Assumption::DynamicPrivateAddress,
     Assumption::DeploymentScopeDefaults,
+    Assumption::NullModuleParameter,
 ];
 
 /// Everything a command needs to turn its inputs into a topology.

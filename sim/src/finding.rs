@@ -365,6 +365,9 @@ assumptions! {
     /// Deployment scope of imported templates.
     DeploymentScopeDefaults => "ASSUMPTION_DEPLOYMENT_SCOPE_DEFAULTS",
         "A template used resourceGroup(), subscription() or resourceId() while the deployment scope was not fully given: a missing --subscription-id (with no exported resource id to take it from) is 00000000-0000-0000-0000-000000000000, a missing --resource-group is `vnetsim-rg`, a missing --location is `westeurope`.";
+    /// A null module parameter takes its default.
+    NullModuleParameter => "ASSUMPTION_NULL_MODULE_PARAMETER",
+        "A parameter passed to a nested deployment (a Bicep module) as null, such as a `.?` on a missing property, takes the parameter's defaultValue as if it were not passed; Bicep documents optional module parameters but not ARM's treatment of an explicit null.";
 }
 
 impl Serialize for Assumption {

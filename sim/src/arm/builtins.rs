@@ -513,7 +513,7 @@ fn pending(vals: &[Val]) -> Val {
 
 /// A deterministic GUID from the arguments (two MurmurHash64A halves, version and variant bits
 /// set as a name-based UUID). Like [`unique_string`], stable across imports but not guaranteed
-/// to equal Azure's own `guid()` value (`ASSUMPTION_DETERMINISTIC_HASHES`).
+/// to equal Azure's own `guid()` value.
 pub(crate) fn guid(parts: &[&str]) -> String {
     let a = unique_string(parts);
     let b = unique_string(&[&a, "guid"]);

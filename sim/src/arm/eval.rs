@@ -69,6 +69,8 @@ pub(crate) struct Env<'a> {
     user_fns: BTreeSet<String>,
     /// Set when `resourceGroup()`/`subscription()`/`resourceId()` used a stand-in scope value.
     pub used_defaults: Cell<bool>,
+    /// Set when a parameter passed as null took its default (`ASSUMPTION_NULL_MODULE_PARAMETER`).
+    pub null_defaults: Cell<bool>,
     /// Lower-cased names of provided parameters this template declares.
     pub used_params: RefCell<BTreeSet<String>>,
     /// Evaluation nesting now ([`Limit::EvaluationDepth`]).
@@ -81,6 +83,9 @@ pub(crate) struct Env<'a> {
     /// template its file name without extension — the name `az deployment group create`
     /// gives a deployment when `--name` is not passed (Learn, az deployment group create).
     deployment: String,
+    /// RFC 6901 pointer of this template inside its input: empty for a top-level template,
+    /// `/resources/…/properties/template` for a nested deployment's inline template.
+    pub base: String,
 }
 
 /// Where the expression being evaluated is.
@@ -127,6 +132,7 @@ impl<'a> Env<'a> {
             var_cache: RefCell::new(BTreeMap::new()),
             user_fns,
             used_defaults: Cell::new(false),
+            null_defaults: Cell::new(false),
             used_params: RefCell::new(BTreeSet::new()),
             depth: Cell::new(0),
             spent: Cell::new(0),
@@ -137,7 +143,35 @@ impl<'a> Env<'a> {
                 .unwrap_or(input)
                 .trim_end_matches(".json")
                 .to_string(),
+            base: String::new(),
         }
+    }
+
+    /// Sets where this template sits inside its input (a nested deployment's template).
+    pub fn with_base(mut self, base: String) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// A nested template's environment continues its parent's evaluation budget and depth, so
+    /// nesting cannot multiply the bounds ([`Limit::EvaluatedTotal`], [`Limit::EvaluationDepth`]).
+    pub fn continue_from(self, parent: &Env<'_>) -> Self {
+        self.spent.set(parent.spent.get());
+        self.depth.set(parent.depth.get() + 1);
+        self
+    }
+
+    /// Hands the budget a nested environment spent back to its parent.
+    pub fn absorb(&self, nested: &Env<'_>) {
+        self.spent.set(nested.spent.get());
+        if let Some(e) = nested.tripped.borrow().clone() {
+            self.tripped.borrow_mut().get_or_insert(e);
+        }
+    }
+
+    /// `pointer` (relative to this template) as a pointer into the input.
+    pub fn at(&self, pointer: &str) -> String {
+        format!("{}{pointer}", self.base)
     }
 
     /// Sets what `deployment().name` gives (a nested deployment's name).
@@ -638,7 +672,7 @@ impl<'a> Env<'a> {
         if let Some(c) = self.param_cache.borrow().get(&key) {
             return Some(c.clone().unwrap_or_else(|| {
                 Val::Failed(Arc::new(ImportError::Invalid {
-                    at: Location::new(self.input, json::key("/parameters", name)),
+                    at: Location::new(self.input, json::key(&self.at("/parameters"), name)),
                     message: format!("parameter `{name}` depends on itself"),
                 }))
             }));
@@ -677,13 +711,17 @@ impl<'a> Env<'a> {
                     for (j, spec) in specs.iter().enumerate() {
                         let n = get_ci(spec, "name").and_then(Value::as_str).unwrap_or("");
                         if n.eq_ignore_ascii_case(name) {
-                            let p = json::index("/variables/copy", j);
+                            let p = json::index(&self.at("/variables/copy"), j);
                             found = Some(self.property_copy(spec, &p, &Loops::default()).1);
                         }
                     }
                 }
             } else if k.eq_ignore_ascii_case(name) {
-                found = Some(self.eval_node(v, &json::key("/variables", k), &Loops::default()));
+                found = Some(self.eval_node(
+                    v,
+                    &json::key(&self.at("/variables"), k),
+                    &Loops::default(),
+                ));
             }
         }
         let v = found.unwrap_or_else(|| {

@@ -351,7 +351,7 @@ impl Env<'_> {
         };
         let pointer = json::key(
             &json::key(
-                &json::key(&json::index("/functions", i), "members"),
+                &json::key(&json::index(&self.at("/functions"), i), "members"),
                 &key,
             ),
             "output",

@@ -97,6 +97,7 @@ mod json;
 mod lambda;
 mod limits;
 mod map;
+mod nested;
 mod params;
 mod resource;
 mod template;
@@ -438,10 +439,20 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         }
         parsed.push((input, doc, kind));
     }
-    let mut provided = Provided::default();
-    for (input, doc, kind) in &parsed {
-        if *kind == Some(InputKind::Parameters) {
-            provided.add_file(&input.name, doc)?;
+    // `--parameters` files and parameters files given before any template apply to every
+    // template; a parameters file given as an input right after a template applies to that
+    // template (so two modules that both declare `name` can be imported together).
+    let mut files = Provided::default();
+    let mut paired: Vec<Provided> = vec![Provided::default(); parsed.len()];
+    let mut last_template: Option<usize> = None;
+    for (i, (input, doc, kind)) in parsed.iter().enumerate() {
+        match kind {
+            Some(InputKind::Template) => last_template = Some(i),
+            Some(InputKind::Parameters) => match last_template {
+                Some(t) => paired[t].add_file(&input.name, doc)?,
+                None => files.add_file(&input.name, doc)?,
+            },
+            _ => {}
         }
     }
     for f in &options.parameter_files {
@@ -453,11 +464,18 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
                 reason: "not an ARM parameters file (expected `$schema` …/deploymentParameters.json# and `parameters`)".into(),
             });
         }
-        provided.add_file(&f.name, &doc)?;
+        files.add_file(&f.name, &doc)?;
     }
+    let mut pairs = Provided::default();
     for pair in &options.parameters {
-        provided.add_pair(pair)?;
+        pairs.add_pair(pair)?;
     }
+    let provided_for = |i: usize| -> Provided {
+        let mut p = files.clone();
+        p.entries.extend(paired[i].entries.iter().cloned());
+        p.entries.extend(pairs.entries.iter().cloned());
+        p
+    };
 
     // The fixture's subscription: the option, else the first exported resource's.
     let export_sub = parsed.iter().find_map(|(_, doc, kind)| {
@@ -490,14 +508,26 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
     let mut ignored = Vec::new();
     let mut declared: BTreeSet<String> = BTreeSet::new();
     let mut used_defaults = false;
-    for (input, doc, kind) in &parsed {
+    let mut null_defaults = false;
+    for (i, (input, doc, kind)) in parsed.iter().enumerate() {
         match kind {
             Some(InputKind::Template) => {
+                let provided = provided_for(i);
                 let x = template::expand(&input.name, doc, &scope, &provided)?;
+                let here: BTreeSet<String> = x.declared.iter().cloned().collect();
+                for p in &paired[i].entries {
+                    if !here.contains(&p.name.to_ascii_lowercase()) {
+                        return Err(ImportError::ParameterUndeclared {
+                            at: p.at.clone(),
+                            name: p.name.clone(),
+                        });
+                    }
+                }
                 resources.extend(x.resources);
                 ignored.extend(x.ignored);
                 declared.extend(x.declared);
                 used_defaults |= x.used_defaults;
+                null_defaults |= x.null_defaults;
             }
             Some(InputKind::Resources) => {
                 let (rs, ig) = resource::collect_exports(&input.name, doc)?;
@@ -519,7 +549,7 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
             }
         }
     }
-    for p in &provided.entries {
+    for p in files.entries.iter().chain(&pairs.entries) {
         if !declared.contains(&p.name.to_ascii_lowercase()) {
             return Err(ImportError::ParameterUndeclared {
                 at: p.at.clone(),
@@ -556,6 +586,9 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
     let mut assumptions: BTreeSet<Assumption> = asm.assumptions;
     if used_defaults {
         assumptions.insert(Assumption::DeploymentScopeDefaults);
+    }
+    if null_defaults {
+        assumptions.insert(Assumption::NullModuleParameter);
     }
     let all: Vec<&Input> = inputs
         .iter()
