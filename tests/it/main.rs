@@ -14,5 +14,6 @@ mod one_answer;
 mod parity;
 mod soak;
 mod support;
+mod templates;
 mod up;
 mod validate;

@@ -101,6 +101,7 @@ mod nested;
 mod params;
 mod resource;
 mod template;
+mod unknowns;
 mod value;
 
 use std::collections::BTreeSet;
@@ -112,6 +113,7 @@ use serde_json::Value;
 pub use error::{ImportError, Location};
 pub(crate) use json::{object_start as json_object_start, offsets as json_offsets};
 pub use limits::{Limit, LIMITS};
+pub use unknowns::{cause, group_unknowns, UnknownGroup};
 
 use crate::finding::{sort_findings, Assumption, Finding};
 use crate::fixture::Fixture;
@@ -276,6 +278,10 @@ pub struct ImportOptions {
     pub parameter_files: Vec<Input>,
     /// `--parameter name=value` (in order; these win over files).
     pub parameters: Vec<String>,
+    /// `--set SUBJECT=VALUE`: a value for a deployment-time unknown, SUBJECT as
+    /// [`Unknown::subject`] prints it; VALUE is JSON, else a string. A SUBJECT no unknown
+    /// lands in is an error.
+    pub sets: Vec<String>,
 }
 
 /// A resource vnetsim does not model (listed, never fatal).
@@ -563,6 +569,8 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         unknowns: Vec::new(),
         findings: Vec::new(),
         referenced_asgs: Vec::new(),
+        sets: parse_sets(&options.sets)?,
+        used_sets: BTreeSet::new(),
     };
     let mut asm = assemble::Assembler::new(mapper);
     // Parents first, then children, then NICs (which need subnets).
@@ -582,6 +590,7 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         }
     }
     let (fixture, asm) = asm.finish(&subscription)?;
+    unused_sets(&asm.mapper)?;
     ignored.extend(asm.ignored);
     let mut assumptions: BTreeSet<Assumption> = asm.assumptions;
     if used_defaults {
@@ -621,6 +630,42 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         findings,
         source,
     })
+}
+
+/// Display name used in locations of `--set` values.
+pub(crate) const SET_INPUT: &str = "--set";
+
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, Value)>, ImportError> {
+    sets.iter()
+        .map(|s| {
+            let (subject, value) = s.split_once('=').ok_or_else(|| ImportError::Invalid {
+                at: Location::new(SET_INPUT, ""),
+                message: format!("`{s}` is not SUBJECT=VALUE (SUBJECT as the unknown list prints it)"),
+            })?;
+            let value = serde_json::from_str(value.trim())
+                .unwrap_or_else(|_| Value::String(value.to_string()));
+            Ok((subject.trim().to_string(), value))
+        })
+        .collect()
+}
+
+/// A `--set` whose SUBJECT no unknown value landed in is an error naming the subjects that are
+/// unknown (a typo must not silently leave the value unknown).
+fn unused_sets(m: &map::Mapper) -> Result<(), ImportError> {
+    for (subject, _) in &m.sets {
+        if !m.used_sets.contains(subject) {
+            let mut known: Vec<&str> = m.unknowns.iter().map(|u| u.subject.as_str()).collect();
+            known.dedup();
+            return Err(ImportError::Invalid {
+                at: Location::new(SET_INPUT, json::key("", subject)),
+                message: format!(
+                    "no unknown value lands in `{subject}`; the unknown subjects are: {}",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn first_subscription(doc: &Value) -> Option<String> {
