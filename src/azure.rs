@@ -115,8 +115,17 @@ fn bicep_extension(path: &Path) -> bool {
 /// ends in `:`.
 pub fn looks_like_bicep(text: &str) -> bool {
     const KEYWORDS: [&str; 11] = [
-        "targetScope", "param", "var", "resource", "module", "output", "metadata", "import",
-        "type", "func", "using",
+        "targetScope",
+        "param",
+        "var",
+        "resource",
+        "module",
+        "output",
+        "metadata",
+        "import",
+        "type",
+        "func",
+        "using",
     ];
     let mut in_block = false;
     for line in text.lines().take(200) {
@@ -196,7 +205,10 @@ pub fn read_inputs(paths: &[PathBuf], max_file_bytes: u64) -> Result<Vec<InputFi
             } else {
                 sim::arm::detect(&text)
             };
-            if kind.is_none() && (bicep_extension(&path) || (!fixture_extension(&path) && looks_like_bicep(&text))) {
+            if kind.is_none()
+                && (bicep_extension(&path)
+                    || (!fixture_extension(&path) && looks_like_bicep(&text)))
+            {
                 let json = path.with_extension("json");
                 return Err(LoadError::Bicep {
                     beside: json.is_file().then_some(json),

@@ -393,6 +393,7 @@ impl<'a> Builder<'a> {
         t.compile_all();
         let mut findings = self.f;
         findings.extend(crate::apim::preflight(&t));
+        findings.extend(crate::keyvault::check(&t));
         sort_findings(&mut findings);
         Built {
             topology: t,

@@ -35,6 +35,9 @@ const PE_POLICIES: &str =
     "https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy";
 const PRIVATE_DNS: &str = "https://learn.microsoft.com/azure/dns/private-dns-virtual-network-links";
 const APIM_BACKENDS: &str = "https://learn.microsoft.com/azure/api-management/backends";
+/// "Trusted service connectivity retirement (March 2026)": gateways of instances created on or
+/// after 1 December 2025 (all from 15 March 2026) reach Key Vault only with network line of sight.
+const APIM_TRUSTED_RETIREMENT: &str = "https://learn.microsoft.com/azure/api-management/breaking-changes/trusted-service-connectivity-retirement-march-2026";
 const APIM_CLASSIC: &str =
     "https://learn.microsoft.com/azure/api-management/virtual-network-reference";
 
@@ -161,6 +164,8 @@ finding_codes! {
     SubnetCapacityInsufficient => "SUBNET_CAPACITY_INSUFFICIENT", Error, APIM_INJECT, preflight;
     /// The integration subnet's NSG would deny TCP 443 to Storage or AzureKeyVault.
     DependencyBlocked => "DEPENDENCY_BLOCKED", Warning, APIM_INTEG, preflight;
+    /// A Key Vault-backed named value's vault is not reachable from the instance (DNS, public access disabled, or an NSG rule; also AzureActiveDirectory 443).
+    KeyvaultUnreachable => "KEYVAULT_UNREACHABLE", Warning, APIM_TRUSTED_RETIREMENT, preflight;
     /// `virtual_network` is `integration` or `injection` but no subnet is given.
     ApimSubnetRequired => "APIM_SUBNET_REQUIRED", Error, APIM_INTEG, preflight;
     /// The instance's configured address is not a usable address of its subnet.

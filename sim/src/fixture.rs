@@ -21,9 +21,9 @@ mod load;
 mod network;
 mod nsg;
 
-pub use apim::{ApimFile, NetworkMode, Sku};
+pub use apim::{ApimFile, NamedValueFile, NetworkMode, Sku};
 pub use gateway::{ApiFile, DenyMode, DnsZoneFile, GatewayFile};
-pub use host::{HostFile, HostKind, ServeKind, ServiceFile};
+pub use host::{HostFile, HostKind, PublicNetworkAccess, ServeKind, ServiceFile};
 pub use load::{Format, LoadError};
 pub use network::{PrivateEndpointPolicies, SubnetFile, VnetFile};
 pub use nsg::{AddressField, NsgFile, PortField, RawRule, RuleFile};

@@ -51,6 +51,7 @@ mod dns_name;
 mod finding;
 pub mod fixture;
 mod flow;
+mod keyvault;
 mod nsg;
 mod proto;
 mod settings;

@@ -228,6 +228,10 @@ pub struct Host {
     pub placement: Option<(usize, usize)>,
     /// Position in the fixture's `hosts` (invalid hosts are left out of the model).
     pub index: usize,
+    /// On a private endpoint: the public name it serves (lower-cased, no trailing dot).
+    pub private_link_fqdn: Option<String>,
+    /// Whether the service refuses its public address (`public_network_access = "Disabled"`).
+    pub public_access_disabled: bool,
 }
 
 /// The API Management instance.
@@ -253,6 +257,8 @@ pub struct Apim {
     pub private_address: Option<IpAddr>,
     /// Public address (inbound endpoint; outbound source when not integrated).
     pub public_address: IpAddr,
+    /// Named values backed by Key Vault: `(name, secret identifier URL)`.
+    pub named_values: Vec<(String, String)>,
 }
 
 /// A private DNS zone.

@@ -521,7 +521,10 @@ fn corpus_avm_nsg(path: &Path) {
         rules[2].destination,
         AddressField::Asgs(vec!["dep-asg".into()])
     );
-    assert_eq!(rules[4].destination, AddressField::Prefix("AzureCloud".into()));
+    assert_eq!(
+        rules[4].destination,
+        AddressField::Prefix("AzureCloud".into())
+    );
 }
 
 fn corpus_service_tags(path: &Path) {

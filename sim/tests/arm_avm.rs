@@ -72,7 +72,9 @@ fn avm_nsg_module_imports_with_zero_unknowns() {
 #[test]
 fn avm_vnet_and_nsg_modules_give_the_verdicts_the_rules_imply() {
     let (Some(vnet), Some(nsg)) = (avm("virtual-network"), avm("network-security-group")) else {
-        println!("skipped: ../shared/corpus (AVM virtual-network, network-security-group) not found");
+        println!(
+            "skipped: ../shared/corpus (AVM virtual-network, network-security-group) not found"
+        );
         return;
     };
     // Each parameters file follows the template it belongs to.
@@ -112,18 +114,72 @@ fn avm_vnet_and_nsg_modules_give_the_verdicts_the_rules_imply() {
     let t = built.topology;
     let rows: &[(&str, &str, u16, VerdictCode, Option<&str>)] = &[
         // sourceAddressPrefixes: both ranges reach the API subnet on 8080.
-        ("10.20.1.10", "10.20.2.4", 8080, VerdictCode::Allowed, Some("allow-apim-8080")),
-        ("10.20.3.4", "10.20.2.4", 8080, VerdictCode::Allowed, Some("allow-apim-8080")),
-        ("10.20.1.10", "10.20.2.4", 22, VerdictCode::NsgDenied, Some("deny-vnet-in")),
+        (
+            "10.20.1.10",
+            "10.20.2.4",
+            8080,
+            VerdictCode::Allowed,
+            Some("allow-apim-8080"),
+        ),
+        (
+            "10.20.3.4",
+            "10.20.2.4",
+            8080,
+            VerdictCode::Allowed,
+            Some("allow-apim-8080"),
+        ),
+        (
+            "10.20.1.10",
+            "10.20.2.4",
+            22,
+            VerdictCode::NsgDenied,
+            Some("deny-vnet-in"),
+        ),
         // ASGs: the web NIC reaches the API NIC on 443 and 8443; the APIM subnet does not.
-        ("10.20.3.4", "10.20.2.4", 443, VerdictCode::Allowed, Some("allow-web-asg-to-api-asg")),
-        ("10.20.3.4", "10.20.2.4", 8443, VerdictCode::Allowed, Some("allow-web-asg-to-api-asg")),
-        ("10.20.1.10", "10.20.2.4", 443, VerdictCode::NsgDenied, Some("deny-vnet-in")),
+        (
+            "10.20.3.4",
+            "10.20.2.4",
+            443,
+            VerdictCode::Allowed,
+            Some("allow-web-asg-to-api-asg"),
+        ),
+        (
+            "10.20.3.4",
+            "10.20.2.4",
+            8443,
+            VerdictCode::Allowed,
+            Some("allow-web-asg-to-api-asg"),
+        ),
+        (
+            "10.20.1.10",
+            "10.20.2.4",
+            443,
+            VerdictCode::NsgDenied,
+            Some("deny-vnet-in"),
+        ),
         // Service tag: Key Vault in West Europe on 443 is allowed out; the rest of the
         // internet is denied.
-        ("10.20.2.4", "13.69.64.73", 443, VerdictCode::Allowed, Some("allow-keyvault-out")),
-        ("10.20.2.4", "13.69.64.73", 80, VerdictCode::NsgDenied, Some("deny-internet-out")),
-        ("10.20.2.4", "8.8.8.8", 443, VerdictCode::NsgDenied, Some("deny-internet-out")),
+        (
+            "10.20.2.4",
+            "13.69.64.73",
+            443,
+            VerdictCode::Allowed,
+            Some("allow-keyvault-out"),
+        ),
+        (
+            "10.20.2.4",
+            "13.69.64.73",
+            80,
+            VerdictCode::NsgDenied,
+            Some("deny-internet-out"),
+        ),
+        (
+            "10.20.2.4",
+            "8.8.8.8",
+            443,
+            VerdictCode::NsgDenied,
+            Some("deny-internet-out"),
+        ),
     ];
     let mut failures = Vec::new();
     for (src, dst, port, code, rule) in rows {

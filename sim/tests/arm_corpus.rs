@@ -161,7 +161,12 @@ fn corpus_table_matches_docs() {
     };
     let current = doc[b + BEGIN.len()..e].trim();
     if std::env::var_os("VNETSIM_BLESS").is_some() {
-        let new = format!("{}{BEGIN}\n{}{END}{}", &doc[..b], table, &doc[e + END.len()..]);
+        let new = format!(
+            "{}{BEGIN}\n{}{END}{}",
+            &doc[..b],
+            table,
+            &doc[e + END.len()..]
+        );
         std::fs::write(&doc_path, new).expect("writable");
         return;
     }

@@ -313,6 +313,8 @@ fn host_file(name: &str, address: &str) -> HostFile {
         dns: vec![],
         kind: HostKind::Nic,
         services: vec![],
+        public_network_access: None,
+        private_link_fqdn: None,
     }
 }
 
@@ -1703,6 +1705,8 @@ fn arb_host() -> impl Strategy<Value = HostFile> {
                 dns,
                 kind,
                 services,
+                public_network_access: None,
+                private_link_fqdn: None,
             },
         )
 }
@@ -1744,6 +1748,7 @@ fn arb_apim() -> impl Strategy<Value = ApimFile> {
                     previous_virtual_network: previous,
                     address,
                     public_address,
+                    named_values: Vec::new(),
                 }
             },
         )
@@ -1928,6 +1933,7 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
             previous_virtual_network: None,
             address: None,
             public_address: None,
+            named_values: Vec::new(),
         });
     (
         prop::collection::vec(subnet(0), 1..4),

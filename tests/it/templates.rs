@@ -100,7 +100,10 @@ fn unknowns_are_grouped_by_cause_and_resource() {
         .lines()
         .find(|l| l.contains("× reference() in nsgs/nsg-app"))
         .unwrap_or_else(|| panic!("{}", t.stderr));
-    assert!(line.contains(SUBJECT) && line.contains("unknown-rule.json:42:39"), "{line}");
+    assert!(
+        line.contains(SUBJECT) && line.contains("unknown-rule.json:42:39"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -159,8 +162,10 @@ fn bicep_is_refused_with_the_command_that_compiles_it() {
         let r = cli(&[cmd, arg(&b)]);
         r.expect_code(2);
         assert!(
-            r.stderr
-                .contains(&format!("compile it first: `az bicep build --file {}`", arg(&b))),
+            r.stderr.contains(&format!(
+                "compile it first: `az bicep build --file {}`",
+                arg(&b)
+            )),
             "{cmd}: {}",
             r.stderr
         );

@@ -519,6 +519,8 @@ impl Assembler {
                     dns: Vec::new(),
                     kind: HostKind::Nic,
                     services: Vec::new(),
+                    public_network_access: None,
+                    private_link_fqdn: None,
                 });
             }
         }
@@ -633,6 +635,8 @@ fn attach_backends(f: &mut Fixture) {
                     dns: Vec::new(),
                     kind: HostKind::Nic,
                     services: Vec::new(),
+                    public_network_access: None,
+                    private_link_fqdn: None,
                 });
                 f.hosts.len() - 1
             }

@@ -162,7 +162,12 @@ pub(crate) fn apply(
             match &args[0] {
                 Val::Arr(a) => a.first().cloned().unwrap_or(Val::Null),
                 Val::Str(x) => Val::Str(x.chars().next().map(String::from).unwrap_or_default()),
-                o => return Some(fail(format!("first() needs an array or string, got {}", o.type_name()))),
+                o => {
+                    return Some(fail(format!(
+                        "first() needs an array or string, got {}",
+                        o.type_name()
+                    )))
+                }
             }
         }
         "take" | "skip" => {
@@ -172,7 +177,11 @@ pub(crate) fn apply(
             match &args[0] {
                 Val::Arr(a) => {
                     let k = k.min(a.len());
-                    Val::Arr(if lower == "take" { a[..k].to_vec() } else { a[k..].to_vec() })
+                    Val::Arr(if lower == "take" {
+                        a[..k].to_vec()
+                    } else {
+                        a[k..].to_vec()
+                    })
                 }
                 Val::Str(x) => {
                     let chars: Vec<char> = x.chars().collect();
@@ -183,7 +192,12 @@ pub(crate) fn apply(
                         chars[k..].iter().collect()
                     })
                 }
-                o => return Some(fail(format!("{name}() needs an array or string, got {}", o.type_name()))),
+                o => {
+                    return Some(fail(format!(
+                        "{name}() needs an array or string, got {}",
+                        o.type_name()
+                    )))
+                }
             }
         }
         "indexof" | "lastindexof" => {
@@ -193,7 +207,11 @@ pub(crate) fn apply(
                 (Val::Str(h), Val::Str(needle)) => {
                     // Learn: the string search is case-insensitive.
                     let (h, needle) = (h.to_lowercase(), needle.to_lowercase());
-                    let found = if last { h.rfind(&needle) } else { h.find(&needle) };
+                    let found = if last {
+                        h.rfind(&needle)
+                    } else {
+                        h.find(&needle)
+                    };
                     Val::Int(found.map_or(-1, |b| h[..b].chars().count() as i64))
                 }
                 (Val::Arr(a), item) => {
@@ -212,14 +230,22 @@ pub(crate) fn apply(
                         None => Val::Int(-1),
                     }
                 }
-                (o, _) => return Some(fail(format!("{name}() needs a string or array, got {}", o.type_name()))),
+                (o, _) => {
+                    return Some(fail(format!(
+                        "{name}() needs a string or array, got {}",
+                        o.type_name()
+                    )))
+                }
             }
         }
         "join" => {
             check!(2, 2);
             let delim = tri!(s(1));
             let Val::Arr(a) = &args[0] else {
-                return Some(fail(format!("join() needs an array, got {}", args[0].type_name())));
+                return Some(fail(format!(
+                    "join() needs an array, got {}",
+                    args[0].type_name()
+                )));
             };
             let mut parts = Vec::with_capacity(a.len());
             for x in a {
@@ -243,7 +269,8 @@ pub(crate) fn apply(
                 return Some(fail("replace(): the string to replace is empty".into()));
             }
             let grows = new.len().saturating_sub(old.len()) * x.matches(old).count();
-            if let Some(stop) = env.check_size(x.len() + grows, pointer, "the result of replace()") {
+            if let Some(stop) = env.check_size(x.len() + grows, pointer, "the result of replace()")
+            {
                 return Some(stop);
             }
             Val::Str(x.replace(old, new))
@@ -252,7 +279,11 @@ pub(crate) fn apply(
             check!(1, 3);
             let x: Vec<char> = tri!(s(0)).chars().collect();
             let start = if args.len() > 1 { tri!(n(1)) } else { 0 };
-            let len = if args.len() > 2 { tri!(n(2)) } else { x.len() as i64 - start };
+            let len = if args.len() > 2 {
+                tri!(n(2))
+            } else {
+                x.len() as i64 - start
+            };
             if start < 0 || len < 0 || start + len > x.len() as i64 {
                 return Some(fail(format!(
                     "substring(): start {start} and length {len} lie outside the string (length {})",
@@ -264,7 +295,11 @@ pub(crate) fn apply(
         "startswith" | "endswith" => {
             check!(2, 2);
             let (x, y) = (tri!(s(0)).to_lowercase(), tri!(s(1)).to_lowercase());
-            Val::Bool(if lower == "startswith" { x.starts_with(&y) } else { x.ends_with(&y) })
+            Val::Bool(if lower == "startswith" {
+                x.starts_with(&y)
+            } else {
+                x.ends_with(&y)
+            })
         }
         "trim" => {
             check!(1, 1);
@@ -274,10 +309,19 @@ pub(crate) fn apply(
             check!(2, 3);
             let x = match &args[0] {
                 Val::Int(_) | Val::Str(_) => args[0].display_text().unwrap_or_default(),
-                o => return Some(fail(format!("padLeft() needs a string or int, got {}", o.type_name()))),
+                o => {
+                    return Some(fail(format!(
+                        "padLeft() needs a string or int, got {}",
+                        o.type_name()
+                    )))
+                }
             };
             let total = usize::try_from(tri!(n(1))).unwrap_or(0).min(16 * 1024);
-            let pad = if args.len() > 2 { tri!(s(2)).chars().next().unwrap_or(' ') } else { ' ' };
+            let pad = if args.len() > 2 {
+                tri!(s(2)).chars().next().unwrap_or(' ')
+            } else {
+                ' '
+            };
             let have = x.chars().count();
             let mut out: String = std::iter::repeat_n(pad, total.saturating_sub(have)).collect();
             out.push_str(&x);
@@ -298,7 +342,12 @@ pub(crate) fn apply(
             check!(1, 1);
             match &args[0] {
                 Val::Obj(o) => Val::Arr(o.iter().map(|(k, _)| Val::Str(k.clone())).collect()),
-                o => return Some(fail(format!("objectKeys() needs an object, got {}", o.type_name()))),
+                o => {
+                    return Some(fail(format!(
+                        "objectKeys() needs an object, got {}",
+                        o.type_name()
+                    )))
+                }
             }
         }
         "items" => {
@@ -320,13 +369,21 @@ pub(crate) fn apply(
                             .collect(),
                     )
                 }
-                o => return Some(fail(format!("items() needs an object, got {}", o.type_name()))),
+                o => {
+                    return Some(fail(format!(
+                        "items() needs an object, got {}",
+                        o.type_name()
+                    )))
+                }
             }
         }
         "shallowmerge" => {
             check!(1, 1);
             let Val::Arr(objs) = &args[0] else {
-                return Some(fail(format!("shallowMerge() needs an array of objects, got {}", args[0].type_name())));
+                return Some(fail(format!(
+                    "shallowMerge() needs an array of objects, got {}",
+                    args[0].type_name()
+                )));
             };
             let mut out: Vec<(String, Val)> = Vec::new();
             for o in objs {
@@ -341,7 +398,12 @@ pub(crate) fn apply(
                     }
                     Val::Null => {}
                     p if p.is_pending() => return Some(p.clone()),
-                    o => return Some(fail(format!("shallowMerge() needs objects, got {}", o.type_name()))),
+                    o => {
+                        return Some(fail(format!(
+                            "shallowMerge() needs objects, got {}",
+                            o.type_name()
+                        )))
+                    }
                 }
             }
             Val::Obj(out)
@@ -349,14 +411,22 @@ pub(crate) fn apply(
         "flatten" => {
             check!(1, 1);
             let Val::Arr(outer) = &args[0] else {
-                return Some(fail(format!("flatten() needs an array of arrays, got {}", args[0].type_name())));
+                return Some(fail(format!(
+                    "flatten() needs an array of arrays, got {}",
+                    args[0].type_name()
+                )));
             };
             let mut out = Vec::new();
             for a in outer {
                 match a {
                     Val::Arr(x) => out.extend(x.iter().cloned()),
                     p if p.is_pending() => return Some(p.clone()),
-                    o => return Some(fail(format!("flatten() needs arrays, got {}", o.type_name()))),
+                    o => {
+                        return Some(fail(format!(
+                            "flatten() needs arrays, got {}",
+                            o.type_name()
+                        )))
+                    }
                 }
             }
             Val::Arr(out)
@@ -386,19 +456,29 @@ pub(crate) fn apply(
                     first
                         .iter()
                         .filter(|(k, v)| {
-                            args[1..].iter().all(|o| o.get(k).is_some_and(|w| equal(v, w) == Some(true)))
+                            args[1..]
+                                .iter()
+                                .all(|o| o.get(k).is_some_and(|w| equal(v, w) == Some(true)))
                         })
                         .cloned()
                         .collect(),
                 ),
-                o => return Some(fail(format!("intersection() needs arrays or objects, got {}", o.type_name()))),
+                o => {
+                    return Some(fail(format!(
+                        "intersection() needs arrays or objects, got {}",
+                        o.type_name()
+                    )))
+                }
             }
         }
         "tryindexfromend" | "indexfromend" => {
             check!(2, 2);
             let i = tri!(n(1));
             let Val::Arr(a) = &args[0] else {
-                return Some(fail(format!("{name}() needs an array, got {}", args[0].type_name())));
+                return Some(fail(format!(
+                    "{name}() needs an array, got {}",
+                    args[0].type_name()
+                )));
             };
             let got = usize::try_from(i)
                 .ok()
@@ -409,7 +489,12 @@ pub(crate) fn apply(
             match (got, lower) {
                 (Some(v), _) => v,
                 (None, "tryindexfromend") => Val::Null,
-                (None, _) => return Some(fail(format!("indexFromEnd(): {i} is out of range (length {})", a.len()))),
+                (None, _) => {
+                    return Some(fail(format!(
+                        "indexFromEnd(): {i} is out of range (length {})",
+                        a.len()
+                    )))
+                }
             }
         }
         "add" | "sub" | "mul" | "div" | "mod" => {
@@ -422,23 +507,52 @@ pub(crate) fn apply(
                 "div" => a.checked_div(b),
                 _ => a.checked_rem(b),
             };
-            tri!(r.map(Val::Int).ok_or_else(|| format!("{name}({a}, {b}) overflows or divides by zero")))
+            tri!(r
+                .map(Val::Int)
+                .ok_or_else(|| format!("{name}({a}, {b}) overflows or divides by zero")))
         }
         "min" | "max" => {
             let ints: Vec<i64> = match args {
-                [Val::Arr(a)] => a.iter().map(|x| match x { Val::Int(i) => Ok(*i), o => Err(o.type_name()) }).collect::<Result<_, _>>().map_err(|t| format!("{name}() needs ints, got {t}")),
-                _ => args.iter().map(|x| match x { Val::Int(i) => Ok(*i), o => Err(o.type_name()) }).collect::<Result<_, _>>().map_err(|t| format!("{name}() needs ints, got {t}")),
+                [Val::Arr(a)] => a
+                    .iter()
+                    .map(|x| match x {
+                        Val::Int(i) => Ok(*i),
+                        o => Err(o.type_name()),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|t| format!("{name}() needs ints, got {t}")),
+                _ => args
+                    .iter()
+                    .map(|x| match x {
+                        Val::Int(i) => Ok(*i),
+                        o => Err(o.type_name()),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|t| format!("{name}() needs ints, got {t}")),
             }
             .unwrap_or_else(|_| Vec::new());
-            let r = if lower == "min" { ints.iter().min() } else { ints.iter().max() };
-            tri!(r.copied().map(Val::Int).ok_or_else(|| format!("{name}() needs at least one int")))
+            let r = if lower == "min" {
+                ints.iter().min()
+            } else {
+                ints.iter().max()
+            };
+            tri!(r
+                .copied()
+                .map(Val::Int)
+                .ok_or_else(|| format!("{name}() needs at least one int")))
         }
         "greater" | "greaterorequals" | "less" | "lessorequals" => {
             check!(2, 2);
             let ord = match (&args[0], &args[1]) {
                 (Val::Int(a), Val::Int(b)) => a.cmp(b),
                 (Val::Str(a), Val::Str(b)) => a.cmp(b),
-                (a, b) => return Some(fail(format!("{name}() compares two ints or two strings, got {} and {}", a.type_name(), b.type_name()))),
+                (a, b) => {
+                    return Some(fail(format!(
+                        "{name}() compares two ints or two strings, got {} and {}",
+                        a.type_name(),
+                        b.type_name()
+                    )))
+                }
             };
             use std::cmp::Ordering::*;
             Val::Bool(match lower {
@@ -518,8 +632,9 @@ pub(crate) fn guid(parts: &[&str]) -> String {
     let a = unique_string(parts);
     let b = unique_string(&[&a, "guid"]);
     let hex = |s: &str| -> u64 {
-        s.bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3))
+        s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+            (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3)
+        })
     };
     let (hi, lo) = (hex(&a), hex(&b));
     let hi = (hi & !0xF000) | 0x5000;

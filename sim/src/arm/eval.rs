@@ -843,7 +843,10 @@ pub(crate) fn parse_cidr(cidr: &str) -> Result<Val, String> {
     } else {
         (first, last)
     };
-    out.push(("firstUsable".into(), Val::Str(from_u128(v4, fu).to_string())));
+    out.push((
+        "firstUsable".into(),
+        Val::Str(from_u128(v4, fu).to_string()),
+    ));
     out.push(("lastUsable".into(), Val::Str(from_u128(v4, lu).to_string())));
     out.push(("cidr".into(), Val::Int(i64::from(net.prefix_len()))));
     Ok(Val::Obj(out))

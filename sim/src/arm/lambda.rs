@@ -325,7 +325,10 @@ impl Env<'_> {
                 })
             });
         let Some((i, key, def)) = found else {
-            return self.fail(cx, format!("user-defined function `{name}` is not declared"));
+            return self.fail(
+                cx,
+                format!("user-defined function `{name}` is not declared"),
+            );
         };
         let declared: Vec<String> = get_ci(def, "parameters")
             .and_then(Value::as_array)
@@ -347,7 +350,10 @@ impl Env<'_> {
             );
         }
         let Some(value) = get_ci(def, "output").and_then(|o| get_ci(o, "value")) else {
-            return self.fail(cx, format!("user-defined function `{name}` has no output value"));
+            return self.fail(
+                cx,
+                format!("user-defined function `{name}` has no output value"),
+            );
         };
         let pointer = json::key(
             &json::key(
@@ -357,7 +363,9 @@ impl Env<'_> {
             "output",
         );
         let loops = Loops {
-            function: Some(Arc::new(declared.into_iter().zip(args.iter().cloned()).collect())),
+            function: Some(Arc::new(
+                declared.into_iter().zip(args.iter().cloned()).collect(),
+            )),
             ..Loops::default()
         };
         self.eval_node(value, &json::key(&pointer, "value"), &loops)

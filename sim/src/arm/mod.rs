@@ -640,7 +640,9 @@ fn parse_sets(sets: &[String]) -> Result<Vec<(String, Value)>, ImportError> {
         .map(|s| {
             let (subject, value) = s.split_once('=').ok_or_else(|| ImportError::Invalid {
                 at: Location::new(SET_INPUT, ""),
-                message: format!("`{s}` is not SUBJECT=VALUE (SUBJECT as the unknown list prints it)"),
+                message: format!(
+                    "`{s}` is not SUBJECT=VALUE (SUBJECT as the unknown list prints it)"
+                ),
             })?;
             let value = serde_json::from_str(value.trim())
                 .unwrap_or_else(|_| Value::String(value.to_string()));
@@ -660,7 +662,11 @@ fn unused_sets(m: &map::Mapper) -> Result<(), ImportError> {
                 at: Location::new(SET_INPUT, json::key("", subject)),
                 message: format!(
                     "no unknown value lands in `{subject}`; the unknown subjects are: {}",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             });
         }

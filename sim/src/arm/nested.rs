@@ -102,7 +102,9 @@ impl Expander<'_, '_> {
                     (None, None) => {
                         return Err(ImportError::Invalid {
                             at: Location::new(env.input, kp),
-                            message: format!("parameter `{k}` needs a `value` (or a Key Vault `reference`)"),
+                            message: format!(
+                                "parameter `{k}` needs a `value` (or a Key Vault `reference`)"
+                            ),
                         })
                     }
                 };

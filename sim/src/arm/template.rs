@@ -454,7 +454,9 @@ impl Expander<'_, '_> {
         let mut l = loops.clone();
         if let Some(copy) = get_ci(r, "copy") {
             let cptr = json::key(pointer, "copy");
-            match get_ci(copy, "count").map(|c| self.env.eval_node(c, &json::key(&cptr, "count"), loops)) {
+            match get_ci(copy, "count")
+                .map(|c| self.env.eval_node(c, &json::key(&cptr, "count"), loops))
+            {
                 Some(Val::Int(0)) => return true,
                 Some(Val::Int(_)) => {}
                 _ => return false,

@@ -51,6 +51,11 @@ impl Builder<'_> {
             previous_mode: a.previous_virtual_network,
             private_address,
             public_address,
+            named_values: a
+                .named_values
+                .iter()
+                .map(|n| (n.name.clone(), n.key_vault_secret.trim().to_string()))
+                .collect(),
         })
     }
 

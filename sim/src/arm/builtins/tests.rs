@@ -128,7 +128,10 @@ fn lambda_map_filter_reduce_sort_to_object() {
     fails("[lambda('x', 1)]");
     fails("[map(variables('dogs'), 1)]");
     // An unknown array stays unknown.
-    assert!(matches!(eval("[map(reference('x').arr, lambda('a', 1))]"), Val::Unknown(_)));
+    assert!(matches!(
+        eval("[map(reference('x').arr, lambda('a', 1))]"),
+        Val::Unknown(_)
+    ));
 }
 
 #[test]
@@ -146,7 +149,10 @@ fn user_defined_functions_bind_their_parameters() {
     // template's own `namePrefix` parameter is not what the function sees.
     let v = ok("[contoso.uniqueName('Storage')]");
     let s = v.as_str().expect("a string");
-    assert!(s.starts_with("storage") && s.len() == "storage".len() + 13, "{s}");
+    assert!(
+        s.starts_with("storage") && s.len() == "storage".len() + 13,
+        "{s}"
+    );
     assert_eq!(ok("[contoso.twice(contoso.twice(3))]"), json!(12));
     fails("[contoso.twice(1, 2)]");
 }
@@ -159,7 +165,10 @@ fn object_functions() {
     assert_eq!(ok("[tryGet(createObject('a', 1), 'a')]"), json!(1));
     assert_eq!(ok("[tryGet(createObject('a', 1), 'b')]"), json!(null));
     assert_eq!(ok("[tryGet(null(), 'b')]"), json!(null));
-    assert_eq!(ok("[tryGet(createObject('a', createObject('b', 2)), 'a', 'b')]"), json!(2));
+    assert_eq!(
+        ok("[tryGet(createObject('a', createObject('b', 2)), 'a', 'b')]"),
+        json!(2)
+    );
     assert_eq!(ok("[tryGet(createArray(1, 2), 1)]"), json!(2));
     // A known member of an object with an unknown one is known.
     assert_eq!(
@@ -174,7 +183,10 @@ fn object_functions() {
             { "key": "item002", "value": { "enabled": false } }
         ])
     );
-    assert_eq!(ok("[objectKeys(createObject('a', 1, 'b', 2))]"), json!(["a", "b"]));
+    assert_eq!(
+        ok("[objectKeys(createObject('a', 1, 'b', 2))]"),
+        json!(["a", "b"])
+    );
     // shallowMerge: later wins, nested objects are replaced, not merged.
     assert_eq!(
         ok("[shallowMerge(createArray(createObject('one', 'a'), createObject('two', 'b'), createObject('two', 'c')))]"),
@@ -202,23 +214,41 @@ fn array_functions() {
     );
     assert_eq!(ok("[range(5, 3)]"), json!([5, 6, 7]));
     fails("[range(0, 10001)]");
-    assert_eq!(ok("[take(createArray('one', 'two', 'three'), 2)]"), json!(["one", "two"]));
+    assert_eq!(
+        ok("[take(createArray('one', 'two', 'three'), 2)]"),
+        json!(["one", "two"])
+    );
     assert_eq!(ok("[take('one two three', 2)]"), json!("on"));
-    assert_eq!(ok("[skip(createArray('one', 'two', 'three'), 2)]"), json!(["three"]));
+    assert_eq!(
+        ok("[skip(createArray('one', 'two', 'three'), 2)]"),
+        json!(["three"])
+    );
     assert_eq!(ok("[skip('one two three', 4)]"), json!("two three"));
     assert_eq!(ok("[take(createArray(1), 5)]"), json!([1]));
     assert_eq!(ok("[skip(createArray(1), -1)]"), json!([1]));
-    assert_eq!(ok("[indexOf(createArray('one', 'two', 'three'), 'two')]"), json!(1));
+    assert_eq!(
+        ok("[indexOf(createArray('one', 'two', 'three'), 'two')]"),
+        json!(1)
+    );
     assert_eq!(ok("[indexOf(createArray(1, 2, 3), 4)]"), json!(-1));
-    assert_eq!(ok("[lastIndexOf(createArray('a', 'b', 'a'), 'a')]"), json!(2));
+    assert_eq!(
+        ok("[lastIndexOf(createArray('a', 'b', 'a'), 'a')]"),
+        json!(2)
+    );
     assert_eq!(ok("[array(1)]"), json!([1]));
     assert_eq!(ok("[array('efgh')]"), json!(["efgh"]));
     assert_eq!(ok("[array(createObject('a', 'b'))]"), json!([{ "a": "b" }]));
     assert_eq!(ok("[array(createArray(1))]"), json!([1]));
     assert_eq!(ok("[first(createArray('one', 'two'))]"), json!("one"));
-    assert_eq!(ok("[tryIndexFromEnd(createArray('a', 'b', 'c'), 1)]"), json!("c"));
+    assert_eq!(
+        ok("[tryIndexFromEnd(createArray('a', 'b', 'c'), 1)]"),
+        json!("c")
+    );
     assert_eq!(ok("[tryIndexFromEnd(createArray('a'), 3)]"), json!(null));
-    assert_eq!(ok("[intersection(createArray('one', 'two', 'three'), createArray('two', 'three'))]"), json!(["two", "three"]));
+    assert_eq!(
+        ok("[intersection(createArray('one', 'two', 'three'), createArray('two', 'three'))]"),
+        json!(["two", "three"])
+    );
     assert_eq!(ok("[min(createArray(0, 3, 2, 5, 4))]"), json!(0));
     assert_eq!(ok("[max(0, 3, 2, 5, 4)]"), json!(5));
 }
@@ -227,17 +257,32 @@ fn array_functions() {
 
 #[test]
 fn string_functions() {
-    assert_eq!(ok("[join(createArray('one', 'two', 'three'), ',')]"), json!("one,two,three"));
-    assert_eq!(ok("[join(createArray('one', 'two', 'three'), ';')]"), json!("one;two;three"));
-    assert_eq!(ok("[replace('123-123-1234', '-', '')]"), json!("1231231234"));
-    assert_eq!(ok("[replace('123-123-1234', '1234', 'xxxx')]"), json!("123-123-xxxx"));
+    assert_eq!(
+        ok("[join(createArray('one', 'two', 'three'), ',')]"),
+        json!("one,two,three")
+    );
+    assert_eq!(
+        ok("[join(createArray('one', 'two', 'three'), ';')]"),
+        json!("one;two;three")
+    );
+    assert_eq!(
+        ok("[replace('123-123-1234', '-', '')]"),
+        json!("1231231234")
+    );
+    assert_eq!(
+        ok("[replace('123-123-1234', '1234', 'xxxx')]"),
+        json!("123-123-xxxx")
+    );
     assert_eq!(ok("[substring('one two three', 4, 3)]"), json!("two"));
     fails("[substring('one', 2, 5)]");
     assert_eq!(
         ok("[string(createObject('valueA', 10, 'valueB', 'Example Text'))]"),
         json!("{\"valueA\":10,\"valueB\":\"Example Text\"}")
     );
-    assert_eq!(ok("[string(createArray('a', 'b', 'c'))]"), json!("[\"a\",\"b\",\"c\"]"));
+    assert_eq!(
+        ok("[string(createArray('a', 'b', 'c'))]"),
+        json!("[\"a\",\"b\",\"c\"]")
+    );
     assert_eq!(ok("[string(5)]"), json!("5"));
     // indexOf / lastIndexOf on strings are case-insensitive.
     assert_eq!(ok("[indexOf('test', 't')]"), json!(0));
@@ -301,10 +346,19 @@ fn cidr_functions() {
     );
     assert_eq!(
         ok("[map(range(0, 5), lambda('i', cidrHost('10.144.3.0/24', lambdaVariables('i'))))]"),
-        json!(["10.144.3.1", "10.144.3.2", "10.144.3.3", "10.144.3.4", "10.144.3.5"])
+        json!([
+            "10.144.3.1",
+            "10.144.3.2",
+            "10.144.3.3",
+            "10.144.3.4",
+            "10.144.3.5"
+        ])
     );
     fails("[cidrHost('10.144.3.0/24', 254)]");
-    assert_eq!(ok("[cidrHost('10.144.3.0/24', 253)]"), json!("10.144.3.254"));
+    assert_eq!(
+        ok("[cidrHost('10.144.3.0/24', 253)]"),
+        json!("10.144.3.254")
+    );
 }
 
 // --- template-functions-deployment ---
@@ -317,7 +371,10 @@ fn deployment_and_environment() {
         ok("[format('privatelink{0}', environment().suffixes.keyvaultDns)]"),
         json!("privatelink.vault.azure.net")
     );
-    assert_eq!(ok("[environment().suffixes.storage]"), json!("core.windows.net"));
+    assert_eq!(
+        ok("[environment().suffixes.storage]"),
+        json!("core.windows.net")
+    );
     // deployment().name: the template file's name without extension (az's default).
     assert_eq!(ok("[deployment().name]"), json!("main"));
     assert_eq!(ok("[deployment().properties.mode]"), json!("Incremental"));

@@ -141,6 +141,7 @@ impl Mapper {
                 previous_virtual_network: None,
                 address,
                 public_address,
+                named_values: Vec::new(),
             },
             classic_vnet: classic,
         })
