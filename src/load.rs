@@ -413,7 +413,8 @@ impl Loaded {
 }
 
 /// Assumptions that only an import makes.
-const IMPORT_ASSUMPTIONS: [Assumption; 3] = [
+const IMPORT_ASSUMPTIONS: [Assumption; 4] = [
+    Assumption::ServicePublicAddress,
     Assumption::DynamicPrivateAddress,
     Assumption::DeploymentScopeDefaults,
     Assumption::NullModuleParameter,

@@ -373,6 +373,9 @@ assumptions! {
     /// A null module parameter takes its default.
     NullModuleParameter => "ASSUMPTION_NULL_MODULE_PARAMETER",
         "A parameter passed to a nested deployment (a Bicep module) as null, such as a `.?` on a missing property, takes the parameter's defaultValue as if it were not passed; Bicep documents optional module parameters but not ARM's treatment of an explicit null.";
+    /// The public address of an imported private endpoint's target.
+    ServicePublicAddress => "ASSUMPTION_SERVICE_PUBLIC_ADDRESS",
+        "A private endpoint's target service (a Key Vault, a storage account) answers on its public name with the first IPv4 address of its regional service tag in the built-in table (AzureKeyVault.<region>, Storage.<region>); Azure gives each service its own public address, which an import cannot know.";
 }
 
 impl Serialize for Assumption {

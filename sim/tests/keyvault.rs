@@ -100,3 +100,69 @@ fn entra_id_denied_is_named() {
         found[0]
     );
 }
+
+// === the same from an ARM template (private endpoint, zone group, zone links, vault, named value) ===
+
+fn arm(params: &[&str]) -> sim::arm::ImportResult {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/arm/keyvault-private-endpoint.json");
+    let text = std::fs::read_to_string(p).expect("the template");
+    sim::arm::import(
+        &[sim::arm::Input::new("keyvault-private-endpoint.json", text)],
+        &sim::arm::ImportOptions {
+            parameters: params.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn kv_of(f: &Fixture) -> Vec<String> {
+    kv(&f.to_toml().expect("TOML"))
+}
+
+#[test]
+fn arm_template_with_a_key_vault_private_endpoint_warns_until_the_zone_is_linked() {
+    let r = arm(&[]);
+    assert!(r.unknowns.is_empty(), "{:?}", r.unknowns);
+    let f = &r.fixture;
+    // The private endpoint: a host in the hub's subnet, named by customNetworkInterfaceName,
+    // serving kv1's public name, its A record in the zone group's zone.
+    let pe = f
+        .hosts
+        .iter()
+        .find(|h| h.name == "pe-kv1-nic")
+        .expect("the endpoint");
+    assert_eq!(pe.address, "10.1.1.4");
+    assert_eq!(pe.dns, ["kv1.privatelink.vaultcore.azure.net"]);
+    assert_eq!(pe.private_link_fqdn.as_deref(), Some("kv1.vault.azure.net"));
+    assert_eq!(
+        pe.public_network_access,
+        Some(sim::fixture::PublicNetworkAccess::Disabled)
+    );
+    assert_eq!(
+        f.private_dns_zones[0].name,
+        "privatelink.vaultcore.azure.net"
+    );
+    assert_eq!(f.private_dns_zones[0].links, ["vnet-hub"]);
+    let nv = &f.apim.as_ref().expect("apim").named_values;
+    assert_eq!(
+        nv[0].key_vault_secret,
+        "https://kv1.vault.azure.net/secrets/backend-key"
+    );
+    // The import round-trips through TOML, and validate warns.
+    let found = kv_of(f);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("blocking step: public_access_disabled"),
+        "{}",
+        found[0]
+    );
+    // Linking the zone to the instance's VNet removes it.
+    let linked = arm(&["linkApimVnet=true"]);
+    assert_eq!(
+        linked.fixture.private_dns_zones[0].links,
+        ["vnet-hub", "vnet-app"]
+    );
+    assert!(kv_of(&linked.fixture).is_empty());
+}

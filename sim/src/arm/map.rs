@@ -392,6 +392,11 @@ impl Mapper {
             Kind::Nic => self.nic(r).map(Mapped::Nic),
             Kind::Apim => self.apim(r).map(Mapped::Apim),
             Kind::ApimApi => self.api(r),
+            // Private endpoints, DNS zones, vaults, named values: `super::private_link`.
+            _ => Err(ImportError::Invalid {
+                at: r.at.clone(),
+                message: format!("`{}` is mapped after the network resources", r.ty),
+            }),
         }
     }
 

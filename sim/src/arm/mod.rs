@@ -99,6 +99,7 @@ mod limits;
 mod map;
 mod nested;
 mod params;
+mod private_link;
 mod resource;
 mod template;
 mod unknowns;
@@ -589,10 +590,34 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
             asm.add(r)?;
         }
     }
-    let (fixture, asm) = asm.finish(&subscription)?;
+    let (mut fixture, asm) = asm.finish(&subscription)?;
     unused_sets(&asm.mapper)?;
+    let around: Vec<&Res> = resources
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                Kind::PrivateEndpoint
+                    | Kind::ZoneGroup
+                    | Kind::PrivateDnsZone
+                    | Kind::ZoneLink
+                    | Kind::ZoneARecord
+                    | Kind::KeyVault
+                    | Kind::StorageAccount
+                    | Kind::ApimNamedValue
+                    | Kind::ApimCertificate
+            )
+        })
+        .collect();
+    let pl = private_link::apply(
+        &around,
+        &mut fixture,
+        &crate::tags::ServiceTagTable::builtin(),
+    );
+    ignored.extend(pl.ignored);
     ignored.extend(asm.ignored);
     let mut assumptions: BTreeSet<Assumption> = asm.assumptions;
+    assumptions.extend(pl.assumptions);
     if used_defaults {
         assumptions.insert(Assumption::DeploymentScopeDefaults);
     }

@@ -85,25 +85,34 @@ impl Expander<'_, '_> {
             let pptr = json::key(&props_ptr, "parameters");
             for (k, v) in ps {
                 let kp = json::key(&pptr, k);
-                let value = match (get_ci(v, "value"), get_ci(v, "reference")) {
-                    (Some(x), _) => {
-                        let vp = json::key(&kp, "value");
-                        match env.eval_node(x, &vp, loops) {
-                            Val::Failed(e) => return Err((*e).clone()),
-                            val => val,
+                // The entry may itself be an expression giving `{value: ...}`, or hold a
+                // `copy` loop building `value` (both are what Bicep emits for modules).
+                let value = match env.eval_node(v, &kp, loops) {
+                    Val::Failed(e) => return Err((*e).clone()),
+                    u @ Val::Unknown(_) => u,
+                    entry @ Val::Obj(_) => match (entry.get("value"), entry.get("reference")) {
+                        (Some(x), _) => x.clone(),
+                        (None, Some(_)) => Val::Unknown(std::sync::Arc::new(Pending {
+                            input: env.input.to_string(),
+                            pointer: json::key(&kp, "reference"),
+                            expression: format!("reference for parameter `{k}`"),
+                            reason: "a Key Vault reference is resolved at deployment time".into(),
+                        })),
+                        (None, None) => {
+                            return Err(ImportError::Invalid {
+                                at: Location::new(env.input, kp),
+                                message: format!(
+                                    "parameter `{k}` needs a `value` (or a Key Vault `reference`)"
+                                ),
+                            })
                         }
-                    }
-                    (None, Some(_)) => Val::Unknown(std::sync::Arc::new(Pending {
-                        input: env.input.to_string(),
-                        pointer: json::key(&kp, "reference"),
-                        expression: format!("reference for parameter `{k}`"),
-                        reason: "a Key Vault reference is resolved at deployment time".into(),
-                    })),
-                    (None, None) => {
+                    },
+                    other => {
                         return Err(ImportError::Invalid {
                             at: Location::new(env.input, kp),
                             message: format!(
-                                "parameter `{k}` needs a `value` (or a Key Vault `reference`)"
+                                "parameter `{k}` must be an object with a `value`, got {}",
+                                other.type_name()
                             ),
                         })
                     }
