@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use serde_json::json;
-use sim::arm::{import, is_marker, marker, ImportError, ImportOptions, ImportResult, Input};
+use sim::arm::{import, marker, ImportError, ImportOptions, ImportResult, Input};
 use sim::fixture::{AddressField, Fixture, Format, NetworkMode, PortField, Sku};
 use sim::{Flow, Protocol, ServiceTagTable, Topology, VerdictCode};
 

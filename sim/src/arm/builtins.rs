@@ -356,7 +356,7 @@ pub(crate) fn apply(
                 Val::Obj(o) => {
                     // Learn: items() returns the entries sorted by key.
                     let mut entries: Vec<&(String, Val)> = o.iter().collect();
-                    entries.sort_by(|a, b| a.0.to_lowercase().cmp(&b.0.to_lowercase()));
+                    entries.sort_by_key(|a| a.0.to_lowercase());
                     Val::Arr(
                         entries
                             .into_iter()
