@@ -23,11 +23,17 @@
 //! `subscriptionResourceId`, `resourceGroup`, `subscription`, `uniqueString` (deterministic:
 //! MurmurHash64A + base32, **not** guaranteed to equal Azure's value), `equals`, `not`, `and`,
 //! `or`, `if` (lazy), `empty`, `length`, `json`, `split`, `last`, `contains`, `union`,
-//! `createArray`, `createObject`, `coalesce`, `cidrSubnet`, `copyIndex`; `[[` escapes a leading
-//! bracket; `.name` and `[i]` apply to results. A name that is not an ARM function is an error
-//! ([`ImportError::UnknownFunction`]) wherever it is in the template. Any other ARM function, a
-//! deployment-time value (`reference(...).ipAddress`, `list*`, `utcNow`) or a user-defined
-//! function makes the value *unknown*. Errors in values the importer never reads do not stop it.
+//! `createArray`, `createObject`, `coalesce`, `cidrSubnet`, `copyIndex`; and what Bicep emits
+//! (issue 17, modules `builtins` and `lambda`): `tryGet`, the lambda functions, user-defined
+//! functions, `items`, `shallowMerge`, `flatten`, `objectKeys`, `range`, `take`, `skip`,
+//! `indexOf`, `join`, `replace`, `substring`, `string`, `null`, `true`, `false`, `array`,
+//! `guid`/`newGuid` (deterministic), `deployment`, `environment` (public cloud), `parseCidr`,
+//! `cidrHost`, numeric and comparison functions. Nested deployments expand (module `nested`). `[[`
+//! escapes a leading bracket; `.name` and `[i]` apply to results. A name that is not an ARM
+//! function is an error ([`ImportError::UnknownFunction`]) wherever it is in the template. Any
+//! other ARM function or a deployment-time value (`reference(...).ipAddress`, `list*`, `utcNow`)
+//! makes the value *unknown*; `--set SUBJECT=VALUE` ([`ImportOptions::sets`]) supplies one.
+//! Errors in values the importer never reads do not stop it.
 //!
 //! # Limits
 //! ARM's own template limits (4 MB, 256 parameters, 512 variables, 800 resources, 64 outputs,
@@ -48,6 +54,7 @@
 //! | `Microsoft.Network/networkInterfaces`: each IP configuration | `[[hosts]]` (dynamic, unset address: first free usable ≥ .4, `ASSUMPTION_DYNAMIC_PRIVATE_ADDRESS`) |
 //! | `Microsoft.ApiManagement/service`: `sku`, `location`, `virtualNetworkType`, `subnetResourceId` | `[apim]`: v2 + External → `integration`; v2 + Internal → `injection`; classic tiers → `none` + `CLASSIC_TIER_VNET` |
 //! | `Microsoft.ApiManagement/service/apis`: `path`, `serviceUrl` | `[[apis]]`, plus an echo service on the backend's host |
+//! | private endpoints, zone groups, private DNS zones, links, A records, vaults, storage accounts, named values | see module `private_link` |
 //! | anything else | [`ImportResult::ignored`] |
 //!
 //! Several inputs merge into one fixture: a resource defined twice must be identical
