@@ -263,7 +263,10 @@ impl Topology {
     pub fn host_by_name_or_dns(&self, name: &str) -> Option<usize> {
         self.host_index(name).or_else(|| {
             let dns = normalize_dns(name);
-            self.hosts.iter().position(|h| h.dns.contains(&dns))
+            // A private endpoint's target's public name (`private_link_fqdn`) names it too.
+            self.hosts.iter().position(|h| {
+                h.dns.contains(&dns) || h.private_link_fqdn.as_deref() == Some(dns.as_str())
+            })
         })
     }
 

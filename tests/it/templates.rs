@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::support::{arg, cli, tempdir, write};
+use crate::support::{arg, cli, stop_cleanly, tempdir, write};
 
 const UNKNOWN_RULE: &str = "fixtures/arm/unknown-rule.json";
 const EXPORTS: &str = "fixtures/arm/exports";
@@ -180,4 +180,122 @@ fn bicep_is_refused_with_the_command_that_compiles_it() {
     let r = cli(&["validate", arg(&t)]);
     r.expect_code(2);
     assert!(r.stderr.contains("az bicep build"), "{}", r.stderr);
+}
+
+/// A backend behind a private endpoint: its public name (`private_link_fqdn`) resolves through
+/// the linked `privatelink` zone to the endpoint's address. `orders` is reachable; `billing`
+/// sits behind a rule of the integration subnet's NSG.
+const PE_BACKEND: &str = r#"
+[[vnets]]
+name = "vnet-app"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+peerings = ["vnet-hub"]
+
+  [[vnets.subnets]]
+  name = "snet-apim"
+  address_prefix = "10.0.1.0/24"
+  delegations = ["Microsoft.Web/serverFarms"]
+  nsg = "nsg-apim"
+
+[[vnets]]
+name = "vnet-hub"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["vnet-app"]
+
+  [[vnets.subnets]]
+  name = "snet-pe"
+  address_prefix = "10.1.1.0/24"
+
+[[nsgs]]
+name = "nsg-apim"
+
+  [[nsgs.security_rules]]
+  name = "deny-billing"
+  priority = 100
+  direction = "Outbound"
+  access = "Deny"
+  protocol = "Tcp"
+  source_address_prefix = "*"
+  source_port_range = "*"
+  destination_address_prefix = "10.1.1.5/32"
+  destination_port_range = "80"
+
+[[hosts]]
+name = "pe-orders"
+address = "10.1.1.4"
+kind = "private-endpoint"
+dns = ["orders.privatelink.azurewebsites.net"]
+private_link_fqdn = "orders.azurewebsites.net"
+public_network_access = "Disabled"
+services = [{ port = 80, serve = "echo" }]
+
+[[hosts]]
+name = "pe-billing"
+address = "10.1.1.5"
+kind = "private-endpoint"
+dns = ["billing.privatelink.azurewebsites.net"]
+private_link_fqdn = "billing.azurewebsites.net"
+services = [{ port = 80, serve = "echo" }]
+
+[[private_dns_zones]]
+name = "privatelink.azurewebsites.net"
+links = ["vnet-app", "vnet-hub"]
+
+[apim]
+name = "apim-pe"
+sku = "StandardV2"
+region = "westeurope"
+virtual_network = "integration"
+subnet = "vnet-app/snet-apim"
+
+[[apis]]
+name = "orders"
+path = "/orders"
+backend = "http://orders.azurewebsites.net"
+
+[[apis]]
+name = "billing"
+path = "/billing"
+backend = "http://billing.azurewebsites.net"
+"#;
+
+#[tokio::test]
+async fn up_to_a_backend_behind_a_private_endpoint_agrees_with_check() {
+    use crate::one_answer::{client, up};
+    let dir = tempdir();
+    let fx = write(dir.path(), "pe.toml", PE_BACKEND);
+    cli(&["validate", arg(&fx)]).expect_code(0);
+    let cases = [
+        ("orders", "orders.azurewebsites.net", "ALLOWED", 200u16),
+        ("billing", "billing.azurewebsites.net", "NSG_DENIED", 502),
+    ];
+    let ready = dir.path().join("ready.json");
+    let (child, doc) = up(&[arg(&fx)], &ready);
+    let gw = client(doc["gateway_url"].as_str().unwrap());
+    for (api, name, code, status) in cases {
+        let to = format!("{name}:80");
+        let c = cli(&[
+            "check",
+            arg(&fx),
+            "--from",
+            "apim",
+            "--to",
+            &to,
+            "--output",
+            "json",
+        ]);
+        let j = c.json();
+        assert_eq!(j["code"], code, "check {api}: {j}");
+        // The public name resolved privately, to the endpoint.
+        assert_eq!(j["resolved"]["via"], "private-zone", "{api}: {j}");
+        let r = gw.get(&format!("/{api}/probe")).await.unwrap();
+        assert_eq!(r.status, status, "up {api}: {}", r.text());
+        assert_eq!(doc["backends"][api]["code"], code, "up's table: {api}");
+        if status != 200 {
+            assert_eq!(r.problem().unwrap().code, code, "{api}");
+        }
+    }
+    stop_cleanly(child, "up pe.toml");
 }
