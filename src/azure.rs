@@ -23,6 +23,9 @@ pub struct AzureOptions {
     pub resource_group: Option<String>,
     /// `--location`: `resourceGroup().location`.
     pub location: Option<String>,
+    /// `--set SUBJECT=VALUE`: values for deployment-time unknowns (SUBJECT as the unknown list
+    /// prints it; VALUE is JSON, else a string).
+    pub sets: Vec<String>,
 }
 
 impl AzureOptions {
@@ -45,6 +48,9 @@ impl AzureOptions {
         if self.location.is_some() {
             v.push("--location");
         }
+        if !self.sets.is_empty() {
+            v.push("--set");
+        }
         v
     }
 
@@ -55,6 +61,7 @@ impl AzureOptions {
         m.parameter_files
             .extend(other.parameter_files.iter().cloned());
         m.parameters.extend(other.parameters.iter().cloned());
+        m.sets.extend(other.sets.iter().cloned());
         if other.subscription_id.is_some() {
             m.subscription_id.clone_from(&other.subscription_id);
         }
@@ -94,6 +101,53 @@ fn fixture_extension(path: &Path) -> bool {
             .iter()
             .any(|x| e.eq_ignore_ascii_case(x))
     })
+}
+
+fn bicep_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("bicep") || e.eq_ignore_ascii_case("bicepparam"))
+}
+
+/// Whether text reads as Bicep: its first statement (after `//` and `/* */` comments and
+/// `@decorator` lines) starts with a Bicep keyword. No TOML, JSON or YAML fixture does: a TOML
+/// key cannot be followed by a second bare word, JSON starts with `{` or `[`, and a YAML key
+/// ends in `:`.
+pub fn looks_like_bicep(text: &str) -> bool {
+    const KEYWORDS: [&str; 11] = [
+        "targetScope",
+        "param",
+        "var",
+        "resource",
+        "module",
+        "output",
+        "metadata",
+        "import",
+        "type",
+        "func",
+        "using",
+    ];
+    let mut in_block = false;
+    for line in text.lines().take(200) {
+        let l = line.trim();
+        if in_block {
+            in_block = !l.contains("*/");
+            continue;
+        }
+        if l.is_empty() || l.starts_with("//") || l.starts_with('@') {
+            continue;
+        }
+        if l.starts_with("/*") {
+            in_block = !l.contains("*/");
+            continue;
+        }
+        let mut words = l.split_whitespace();
+        let first = words.next().unwrap_or("");
+        let second = words.next().unwrap_or("");
+        return KEYWORDS.contains(&first)
+            && (first == "targetScope" || (!second.is_empty() && !second.starts_with('=')));
+    }
+    false
 }
 
 fn is_json(path: &Path) -> bool {
@@ -151,6 +205,16 @@ pub fn read_inputs(paths: &[PathBuf], max_file_bytes: u64) -> Result<Vec<InputFi
             } else {
                 sim::arm::detect(&text)
             };
+            if kind.is_none()
+                && (bicep_extension(&path)
+                    || (!fixture_extension(&path) && looks_like_bicep(&text)))
+            {
+                let json = path.with_extension("json");
+                return Err(LoadError::Bicep {
+                    beside: json.is_file().then_some(json),
+                    path,
+                });
+            }
             Ok(InputFile { path, text, kind })
         })
         .collect()
@@ -198,6 +262,7 @@ pub fn import_files(
         location: options.location.clone(),
         parameter_files,
         parameters: options.parameters.clone(),
+        sets: options.sets.clone(),
     };
     sim::arm::import(&inputs, &opts).map_err(|source| LoadError::Import {
         source: Box::new(source),

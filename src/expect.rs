@@ -184,6 +184,9 @@ struct RawFile {
     resource_group: Option<String>,
     #[serde(default)]
     location: Option<String>,
+    /// `--set SUBJECT=VALUE` for the topology's deployment-time unknowns.
+    #[serde(default)]
+    set: BTreeMap<String, toml::Value>,
     #[serde(default)]
     expect: Vec<RawEntry>,
 }
@@ -610,6 +613,7 @@ impl Expectations {
             subscription_id: raw.subscription_id,
             resource_group: raw.resource_group,
             location: raw.location,
+            sets: raw.set.iter().map(|(k, v)| parameter_pair(k, v)).collect(),
         };
         Ok((
             Expectations {

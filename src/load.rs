@@ -121,6 +121,14 @@ pub enum LoadError {
         /// Why it is refused, and what is allowed.
         reason: String,
     },
+    /// A Bicep file (by extension or content): vnetsim reads the ARM JSON Bicep compiles to.
+    #[error("{}: this is Bicep source; compile it first: `az bicep build --file {}`{}", path.display(), path.display(), match beside { Some(j) => format!(" (then give {}, which sits beside it)", j.display()), None => " and give the .json it writes".to_string() })]
+    Bicep {
+        /// The Bicep file.
+        path: PathBuf,
+        /// `X.json` beside `X.bicep`, when it exists.
+        beside: Option<PathBuf>,
+    },
     /// A folder given as input could not be listed.
     #[error("{}: cannot list the folder: {source}", path.display())]
     ReadDir {
@@ -405,9 +413,11 @@ impl Loaded {
 }
 
 /// Assumptions that only an import makes.
-const IMPORT_ASSUMPTIONS: [Assumption; 2] = [
+const IMPORT_ASSUMPTIONS: [Assumption; 4] = [
+    Assumption::ServicePublicAddress,
     Assumption::DynamicPrivateAddress,
     Assumption::DeploymentScopeDefaults,
+    Assumption::NullModuleParameter,
 ];
 
 /// Everything a command needs to turn its inputs into a topology.

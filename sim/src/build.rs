@@ -415,6 +415,7 @@ impl<'a> Builder<'a> {
         t.faults = self.faults(&t);
         let mut findings = self.f;
         findings.extend(crate::apim::preflight(&t));
+        findings.extend(crate::keyvault::check(&t));
         sort_findings(&mut findings);
         Built {
             topology: t,

@@ -117,6 +117,23 @@ impl Topology {
         if let Ok(ip) = n.parse::<IpAddr>() {
             return answer(ip, None, Via::Public);
         }
+        // A private endpoint's public name (`kv1.vault.azure.net`): Azure's public DNS answers it
+        // with a CNAME to the endpoint's `privatelink` name, which then resolves by the zone
+        // rules below ("Azure Private Endpoint DNS configuration").
+        if let Some(pl) = self
+            .hosts
+            .iter()
+            .find(|h| h.private_link_fqdn.as_deref() == Some(n.as_str()))
+            .and_then(|h| {
+                h.dns
+                    .iter()
+                    .find(|d| d.contains("privatelink.") && **d != n)
+            })
+        {
+            let mut r = self.lookup(pl, from);
+            r.name = n;
+            return r;
+        }
         // "... not linked to {from_name}" / "... not resolvable from {from_name}".
         let from_name = match from {
             ResolveFrom::Vnet(v) => format!(
@@ -246,7 +263,10 @@ impl Topology {
     pub fn host_by_name_or_dns(&self, name: &str) -> Option<usize> {
         self.host_index(name).or_else(|| {
             let dns = normalize_dns(name);
-            self.hosts.iter().position(|h| h.dns.contains(&dns))
+            // A private endpoint's target's public name (`private_link_fqdn`) names it too.
+            self.hosts.iter().position(|h| {
+                h.dns.contains(&dns) || h.private_link_fqdn.as_deref() == Some(dns.as_str())
+            })
         })
     }
 

@@ -39,6 +39,9 @@ const APIM_BACKENDS: &str = "https://learn.microsoft.com/azure/api-management/ba
 const UDR: &str = "https://learn.microsoft.com/azure/virtual-network/virtual-networks-udr-overview";
 const FIREWALL_FAQ: &str = "https://learn.microsoft.com/azure/firewall/firewall-faq";
 const FIREWALL_RULES: &str = "https://learn.microsoft.com/azure/firewall/rule-processing";
+/// "Trusted service connectivity retirement (March 2026)": gateways of instances created on or
+/// after 1 December 2025 (all from 15 March 2026) reach Key Vault only with network line of sight.
+const APIM_TRUSTED_RETIREMENT: &str = "https://learn.microsoft.com/azure/api-management/breaking-changes/trusted-service-connectivity-retirement-march-2026";
 const APIM_CLASSIC: &str =
     "https://learn.microsoft.com/azure/api-management/virtual-network-reference";
 
@@ -180,6 +183,8 @@ finding_codes! {
     /// The integration subnet's NSG would deny TCP 443 to Storage or AzureKeyVault, or (a Deny on
     /// AzurePlatformDNS) DNS to Azure DNS.
     DependencyBlocked => "DEPENDENCY_BLOCKED", Warning, APIM_INTEG, preflight;
+    /// A Key Vault-backed named value's vault is not reachable from the instance (DNS, public access disabled, or an NSG rule; also AzureActiveDirectory 443).
+    KeyvaultUnreachable => "KEYVAULT_UNREACHABLE", Warning, APIM_TRUSTED_RETIREMENT, preflight;
     /// `virtual_network` is `integration` or `injection` but no subnet is given.
     ApimSubnetRequired => "APIM_SUBNET_REQUIRED", Error, APIM_INTEG, preflight;
     /// The instance's configured address is not a usable address of its subnet.
@@ -435,6 +440,12 @@ assumptions! {
     /// The walk's bound on devices.
     WalkBound => "ASSUMPTION_WALK_BOUND",
         "A path passes at most 4 devices (firewalls, appliances); a longer one ends as ROUTING_LOOP. Azure sends a looping packet until its TTL runs out.";
+    /// A null module parameter takes its default.
+    NullModuleParameter => "ASSUMPTION_NULL_MODULE_PARAMETER",
+        "A parameter passed to a nested deployment (a Bicep module) as null, such as a `.?` on a missing property, takes the parameter's defaultValue as if it were not passed; Bicep documents optional module parameters but not ARM's treatment of an explicit null.";
+    /// The public address of an imported private endpoint's target.
+    ServicePublicAddress => "ASSUMPTION_SERVICE_PUBLIC_ADDRESS",
+        "A private endpoint's target service (a Key Vault, a storage account) answers on its public name with the first IPv4 address of its regional service tag in the built-in table (AzureKeyVault.<region>, Storage.<region>); Azure gives each service its own public address, which an import cannot know.";
 }
 
 impl Serialize for Assumption {

@@ -22,9 +22,9 @@ mod network;
 mod nsg;
 mod routing;
 
-pub use apim::{ApimFile, ClassicVnetType, NetworkMode, Sku};
+pub use apim::{ApimFile, ClassicVnetType, NamedValueFile, NetworkMode, Sku};
 pub use gateway::{ApiFile, DenyMode, DnsZoneFile, GatewayFile};
-pub use host::{HostFile, HostKind, ServeKind, ServiceFile};
+pub use host::{HostFile, HostKind, PublicNetworkAccess, ServeKind, ServiceFile};
 pub use load::{Format, LoadError};
 pub use network::{PeeringFile, PrivateEndpointPolicies, SubnetFile, VnetFile};
 pub use nsg::{AddressField, NsgFile, PortField, RawRule, RuleFile};

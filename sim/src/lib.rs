@@ -60,6 +60,7 @@ mod finding;
 mod firewall;
 pub mod fixture;
 mod flow;
+mod keyvault;
 mod nsg;
 mod platform;
 mod proto;

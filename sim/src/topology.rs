@@ -244,6 +244,10 @@ pub struct Host {
     pub index: usize,
     /// IP forwarding on the NIC: a network virtual appliance.
     pub ip_forwarding: bool,
+    /// On a private endpoint: the public name it serves (lower-cased, no trailing dot).
+    pub private_link_fqdn: Option<String>,
+    /// Whether the service refuses its public address (`public_network_access = "Disabled"`).
+    pub public_access_disabled: bool,
 }
 
 /// The API Management instance.
@@ -274,6 +278,8 @@ pub struct Apim {
     /// `[apim] outbound_route_all` (default true, `ASSUMPTION_ALL_EGRESS_VIA_SUBNET`): all
     /// egress enters the subnet; false: only RFC 1918 destinations do.
     pub outbound_route_all: bool,
+    /// Named values backed by Key Vault: `(name, secret identifier URL)`.
+    pub named_values: Vec<(String, String)>,
 }
 
 /// A route table.

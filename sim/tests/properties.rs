@@ -318,6 +318,8 @@ fn host_file(name: &str, address: &str) -> HostFile {
         services: vec![],
         subnet: None,
         ip_forwarding: false,
+        public_network_access: None,
+        private_link_fqdn: None,
     }
 }
 
@@ -1731,6 +1733,8 @@ fn arb_host() -> impl Strategy<Value = HostFile> {
                 services,
                 subnet: None,
                 ip_forwarding: false,
+                public_network_access: None,
+                private_link_fqdn: None,
             },
         )
 }
@@ -1774,6 +1778,7 @@ fn arb_apim() -> impl Strategy<Value = ApimFile> {
                     public_address,
                     classic_vnet_type: None,
                     outbound_route_all: None,
+                    named_values: Vec::new(),
                 }
             },
         )
@@ -1964,6 +1969,7 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
             public_address: None,
             classic_vnet_type: None,
             outbound_route_all: None,
+            named_values: Vec::new(),
         });
     (
         prop::collection::vec(subnet(0), 1..4),

@@ -85,7 +85,9 @@ fn classify_load(e: &LoadError) -> (&'static str, Option<ErrorLocation>) {
             C::BadArguments.as_str(),
             Some(ErrorLocation::at(name.clone(), None, None)),
         ),
-        LoadError::NotAzure { path, .. } => (C::BadArguments.as_str(), file(path)),
+        LoadError::NotAzure { path, .. } | LoadError::Bicep { path, .. } => {
+            (C::BadArguments.as_str(), file(path))
+        }
         LoadError::Import { source } => (
             source.code(),
             source

@@ -1,7 +1,9 @@
 //! `vnetsim import INPUT…`: the vnetsim TOML fixture equivalent to Azure inputs, written
 //! atomically to `-o FILE` (never over an existing file without `--force`) or to stdout, with
-//! every ignored resource, unknown value, assumption and import finding on stderr (or in the
-//! `--output json` document).
+//! every ignored resource, unknown value (grouped by cause and resource), assumption and import
+//! finding on stderr (or in the `--output json` document), and what `validate` finds in the
+//! result (`findings`, apart from the import's own `import_findings`). Exit code 0 written,
+//! 1 written but the topology has error findings, 2 bad input.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -87,7 +89,13 @@ fn header(a: &Args, unknowns: usize) -> String {
 struct Report<'a> {
     output: Option<&'a Path>,
     inputs: &'a [PathBuf],
+    /// The import's own findings (`CLASSIC_TIER_VNET`, `PEERING_NOT_CONNECTED`, ...).
+    import_findings: &'a [sim::Finding],
+    /// What `validate` finds in the imported topology.
     findings: &'a [sim::Finding],
+    /// Whether the imported topology has no error findings (exit code 0).
+    valid: bool,
+    unknown_groups: &'a [sim::arm::UnknownGroup],
     ignored: &'a [sim::arm::IgnoredResource],
     unknowns: &'a [sim::arm::Unknown],
     assumptions: &'a [sim::Assumption],
@@ -131,6 +139,17 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
         )
     })?;
     let text = format!("{}{body}", header(a, result.unknowns.len()));
+    // The same validation `validate` runs on these inputs, its findings kept apart from the
+    // import's own.
+    let loaded = crate::load_inputs(&a.inputs, &a.azure.load_options())?;
+    let validation: Vec<sim::Finding> = loaded
+        .findings()
+        .iter()
+        .filter(|f| !result.findings.contains(f))
+        .cloned()
+        .collect();
+    let valid = !loaded.has_errors();
+    let groups = sim::arm::group_unknowns(&result.unknowns);
     if let Some(o) = &a.out {
         crate::atomic::write(o, text.as_bytes())?;
     }
@@ -138,7 +157,10 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
         Output::Json => out(&serde_json::to_string_pretty(&Report {
             output: a.out.as_deref(),
             inputs: &a.inputs,
-            findings: &result.findings,
+            import_findings: &result.findings,
+            findings: &validation,
+            valid,
+            unknown_groups: &groups,
             ignored: &result.ignored,
             unknowns: &result.unknowns,
             assumptions: &result.assumptions,
@@ -149,7 +171,13 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
                 out(text.trim_end())?;
             }
             if !result.findings.is_empty() {
-                eprintln!("{}\n", findings_table(&result.findings));
+                eprintln!("Import findings:\n{}\n", findings_table(&result.findings));
+            }
+            if !validation.is_empty() {
+                eprintln!(
+                    "Validation of the imported topology (as `vnetsim validate`):\n{}\n",
+                    findings_table(&validation)
+                );
             }
             if let Some(notes) =
                 import_notes(&result.ignored, &result.unknowns, &result.assumptions)
@@ -169,9 +197,16 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
                 result.ignored.len(),
                 result.unknowns.len()
             );
+            if !valid {
+                eprintln!("the imported topology has error findings (exit code 1)");
+            }
         }
     }
-    Ok(Status::Success)
+    Ok(if valid {
+        Status::Success
+    } else {
+        Status::Negative
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ pub(crate) struct AzureArgs {
     /// A template parameter, read per its declared type (`int`, `bool`, `array`/`object` as JSON); repeatable, wins over --parameters.
     #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
     pub parameter: Vec<String>,
+    /// A value for a deployment-time unknown: SUBJECT exactly as the unknown list prints it (each copy-loop instance is its own subject), VALUE as JSON, else a string; repeatable.
+    #[arg(long = "set", value_name = "SUBJECT=VALUE", value_parser = parse_set)]
+    pub set: Vec<String>,
     /// Subscription id for `subscription()`, `resourceId()` and the topology's subscription (default: the exports', else all zeros).
     #[arg(long, value_name = "ID")]
     pub subscription_id: Option<String>,
@@ -41,6 +44,15 @@ fn parse_pair(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_set(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((n, _)) if !n.trim().is_empty() => Ok(s.to_string()),
+        _ => Err(format!(
+            "`{s}` is not SUBJECT=VALUE (an unknown's subject as `import` lists it, `=`, its value)"
+        )),
+    }
+}
+
 impl AzureArgs {
     /// The import options.
     pub fn azure(&self) -> AzureOptions {
@@ -50,6 +62,7 @@ impl AzureArgs {
             subscription_id: self.subscription_id.clone(),
             resource_group: self.resource_group.clone(),
             location: self.location.clone(),
+            sets: self.set.clone(),
         }
     }
 

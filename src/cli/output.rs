@@ -198,12 +198,31 @@ pub(crate) fn import_notes(
         parts.push(s);
     }
     if !unknowns.is_empty() {
+        // One line per cause and resource; each subject is what `--set SUBJECT=VALUE` takes.
         let mut s = format!(
-            "Unknown values ({}; flows that depend on them are Indeterminate):",
+            "Unknown values ({}; flows that depend on them are Indeterminate; supply one with --set SUBJECT=VALUE):",
             unknowns.len()
         );
-        for u in unknowns {
-            s.push_str(&format!("\n  {u}\n    held as {}", u.marker));
+        for g in sim::arm::group_unknowns(unknowns) {
+            let subjects: Vec<String> = g
+                .subjects
+                .iter()
+                .map(|subject| {
+                    let at = unknowns
+                        .iter()
+                        .find(|u| &u.subject == subject)
+                        .map(|u| crate::load::at(&u.input, u.line, u.column, &u.expression))
+                        .unwrap_or_default();
+                    format!("{subject} ({at})")
+                })
+                .collect();
+            s.push_str(&format!(
+                "\n  {} × {} in {}: {}",
+                g.count,
+                g.cause,
+                g.resource,
+                subjects.join("; ")
+            ));
         }
         parts.push(s);
     }

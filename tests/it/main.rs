@@ -18,5 +18,6 @@ mod routes;
 mod soak;
 mod space;
 mod support;
+mod templates;
 mod up;
 mod validate;

@@ -526,6 +526,8 @@ impl Assembler {
                     services: Vec::new(),
                     subnet: None,
                     ip_forwarding: false,
+                    public_network_access: None,
+                    private_link_fqdn: None,
                 });
             }
         }
@@ -642,6 +644,8 @@ fn attach_backends(f: &mut Fixture) {
                     services: Vec::new(),
                     subnet: None,
                     ip_forwarding: false,
+                    public_network_access: None,
+                    private_link_fqdn: None,
                 });
                 f.hosts.len() - 1
             }

@@ -39,6 +39,11 @@ pub(crate) struct Loops {
     pub resource: Option<(String, i64)>,
     /// Property and variable loops, innermost last.
     pub named: Vec<(String, i64)>,
+    /// `lambdaVariables(name)` in effect, innermost last.
+    pub lambda: Vec<(String, Val)>,
+    /// Inside a user-defined function: its parameters (`parameters(name)` reads these, and
+    /// the template's own parameters and variables are out of reach).
+    pub function: Option<Arc<Vec<(String, Val)>>>,
 }
 
 impl Loops {
@@ -64,6 +69,8 @@ pub(crate) struct Env<'a> {
     user_fns: BTreeSet<String>,
     /// Set when `resourceGroup()`/`subscription()`/`resourceId()` used a stand-in scope value.
     pub used_defaults: Cell<bool>,
+    /// Set when a parameter passed as null took its default (`ASSUMPTION_NULL_MODULE_PARAMETER`).
+    pub null_defaults: Cell<bool>,
     /// Lower-cased names of provided parameters this template declares.
     pub used_params: RefCell<BTreeSet<String>>,
     /// Evaluation nesting now ([`Limit::EvaluationDepth`]).
@@ -72,12 +79,19 @@ pub(crate) struct Env<'a> {
     spent: Cell<usize>,
     /// The first limit exceeded; once set, every evaluation returns it.
     tripped: RefCell<Option<Arc<ImportError>>>,
+    /// What `deployment().name` gives: the nested deployment's name, or for the top-level
+    /// template its file name without extension — the name `az deployment group create`
+    /// gives a deployment when `--name` is not passed (Learn, az deployment group create).
+    deployment: String,
+    /// RFC 6901 pointer of this template inside its input: empty for a top-level template,
+    /// `/resources/…/properties/template` for a nested deployment's inline template.
+    pub base: String,
 }
 
 /// Where the expression being evaluated is.
-struct Cx<'c> {
-    pointer: &'c str,
-    text: &'c str,
+pub(crate) struct Cx<'c> {
+    pub pointer: &'c str,
+    pub text: &'c str,
 }
 
 // === impl Env ===
@@ -118,11 +132,57 @@ impl<'a> Env<'a> {
             var_cache: RefCell::new(BTreeMap::new()),
             user_fns,
             used_defaults: Cell::new(false),
+            null_defaults: Cell::new(false),
             used_params: RefCell::new(BTreeSet::new()),
             depth: Cell::new(0),
             spent: Cell::new(0),
             tripped: RefCell::new(None),
+            deployment: input
+                .rsplit(['/', '\\'])
+                .next()
+                .unwrap_or(input)
+                .trim_end_matches(".json")
+                .to_string(),
+            base: String::new(),
         }
+    }
+
+    /// Sets where this template sits inside its input (a nested deployment's template).
+    pub fn with_base(mut self, base: String) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// A nested template's environment continues its parent's evaluation budget and depth, so
+    /// nesting cannot multiply the bounds ([`Limit::EvaluatedTotal`], [`Limit::EvaluationDepth`]).
+    pub fn continue_from(self, parent: &Env<'_>) -> Self {
+        self.spent.set(parent.spent.get());
+        self.depth.set(parent.depth.get() + 1);
+        self
+    }
+
+    /// Hands the budget a nested environment spent back to its parent.
+    pub fn absorb(&self, nested: &Env<'_>) {
+        self.spent.set(nested.spent.get());
+        if let Some(e) = nested.tripped.borrow().clone() {
+            self.tripped.borrow_mut().get_or_insert(e);
+        }
+    }
+
+    /// `pointer` (relative to this template) as a pointer into the input.
+    pub fn at(&self, pointer: &str) -> String {
+        format!("{}{pointer}", self.base)
+    }
+
+    /// Sets what `deployment().name` gives (a nested deployment's name).
+    pub fn with_deployment_name(mut self, name: String) -> Self {
+        self.deployment = name;
+        self
+    }
+
+    /// `deployment().name`.
+    pub fn deployment_name(&self) -> String {
+        self.deployment.clone()
     }
 
     /// The first limit evaluation exceeded, if any.
@@ -202,7 +262,7 @@ impl<'a> Env<'a> {
         self.decls.values().map(|(n, _)| n.clone()).collect()
     }
 
-    fn fail(&self, cx: &Cx<'_>, message: impl Into<String>) -> Val {
+    pub(crate) fn fail(&self, cx: &Cx<'_>, message: impl Into<String>) -> Val {
         Val::Failed(Arc::new(ImportError::Expression {
             at: Location::new(self.input, cx.pointer),
             expression: cx.text.to_string(),
@@ -210,7 +270,7 @@ impl<'a> Env<'a> {
         }))
     }
 
-    fn unknown(&self, cx: &Cx<'_>, reason: impl Into<String>) -> Val {
+    pub(crate) fn unknown(&self, cx: &Cx<'_>, reason: impl Into<String>) -> Val {
         Val::Unknown(Arc::new(Pending {
             input: self.input.to_string(),
             pointer: cx.pointer.to_string(),
@@ -384,7 +444,7 @@ impl<'a> Env<'a> {
     }
 
     /// Evaluates `e` one level deeper, charging its value ([`Env::charge`]).
-    fn eval(&self, e: &Expr, cx: &Cx<'_>, loops: &Loops) -> Val {
+    pub(crate) fn eval(&self, e: &Expr, cx: &Cx<'_>, loops: &Loops) -> Val {
         if let Some(stop) = self.stopped() {
             return stop;
         }
@@ -462,10 +522,8 @@ impl<'a> Env<'a> {
         let lower = name.to_ascii_lowercase();
         if lower.contains('.') {
             return if self.is_user_function(&lower) {
-                self.unknown(
-                    cx,
-                    format!("user-defined function `{name}()` is not evaluated by vnetsim"),
-                )
+                let vals: Vec<Val> = args.iter().map(|a| self.eval(a, cx, loops)).collect();
+                self.user_function(name, &vals, cx)
             } else {
                 Val::Failed(Arc::new(ImportError::UnknownFunction {
                     at: Location::new(self.input, cx.pointer),
@@ -492,6 +550,10 @@ impl<'a> Env<'a> {
                 )
             }
             Some(FnClass::Evaluated) => {}
+        }
+        // Lambdas are evaluated per element, with their variables bound.
+        if let Some(v) = self.lambda_call(&lower, name, args, cx, loops) {
+            return v;
         }
         // Lazy functions first: they evaluate only the arguments they need.
         match lower.as_str() {
@@ -543,6 +605,18 @@ impl<'a> Env<'a> {
             _ => {}
         }
         let vals: Vec<Val> = args.iter().map(|a| self.eval(a, cx, loops)).collect();
+        if let (Some(bound), "parameters") = (&loops.function, lower.as_str()) {
+            return match vals.as_slice() {
+                [Val::Str(n)] => bound
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| {
+                        self.fail(cx, format!("the function has no parameter `{n}`"))
+                    }),
+                _ => self.fail(cx, "parameters() takes the name of a parameter"),
+            };
+        }
         if matches!(lower.as_str(), "parameters" | "variables") {
             // Internal: kept out of `functions::apply`, whose frame is large in unoptimised
             // builds; a reference chain recurses through here once per hop.
@@ -598,7 +672,7 @@ impl<'a> Env<'a> {
         if let Some(c) = self.param_cache.borrow().get(&key) {
             return Some(c.clone().unwrap_or_else(|| {
                 Val::Failed(Arc::new(ImportError::Invalid {
-                    at: Location::new(self.input, json::key("/parameters", name)),
+                    at: Location::new(self.input, json::key(&self.at("/parameters"), name)),
                     message: format!("parameter `{name}` depends on itself"),
                 }))
             }));
@@ -637,13 +711,17 @@ impl<'a> Env<'a> {
                     for (j, spec) in specs.iter().enumerate() {
                         let n = get_ci(spec, "name").and_then(Value::as_str).unwrap_or("");
                         if n.eq_ignore_ascii_case(name) {
-                            let p = json::index("/variables/copy", j);
+                            let p = json::index(&self.at("/variables/copy"), j);
                             found = Some(self.property_copy(spec, &p, &Loops::default()).1);
                         }
                     }
                 }
             } else if k.eq_ignore_ascii_case(name) {
-                found = Some(self.eval_node(v, &json::key("/variables", k), &Loops::default()));
+                found = Some(self.eval_node(
+                    v,
+                    &json::key(&self.at("/variables"), k),
+                    &Loops::default(),
+                ));
             }
         }
         let v = found.unwrap_or_else(|| {
@@ -723,6 +801,71 @@ pub(crate) fn cidr_subnet(network: &str, new_len: i64, index: i64) -> Result<Str
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(start)),
     };
     Ok(format!("{addr}/{new_len}"))
+}
+
+fn net_of(cidr: &str) -> Result<ipnet::IpNet, String> {
+    cidr.trim()
+        .parse::<ipnet::IpNet>()
+        .map_err(|_| format!("`{cidr}` is not a CIDR range"))
+}
+
+fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn from_u128(v4: bool, n: u128) -> IpAddr {
+    if v4 {
+        IpAddr::V4(Ipv4Addr::from(u32::try_from(n).unwrap_or(u32::MAX)))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(n))
+    }
+}
+
+/// `parseCidr(network)`: `network`, `netmask`, `broadcast` (IPv4 only), `firstUsable`,
+/// `lastUsable` and `cidr` (Learn, "CIDR functions for ARM templates": IPv4 first/last usable
+/// leave out the network and broadcast addresses; IPv6 has no broadcast and uses them all).
+pub(crate) fn parse_cidr(cidr: &str) -> Result<Val, String> {
+    let net = net_of(cidr)?.trunc();
+    let v4 = net.network().is_ipv4();
+    let (first, last) = (to_u128(net.network()), to_u128(net.broadcast()));
+    let mut out = vec![
+        ("network".to_string(), Val::Str(net.network().to_string())),
+        ("netmask".to_string(), Val::Str(net.netmask().to_string())),
+    ];
+    if v4 {
+        out.push(("broadcast".into(), Val::Str(net.broadcast().to_string())));
+    }
+    let (fu, lu) = if v4 && net.prefix_len() < 31 {
+        (first + 1, last - 1)
+    } else {
+        (first, last)
+    };
+    out.push((
+        "firstUsable".into(),
+        Val::Str(from_u128(v4, fu).to_string()),
+    ));
+    out.push(("lastUsable".into(), Val::Str(from_u128(v4, lu).to_string())));
+    out.push(("cidr".into(), Val::Int(i64::from(net.prefix_len()))));
+    Ok(Val::Obj(out))
+}
+
+/// `cidrHost(network, hostIndex)`: the usable address at `hostIndex` (0 is the first usable:
+/// the network address plus one; Learn's example `cidrHost('10.144.3.0/24', 0..4)`).
+pub(crate) fn cidr_host(cidr: &str, index: i64) -> Result<String, String> {
+    let net = net_of(cidr)?.trunc();
+    let v4 = net.network().is_ipv4();
+    let idx = u128::try_from(index).map_err(|_| format!("host index {index} is negative"))?;
+    let first = to_u128(net.network());
+    let last = to_u128(net.broadcast());
+    let addr = first
+        .checked_add(idx)
+        .and_then(|a| a.checked_add(1))
+        .filter(|a| if v4 { *a < last } else { *a <= last })
+        .ok_or_else(|| format!("host index {index} is outside {cidr}"))?;
+    Ok(from_u128(v4, addr).to_string())
 }
 
 /// A deterministic 13-character `[a-z2-7]` hash of the arguments joined with `-` (MurmurHash64A,

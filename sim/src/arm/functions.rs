@@ -42,6 +42,7 @@ pub(crate) fn apply(
             | "last"
             | "contains"
     );
+    let lenient = lenient || super::builtins::LENIENT.contains(&lower);
     if !lenient {
         if let Some(p) = args.iter().find(|a| a.is_pending()) {
             return p.clone();
@@ -409,7 +410,8 @@ pub(crate) fn apply(
                 }),
             }
         }
-        _ => fail(format!("`{name}()` has no implementation")),
+        _ => super::builtins::apply(env, lower, name, args, pointer, text)
+            .unwrap_or_else(|| fail(format!("`{name}()` has no implementation"))),
     }
 }
 

@@ -167,6 +167,10 @@ pub(crate) struct Mapper {
     pub findings: Vec<Finding>,
     /// ASG names referenced by rules and NICs.
     pub referenced_asgs: Vec<String>,
+    /// `--set SUBJECT=VALUE`: values supplied for deployment-time unknowns, by subject.
+    pub sets: Vec<(String, serde_json::Value)>,
+    /// Subjects of [`Mapper::sets`] that an unknown value used.
+    pub used_sets: std::collections::BTreeSet<String>,
 }
 
 /// The items of an array member: none when it is missing; a list only known at deployment time
@@ -218,8 +222,27 @@ fn last_segment(id: &str) -> String {
 // === impl Mapper ===
 
 impl Mapper {
-    /// Records an unknown value landing in `subject` and returns its marker.
+    /// The value `--set SUBJECT=VALUE` supplies for `subject`, if any (marked as used).
+    pub fn supplied(&mut self, subject: &str) -> Option<serde_json::Value> {
+        let v = self
+            .sets
+            .iter()
+            .rev()
+            .find(|(s, _)| s == subject)
+            .map(|(_, v)| v.clone())?;
+        self.used_sets.insert(subject.to_string());
+        Some(v)
+    }
+
+    /// Records an unknown value landing in `subject` and returns its marker; a value supplied
+    /// with `--set` for `subject` is returned instead (a string as is, any other JSON as text).
     pub fn mark(&mut self, p: &Pending, subject: &str) -> String {
+        if let Some(v) = self.supplied(subject) {
+            return match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+        }
         let m = marker(&p.pointer);
         if !self
             .unknowns
@@ -275,7 +298,16 @@ impl Mapper {
     ) -> Result<Option<Vec<String>>, ImportError> {
         match read(v)? {
             Got::Missing => Ok(None),
-            Got::Unknown(p) => Ok(Some(vec![self.mark(&p, subject)])),
+            Got::Unknown(p) => Ok(Some(match self.supplied(subject) {
+                Some(serde_json::Value::Array(items)) => items
+                    .into_iter()
+                    .map(|i| match i {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect(),
+                _ => vec![self.mark(&p, subject)],
+            })),
             Got::Known(Val::Arr(a)) if a.is_empty() => Ok(None),
             Got::Known(Val::Arr(a)) => {
                 let mut out = Vec::with_capacity(a.len());
@@ -360,6 +392,11 @@ impl Mapper {
             Kind::Nic => self.nic(r).map(Mapped::Nic),
             Kind::Apim => self.apim(r).map(Mapped::Apim),
             Kind::ApimApi => self.api(r),
+            // Private endpoints, DNS zones, vaults, named values: `super::private_link`.
+            _ => Err(ImportError::Invalid {
+                at: r.at.clone(),
+                message: format!("`{}` is mapped after the network resources", r.ty),
+            }),
         }
     }
 

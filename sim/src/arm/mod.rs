@@ -23,11 +23,17 @@
 //! `subscriptionResourceId`, `resourceGroup`, `subscription`, `uniqueString` (deterministic:
 //! MurmurHash64A + base32, **not** guaranteed to equal Azure's value), `equals`, `not`, `and`,
 //! `or`, `if` (lazy), `empty`, `length`, `json`, `split`, `last`, `contains`, `union`,
-//! `createArray`, `createObject`, `coalesce`, `cidrSubnet`, `copyIndex`; `[[` escapes a leading
-//! bracket; `.name` and `[i]` apply to results. A name that is not an ARM function is an error
-//! ([`ImportError::UnknownFunction`]) wherever it is in the template. Any other ARM function, a
-//! deployment-time value (`reference(...).ipAddress`, `list*`, `utcNow`) or a user-defined
-//! function makes the value *unknown*. Errors in values the importer never reads do not stop it.
+//! `createArray`, `createObject`, `coalesce`, `cidrSubnet`, `copyIndex`; and what Bicep emits
+//! (issue 17, modules `builtins` and `lambda`): `tryGet`, the lambda functions, user-defined
+//! functions, `items`, `shallowMerge`, `flatten`, `objectKeys`, `range`, `take`, `skip`,
+//! `indexOf`, `join`, `replace`, `substring`, `string`, `null`, `true`, `false`, `array`,
+//! `guid`/`newGuid` (deterministic), `deployment`, `environment` (public cloud), `parseCidr`,
+//! `cidrHost`, numeric and comparison functions. Nested deployments expand (module `nested`). `[[`
+//! escapes a leading bracket; `.name` and `[i]` apply to results. A name that is not an ARM
+//! function is an error ([`ImportError::UnknownFunction`]) wherever it is in the template. Any
+//! other ARM function or a deployment-time value (`reference(...).ipAddress`, `list*`, `utcNow`)
+//! makes the value *unknown*; `--set SUBJECT=VALUE` ([`ImportOptions::sets`]) supplies one.
+//! Errors in values the importer never reads do not stop it.
 //!
 //! # Limits
 //! ARM's own template limits (4 MB, 256 parameters, 512 variables, 800 resources, 64 outputs,
@@ -48,6 +54,7 @@
 //! | `Microsoft.Network/networkInterfaces`: each IP configuration | `[[hosts]]` (dynamic, unset address: first free usable ≥ .4, `ASSUMPTION_DYNAMIC_PRIVATE_ADDRESS`) |
 //! | `Microsoft.ApiManagement/service`: `sku`, `location`, `virtualNetworkType`, `subnetResourceId` | `[apim]`: v2 + External → `integration`; v2 + Internal → `injection`; classic tiers → `classic` + `classic_vnet_type` (the build warns `CLASSIC_TIER_VNET`) |
 //! | `Microsoft.ApiManagement/service/apis`: `path`, `serviceUrl` | `[[apis]]`, plus an echo service on the backend's host |
+//! | private endpoints, zone groups, private DNS zones, links, A records, vaults, storage accounts, named values | see module `private_link` |
 //! | anything else | [`ImportResult::ignored`] |
 //!
 //! Several inputs merge into one fixture: a resource defined twice must be identical
@@ -88,16 +95,21 @@
 #![allow(clippy::result_large_err)]
 
 mod assemble;
+mod builtins;
 mod error;
 mod eval;
 mod expr;
 mod functions;
 mod json;
+mod lambda;
 mod limits;
 mod map;
+mod nested;
 mod params;
+mod private_link;
 mod resource;
 mod template;
+mod unknowns;
 mod value;
 
 use std::collections::BTreeSet;
@@ -109,6 +121,7 @@ use serde_json::Value;
 pub use error::{ImportError, Location};
 pub(crate) use json::{object_start as json_object_start, offsets as json_offsets};
 pub use limits::{Limit, LIMITS};
+pub use unknowns::{cause, group_unknowns, UnknownGroup};
 
 use crate::finding::{sort_findings, Assumption, Finding};
 use crate::fixture::Fixture;
@@ -273,6 +286,10 @@ pub struct ImportOptions {
     pub parameter_files: Vec<Input>,
     /// `--parameter name=value` (in order; these win over files).
     pub parameters: Vec<String>,
+    /// `--set SUBJECT=VALUE`: a value for a deployment-time unknown, SUBJECT as
+    /// [`Unknown::subject`] prints it; VALUE is JSON, else a string. A SUBJECT no unknown
+    /// lands in is an error.
+    pub sets: Vec<String>,
 }
 
 /// A resource vnetsim does not model (listed, never fatal).
@@ -436,10 +453,20 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         }
         parsed.push((input, doc, kind));
     }
-    let mut provided = Provided::default();
-    for (input, doc, kind) in &parsed {
-        if *kind == Some(InputKind::Parameters) {
-            provided.add_file(&input.name, doc)?;
+    // `--parameters` files and parameters files given before any template apply to every
+    // template; a parameters file given as an input right after a template applies to that
+    // template (so two modules that both declare `name` can be imported together).
+    let mut files = Provided::default();
+    let mut paired: Vec<Provided> = vec![Provided::default(); parsed.len()];
+    let mut last_template: Option<usize> = None;
+    for (i, (input, doc, kind)) in parsed.iter().enumerate() {
+        match kind {
+            Some(InputKind::Template) => last_template = Some(i),
+            Some(InputKind::Parameters) => match last_template {
+                Some(t) => paired[t].add_file(&input.name, doc)?,
+                None => files.add_file(&input.name, doc)?,
+            },
+            _ => {}
         }
     }
     for f in &options.parameter_files {
@@ -451,11 +478,18 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
                 reason: "not an ARM parameters file (expected `$schema` …/deploymentParameters.json# and `parameters`)".into(),
             });
         }
-        provided.add_file(&f.name, &doc)?;
+        files.add_file(&f.name, &doc)?;
     }
+    let mut pairs = Provided::default();
     for pair in &options.parameters {
-        provided.add_pair(pair)?;
+        pairs.add_pair(pair)?;
     }
+    let provided_for = |i: usize| -> Provided {
+        let mut p = files.clone();
+        p.entries.extend(paired[i].entries.iter().cloned());
+        p.entries.extend(pairs.entries.iter().cloned());
+        p
+    };
 
     // The fixture's subscription: the option, else the first exported resource's.
     let export_sub = parsed.iter().find_map(|(_, doc, kind)| {
@@ -488,14 +522,26 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
     let mut ignored = Vec::new();
     let mut declared: BTreeSet<String> = BTreeSet::new();
     let mut used_defaults = false;
-    for (input, doc, kind) in &parsed {
+    let mut null_defaults = false;
+    for (i, (input, doc, kind)) in parsed.iter().enumerate() {
         match kind {
             Some(InputKind::Template) => {
+                let provided = provided_for(i);
                 let x = template::expand(&input.name, doc, &scope, &provided)?;
+                let here: BTreeSet<String> = x.declared.iter().cloned().collect();
+                for p in &paired[i].entries {
+                    if !here.contains(&p.name.to_ascii_lowercase()) {
+                        return Err(ImportError::ParameterUndeclared {
+                            at: p.at.clone(),
+                            name: p.name.clone(),
+                        });
+                    }
+                }
                 resources.extend(x.resources);
                 ignored.extend(x.ignored);
                 declared.extend(x.declared);
                 used_defaults |= x.used_defaults;
+                null_defaults |= x.null_defaults;
             }
             Some(InputKind::Resources) => {
                 let (rs, ig) = resource::collect_exports(&input.name, doc)?;
@@ -517,7 +563,7 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
             }
         }
     }
-    for p in &provided.entries {
+    for p in files.entries.iter().chain(&pairs.entries) {
         if !declared.contains(&p.name.to_ascii_lowercase()) {
             return Err(ImportError::ParameterUndeclared {
                 at: p.at.clone(),
@@ -531,6 +577,8 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         unknowns: Vec::new(),
         findings: Vec::new(),
         referenced_asgs: Vec::new(),
+        sets: parse_sets(&options.sets)?,
+        used_sets: BTreeSet::new(),
     };
     let mut asm = assemble::Assembler::new(mapper);
     // Parents first, then children, then NICs (which need subnets).
@@ -549,11 +597,39 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
             asm.add(r)?;
         }
     }
-    let (fixture, asm) = asm.finish(&subscription)?;
+    let (mut fixture, asm) = asm.finish(&subscription)?;
+    unused_sets(&asm.mapper)?;
+    let around: Vec<&Res> = resources
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                Kind::PrivateEndpoint
+                    | Kind::ZoneGroup
+                    | Kind::PrivateDnsZone
+                    | Kind::ZoneLink
+                    | Kind::ZoneARecord
+                    | Kind::KeyVault
+                    | Kind::StorageAccount
+                    | Kind::ApimNamedValue
+                    | Kind::ApimCertificate
+            )
+        })
+        .collect();
+    let pl = private_link::apply(
+        &around,
+        &mut fixture,
+        &crate::tags::ServiceTagTable::builtin(),
+    );
+    ignored.extend(pl.ignored);
     ignored.extend(asm.ignored);
     let mut assumptions: BTreeSet<Assumption> = asm.assumptions;
+    assumptions.extend(pl.assumptions);
     if used_defaults {
         assumptions.insert(Assumption::DeploymentScopeDefaults);
+    }
+    if null_defaults {
+        assumptions.insert(Assumption::NullModuleParameter);
     }
     let all: Vec<&Input> = inputs
         .iter()
@@ -586,6 +662,48 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         findings,
         source,
     })
+}
+
+/// Display name used in locations of `--set` values.
+pub(crate) const SET_INPUT: &str = "--set";
+
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, Value)>, ImportError> {
+    sets.iter()
+        .map(|s| {
+            let (subject, value) = s.split_once('=').ok_or_else(|| ImportError::Invalid {
+                at: Location::new(SET_INPUT, ""),
+                message: format!(
+                    "`{s}` is not SUBJECT=VALUE (SUBJECT as the unknown list prints it)"
+                ),
+            })?;
+            let value = serde_json::from_str(value.trim())
+                .unwrap_or_else(|_| Value::String(value.to_string()));
+            Ok((subject.trim().to_string(), value))
+        })
+        .collect()
+}
+
+/// A `--set` whose SUBJECT no unknown value landed in is an error naming the subjects that are
+/// unknown (a typo must not silently leave the value unknown).
+fn unused_sets(m: &map::Mapper) -> Result<(), ImportError> {
+    for (subject, _) in &m.sets {
+        if !m.used_sets.contains(subject) {
+            let mut known: Vec<&str> = m.unknowns.iter().map(|u| u.subject.as_str()).collect();
+            known.dedup();
+            return Err(ImportError::Invalid {
+                at: Location::new(SET_INPUT, json::key("", subject)),
+                message: format!(
+                    "no unknown value lands in `{subject}`; the unknown subjects are: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn first_subscription(doc: &Value) -> Option<String> {

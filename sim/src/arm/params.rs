@@ -30,6 +30,8 @@ pub(crate) enum ProvidedValue {
     Reference,
     /// From `--parameter name=value`: text, read per the declared type.
     Text(String),
+    /// Passed to a nested deployment's inline template: evaluated in the parent template.
+    Evaluated(Val),
 }
 
 /// Every provided value, files first (in order), then command-line pairs (in order); the last
@@ -173,16 +175,27 @@ fn failed(e: ImportError) -> Val {
 /// Resolves one declared parameter: given value, else `defaultValue`, else `null` when
 /// `nullable`, else [`ImportError::ParameterMissing`]. Then type and `allowedValues` checks.
 pub(crate) fn resolve(env: &Env<'_>, name: &str, decl: &Value) -> Val {
-    let decl_ptr = json::key("/parameters", name);
+    let decl_ptr = json::key(&env.at("/parameters"), name);
     let ty = declared_type(env, decl);
     let nullable = get_ci(decl, "nullable").and_then(Value::as_bool) == Some(true);
-    let (value, at) = match env.provided.find(name) {
+    // A module parameter passed as null (Bicep's `.?` on a missing property) takes the
+    // parameter's default, as if not passed (ASSUMPTION_NULL_MODULE_PARAMETER).
+    let passed = env.provided.find(name).filter(|p| {
+        let null_default = matches!(p.value, ProvidedValue::Evaluated(Val::Null))
+            && get_ci(decl, "defaultValue").is_some();
+        if null_default {
+            env.null_defaults.set(true);
+        }
+        !null_default
+    });
+    let (value, at) = match passed {
         Some(p) => {
             env.used_params
                 .borrow_mut()
                 .insert(name.to_ascii_lowercase());
             let v = match &p.value {
                 ProvidedValue::Json(j) => Val::from_json(j),
+                ProvidedValue::Evaluated(v) => v.clone(),
                 ProvidedValue::Reference => Val::Unknown(Arc::new(Pending {
                     input: p.at.input.clone(),
                     pointer: p.at.pointer.clone(),

@@ -22,6 +22,16 @@ pub(crate) enum Kind {
     Nic,
     Apim,
     ApimApi,
+    // Issue 17: the resources around APIM v2, mapped by `private_link` after the rest.
+    PrivateEndpoint,
+    ZoneGroup,
+    PrivateDnsZone,
+    ZoneLink,
+    ZoneARecord,
+    KeyVault,
+    StorageAccount,
+    ApimNamedValue,
+    ApimCertificate,
 }
 
 impl Kind {
@@ -43,6 +53,15 @@ impl Kind {
                 "microsoft.network/networkinterfaces" => Kind::Nic,
                 "microsoft.apimanagement/service" => Kind::Apim,
                 "microsoft.apimanagement/service/apis" => Kind::ApimApi,
+                "microsoft.network/privateendpoints" => Kind::PrivateEndpoint,
+                "microsoft.network/privateendpoints/privatednszonegroups" => Kind::ZoneGroup,
+                "microsoft.network/privatednszones" => Kind::PrivateDnsZone,
+                "microsoft.network/privatednszones/virtualnetworklinks" => Kind::ZoneLink,
+                "microsoft.network/privatednszones/a" => Kind::ZoneARecord,
+                "microsoft.keyvault/vaults" => Kind::KeyVault,
+                "microsoft.storage/storageaccounts" => Kind::StorageAccount,
+                "microsoft.apimanagement/service/namedvalues" => Kind::ApimNamedValue,
+                "microsoft.apimanagement/service/certificates" => Kind::ApimCertificate,
                 _ => return None,
             },
         )
@@ -66,6 +85,15 @@ impl Kind {
                 "hostnameConfigurations",
             ],
             Kind::ApimApi => &["path", "serviceUrl", "apiRevision"],
+            Kind::PrivateEndpoint => &["subnet", "privateLinkServiceConnections"],
+            Kind::ZoneGroup => &["privateDnsZoneConfigs"],
+            Kind::PrivateDnsZone => &["numberOfRecordSets", "maxNumberOfRecordSets"],
+            Kind::ZoneLink => &["virtualNetwork", "registrationEnabled"],
+            Kind::ZoneARecord => &["aRecords", "ttl"],
+            Kind::KeyVault => &["vaultUri", "tenantId", "sku"],
+            Kind::StorageAccount => &["primaryEndpoints", "publicNetworkAccess"],
+            Kind::ApimNamedValue => &["displayName", "keyVault", "secret"],
+            Kind::ApimCertificate => &["keyVault", "thumbprint", "subject"],
         }
     }
 
@@ -80,6 +108,15 @@ impl Kind {
             Kind::Nic => "az network nic show --ids",
             Kind::Apim => "az apim show --ids",
             Kind::ApimApi => "az apim api show --ids",
+            Kind::PrivateEndpoint => "az network private-endpoint show --ids",
+            Kind::ZoneGroup => "az network private-endpoint dns-zone-group show --ids",
+            Kind::PrivateDnsZone => "az network private-dns zone show --ids",
+            Kind::ZoneLink => "az network private-dns link vnet show --ids",
+            Kind::ZoneARecord => "az network private-dns record-set a show --ids",
+            Kind::KeyVault => "az keyvault show --ids",
+            Kind::StorageAccount => "az storage account show --ids",
+            Kind::ApimNamedValue => "az apim nv show --ids",
+            Kind::ApimCertificate => "az resource show --ids",
         }
     }
 }

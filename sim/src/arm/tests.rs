@@ -194,7 +194,7 @@ fn other_arm_functions_and_deployment_values_are_unknown() {
     for s in [
         "[reference('pip').ipAddress]",
         "[listKeys('sa', '2023-01-01').keys[0].value]",
-        "[tryGet(parameters('obj'), 'a')]",
+        "[base64('x')]",
         "[concat('x', utcNow())]",
         "[format('{0:N2}', 3)]",
     ] {
@@ -527,7 +527,7 @@ fn unknown_rule_fields_become_markers() {
         "priority": 100, "direction": "Outbound", "access": "[reference('cfg').access]", "protocol": "Tcp",
         "sourceAddressPrefix": "*", "sourcePortRange": "*",
         "destinationAddressPrefix": "[reference('pip').ipAddress]",
-        "destinationPortRanges": ["443", "[string(8443)]"]
+        "destinationPortRanges": ["443", "[string(reference('cfg').port)]"]
     }))])))
     .unwrap();
     let rule = &r.fixture.nsgs[0].security_rules[0];

@@ -53,6 +53,11 @@ impl Builder<'_> {
             public_address,
             classic_vnet_type: self.classic_type(a),
             outbound_route_all: a.outbound_route_all.unwrap_or(true),
+            named_values: a
+                .named_values
+                .iter()
+                .map(|n| (n.name.clone(), n.key_vault_secret.trim().to_string()))
+                .collect(),
         })
     }
 

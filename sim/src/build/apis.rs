@@ -78,7 +78,11 @@ fn build_api(
         Ok(ip) => hosts
             .iter()
             .position(|h| h.address == ip || h.public_address == Some(ip)),
-        Err(_) => hosts.iter().position(|h| h.dns.contains(&backend.host)),
+        // A private endpoint serves its target's public name too (`private_link_fqdn`).
+        Err(_) => hosts.iter().position(|h| {
+            h.dns.contains(&backend.host)
+                || h.private_link_fqdn.as_deref() == Some(backend.host.as_str())
+        }),
     };
     let claimed_by_left_out = || {
         left_out

@@ -103,6 +103,9 @@ impl Builder<'_> {
                 placement,
                 index,
                 ip_forwarding: h.ip_forwarding,
+                private_link_fqdn: h.private_link_fqdn.as_deref().map(normalize_dns),
+                public_access_disabled: h.public_network_access
+                    == Some(crate::fixture::PublicNetworkAccess::Disabled),
             });
         }
         let mut asg_members: BTreeMap<String, Vec<IpAddr>> =

@@ -137,6 +137,7 @@ impl Mapper {
                     None => None,
                 },
                 outbound_route_all: None,
+                named_values: Vec::new(),
             },
             classic_vnet: classic,
         })

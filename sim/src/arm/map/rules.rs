@@ -125,10 +125,14 @@ impl Mapper {
             Got::Known(Val::Str(s)) => {
                 Access::from_str(s).map_err(|e| invalid(at, &field("access"), e.to_string()))?
             }
-            Got::Unknown(u) => {
-                rule_markers.push(self.mark(&u, &format!("{subject}/access")));
-                Access::Deny
-            }
+            Got::Unknown(u) => match self.supplied(&format!("{subject}/access")) {
+                Some(serde_json::Value::String(s)) => Access::from_str(&s)
+                    .map_err(|e| invalid(at, &field("access"), format!("--set: {e}")))?,
+                _ => {
+                    rule_markers.push(self.mark(&u, &format!("{subject}/access")));
+                    Access::Deny
+                }
+            },
             Got::Missing => return Err(invalid(at, &pp, format!("rule `{name}` has no access"))),
             Got::Known(o) => {
                 return Err(invalid(
@@ -141,10 +145,14 @@ impl Mapper {
         let protocol = match read(p.get("protocol"))? {
             Got::Known(Val::Str(s)) => RuleProtocol::from_str(s)
                 .map_err(|e| invalid(at, &field("protocol"), e.to_string()))?,
-            Got::Unknown(u) => {
-                rule_markers.push(self.mark(&u, &format!("{subject}/protocol")));
-                RuleProtocol::Any
-            }
+            Got::Unknown(u) => match self.supplied(&format!("{subject}/protocol")) {
+                Some(serde_json::Value::String(s)) => RuleProtocol::from_str(&s)
+                    .map_err(|e| invalid(at, &field("protocol"), format!("--set: {e}")))?,
+                _ => {
+                    rule_markers.push(self.mark(&u, &format!("{subject}/protocol")));
+                    RuleProtocol::Any
+                }
+            },
             Got::Missing => return Err(invalid(at, &pp, format!("rule `{name}` has no protocol"))),
             Got::Known(o) => {
                 return Err(invalid(

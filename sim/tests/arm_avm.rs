@@ -1,0 +1,200 @@
+//! Issue 17's first acceptance: the Azure Verified Modules NSG module with our parameters file
+//! (`fixtures/arm/avm/nsg-backend.parameters.json`: a rule with `sourceAddressPrefixes`, one
+//! with application security groups by resource ID, one with a service tag) imports with zero
+//! unknowns, and together with the AVM virtual-network module (its subnets come from nested
+//! deployments) placing that NSG on a subnet, the verdicts are the ones the rules imply. The
+//! modules are read from `../shared/corpus`; the test skips, saying so, when it is absent.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use sim::arm::{import, ImportOptions, Input};
+use sim::fixture::AddressField;
+use sim::{Flow, ServiceTagTable, Topology, VerdictCode};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn avm(module: &str) -> Option<Input> {
+    let p = repo()
+        .join("../shared/corpus/Azure_bicep-registry-modules/avm/res/network")
+        .join(module)
+        .join("main.json");
+    let text = std::fs::read_to_string(&p).ok()?;
+    Some(Input::new(format!("{module}/main.json"), text))
+}
+
+fn ours(name: &str) -> Input {
+    let p = repo().join("fixtures/arm/avm").join(name);
+    Input::new(
+        name,
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("an address")
+}
+
+#[test]
+fn avm_nsg_module_imports_with_zero_unknowns() {
+    let Some(nsg) = avm("network-security-group") else {
+        println!("skipped: ../shared/corpus (AVM network-security-group) not found");
+        return;
+    };
+    let r = import(
+        &[nsg, ours("nsg-backend.parameters.json")],
+        &ImportOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.unknowns.is_empty(), "{:?}", r.unknowns);
+    // The lock (condition false), diagnostic settings and role assignments (copy count 0)
+    // deploy nothing, so nothing is listed as ignored.
+    assert!(r.ignored.is_empty(), "{:?}", r.ignored);
+    let rules = &r.fixture.nsgs[0].security_rules;
+    assert_eq!(r.fixture.nsgs[0].name, "nsg-backend");
+    assert_eq!(
+        rules[0].source,
+        AddressField::Prefixes(vec!["10.20.1.0/24".into(), "10.20.3.0/26".into()])
+    );
+    assert_eq!(rules[1].source, AddressField::Asgs(vec!["asg-web".into()]));
+    assert_eq!(
+        rules[1].destination,
+        AddressField::Asgs(vec!["asg-api".into()])
+    );
+    assert_eq!(
+        rules[2].destination,
+        AddressField::Prefix("AzureKeyVault.WestEurope".into())
+    );
+}
+
+#[test]
+fn avm_vnet_and_nsg_modules_give_the_verdicts_the_rules_imply() {
+    let (Some(vnet), Some(nsg)) = (avm("virtual-network"), avm("network-security-group")) else {
+        println!(
+            "skipped: ../shared/corpus (AVM virtual-network, network-security-group) not found"
+        );
+        return;
+    };
+    // Each parameters file follows the template it belongs to.
+    let r = import(
+        &[
+            vnet,
+            ours("vnet-spoke.parameters.json"),
+            nsg,
+            ours("nsg-backend.parameters.json"),
+            ours("nics.json"),
+        ],
+        &ImportOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.unknowns.is_empty(), "{:?}", r.unknowns);
+    let v = &r.fixture.vnets[0];
+    let subnets: Vec<(&str, Option<&str>)> = v
+        .subnets
+        .iter()
+        .map(|s| (s.name.as_str(), s.nsg.as_deref()))
+        .collect();
+    // The subnets come from the module's nested deployments (one per subnet, `copy`).
+    assert_eq!(
+        subnets,
+        [
+            ("snet-apim", None),
+            ("snet-backend", Some("nsg-backend")),
+            ("snet-web", None)
+        ]
+    );
+    let built = Topology::build(&r.fixture, ServiceTagTable::builtin());
+    assert!(
+        built.structural_errors().is_empty(),
+        "{:?}",
+        built.structural_errors()
+    );
+    let t = built.topology;
+    let rows: &[(&str, &str, u16, VerdictCode, Option<&str>)] = &[
+        // sourceAddressPrefixes: both ranges reach the API subnet on 8080.
+        (
+            "10.20.1.10",
+            "10.20.2.4",
+            8080,
+            VerdictCode::Allowed,
+            Some("allow-apim-8080"),
+        ),
+        (
+            "10.20.3.4",
+            "10.20.2.4",
+            8080,
+            VerdictCode::Allowed,
+            Some("allow-apim-8080"),
+        ),
+        (
+            "10.20.1.10",
+            "10.20.2.4",
+            22,
+            VerdictCode::NsgDenied,
+            Some("deny-vnet-in"),
+        ),
+        // ASGs: the web NIC reaches the API NIC on 443 and 8443; the APIM subnet does not.
+        (
+            "10.20.3.4",
+            "10.20.2.4",
+            443,
+            VerdictCode::Allowed,
+            Some("allow-web-asg-to-api-asg"),
+        ),
+        (
+            "10.20.3.4",
+            "10.20.2.4",
+            8443,
+            VerdictCode::Allowed,
+            Some("allow-web-asg-to-api-asg"),
+        ),
+        (
+            "10.20.1.10",
+            "10.20.2.4",
+            443,
+            VerdictCode::NsgDenied,
+            Some("deny-vnet-in"),
+        ),
+        // Service tag: Key Vault in West Europe on 443 is allowed out; the rest of the
+        // internet is denied.
+        (
+            "10.20.2.4",
+            "13.69.64.73",
+            443,
+            VerdictCode::Allowed,
+            Some("allow-keyvault-out"),
+        ),
+        (
+            "10.20.2.4",
+            "13.69.64.73",
+            80,
+            VerdictCode::NsgDenied,
+            Some("deny-internet-out"),
+        ),
+        (
+            "10.20.2.4",
+            "8.8.8.8",
+            443,
+            VerdictCode::NsgDenied,
+            Some("deny-internet-out"),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (src, dst, port, code, rule) in rows {
+        let d = t.decide(&Flow::tcp(ip(src), 60000, ip(dst), *port));
+        let by = d.decided_by.map(|r| t.rule_info(r).rule);
+        let rule_ok = rule.is_none_or(|want| {
+            by.as_deref()
+                .is_some_and(|b| b.trim_start_matches("securityRules/") == want)
+        });
+        if d.code != *code || !rule_ok {
+            failures.push(format!(
+                "{src} -> {dst}:{port}: got {} by {by:?}, want {code} by {rule:?}",
+                d.code
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
