@@ -22,7 +22,8 @@ fn codes(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// An NSG whose rule names `GatewayManager`: not in the built-in tag table (an error finding),
+/// An NSG whose rule names `ContosoPartnerEdge` (a private tag): not in the built-in
+/// `ServiceTags_Public` table (an error finding),
 /// in the table given with `--service-tags`.
 const TAG_TEMPLATE: &str = r#"{
   "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
@@ -31,13 +32,13 @@ const TAG_TEMPLATE: &str = r#"{
     "type": "Microsoft.Network/networkSecurityGroups", "apiVersion": "2024-05-01", "name": "nsg-b", "location": "westeurope",
     "properties": { "securityRules": [{ "name": "gm", "properties": {
       "priority": 100, "direction": "Inbound", "access": "Allow", "protocol": "Tcp",
-      "sourceAddressPrefix": "GatewayManager", "sourcePortRange": "*",
+      "sourceAddressPrefix": "ContosoPartnerEdge", "sourcePortRange": "*",
       "destinationAddressPrefix": "*", "destinationPortRange": "443" } }] }
   }]
 }"#;
 
 const GM_TAGS: &str = r#"{"changeNumber": 1, "cloud": "Public", "values": [
-  {"name": "GatewayManager", "id": "GatewayManager", "properties": {"changeNumber": 1, "platform": "Azure", "addressPrefixes": ["20.37.158.0/23"]}}
+  {"name": "ContosoPartnerEdge", "id": "ContosoPartnerEdge", "properties": {"changeNumber": 1, "platform": "Azure", "addressPrefixes": ["20.37.158.0/23"]}}
 ]}"#;
 
 #[test]
@@ -48,7 +49,7 @@ fn import_runs_validation_and_exits_1_on_error_findings() {
     // Written (the TOML is in the report), but the topology has an error finding.
     r.expect_code(1);
     let j = r.json();
-    assert!(j["toml"].as_str().unwrap().contains("GatewayManager"));
+    assert!(j["toml"].as_str().unwrap().contains("ContosoPartnerEdge"));
     assert_eq!(j["valid"], false);
     assert_eq!(codes(&j["findings"]), ["RULE_UNKNOWN_SERVICE_TAG"]);
     assert!(codes(&j["import_findings"]).is_empty());
