@@ -382,6 +382,7 @@ impl<'a> Builder<'a> {
         let placed = self.hosts(&vnets, &nsgs, &known_asgs);
         self.asg_placement(&vnets, &placed.hosts, &nsgs);
         let routing = self.routing(&mut vnets, &placed.hosts, &nsgs);
+        routing::widen_virtual_network_tags(&mut vnets, &routing.routes);
         let apim = self.apim(&vnets, &placed, &subscription_id);
         let zones = self.zones(&vnets);
         let gateway = self.gateway();

@@ -385,7 +385,7 @@ assumptions! {
         "When a flow's source port is not given, 60000 is used (as in the IP flow verify quickstart).";
     /// VirtualNetwork tag contents.
     VirtualNetworkTagScope => "ASSUMPTION_VIRTUAL_NETWORK_TAG_SCOPE",
-        "The VirtualNetwork tag is the address space of the VNet the NSG is applied in plus that of its connected peers; on-premises, gateway and UDR prefixes are not modelled.";
+        "The VirtualNetwork tag of an NSG applied in a VNet is that VNet's address space, its connected peers' address spaces, its bgp_routes (the connected on-premises address spaces) and the prefix of every user-defined route on its subnets, 0.0.0.0/0 included (\"This tag might also contain default routes\"), so with a default route AllowVnetInBound/AllowVnetOutBound match every address; the host's virtual IP is left out (ASSUMPTION_HOST_VIP_TAGS) and the Internet tag still excludes only the VNet and its peers.";
     /// Internet tag contents.
     InternetTagScope => "ASSUMPTION_INTERNET_TAG_SCOPE",
         "The Internet tag is public address space outside VirtualNetwork: RFC 1918, 100.64.0.0/10, fc00::/7, loopback, link-local, multicast and documentation/reserved ranges are excluded.";

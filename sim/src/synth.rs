@@ -277,6 +277,7 @@ impl Setting {
     pub fn context(&self) -> Context<'_> {
         Context {
             virtual_network: &self.vnet,
+            vnet_space: &self.vnet,
             tags: &self.tags,
             asg_members: &self.asgs,
         }

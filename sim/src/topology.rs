@@ -121,6 +121,8 @@ pub struct Vnet {
     pub subnets: Vec<Subnet>,
     /// Prefixes of the `VirtualNetwork` tag here: own space plus connected peers'.
     pub virtual_network_tag: Vec<Cidr>,
+    /// The address spaces of the VNet and its connected peers (what `Internet` excludes).
+    pub connected_space: Vec<Cidr>,
 }
 
 /// A subnet.
@@ -475,6 +477,10 @@ impl Topology {
                 .vnets
                 .get(vnet)
                 .map_or(&[][..], |v| v.virtual_network_tag.as_slice()),
+            vnet_space: self
+                .vnets
+                .get(vnet)
+                .map_or(&[][..], |v| v.connected_space.as_slice()),
             tags: &self.tags,
             asg_members: &self.asg_members,
         }

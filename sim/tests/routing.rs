@@ -704,3 +704,92 @@ proptest! {
         }
     }
 }
+
+// === TAGS: the VirtualNetwork tag includes the prefixes of user-defined routes ===
+
+/// Service tags overview, VirtualNetwork: "… and address prefixes used on user-defined routes.
+/// This tag might also contain default routes."
+/// (<https://learn.microsoft.com/azure/virtual-network/service-tags-overview#available-service-tags>)
+/// — a `0.0.0.0/0` UDR on a subnet puts every address in its VNet's `VirtualNetwork` tag, so
+/// the default `AllowVnetInBound` lets an internet source reach a VM's public address that
+/// `DenyAllInBound` refuses without the route; a narrower UDR prefix joins the tag alone, and
+/// `Internet` still matches public sources (it excludes only the VNet and its peers).
+#[test]
+fn user_route_prefixes_join_the_virtual_network_tag() {
+    let web = r#"
+[[nsgs]]
+name = "nsg-a"
+
+[[hosts]]
+name = "web"
+address = "10.0.1.10"
+public_address = "20.70.1.1"
+"#;
+    let default_route = r#"
+[[route_tables]]
+name = "rt-a"
+  [[route_tables.routes]]
+  name = "all-to-internet"
+  address_prefix = "0.0.0.0/0"
+  next_hop_type = "Internet"
+"#;
+    let narrow_route = r#"
+[[route_tables]]
+name = "rt-a"
+  [[route_tables.routes]]
+  name = "partner-direct"
+  address_prefix = "52.10.1.0/24"
+  next_hop_type = "Internet"
+"#;
+    let decided = |t: &Topology, src: &str| {
+        let f = Flow::tcp(ip(src), 50000, ip("20.70.1.1"), 443);
+        let v = t.evaluate(&f);
+        let d = t.decide(&f);
+        assert_eq!((d.verdict, d.code), (v.verdict, v.code), "{}", v.detail);
+        let rule = v.decided_by.map(|b| b.rule).unwrap_or_default();
+        (v.verdict, rule)
+    };
+    let without = topo(&hub_spoke(r#"nsg = "nsg-a""#, "", web));
+    assert_eq!(
+        decided(&without, "52.10.1.9"),
+        (
+            VerdictKind::Deny,
+            "defaultSecurityRules/DenyAllInBound".into()
+        )
+    );
+    let with_default = topo(&hub_spoke(
+        "nsg = \"nsg-a\"\n  route_table = \"rt-a\"",
+        "",
+        &format!("{web}{default_route}"),
+    ));
+    assert_eq!(
+        decided(&with_default, "52.10.1.9"),
+        (
+            VerdictKind::Allow,
+            "defaultSecurityRules/AllowVnetInBound".into()
+        )
+    );
+    let with_narrow = topo(&hub_spoke(
+        "nsg = \"nsg-a\"\n  route_table = \"rt-a\"",
+        "",
+        &format!("{web}{narrow_route}"),
+    ));
+    assert_eq!(
+        decided(&with_narrow, "52.10.1.9"),
+        (
+            VerdictKind::Allow,
+            "defaultSecurityRules/AllowVnetInBound".into()
+        )
+    );
+    assert_eq!(
+        decided(&with_narrow, "52.20.1.9"),
+        (
+            VerdictKind::Deny,
+            "defaultSecurityRules/DenyAllInBound".into()
+        )
+    );
+    // The tag of the VNet the NSG is applied in: the spoke's UDRs are not the hub's.
+    let tag = |t: &Topology, v: usize| t.context(v).virtual_network.to_vec();
+    assert!(tag(&with_narrow, 0).contains(&"52.10.1.0/24".parse::<Cidr>().unwrap()));
+    assert!(!tag(&with_narrow, 1).contains(&"52.10.1.0/24".parse::<Cidr>().unwrap()));
+}

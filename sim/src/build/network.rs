@@ -42,6 +42,7 @@ impl Builder<'_> {
                 bgp_routes: self.bgp_routes(v, &vpath),
                 subnets,
                 virtual_network_tag: Vec::new(),
+                connected_space: Vec::new(),
             });
         }
         self.peerings(&mut vnets);
@@ -51,6 +52,7 @@ impl Builder<'_> {
             for &pi in &vnets[vi].connected.clone() {
                 tag.extend_from_slice(&vnets[pi].address_space);
             }
+            vnets[vi].connected_space = tag.clone();
             vnets[vi].virtual_network_tag = tag;
         }
         vnets

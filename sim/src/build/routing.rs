@@ -553,3 +553,31 @@ fn subnet_routes(
         user,
     })
 }
+
+/// Widens each VNet's `VirtualNetwork` tag as Azure defines it (service tags overview): "The
+/// virtual network address space (all IP address ranges defined for the virtual network), all
+/// connected on-premises address spaces, peered virtual networks, virtual networks connected to
+/// a virtual network gateway, the virtual IP address of the host, and address prefixes used on
+/// user-defined routes. This tag might also contain default routes."
+/// (<https://learn.microsoft.com/azure/virtual-network/service-tags-overview#available-service-tags>).
+/// The VNet and its connected peers are already in the tag (network stage); this adds the
+/// VNet's BGP prefixes (its connected on-premises address spaces) and the prefix of every
+/// user-defined route on its subnets — a `0.0.0.0/0` route included, so the default
+/// `AllowVnetInBound` / `AllowVnetOutBound` rules then match every address, as in Azure
+/// (`ASSUMPTION_VIRTUAL_NETWORK_TAG_SCOPE`). The host's virtual IP stays out
+/// (`ASSUMPTION_HOST_VIP_TAGS`), and the `Internet` tag keeps excluding only the VNet and its
+/// peers (`Vnet::connected_space`).
+pub(super) fn widen_virtual_network_tags(vnets: &mut [Vnet], routes: &[Vec<SubnetRoutes>]) {
+    for (v, subnets) in vnets.iter_mut().zip(routes) {
+        let mut extra: Vec<Cidr> = v.bgp_routes.clone();
+        for r in subnets.iter().flat_map(|s| &s.routes) {
+            if r.source == crate::route::RouteSource::User {
+                extra.push(r.prefix);
+            }
+        }
+        extra.sort_unstable();
+        extra.dedup();
+        extra.retain(|c| !v.virtual_network_tag.contains(c));
+        v.virtual_network_tag.extend(extra);
+    }
+}

@@ -328,6 +328,7 @@ mod tests {
         let members = BTreeMap::new();
         let ctx = Context {
             virtual_network: &vnet,
+            vnet_space: &vnet,
             tags: &tags,
             asg_members: &members,
         };

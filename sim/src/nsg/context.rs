@@ -11,8 +11,12 @@ use crate::tags::{ServiceTagTable, VirtualTag};
 /// What tags and ASGs mean where an NSG is applied.
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
-    /// Prefixes of the `VirtualNetwork` tag (the VNet plus connected peers).
+    /// Prefixes of the `VirtualNetwork` tag: the VNet and its connected peers, its on-premises
+    /// (BGP) prefixes and the prefixes of the user-defined routes on its subnets.
     pub virtual_network: &'a [Cidr],
+    /// The address spaces of the VNet and its connected peers: what the `Internet` tag leaves
+    /// out ("the IP address space that's outside the virtual network").
+    pub vnet_space: &'a [Cidr],
     /// The service tag table.
     pub tags: &'a ServiceTagTable,
     /// Members of each ASG (lower-cased name → NIC addresses).
@@ -45,7 +49,7 @@ impl Context<'_> {
                 TagRef::Virtual(VirtualTag::Internet) => {
                     extra = extra.union(
                         &crate::cidr::public_space()
-                            .difference(&AddrSet::from_cidrs(self.virtual_network.iter().copied())),
+                            .difference(&AddrSet::from_cidrs(self.vnet_space.iter().copied())),
                     );
                 }
                 TagRef::Table(name) => cidrs.extend_from_slice(self.table_prefixes(name)),

@@ -110,7 +110,7 @@ impl Context<'_> {
                         .push(AZURE_LOAD_BALANCER.parse().expect("constant prefix"));
                 }
                 TagRef::Virtual(VirtualTag::Internet) => {
-                    r.internet_outside = Some(self.virtual_network.to_vec())
+                    r.internet_outside = Some(self.vnet_space.to_vec())
                 }
                 TagRef::Table(name) => r.cidrs.extend_from_slice(self.table_prefixes(name)),
                 TagRef::Platform(p) => r.cidrs.extend(p.prefixes()),
