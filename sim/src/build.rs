@@ -36,9 +36,7 @@ mod gateway;
 mod hosts;
 mod network;
 mod nsgs;
-mod suggest;
-
-pub(crate) use suggest::did_you_mean;
+pub(crate) use crate::suggest::did_you_mean;
 mod routing;
 
 // === impl Topology ===

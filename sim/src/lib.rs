@@ -38,6 +38,8 @@
 //! - `apim` — the APIM v2 preflight (integration and injection requirements).
 //! - `api` — the gateway's APIs and backend services, as data.
 //! - `source` — [`Location`] and [`SourceMap`]: where each fixture entry is written.
+//! - `suggest` — "did you mean …?": the nearest known names by edit distance (resource
+//!   names in findings, service tags).
 //! - `space` — whole-space answers: [`Topology::reach`], [`Topology::diff`] and
 //!   [`Topology::lint`], exact and set-based, every outcome from the one walk.
 
@@ -68,6 +70,7 @@ mod route;
 mod settings;
 mod source;
 mod space;
+mod suggest;
 pub mod synth;
 mod tags;
 mod topology;

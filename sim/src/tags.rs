@@ -375,7 +375,9 @@ impl ServiceTagTable {
             .by_lower
             .iter()
             .filter(|(k, _)| k.len().abs_diff(want.len()) <= limit)
-            .filter_map(|(k, t)| bounded_distance(&want, k, limit).map(|d| (d, t.name.as_str())))
+            .filter_map(|(k, t)| {
+                crate::suggest::bounded_distance(&want, k, limit).map(|d| (d, t.name.as_str()))
+            })
             .collect();
         near.sort();
         let best = near.first().map_or(0, |n| n.0);
@@ -423,30 +425,10 @@ fn file_date(name: &str) -> Option<String> {
     .then(|| format!("{}-{}-{}", &digits[..4], &digits[4..6], &digits[6..]))
 }
 
-/// Levenshtein distance between `a` and `b` (ASCII-lower-cased by the caller), or `None` when
-/// it exceeds `limit` (the row minimum passing `limit` ends the computation early).
-fn bounded_distance(a: &[char], b: &str, limit: usize) -> Option<usize> {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        if cur.iter().min().is_some_and(|&m| m > limit) {
-            return None;
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    let d = prev[b.len()];
-    (d <= limit).then_some(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::suggest::bounded_distance;
 
     #[test]
     fn builtin_is_the_whole_public_file() {

@@ -10,7 +10,14 @@ fn max_distance(name: &str) -> usize {
 /// Levenshtein distance between two strings, counted in characters, case-insensitive.
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().flat_map(char::to_lowercase).collect();
-    let b: Vec<char> = b.chars().flat_map(char::to_lowercase).collect();
+    let b: String = b.chars().flat_map(char::to_lowercase).collect();
+    bounded_distance(&a, &b, usize::MAX).unwrap_or(usize::MAX)
+}
+
+/// Levenshtein distance between `a` and `b` (ASCII-lower-cased by the caller), or `None` when
+/// it exceeds `limit` (the row minimum passing `limit` ends the computation early).
+pub(crate) fn bounded_distance(a: &[char], b: &str, limit: usize) -> Option<usize> {
+    let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
     for (i, ca) in a.iter().enumerate() {
@@ -19,9 +26,13 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
             let sub = prev[j] + usize::from(ca != cb);
             cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
         }
+        if cur.iter().min().is_some_and(|&m| m > limit) {
+            return None;
+        }
         std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    let d = prev[b.len()];
+    (d <= limit).then_some(d)
 }
 
 /// The nearest known names (all at the smallest distance, sorted, at most three).
