@@ -621,6 +621,8 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         &mut fixture,
         &crate::tags::ServiceTagTable::builtin(),
     );
+    // After the private endpoints: an API may target a backend behind one.
+    assemble::attach_backends(&mut fixture);
     ignored.extend(pl.ignored);
     ignored.extend(asm.ignored);
     let mut assumptions: BTreeSet<Assumption> = asm.assumptions;
