@@ -1521,16 +1521,25 @@ fn a_policy_selecting_a_backend_sets_the_api_backend_to_its_url() {
         .find(|i| i.name == "apim-p/billing/policy")
         .expect("the conditional policy is listed");
     assert!(why.reason.contains("<choose>"), "{}", why.reason);
+    // The selected backend is used, so not listed.
+    assert!(!r.ignored.iter().any(|i| i.name == "apim-p/be-orders"));
     // The backend got a host with an echo service, so `up` can serve it as is.
     assert!(r.fixture.hosts.iter().any(|h| h.address == "52.178.1.10"));
     // base-url wins over serviceUrl too.
     let t = policy_template(
-        SELECT_ORDERS,
+        &SELECT_ORDERS.replace("be-orders", "be-none"),
         r#"<policies><inbound><set-backend-service base-url="http://52.178.1.30/v2" /></inbound></policies>"#,
         "xml",
     );
     let r = import(&[Input::new("p.json", t)], &ImportOptions::default()).unwrap();
     assert_eq!(api_backend(&r, "billing"), Some("http://52.178.1.30/v2"));
+    // A backend no policy selects is listed as ignored with the reason.
+    let why = r
+        .ignored
+        .iter()
+        .find(|i| i.name == "apim-p/be-orders")
+        .expect("the unused backend is listed");
+    assert!(why.reason.contains("no API policy"), "{}", why.reason);
 }
 
 #[test]

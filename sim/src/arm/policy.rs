@@ -182,6 +182,7 @@ pub(crate) fn read(resources: &[Res]) -> PolicyBackends {
             ),
         }
     }
+    let mut used: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for r in resources.iter().filter(|r| r.kind == Kind::ApimApiPolicy) {
         let parts: Vec<&str> = r.name.split('/').collect();
         let [service, api, _] = parts[..] else {
@@ -238,6 +239,7 @@ pub(crate) fn read(resources: &[Res]) -> PolicyBackends {
                 match backends.get(&format!("{service}/{id}").to_ascii_lowercase()) {
                     Some(u) => {
                         out.urls.insert(key, u.clone());
+                        used.insert(format!("{service}/{id}").to_ascii_lowercase());
                     }
                     None => invalid(
                         &mut out,
@@ -246,6 +248,18 @@ pub(crate) fn read(resources: &[Res]) -> PolicyBackends {
                     ),
                 }
             }
+        }
+    }
+    // A backend no policy selects changes no API: say so.
+    for r in resources.iter().filter(|r| r.kind == Kind::ApimBackend) {
+        let name = r.name.to_ascii_lowercase();
+        if backends.contains_key(&name) && !used.contains(&name) {
+            ignore(
+                &mut out,
+                r,
+                "no API policy among the inputs selects this backend (set-backend-service backend-id)"
+                    .into(),
+            );
         }
     }
     out
