@@ -35,6 +35,8 @@ const TAGS: &str = "https://learn.microsoft.com/azure/virtual-network/service-ta
 const PE_POLICIES: &str =
     "https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy";
 const PRIVATE_DNS: &str = "https://learn.microsoft.com/azure/dns/private-dns-virtual-network-links";
+const SET_BACKEND: &str =
+    "https://learn.microsoft.com/azure/api-management/set-backend-service-policy";
 const APIM_BACKENDS: &str = "https://learn.microsoft.com/azure/api-management/backends";
 const UDR: &str = "https://learn.microsoft.com/azure/virtual-network/virtual-networks-udr-overview";
 const FIREWALL_FAQ: &str = "https://learn.microsoft.com/azure/firewall/firewall-faq";
@@ -149,6 +151,9 @@ finding_codes! {
     PrivateEndpointNsgInert => "PRIVATE_ENDPOINT_NSG_INERT", Warning, PE_POLICIES;
     /// An exported NSG's `defaultSecurityRules` differ from the six default rules vnetsim applies.
     DefaultRulesMismatch => "DEFAULT_RULES_MISMATCH", Warning, NSG_OV;
+    /// An imported API policy (`…/apis/policies`) is not well-formed XML, or its
+    /// `set-backend-service backend-id` names no `…/service/backends` among the inputs.
+    ApiPolicyInvalid => "API_POLICY_INVALID", Error, SET_BACKEND;
     /// A rule field is only known at deployment time (`<unknown:POINTER>`): flows that reach the rule are Indeterminate.
     UnknownValue => "UNKNOWN_VALUE", Warning, NSG_OV;
     /// A VNet, subnet, host or instance address is only known at deployment time: the topology cannot be evaluated.

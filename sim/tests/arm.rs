@@ -1455,3 +1455,118 @@ fn arm_counts_and_sizes_are_enforced() {
     let t = limit_template(json!({ "pad": "z".repeat(4 << 20) }), "10.0.0.0/16");
     assert_eq!(limit_of(t).0, Limit::TemplateSize);
 }
+
+// === API backends selected by policy (set-backend-service) ===
+
+/// An instance with backend `be-orders` (a private address in the hub) and APIs whose policies
+/// select backends: `orders` (no serviceUrl) by `backend-id`, `legacy` keeps its serviceUrl
+/// (its set-backend-service is inside `<choose>`), `{bad}` is the policy of `billing`.
+fn policy_template(orders_policy: &str, billing_policy: &str, billing_format: &str) -> String {
+    json!({
+      "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+      "contentVersion": "1.0.0.0",
+      "resources": [
+        { "type": "Microsoft.ApiManagement/service", "apiVersion": "2024-05-01", "name": "apim-p",
+          "location": "westeurope", "sku": { "name": "StandardV2", "capacity": 1 },
+          "properties": { "publisherEmail": "a@contoso.example", "publisherName": "C" } },
+        { "type": "Microsoft.ApiManagement/service/backends", "apiVersion": "2024-05-01",
+          "name": "apim-p/be-orders", "properties": { "url": "http://52.178.1.10/orders", "protocol": "http" } },
+        { "type": "Microsoft.ApiManagement/service/apis", "apiVersion": "2024-05-01",
+          "name": "apim-p/orders", "properties": { "path": "orders", "protocols": ["https"] } },
+        { "type": "Microsoft.ApiManagement/service/apis/policies", "apiVersion": "2024-05-01",
+          "name": "apim-p/orders/policy", "properties": { "format": "xml", "value": orders_policy } },
+        { "type": "Microsoft.ApiManagement/service/apis", "apiVersion": "2024-05-01",
+          "name": "apim-p/billing", "properties": { "path": "billing", "serviceUrl": "http://52.178.1.20" } },
+        { "type": "Microsoft.ApiManagement/service/apis/policies", "apiVersion": "2024-05-01",
+          "name": "apim-p/billing/policy", "properties": { "format": billing_format, "value": billing_policy } }
+      ]
+    })
+    .to_string()
+}
+
+const SELECT_ORDERS: &str = r#"<policies><inbound><set-backend-service backend-id="be-orders" /><base /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+
+/// Learn's `<choose>` example (set-backend-service-policy, "Route request based on value in
+/// query string"), as `rawxml` (policy expressions not XML-encoded).
+const CHOOSE_RAW: &str = r#"<policies>
+    <inbound>
+        <choose>
+            <when condition="@(context.Request.Url.Query.GetValueOrDefault("version") == "2013-05")">
+                <set-backend-service base-url="http://contoso.com/api/8.2/" />
+            </when>
+        </choose>
+        <base />
+    </inbound>
+</policies>"#;
+
+fn api_backend<'a>(r: &'a ImportResult, api: &str) -> Option<&'a str> {
+    r.fixture
+        .apis
+        .iter()
+        .find(|a| a.name == api)
+        .map(|a| a.backend.as_str())
+}
+
+#[test]
+fn a_policy_selecting_a_backend_sets_the_api_backend_to_its_url() {
+    let t = policy_template(SELECT_ORDERS, CHOOSE_RAW, "rawxml");
+    let r = import(&[Input::new("p.json", t)], &ImportOptions::default()).unwrap();
+    assert!(codes(&r).is_empty(), "{:?}", r.findings);
+    assert_eq!(api_backend(&r, "orders"), Some("http://52.178.1.10/orders"));
+    // Conditional: the API keeps its serviceUrl; the policy is listed with the reason.
+    assert_eq!(api_backend(&r, "billing"), Some("http://52.178.1.20"));
+    let why = r
+        .ignored
+        .iter()
+        .find(|i| i.name == "apim-p/billing/policy")
+        .expect("the conditional policy is listed");
+    assert!(why.reason.contains("<choose>"), "{}", why.reason);
+    // The selected backend is used, so not listed.
+    assert!(!r.ignored.iter().any(|i| i.name == "apim-p/be-orders"));
+    // The backend got a host with an echo service, so `up` can serve it as is.
+    assert!(r.fixture.hosts.iter().any(|h| h.address == "52.178.1.10"));
+    // base-url wins over serviceUrl too.
+    let t = policy_template(
+        &SELECT_ORDERS.replace("be-orders", "be-none"),
+        r#"<policies><inbound><set-backend-service base-url="http://52.178.1.30/v2" /></inbound></policies>"#,
+        "xml",
+    );
+    let r = import(&[Input::new("p.json", t)], &ImportOptions::default()).unwrap();
+    assert_eq!(api_backend(&r, "billing"), Some("http://52.178.1.30/v2"));
+    // A backend no policy selects is listed as ignored with the reason.
+    let why = r
+        .ignored
+        .iter()
+        .find(|i| i.name == "apim-p/be-orders")
+        .expect("the unused backend is listed");
+    assert!(why.reason.contains("no API policy"), "{}", why.reason);
+}
+
+#[test]
+fn malformed_policy_xml_and_unknown_backends_are_findings_naming_the_resource() {
+    for (bad, what) in [
+        (
+            "<policies><inbound><set-backend-service backend-id=\"x\"></inbound>",
+            "not well-formed",
+        ),
+        (CHOOSE_RAW, "not well-formed"), // rawxml content declared as `xml`
+        (
+            r#"<policies><inbound><set-backend-service backend-id="be-missing" /></inbound></policies>"#,
+            "be-missing",
+        ),
+    ] {
+        let t = policy_template(SELECT_ORDERS, bad, "xml");
+        let r = import(&[Input::new("p.json", t)], &ImportOptions::default()).unwrap();
+        assert_eq!(codes(&r), ["API_POLICY_INVALID"], "{bad}");
+        let f = &r.findings[0];
+        assert!(f.subject.contains("apim-p/billing/policy"), "{}", f.subject);
+        assert!(f.message.contains(what), "{}", f.message);
+        assert_eq!(
+            f.location.as_ref().and_then(|l| l.pointer.as_deref()),
+            Some("/resources/5")
+        );
+        // The API keeps its serviceUrl; the other API is unaffected.
+        assert_eq!(api_backend(&r, "billing"), Some("http://52.178.1.20"));
+        assert_eq!(api_backend(&r, "orders"), Some("http://52.178.1.10/orders"));
+    }
+}

@@ -13,10 +13,16 @@ use crate::support::fixture;
 
 /// Codes no fixture can produce, with the reason. When one becomes producible, add its
 /// fixture and remove it here (the test below fails until both are done).
-const NOT_PRODUCIBLE: &[(FindingCode, &str)] = &[(
-    FindingCode::DefaultRulesMismatch,
-    "emitted only by the ARM importer (sim::arm): a fixture has no defaultSecurityRules",
-)];
+const NOT_PRODUCIBLE: &[(FindingCode, &str)] = &[
+    (
+        FindingCode::DefaultRulesMismatch,
+        "emitted only by the ARM importer (sim::arm): a fixture has no defaultSecurityRules",
+    ),
+    (
+        FindingCode::ApiPolicyInvalid,
+        "emitted only by the ARM importer (sim::arm): a fixture has no API policy XML",
+    ),
+];
 
 fn toml_files(dir: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(fixture(dir))

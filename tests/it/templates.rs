@@ -300,3 +300,57 @@ async fn up_to_a_backend_behind_a_private_endpoint_agrees_with_check() {
     }
     stop_cleanly(child, "up pe.toml");
 }
+
+/// The same story from an ARM template (`fixtures/arm/private-endpoint-backend.json`): the APIs'
+/// `serviceUrl`s name the public names two private endpoints serve, so the import gives those
+/// endpoints the echo backends (the APIs are mapped before the endpoints exist, the backends are
+/// attached after); `up` serves them and agrees with `check`.
+#[tokio::test]
+async fn up_to_an_arm_backend_behind_a_private_endpoint_agrees_with_check() {
+    use crate::one_answer::{client, up};
+    const T: &str = "fixtures/arm/private-endpoint-backend.json";
+    cli(&["validate", T]).expect_code(0);
+    let cases = [
+        (
+            "orders",
+            "storders.blob.core.windows.net",
+            "ALLOWED",
+            200u16,
+        ),
+        (
+            "billing",
+            "stbilling.blob.core.windows.net",
+            "NSG_DENIED",
+            502,
+        ),
+    ];
+    let dir = tempdir();
+    let ready = dir.path().join("ready.json");
+    let (child, doc) = up(&[T], &ready);
+    let gw = client(doc["gateway_url"].as_str().unwrap());
+    for (api, name, code, status) in cases {
+        let to = format!("{name}:80");
+        let j = cli(&[
+            "check", T, "--from", "apim", "--to", &to, "--output", "json",
+        ])
+        .json();
+        assert_eq!(j["code"], code, "check {api}: {j}");
+        assert_eq!(j["resolved"]["via"], "private-zone", "{api}: {j}");
+        assert_eq!(
+            j["resolved"]["address"],
+            if api == "orders" {
+                "10.1.1.4"
+            } else {
+                "10.1.1.5"
+            },
+            "{api}: {j}"
+        );
+        let r = gw.get(&format!("/{api}/probe")).await.unwrap();
+        assert_eq!(r.status, status, "up {api}: {}", r.text());
+        assert_eq!(doc["backends"][api]["code"], code, "up's table: {api}");
+        if status != 200 {
+            assert_eq!(r.problem().unwrap().code, code, "{api}");
+        }
+    }
+    stop_cleanly(child, "up private-endpoint-backend.json");
+}

@@ -435,7 +435,6 @@ impl Assembler {
         fixture.hosts = hosts;
         fixture.apim = self.apim.as_ref().map(|(a, _)| a.file.clone());
         fixture.apis = self.apis.iter().map(|(a, _)| a.file.clone()).collect();
-        attach_backends(&mut fixture);
         Ok((fixture, self))
     }
 
@@ -606,9 +605,12 @@ impl Assembler {
 
 /// Gives each API backend a built-in echo service on its host (matched by address, name or DNS
 /// name), so the imported fixture can be served by `vnetsim up` as is; a backend at an IP
-/// address outside every VNet becomes an external host. Backends whose host is a DNS name no
-/// imported host carries stay unresolved (`API_BACKEND_UNKNOWN_HOST` when the topology is built).
-fn attach_backends(f: &mut Fixture) {
+/// address outside every VNet becomes an external host. A backend named by the public name a
+/// private endpoint serves (`private_link_fqdn`) is that endpoint: the name resolves through the
+/// linked `privatelink` zone, so it is not added to the host's own names. Backends whose host is
+/// a DNS name no imported host carries stay unresolved (`API_BACKEND_UNKNOWN_HOST` when the
+/// topology is built). Runs after the private endpoints are mapped ([`super::private_link`]).
+pub(crate) fn attach_backends(f: &mut Fixture) {
     let apis: Vec<ApiFile> = f.apis.clone();
     for api in apis {
         let Ok(url) = BackendUrl::parse(&api.backend) else {
@@ -625,6 +627,7 @@ fn attach_backends(f: &mut Fixture) {
             }
             None => {
                 h.name.eq_ignore_ascii_case(&url.host)
+                    || served_by(h, &url.host)
                     || h.dns
                         .iter()
                         .any(|d| d.trim_end_matches('.').eq_ignore_ascii_case(&url.host))
@@ -652,7 +655,10 @@ fn attach_backends(f: &mut Fixture) {
             _ => continue,
         };
         let h = &mut f.hosts[idx];
-        if ip.is_none() && !h.dns.iter().any(|d| d.eq_ignore_ascii_case(&url.host)) {
+        if ip.is_none()
+            && !served_by(h, &url.host)
+            && !h.dns.iter().any(|d| d.eq_ignore_ascii_case(&url.host))
+        {
             h.dns.push(url.host.clone());
         }
         if !h.services.iter().any(|s| s.port == url.port) {
@@ -664,6 +670,14 @@ fn attach_backends(f: &mut Fixture) {
             });
         }
     }
+}
+
+/// Whether `host` is the public name the private endpoint `h` serves.
+fn served_by(h: &HostFile, host: &str) -> bool {
+    h.kind == HostKind::PrivateEndpoint
+        && h.private_link_fqdn
+            .as_deref()
+            .is_some_and(|n| n.trim_end_matches('.').eq_ignore_ascii_case(host))
 }
 
 fn in_any_vnet(f: &Fixture, ip: IpAddr) -> bool {

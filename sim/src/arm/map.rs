@@ -171,6 +171,8 @@ pub(crate) struct Mapper {
     pub sets: Vec<(String, serde_json::Value)>,
     /// Subjects of [`Mapper::sets`] that an unknown value used.
     pub used_sets: std::collections::BTreeSet<String>,
+    /// `service/api` (lower case) → the backend URL the API's policy selects ([`super::policy`]).
+    pub policy_backends: std::collections::BTreeMap<String, String>,
 }
 
 /// The items of an array member: none when it is missing; a list only known at deployment time

@@ -53,7 +53,8 @@
 //! | `Microsoft.Network/applicationSecurityGroups`, ASG ids in rules and NICs | `application_security_groups` |
 //! | `Microsoft.Network/networkInterfaces`: each IP configuration | `[[hosts]]` (dynamic, unset address: first free usable ≥ .4, `ASSUMPTION_DYNAMIC_PRIVATE_ADDRESS`) |
 //! | `Microsoft.ApiManagement/service`: `sku`, `location`, `virtualNetworkType`, `subnetResourceId` | `[apim]`: v2 + External → `integration`; v2 + Internal → `injection`; classic tiers → `classic` + `classic_vnet_type` (the build warns `CLASSIC_TIER_VNET`) |
-//! | `Microsoft.ApiManagement/service/apis`: `path`, `serviceUrl` | `[[apis]]`, plus an echo service on the backend's host |
+//! | `Microsoft.ApiManagement/service/apis`: `path`, `serviceUrl` | `[[apis]]`, plus an echo service on the backend's host (attached after the private endpoints, so a backend may be one) |
+//! | `…/service/backends` selected by `…/apis/policies` (`set-backend-service`) | the API's `backend` (see module `policy`; `API_POLICY_INVALID`) |
 //! | private endpoints, zone groups, private DNS zones, links, A records, vaults, storage accounts, named values | see module `private_link` |
 //! | anything else | [`ImportResult::ignored`] |
 //!
@@ -106,6 +107,7 @@ mod limits;
 mod map;
 mod nested;
 mod params;
+mod policy;
 mod private_link;
 mod resource;
 mod template;
@@ -572,13 +574,17 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         }
     }
 
+    // Backends the APIs' policies select, read before the APIs are mapped.
+    let policies = policy::read(&resources);
+    ignored.extend(policies.ignored);
     let mapper = map::Mapper {
         subscription: subscription.clone(),
         unknowns: Vec::new(),
-        findings: Vec::new(),
+        findings: policies.findings,
         referenced_asgs: Vec::new(),
         sets: parse_sets(&options.sets)?,
         used_sets: BTreeSet::new(),
+        policy_backends: policies.urls,
     };
     let mut asm = assemble::Assembler::new(mapper);
     // Parents first, then children, then NICs (which need subnets).
@@ -621,6 +627,8 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         &mut fixture,
         &crate::tags::ServiceTagTable::builtin(),
     );
+    // After the private endpoints: an API may target a backend behind one.
+    assemble::attach_backends(&mut fixture);
     ignored.extend(pl.ignored);
     ignored.extend(asm.ignored);
     let mut assumptions: BTreeSet<Assumption> = asm.assumptions;

@@ -32,6 +32,9 @@ pub(crate) enum Kind {
     StorageAccount,
     ApimNamedValue,
     ApimCertificate,
+    // Read by `policy` before the APIs are mapped: backends an API's policy selects.
+    ApimBackend,
+    ApimApiPolicy,
 }
 
 impl Kind {
@@ -62,6 +65,8 @@ impl Kind {
                 "microsoft.storage/storageaccounts" => Kind::StorageAccount,
                 "microsoft.apimanagement/service/namedvalues" => Kind::ApimNamedValue,
                 "microsoft.apimanagement/service/certificates" => Kind::ApimCertificate,
+                "microsoft.apimanagement/service/backends" => Kind::ApimBackend,
+                "microsoft.apimanagement/service/apis/policies" => Kind::ApimApiPolicy,
                 _ => return None,
             },
         )
@@ -94,6 +99,8 @@ impl Kind {
             Kind::StorageAccount => &["primaryEndpoints", "publicNetworkAccess"],
             Kind::ApimNamedValue => &["displayName", "keyVault", "secret"],
             Kind::ApimCertificate => &["keyVault", "thumbprint", "subject"],
+            Kind::ApimBackend => &["url", "protocol"],
+            Kind::ApimApiPolicy => &["value", "format"],
         }
     }
 
@@ -117,6 +124,7 @@ impl Kind {
             Kind::StorageAccount => "az storage account show --ids",
             Kind::ApimNamedValue => "az apim nv show --ids",
             Kind::ApimCertificate => "az resource show --ids",
+            Kind::ApimBackend | Kind::ApimApiPolicy => "az resource show --ids",
         }
     }
 }

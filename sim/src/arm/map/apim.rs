@@ -171,16 +171,25 @@ impl Mapper {
                 "path",
             )?
             .unwrap_or_default();
-        let Some(backend) = self.text(
-            p.get("serviceUrl"),
-            &r.at,
-            &json::key(&pp, "serviceUrl"),
-            &format!("{subject}/backend"),
-            "serviceUrl",
-        )?
-        else {
+        // The backend the API's policy selects (set-backend-service) wins over serviceUrl.
+        let selected = self
+            .policy_backends
+            .get(&format!("{service}/{api}").to_ascii_lowercase())
+            .cloned();
+        let backend = match selected {
+            Some(url) => Some(url),
+            None => self.text(
+                p.get("serviceUrl"),
+                &r.at,
+                &json::key(&pp, "serviceUrl"),
+                &format!("{subject}/backend"),
+                "serviceUrl",
+            )?,
+        };
+        let Some(backend) = backend else {
             return ignore(
-                "the API has no serviceUrl (a backend set by policy is not modelled)".into(),
+                "the API has no serviceUrl and its policy selects no backend among the inputs"
+                    .into(),
             );
         };
         let path = if crate::arm::is_marker(&path) {
