@@ -32,6 +32,14 @@ pub(crate) enum Kind {
     StorageAccount,
     ApimNamedValue,
     ApimCertificate,
+    // Issue 18: routing, mapped by `routing` after the network.
+    RouteTable,
+    Route,
+    NatGateway,
+    PublicIp,
+    AzureFirewall,
+    FirewallPolicy,
+    RuleCollectionGroup,
 }
 
 impl Kind {
@@ -62,6 +70,15 @@ impl Kind {
                 "microsoft.storage/storageaccounts" => Kind::StorageAccount,
                 "microsoft.apimanagement/service/namedvalues" => Kind::ApimNamedValue,
                 "microsoft.apimanagement/service/certificates" => Kind::ApimCertificate,
+                "microsoft.network/routetables" => Kind::RouteTable,
+                "microsoft.network/routetables/routes" => Kind::Route,
+                "microsoft.network/natgateways" => Kind::NatGateway,
+                "microsoft.network/publicipaddresses" => Kind::PublicIp,
+                "microsoft.network/azurefirewalls" => Kind::AzureFirewall,
+                "microsoft.network/firewallpolicies" => Kind::FirewallPolicy,
+                "microsoft.network/firewallpolicies/rulecollectiongroups" => {
+                    Kind::RuleCollectionGroup
+                }
                 _ => return None,
             },
         )
@@ -94,6 +111,17 @@ impl Kind {
             Kind::StorageAccount => &["primaryEndpoints", "publicNetworkAccess"],
             Kind::ApimNamedValue => &["displayName", "keyVault", "secret"],
             Kind::ApimCertificate => &["keyVault", "thumbprint", "subject"],
+            Kind::RouteTable => &["routes", "disableBgpRoutePropagation"],
+            Kind::Route => &["addressPrefix", "nextHopType"],
+            Kind::NatGateway => &["publicIpAddresses", "idleTimeoutInMinutes"],
+            Kind::PublicIp => &["ipAddress", "publicIPAllocationMethod"],
+            Kind::AzureFirewall => &[
+                "ipConfigurations",
+                "firewallPolicy",
+                "networkRuleCollections",
+            ],
+            Kind::FirewallPolicy => &["ruleCollectionGroups", "threatIntelMode"],
+            Kind::RuleCollectionGroup => &["ruleCollections", "priority"],
         }
     }
 
@@ -117,6 +145,15 @@ impl Kind {
             Kind::StorageAccount => "az storage account show --ids",
             Kind::ApimNamedValue => "az apim nv show --ids",
             Kind::ApimCertificate => "az resource show --ids",
+            Kind::RouteTable => "az network route-table show --ids",
+            Kind::Route => "az network route-table route show --ids",
+            Kind::NatGateway => "az network nat gateway show --ids",
+            Kind::PublicIp => "az network public-ip show --ids",
+            Kind::AzureFirewall => "az network firewall show --ids",
+            Kind::FirewallPolicy => "az network firewall policy show --ids",
+            Kind::RuleCollectionGroup => {
+                "az network firewall policy rule-collection-group show --ids"
+            }
         }
     }
 }
