@@ -1566,3 +1566,118 @@ fn forced_tunnel_template_matches_the_toml_fixture() {
         }
     }
 }
+
+/// The other routing shapes: a NAT gateway whose public IP has no address in the template (an
+/// explicit unknown), classic rule collections, an IP-forwarding NIC, a firewall left out for
+/// what vnetsim does not evaluate (IP groups), and an unused policy listed as ignored.
+#[test]
+fn routing_resources_in_their_other_shapes() {
+    let sub = |v: &str, s: &str| {
+        format!("[resourceId('Microsoft.Network/virtualNetworks/subnets', '{v}', '{s}')]")
+    };
+    let template = json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "resources": [
+            { "type": "Microsoft.Network/virtualNetworks", "apiVersion": "2024-05-01", "name": "vnet",
+              "location": "westeurope",
+              "properties": { "addressSpace": { "addressPrefixes": ["10.9.0.0/16"] }, "subnets": [
+                  { "name": "AzureFirewallSubnet", "properties": { "addressPrefix": "10.9.0.0/26" } },
+                  { "name": "fw2", "properties": { "addressPrefix": "10.9.2.0/26" } },
+                  { "name": "app", "properties": { "addressPrefix": "10.9.1.0/24",
+                    "natGateway": { "id": "[resourceId('Microsoft.Network/natGateways', 'nat')]" } } } ] } },
+            { "type": "Microsoft.Network/publicIPAddresses", "apiVersion": "2024-05-01", "name": "pip-nat",
+              "location": "westeurope", "properties": { "publicIPAllocationMethod": "Static" } },
+            { "type": "Microsoft.Network/publicIPAddresses", "apiVersion": "2024-05-01", "name": "pip-spare",
+              "location": "westeurope", "properties": { "ipAddress": "20.1.1.1" } },
+            { "type": "Microsoft.Network/natGateways", "apiVersion": "2024-05-01", "name": "nat",
+              "location": "westeurope", "properties": { "publicIpAddresses": [
+                  { "id": "[resourceId('Microsoft.Network/publicIPAddresses', 'pip-nat')]" } ] } },
+            { "type": "Microsoft.Network/azureFirewalls", "apiVersion": "2024-05-01", "name": "fw",
+              "location": "westeurope", "properties": {
+                "ipConfigurations": [{ "name": "c", "properties": {
+                    "subnet": { "id": sub("vnet", "AzureFirewallSubnet") }, "privateIPAddress": "10.9.0.10" } }],
+                "networkRuleCollections": [{ "name": "net", "properties": {
+                    "priority": 100, "action": { "type": "Deny" },
+                    "rules": [{ "name": "no-ssh", "protocols": ["TCP"], "sourceAddresses": ["*"],
+                                "destinationAddresses": ["10.0.0.0/8"], "destinationPorts": ["22"] }] } }],
+                "applicationRuleCollections": [{ "name": "app", "properties": {
+                    "priority": 200, "action": { "type": "Allow" },
+                    "rules": [{ "name": "web", "protocols": [{ "protocolType": "Https", "port": 443 }],
+                                "sourceAddresses": ["10.9.1.0/24"], "targetFqdns": ["*.contoso.com"] }] } }] } },
+            { "type": "Microsoft.Network/azureFirewalls", "apiVersion": "2024-05-01", "name": "fw-groups",
+              "location": "westeurope", "properties": {
+                "ipConfigurations": [{ "name": "c", "properties": { "subnet": { "id": sub("vnet", "fw2") } } }],
+                "networkRuleCollections": [{ "name": "net", "properties": {
+                    "priority": 100, "action": { "type": "Allow" },
+                    "rules": [{ "name": "by-group", "protocols": ["TCP"], "sourceIpGroups": ["/ipGroups/g"],
+                                "destinationAddresses": ["*"], "destinationPorts": ["443"] }] } }] } },
+            { "type": "Microsoft.Network/firewallPolicies", "apiVersion": "2024-05-01", "name": "unused",
+              "location": "westeurope", "properties": {} },
+            { "type": "Microsoft.Network/networkInterfaces", "apiVersion": "2024-05-01", "name": "nva",
+              "location": "westeurope", "properties": { "enableIPForwarding": true, "ipConfigurations": [
+                  { "name": "c", "properties": { "privateIPAllocationMethod": "Static",
+                    "privateIPAddress": "10.9.1.4", "subnet": { "id": sub("vnet", "app") } } } ] } }
+        ]
+    });
+    let r = import(
+        &[Input::new("routing.json", template.to_string())],
+        &ImportOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let f = &r.fixture;
+    // The NAT gateway's address is allocated at deployment: one explicit unknown.
+    let pointer = "/resources/1/properties/ipAddress";
+    assert_eq!(f.nat_gateways[0].public_addresses, vec![marker(pointer)]);
+    let unknowns: Vec<(&str, &str)> = r
+        .unknowns
+        .iter()
+        .map(|u| (u.pointer.as_str(), u.subject.as_str()))
+        .collect();
+    assert_eq!(unknowns, [(pointer, "nat_gateways/nat/public_addresses")]);
+    let app = &f.vnets[0].subnets[2];
+    assert_eq!(app.nat_gateway.as_deref(), Some("nat"));
+    assert!(f.hosts[0].ip_forwarding);
+    // Classic collections: one group after any policy group, network and application kinds.
+    assert_eq!(f.firewalls.len(), 1);
+    let fw = &f.firewalls[0];
+    assert_eq!(fw.private_address, "10.9.0.10");
+    let g = &fw.rule_collection_groups[0];
+    assert_eq!((g.name.as_str(), g.priority), ("classic-rules", 65000));
+    let kinds: Vec<(&str, &str, &str)> = g
+        .rule_collections
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind.as_str(), c.action.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("net", "Network", "Deny"), ("app", "Application", "Allow")]
+    );
+    assert_eq!(g.rule_collections[1].rules[0].protocols, vec!["Https:443"]);
+    // Left out, with reasons.
+    let ignored: Vec<(&str, &str)> = r
+        .ignored
+        .iter()
+        .map(|i| (i.name.as_str(), i.reason.as_str()))
+        .collect();
+    assert_eq!(ignored.len(), 3, "{ignored:?}");
+    assert!(ignored
+        .iter()
+        .any(|(n, why)| *n == "fw-groups" && why.contains("sourceIpGroups")));
+    assert!(ignored
+        .iter()
+        .any(|(n, why)| *n == "unused" && why.contains("no Azure Firewall")));
+    assert!(ignored
+        .iter()
+        .any(|(n, why)| *n == "pip-spare" && why.contains("no NAT gateway")));
+    // A `--set` gives the address; the unknown is gone.
+    let set = ImportOptions {
+        sets: vec!["nat_gateways/nat/public_addresses=20.9.9.9".into()],
+        ..ImportOptions::default()
+    };
+    let r = import(&[Input::new("routing.json", template.to_string())], &set)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.unknowns.is_empty());
+    assert_eq!(r.fixture.nat_gateways[0].public_addresses, vec!["20.9.9.9"]);
+    round_trip(&r);
+}
