@@ -1,6 +1,6 @@
 //! `vnetsim demo`: the whole mission on the embedded default topology. It starts the gateway and
 //! the echo backends on ephemeral loopback ports, sends real requests through the gateway and
-//! decides nine checks from what happened on the wire — statuses, which backend answered,
+//! decides ten checks (the tenth on the second embedded topology, the forced tunnel) from what happened on the wire — statuses, which backend answered,
 //! backend request counters, the flow table, the request journal — each with its evidence.
 
 use std::time::{Duration, Instant};
@@ -14,8 +14,8 @@ use crate::client::Response;
 use crate::harness::{FaultKind, FaultRule, HarnessError, Simulation};
 use crate::loadgen::{self, ClientTls, LoadSpec};
 
-/// The nine check names, in order (a contract of `--output json`).
-pub const CHECKS: [&str; 9] = [
+/// The ten check names, in order (a contract of `--output json`).
+pub const CHECKS: [&str; 10] = [
     "preflight",
     "public-backend-reachable",
     "private-backend-reachable",
@@ -25,6 +25,7 @@ pub const CHECKS: [&str; 9] = [
     "live-rule-change",
     "throughput-sample",
     "seeded-fault",
+    "forced-tunnel-firewall",
 ];
 
 /// Header the built-in echo backend honours to answer late (bounded), used to hold a flow busy.
@@ -135,6 +136,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport, HarnessError> {
     checks.push(throughput(&sim, opts).await);
     checks.push(seeded_fault(&sim).await);
     sim.shutdown().await;
+    checks.push(forced_tunnel().await);
     Ok(DemoReport {
         passed: checks.iter().all(|c| c.passed),
         setup,
@@ -602,6 +604,80 @@ async fn seeded_fault(sim: &Simulation) -> Check {
             "faulted_request": faulted.as_ref().map(|r| response_evidence(PATH, r)).ok(),
             "journal_entry": entry,
             "after_clear": cleared.as_ref().map(|r| response_evidence(PATH, r)).ok(),
+        }),
+    )
+}
+
+/// The second embedded topology, `fixtures/forced-tunnel.toml`: the integration subnet's route
+/// table sends everything through the hub's Azure Firewall. A request its network rule allows
+/// reaches the backend; one to a destination no rule allows is the firewall's default deny,
+/// `502 FIREWALL_DENIED`, and the backend receives nothing. Both agree with `check`.
+async fn forced_tunnel() -> Check {
+    const NAME: &str = "forced-tunnel-firewall";
+    let sim = match Simulation::forced_tunnel_topology() {
+        Ok(b) => b.start().await,
+        Err(e) => Err(e),
+    };
+    let sim = match sim {
+        Ok(s) => s,
+        Err(e) => {
+            return check(
+                NAME,
+                false,
+                format!("the forced-tunnel topology did not start: {e}"),
+                json!({"error": e.to_string()}),
+            )
+        }
+    };
+    let code = |to: &str| {
+        sim.verdict("apim", to)
+            .map(|v| v.code.to_string())
+            .unwrap_or_else(|e| e.to_string())
+    };
+    let (allowed_to, denied_to) = ("10.0.2.4:443", "20.50.1.20:443");
+    let (check_allowed, check_denied) = (code(allowed_to), code(denied_to));
+    let allowed = sim.get("/orders/7").await;
+    let before = sim.echo_requests("blocked", 443);
+    let denied = sim.get("/blocked/x").await;
+    let after = sim.echo_requests("blocked", 443);
+    sim.shutdown().await;
+    let allowed_ok = allowed
+        .as_ref()
+        .is_ok_and(|r| r.status == 200 && r.echo().is_some_and(|e| e.host == "orders"))
+        && check_allowed == "ALLOWED";
+    let denied_ok = denied
+        .as_ref()
+        .is_ok_and(|r| r.status == 502 && r.problem().is_some_and(|p| p.code == "FIREWALL_DENIED"))
+        && check_denied == "FIREWALL_DENIED"
+        && before.is_some()
+        && before == after;
+    let status = |r: &Result<Response, crate::client::ClientError>| {
+        r.as_ref().map_or("no response".to_string(), |r| {
+            format!(
+                "{} {}",
+                r.status.as_u16(),
+                r.problem().map(|p| p.code).unwrap_or_default()
+            )
+            .trim_end()
+            .to_string()
+        })
+    };
+    check(
+        NAME,
+        allowed_ok && denied_ok,
+        format!(
+            "forced tunnel through fw-hub: GET /orders/7 -> {} (check: {check_allowed}), GET /blocked/x -> {} (check: {check_denied})",
+            status(&allowed),
+            status(&denied)
+        ),
+        json!({
+            "fixture": "fixtures/forced-tunnel.toml (embedded)",
+            "allowed": allowed.as_ref().map(|r| response_evidence("/orders/7", r)).ok(),
+            "allowed_check": {"to": allowed_to, "code": check_allowed},
+            "denied": denied.as_ref().map(|r| response_evidence("/blocked/x", r)).ok(),
+            "denied_check": {"to": denied_to, "code": check_denied},
+            "blocked_requests_before": before,
+            "blocked_requests_after": after,
         }),
     )
 }

@@ -63,6 +63,10 @@ use crate::query::{FlowQuery, QueryError};
 /// The embedded default topology (`fixtures/default.toml`): what `vnetsim demo` runs.
 pub const DEFAULT_FIXTURE: &str = include_str!("../fixtures/default.toml");
 
+/// The embedded forced-tunnel hub and spoke (route table 0.0.0.0/0 → Azure Firewall), which
+/// `vnetsim demo` also checks.
+pub const FORCED_TUNNEL_FIXTURE: &str = include_str!("../fixtures/forced-tunnel.toml");
+
 /// Why a simulation could not be set up or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
@@ -178,6 +182,14 @@ impl Simulation {
     /// Never in practice (the embedded fixture is tested); typed for uniformity.
     pub fn default_topology() -> Result<SimulationBuilder, HarnessError> {
         Simulation::from_str("fixtures/default.toml", DEFAULT_FIXTURE)
+    }
+
+    /// The embedded forced-tunnel topology.
+    ///
+    /// # Errors
+    /// Never in practice (the embedded fixture is tested); typed for uniformity.
+    pub fn forced_tunnel_topology() -> Result<SimulationBuilder, HarnessError> {
+        Simulation::from_str("fixtures/forced-tunnel.toml", FORCED_TUNNEL_FIXTURE)
     }
 }
 

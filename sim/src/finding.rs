@@ -448,6 +448,9 @@ assumptions! {
     /// A null module parameter takes its default.
     NullModuleParameter => "ASSUMPTION_NULL_MODULE_PARAMETER",
         "A parameter passed to a nested deployment (a Bicep module) as null, such as a `.?` on a missing property, takes the parameter's defaultValue as if it were not passed; Bicep documents optional module parameters but not ARM's treatment of an explicit null.";
+    /// The private address of an imported Azure Firewall.
+    FirewallPrivateAddress => "ASSUMPTION_FIREWALL_PRIVATE_ADDRESS",
+        "An imported Azure Firewall whose private address the input does not give (a template: Azure assigns it at deployment) has the first usable address of its AzureFirewallSubnet (offset 4); Azure does not document which address the firewall takes.";
     /// The public address of an imported private endpoint's target.
     ServicePublicAddress => "ASSUMPTION_SERVICE_PUBLIC_ADDRESS",
         "A private endpoint's target service (a Key Vault, a storage account) answers on its public name with the first IPv4 address of its regional service tag in the built-in table (AzureKeyVault.<region>, Storage.<region>); Azure gives each service its own public address, which an import cannot know.";

@@ -1,4 +1,4 @@
-//! `vnetsim demo`: the nine checks on the embedded default topology (also what `vnetsim` runs
+//! `vnetsim demo`: the ten checks on the embedded topologies (also what `vnetsim` runs
 //! with no arguments). Exit 0 when every check passed, 1 when one failed, 2 on a setup error.
 
 use std::time::Duration;

@@ -916,3 +916,35 @@ async fn up_upstream_maps_a_backend_to_a_local_server() {
     r.expect_code(2);
     assert!(r.stderr.contains("HOST:PORT=127.0.0.1:N"), "{}", r.stderr);
 }
+
+/// Issue 18: the forced-tunnel hub and spoke as an ARM template (route tables, a firewall with
+/// a policy) imports, round-trips through `vnetsim import`, and `check` gives the hand-written
+/// `fixtures/forced-tunnel.toml`'s verdicts through it.
+#[test]
+fn forced_tunnel_template_checks_like_the_toml_fixture() {
+    const FORCED: &str = "fixtures/arm/forced-tunnel.json";
+    let dir = tempdir();
+    let toml = import_to(dir.path(), "forced-tunnel.toml", &[FORCED]);
+    let toml = arg(&toml);
+    let flows = [
+        ("apim", "10.0.2.4:443", "Allow", "ALLOWED"),
+        ("apim", "10.0.9.4:8080", "Deny", "ROUTE_NONE"),
+        ("apim", "20.50.1.20:443", "Deny", "FIREWALL_DENIED"),
+        ("apim", "52.1.2.3:443", "Deny", "FIREWALL_DENIED"),
+    ];
+    for (from, to, v, code) in flows {
+        let arm = check_json(&[FORCED], from, to);
+        let back = check_json(&[toml], from, to);
+        assert_eq!(arm, back, "{from} -> {to}");
+        for input in [FORCED, toml, "fixtures/forced-tunnel.toml"] {
+            let (gv, gc, _) = verdict(&[input], from, to);
+            assert_eq!(
+                (gv.as_str(), gc.as_str()),
+                (v, code),
+                "{input}: {from} -> {to}"
+            );
+        }
+    }
+    let v = cli(&["validate", toml, "--output", "json"]);
+    assert_eq!(v.json()["valid"], true, "{}", v.stdout);
+}

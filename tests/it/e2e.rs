@@ -1,4 +1,4 @@
-//! The nine claims of `vnetsim demo`, each as its own test through the public harness API, with
+//! The first nine claims of `vnetsim demo` (the tenth, the forced tunnel, is checked through `demo --output json` in `up.rs`), each as its own test through the public harness API, with
 //! wiremock backends bound to the topology's hosts (deny cases assert the mock received nothing).
 
 use std::time::{Duration, Instant};

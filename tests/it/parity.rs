@@ -127,6 +127,48 @@ fn case(rng: &mut Rng, id: usize) -> Case {
             ""
         }
     );
+    // Routing (issue 18): sometimes the integration subnet has a route table, one UDR with a
+    // 0.0.0.0/0 or random prefix and next hop None, Internet, an IP-forwarding host or an Azure
+    // Firewall, so live answers are compared with check on routed paths too.
+    let mut forwarder: Option<usize> = None;
+    let mut routed = String::new();
+    if integrated && rng.chance(50) {
+        let prefix = match rng.below(3) {
+            0 => "0.0.0.0/0".to_string(),
+            1 => format!("10.{}.0.0/16", rng.below(VNETS as u64)),
+            _ => format!("{}/32", rng.pick(&addresses)),
+        };
+        let inside: Vec<usize> = (0..hosts.len()).filter(|i| hosts[*i].4.is_some()).collect();
+        let hop = match rng.below(4) {
+            0 => "next_hop_type = \"None\"".to_string(),
+            1 => "next_hop_type = \"Internet\"".to_string(),
+            2 if !inside.is_empty() => {
+                let i = *rng.pick(&inside);
+                forwarder = Some(i);
+                format!(
+                    "next_hop_type = \"VirtualAppliance\"\nnext_hop_ip_address = \"{}\"",
+                    hosts[i].1
+                )
+            }
+            _ => {
+                let action = if rng.chance(50) { "Allow" } else { "Deny" };
+                let dst = if rng.chance(50) { "10.0.0.0/8" } else { "*" };
+                let _ = writeln!(
+                    routed,
+                    "[[firewalls]]\nname = \"fw\"\nsubnet = \"vnet0/AzureFirewallSubnet\"\nprivate_address = \"10.0.2.4\"\npublic_addresses = [\"40.{}.{}.5\"]\n\n  [[firewalls.rule_collection_groups]]\n  name = \"g\"\n  priority = 100\n\n    [[firewalls.rule_collection_groups.rule_collections]]\n    name = \"net\"\n    priority = 100\n    kind = \"Network\"\n    action = \"{action}\"\n\n      [[firewalls.rule_collection_groups.rule_collections.rules]]\n      name = \"r\"\n      protocols = [\"TCP\"]\n      source_addresses = [\"*\"]\n      destination_addresses = [\"{dst}\"]\n      destination_ports = [\"80\"]\n",
+                    1 + id / 250,
+                    id % 250
+                );
+                "next_hop_type = \"VirtualAppliance\"\nnext_hop_ip_address = \"10.0.2.4\""
+                    .to_string()
+            }
+        };
+        let _ = writeln!(
+            routed,
+            "[[route_tables]]\nname = \"rt-apim\"\n\n  [[route_tables.routes]]\n  name = \"udr\"\n  address_prefix = \"{prefix}\"\n  {}\n",
+            hop.replace('\n', "\n  ")
+        );
+    }
     // Peerings: each pair none, one-sided or two-sided.
     let mut peers: Vec<Vec<usize>> = vec![Vec::new(); VNETS];
     for a in 0..VNETS {
@@ -151,8 +193,19 @@ fn case(rng: &mut Rng, id: usize) -> Case {
         if v == 0 {
             let _ = writeln!(
                 t,
-                "  [[vnets.subnets]]\n  name = \"snet-apim\"\n  address_prefix = \"10.0.0.0/24\"\n  delegations = [\"Microsoft.Web/serverFarms\"]\n  nsg = \"nsg-apim\"\n"
+                "  [[vnets.subnets]]\n  name = \"snet-apim\"\n  address_prefix = \"10.0.0.0/24\"\n  delegations = [\"Microsoft.Web/serverFarms\"]\n  nsg = \"nsg-apim\"\n{}",
+                if routed.is_empty() {
+                    ""
+                } else {
+                    "  route_table = \"rt-apim\"\n"
+                }
             );
+            if routed.contains("[[firewalls]]") {
+                let _ = writeln!(
+                    t,
+                    "  [[vnets.subnets]]\n  name = \"AzureFirewallSubnet\"\n  address_prefix = \"10.0.2.0/26\"\n"
+                );
+            }
         }
         let nsg = if rng.chance(60) {
             format!("  nsg = \"nsg-s{v}\"\n")
@@ -199,7 +252,8 @@ fn case(rng: &mut Rng, id: usize) -> Case {
             links.join(", ")
         );
     }
-    for (name, address, public, dns, vnet) in &hosts {
+    t.push_str(&routed);
+    for (i, (name, address, public, dns, vnet)) in hosts.iter().enumerate() {
         let kind = if dns.contains("privatelink") && vnet.is_some() {
             "private-endpoint"
         } else {
@@ -207,10 +261,15 @@ fn case(rng: &mut Rng, id: usize) -> Case {
         };
         let _ = writeln!(
             t,
-            "[[hosts]]\nname = \"{name}\"\naddress = \"{address}\"\nkind = \"{kind}\"\ndns = [\"{dns}\"]\n{}\n  [[hosts.services]]\n  port = 80\n  serve = \"echo\"\n",
+            "[[hosts]]\nname = \"{name}\"\naddress = \"{address}\"\nkind = \"{kind}\"\ndns = [\"{dns}\"]\n{}{}\n  [[hosts.services]]\n  port = 80\n  serve = \"echo\"\n",
             public
                 .as_ref()
-                .map_or(String::new(), |p| format!("public_address = \"{p}\"\n"))
+                .map_or(String::new(), |p| format!("public_address = \"{p}\"\n")),
+            if forwarder == Some(i) && kind == "nic" {
+                "ip_forwarding = true\n"
+            } else {
+                ""
+            }
         );
     }
     for (name, address, _, dns, _) in &hosts {
@@ -286,6 +345,17 @@ async fn compare(
             let p = r.problem().unwrap_or_else(|| panic!("{}", ctx()));
             assert_eq!(p.code, v.code.as_str(), "{}", ctx());
             let expected = match &v.decided_by {
+                // A firewall names itself and its rule as `group/collection/rule` (`default`).
+                Some(d) if d.kind == sim::DecidedKind::Firewall => {
+                    let rule = match (&d.group, &d.collection) {
+                        (Some(g), Some(c)) => format!("{g}/{c}/{}", d.rule),
+                        _ => d.rule.clone(),
+                    };
+                    format!(
+                        "{:?}; code={}; firewall={}; rule={rule}",
+                        v.verdict, v.code, d.nsg
+                    )
+                }
                 Some(d) => format!("{:?}; code={}; rule={}", v.verdict, v.code, d.rule),
                 None => format!("{:?}; code={}", v.verdict, v.code),
             };
@@ -392,6 +462,7 @@ async fn static_verdicts_equal_live_traffic() {
             "DNS_FAILURE",
             "NO_ROUTE",
             "NOT_INTEGRATED",
+            "ROUTE_NONE",
         ] {
             assert!(codes.contains(code), "no case reached {code}: {codes:?}");
         }

@@ -1,6 +1,6 @@
 //! `vnetsim up` as a child process: every valid fixture with `[[apis]]` starts and serves, the
 //! ready file is complete, SIGTERM shuts it down cleanly; a broken fixture exits 2 with findings.
-//! Also `vnetsim demo --output json` reports all nine checks passed.
+//! Also `vnetsim demo --output json` reports all ten checks passed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -154,7 +154,7 @@ fn up_refuses_a_fixture_with_error_findings() {
 }
 
 #[test]
-fn demo_json_reports_all_nine_checks_passed() {
+fn demo_json_reports_all_ten_checks_passed() {
     let out = Command::new(bin())
         .args([
             "demo",

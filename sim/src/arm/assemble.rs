@@ -411,7 +411,11 @@ impl Assembler {
                 peerings: v
                     .peerings
                     .iter()
-                    .map(|p| crate::fixture::PeeringFile::from(p.remote.clone()))
+                    .map(|p| crate::fixture::PeeringFile {
+                        remote: p.remote.clone(),
+                        allow_forwarded_traffic: p.allow_forwarded_traffic,
+                        allow_virtual_network_access: true,
+                    })
                     .collect(),
                 bgp_routes: Vec::new(),
                 subnets,
@@ -524,7 +528,7 @@ impl Assembler {
                     kind: HostKind::Nic,
                     services: Vec::new(),
                     subnet: None,
-                    ip_forwarding: false,
+                    ip_forwarding: nic.ip_forwarding,
                     public_network_access: None,
                     private_link_fqdn: None,
                 });

@@ -75,6 +75,8 @@ impl PartialEq for SubnetEntry {
 #[derive(Clone, Debug)]
 pub(crate) struct PeeringEntry {
     pub remote: String,
+    /// ARM `allowForwardedTraffic` (default false).
+    pub allow_forwarded_traffic: bool,
     /// Where the peering is defined (not compared: the same peering may be defined twice).
     pub at: Location,
 }
@@ -118,6 +120,8 @@ pub(crate) struct IpConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct NicDef {
     pub name: String,
+    /// ARM `enableIPForwarding` (default false).
+    pub ip_forwarding: bool,
     pub nsg: Option<String>,
     pub ip_configs: Vec<IpConfig>,
 }
@@ -266,7 +270,7 @@ impl Mapper {
     }
 
     /// A string field: known text, a marker for an unknown, `None` when missing or empty.
-    fn text(
+    pub(crate) fn text(
         &mut self,
         v: Option<&Val>,
         at: &Location,
@@ -290,7 +294,7 @@ impl Mapper {
 
     /// A string-array field: `None` when missing or empty; unknown elements become markers; an
     /// unknown array is one marker.
-    fn texts(
+    pub(crate) fn texts(
         &mut self,
         v: Option<&Val>,
         at: &Location,
@@ -549,6 +553,22 @@ impl Mapper {
             &json::key(&pp, "networkSecurityGroup"),
             &format!("{subject}/nsg"),
         )?;
+        // Issue 18: the subnet's route table and NAT gateway, by name (module `super::routing`
+        // maps the resources themselves).
+        let route_table = self.reference(
+            p.get("routeTable"),
+            "routeTables",
+            at,
+            &json::key(&pp, "routeTable"),
+            &format!("{subject}/route_table"),
+        )?;
+        let nat_gateway = self.reference(
+            p.get("natGateway"),
+            "natGateways",
+            at,
+            &json::key(&pp, "natGateway"),
+            &format!("{subject}/nat_gateway"),
+        )?;
         let pep = json::key(&pp, "privateEndpointNetworkPolicies");
         let private_endpoint_network_policies = match read(p.get("privateEndpointNetworkPolicies"))?
         {
@@ -590,8 +610,8 @@ impl Mapper {
                 nsg,
                 resources: Vec::new(),
                 private_endpoint_network_policies,
-                route_table: None,
-                nat_gateway: None,
+                route_table,
+                nat_gateway,
             },
             at: Location::new(at.input.clone(), pointer),
             attached,
@@ -639,8 +659,11 @@ impl Mapper {
             ).at(Some((&Location::new(at.input.clone(), pointer)).into())));
             return Ok(None);
         }
+        let allow_forwarded_traffic =
+            matches!(p.get("allowForwardedTraffic"), Some(Val::Bool(true)));
         Ok(Some(PeeringEntry {
             remote,
+            allow_forwarded_traffic,
             at: Location::new(at.input.clone(), pointer),
         }))
     }

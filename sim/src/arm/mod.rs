@@ -56,6 +56,7 @@
 //! | `Microsoft.ApiManagement/service/apis`: `path`, `serviceUrl` | `[[apis]]`, plus an echo service on the backend's host (attached after the private endpoints, so a backend may be one) |
 //! | `…/service/backends` selected by `…/apis/policies` (`set-backend-service`) | the API's `backend` (see module `policy`; `API_POLICY_INVALID`) |
 //! | private endpoints, zone groups, private DNS zones, links, A records, vaults, storage accounts, named values | see module `private_link` |
+//! | route tables, routes, NAT gateways, public IP addresses, Azure Firewalls, firewall policies and rule collection groups; subnets' `routeTable`/`natGateway`, peerings' `allowForwardedTraffic`, NICs' `enableIPForwarding` | see module `routing` |
 //! | anything else | [`ImportResult::ignored`] |
 //!
 //! Several inputs merge into one fixture: a resource defined twice must be identical
@@ -110,6 +111,7 @@ mod params;
 mod policy;
 mod private_link;
 mod resource;
+mod routing;
 mod template;
 mod unknowns;
 mod value;
@@ -603,8 +605,7 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
             asm.add(r)?;
         }
     }
-    let (mut fixture, asm) = asm.finish(&subscription)?;
-    unused_sets(&asm.mapper)?;
+    let (mut fixture, mut asm) = asm.finish(&subscription)?;
     let around: Vec<&Res> = resources
         .iter()
         .filter(|r| {
@@ -627,12 +628,31 @@ fn import_inner(inputs: &[Input], options: &ImportOptions) -> Result<ImportResul
         &mut fixture,
         &crate::tags::ServiceTagTable::builtin(),
     );
+    let routed: Vec<&Res> = resources
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                Kind::RouteTable
+                    | Kind::Route
+                    | Kind::NatGateway
+                    | Kind::PublicIp
+                    | Kind::AzureFirewall
+                    | Kind::FirewallPolicy
+                    | Kind::RuleCollectionGroup
+            )
+        })
+        .collect();
+    let rt = routing::apply(&routed, &mut fixture, &mut asm.mapper)?;
+    unused_sets(&asm.mapper)?;
+    ignored.extend(rt.ignored);
     // After the private endpoints: an API may target a backend behind one.
     assemble::attach_backends(&mut fixture);
     ignored.extend(pl.ignored);
     ignored.extend(asm.ignored);
     let mut assumptions: BTreeSet<Assumption> = asm.assumptions;
     assumptions.extend(pl.assumptions);
+    assumptions.extend(rt.assumptions);
     if used_defaults {
         assumptions.insert(Assumption::DeploymentScopeDefaults);
     }

@@ -35,6 +35,14 @@ pub(crate) enum Kind {
     // Read by `policy` before the APIs are mapped: backends an API's policy selects.
     ApimBackend,
     ApimApiPolicy,
+    // Issue 18: routing, mapped by `routing` after the network.
+    RouteTable,
+    Route,
+    NatGateway,
+    PublicIp,
+    AzureFirewall,
+    FirewallPolicy,
+    RuleCollectionGroup,
 }
 
 impl Kind {
@@ -67,6 +75,15 @@ impl Kind {
                 "microsoft.apimanagement/service/certificates" => Kind::ApimCertificate,
                 "microsoft.apimanagement/service/backends" => Kind::ApimBackend,
                 "microsoft.apimanagement/service/apis/policies" => Kind::ApimApiPolicy,
+                "microsoft.network/routetables" => Kind::RouteTable,
+                "microsoft.network/routetables/routes" => Kind::Route,
+                "microsoft.network/natgateways" => Kind::NatGateway,
+                "microsoft.network/publicipaddresses" => Kind::PublicIp,
+                "microsoft.network/azurefirewalls" => Kind::AzureFirewall,
+                "microsoft.network/firewallpolicies" => Kind::FirewallPolicy,
+                "microsoft.network/firewallpolicies/rulecollectiongroups" => {
+                    Kind::RuleCollectionGroup
+                }
                 _ => return None,
             },
         )
@@ -101,6 +118,17 @@ impl Kind {
             Kind::ApimCertificate => &["keyVault", "thumbprint", "subject"],
             Kind::ApimBackend => &["url", "protocol"],
             Kind::ApimApiPolicy => &["value", "format"],
+            Kind::RouteTable => &["routes", "disableBgpRoutePropagation"],
+            Kind::Route => &["addressPrefix", "nextHopType"],
+            Kind::NatGateway => &["publicIpAddresses", "idleTimeoutInMinutes"],
+            Kind::PublicIp => &["ipAddress", "publicIPAllocationMethod"],
+            Kind::AzureFirewall => &[
+                "ipConfigurations",
+                "firewallPolicy",
+                "networkRuleCollections",
+            ],
+            Kind::FirewallPolicy => &["ruleCollectionGroups", "threatIntelMode"],
+            Kind::RuleCollectionGroup => &["ruleCollections", "priority"],
         }
     }
 
@@ -125,6 +153,15 @@ impl Kind {
             Kind::ApimNamedValue => "az apim nv show --ids",
             Kind::ApimCertificate => "az resource show --ids",
             Kind::ApimBackend | Kind::ApimApiPolicy => "az resource show --ids",
+            Kind::RouteTable => "az network route-table show --ids",
+            Kind::Route => "az network route-table route show --ids",
+            Kind::NatGateway => "az network nat gateway show --ids",
+            Kind::PublicIp => "az network public-ip show --ids",
+            Kind::AzureFirewall => "az network firewall show --ids",
+            Kind::FirewallPolicy => "az network firewall policy show --ids",
+            Kind::RuleCollectionGroup => {
+                "az network firewall policy rule-collection-group show --ids"
+            }
         }
     }
 }

@@ -301,17 +301,6 @@ impl Expander<'_, '_> {
             let name = self.best_effort_name(r, pointer, parent, loops);
             let reason = if existing {
                 "an `existing` resource is referenced, not deployed, by this template".to_string()
-            } else if [
-                "microsoft.network/routetables",
-                "microsoft.network/routetables/routes",
-                "microsoft.network/natgateways",
-                "microsoft.network/azurefirewalls",
-                "microsoft.network/firewallpolicies",
-                "microsoft.network/firewallpolicies/rulecollectiongroups",
-            ]
-            .contains(&full_ty.to_ascii_lowercase().as_str())
-            {
-                format!("type `{full_ty}` is not modelled until routing (the routing issue maps it onto the routing model)")
             } else {
                 format!("type `{full_ty}` is not modelled by vnetsim")
             };

@@ -5,14 +5,14 @@
 
 use std::net::IpAddr;
 
-use super::{Builder, Entry};
+use super::{unknown_address_message, Builder, Entry};
 use crate::cidr::{AddrSet, Cidr};
 use crate::finding::FindingCode;
 use crate::firewall::{self, Firewall, FirewallCollection, FirewallGroup, FirewallRule};
 use crate::fixture::{
     CollectionKind, FirewallFile, FirewallRuleFile, HostKind, NextHopType, PrivateEndpointPolicies,
 };
-use crate::nsg::Nsg;
+use crate::nsg::{parse_unknown_marker, Nsg};
 use crate::proto::{PortSet, Protocol};
 use crate::route::{system_routes, EffectiveRoute, NextHop, RouteInputs, SubnetRoutes};
 use crate::topology::{find_ci, Host, NatGateway, RouteTable, Vnet};
@@ -156,6 +156,15 @@ impl Builder<'_> {
             );
             let mut public_addresses = Vec::new();
             for a in &n.public_addresses {
+                // An imported public IP address Azure allocates at deployment.
+                if let Some(ptr) = parse_unknown_marker(a) {
+                    self.push(
+                        FindingCode::UnknownAddress,
+                        &at,
+                        unknown_address_message("a public address", ptr),
+                    );
+                    continue;
+                }
                 match a.trim().parse::<IpAddr>() {
                     Ok(ip) => public_addresses.push(ip),
                     Err(_) => self.push(
@@ -276,6 +285,14 @@ impl Builder<'_> {
         };
         let mut public_addresses = Vec::new();
         for a in &f.public_addresses {
+            if let Some(ptr) = parse_unknown_marker(a) {
+                self.push(
+                    FindingCode::UnknownAddress,
+                    &at,
+                    unknown_address_message("a public address", ptr),
+                );
+                continue;
+            }
             match a.trim().parse::<IpAddr>() {
                 Ok(ip) => public_addresses.push(ip),
                 Err(_) => self.push(

@@ -119,8 +119,11 @@ impl Mapper {
                 ipv6,
             });
         }
+        // ARM `enableIPForwarding`: the NIC forwards traffic not addressed to it (an appliance).
+        let ip_forwarding = matches!(r.props().0.get("enableIPForwarding"), Some(Val::Bool(true)));
         Ok(NicDef {
             name: r.name.clone(),
+            ip_forwarding,
             nsg,
             ip_configs,
         })
