@@ -400,7 +400,7 @@ proptest! {
         for c in &reach.classes {
             prop_assert!(c.contains(&c.example), "example outside its class: {:?}", c);
             prop_assert_eq!(c.example.destination, destination);
-            prop_assert_eq!(t.decide(&c.example), c.decision, "class {:?}", c);
+            prop_assert_eq!(t.decide(&c.example).as_class_into(c.example.source), c.decision, "class {:?}", c);
         }
         for seed in seeds {
             // The probes as sources.
@@ -408,7 +408,7 @@ proptest! {
             std::mem::swap(&mut f.source, &mut f.destination);
             let hits: Vec<_> = reach.classes.iter().filter(|c| c.contains(&f)).collect();
             prop_assert_eq!(hits.len(), 1, "flow {} in {} classes\n{}", f, hits.len(), toml_of(&g));
-            prop_assert_eq!(hits[0].decision, t.decide(&f), "flow {}\n{}", f, toml_of(&g));
+            prop_assert_eq!(hits[0].decision, t.decide(&f).as_class_into(f.source), "flow {}\n{}", f, toml_of(&g));
             prop_assert_eq!(outcome(&t, &f), (hits[0].decision.verdict, hits[0].decision.code));
         }
     }
@@ -569,7 +569,7 @@ fn into_a_public_address_keeps_every_rule_port() {
         let f = Flow::tcp("10.0.1.9".parse().unwrap(), 60000, into, port);
         let hits: Vec<_> = reach.classes.iter().filter(|c| c.contains(&f)).collect();
         assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].decision, t.decide(&f), "{f}");
+        assert_eq!(hits[0].decision, t.decide(&f).as_class_into(f.source), "{f}");
     }
     // The source side's deny decides port 22 only.
     assert!(!t
