@@ -260,8 +260,7 @@ fn platform(v6: bool, b: &mut Boundaries<'_>) {
 /// platform's address (`outbound_route_all = false`).
 fn translates_sources(t: &Topology) -> bool {
     !t.firewalls.is_empty()
-        || t
-            .vnets
+        || t.vnets
             .iter()
             .any(|v| v.subnets.iter().any(|s| s.nat_gateway.is_some()))
         || t.apim.as_ref().is_some_and(|a| !a.outbound_route_all)
