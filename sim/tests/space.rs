@@ -665,7 +665,7 @@ proptest! {
 }
 
 fn check_reach_from(g: &GenTopology, seeds: Vec<FlowSeed>, s: usize) -> Result<(), TestCaseError> {
-    let t = build(&g);
+    let t = build(g);
     let source = sources(&t)[s];
     let reach = t.reach(&SpaceQuery::from(source));
     for c in &reach.classes {
@@ -683,15 +683,9 @@ fn check_reach_from(g: &GenTopology, seeds: Vec<FlowSeed>, s: usize) -> Result<(
             "flow {} in {} classes\n{}",
             f,
             hits.len(),
-            toml_of(&g)
+            toml_of(g)
         );
-        prop_assert_eq!(
-            hits[0].decision,
-            t.decide(&f),
-            "flow {}\n{}",
-            f,
-            toml_of(&g)
-        );
+        prop_assert_eq!(hits[0].decision, t.decide(&f), "flow {}\n{}", f, toml_of(g));
         prop_assert_eq!(
             outcome(&t, &f),
             (hits[0].decision.verdict, hits[0].decision.code)
@@ -701,7 +695,7 @@ fn check_reach_from(g: &GenTopology, seeds: Vec<FlowSeed>, s: usize) -> Result<(
 }
 
 fn check_reach_into(g: &GenTopology, seeds: Vec<FlowSeed>, d: &str) -> Result<(), TestCaseError> {
-    let t = build(&g);
+    let t = build(g);
     let destination: IpAddr = d.parse().unwrap();
     let reach = t.reach(&SpaceQuery::into(destination));
     for c in &reach.classes {
@@ -725,14 +719,14 @@ fn check_reach_into(g: &GenTopology, seeds: Vec<FlowSeed>, d: &str) -> Result<()
             "flow {} in {} classes\n{}",
             f,
             hits.len(),
-            toml_of(&g)
+            toml_of(g)
         );
         prop_assert_eq!(
             hits[0].decision,
             t.decide(&f).as_class_into(f.source),
             "flow {}\n{}",
             f,
-            toml_of(&g)
+            toml_of(g)
         );
         prop_assert_eq!(
             outcome(&t, &f),
@@ -749,7 +743,7 @@ fn check_diff(
     s: usize,
     by_rule: bool,
 ) -> Result<(), TestCaseError> {
-    let ta = build(&a);
+    let ta = build(a);
     let source = sources(&ta)[s];
     let q = SpaceQuery::from(source);
     prop_assert!(ta.diff(&ta, &q, DiffKey::ByRule).is_empty());
