@@ -167,6 +167,9 @@ pub struct FirewallRule {
     pub destinations: Option<AddrSet>,
     /// Destination ports.
     pub ports: PortSet,
+    /// An application rule's `target_fqdns` as written (empty for network rules): the names
+    /// its `destinations` were resolved from (`ASSUMPTION_FIREWALL_FQDN_BY_ADDRESS`).
+    pub fqdns: Vec<String>,
 }
 
 /// Which rule of a firewall decided a flow.
@@ -266,6 +269,12 @@ impl Firewall {
             _ if public => out(),
             _ => self.instance_address,
         }
+    }
+
+    /// The rule of a match (`None` for the default deny).
+    pub fn rule(&self, m: &FirewallMatch) -> Option<&FirewallRule> {
+        let (g, c, r) = m.rule?;
+        Some(&self.groups[g as usize].collections[c as usize].rules[r as usize])
     }
 
     /// Names of a match: `(group, collection, rule)`, `rule` = `default` for the default deny.
@@ -415,6 +424,7 @@ mod tests {
             let mut rng = Rng::new(seed);
             let rule = |rng: &mut Rng, i: usize| FirewallRule {
                 name: format!("r{i}"),
+                fqdns: Vec::new(),
                 protocols: if rng.chance(80) {
                     Protocol::Tcp.bit()
                 } else {

@@ -332,6 +332,16 @@ impl Decision {
     pub fn nsgs(&self) -> impl Iterator<Item = &RuleRef> {
         self.path.iter().flatten()
     }
+
+    /// The decision as a `reach --into` class holds it (its sources vary): `egress_source` is
+    /// kept only when the walk translated the source (SNAT, NAT gateway, platform egress), and
+    /// is `None` when the destination sees the flow's own `source`.
+    pub fn as_class_into(mut self, source: IpAddr) -> Decision {
+        if self.egress_source == Some(source) {
+            self.egress_source = None;
+        }
+        self
+    }
 }
 
 /// One NSG's part of an explained verdict (Network Watcher's `evaluatedNetworkSecurityGroups`).

@@ -122,7 +122,9 @@ impl SpaceQuery {
 /// address); the other is the class's share of the space.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowClass {
-    /// The outcome every flow of the class gets from [`Topology::decide`].
+    /// The outcome every flow of the class gets from [`Topology::decide`] (for
+    /// [`Anchor::Into`], as [`Decision::as_class_into`] of the flow's source: the sources
+    /// vary, so an untranslated egress source is left out).
     pub decision: Decision,
     /// Source prefixes (the anchor's `/32` or `/128` for [`Anchor::From`]; else the fewest
     /// covering exactly the class's sources).

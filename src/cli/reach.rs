@@ -67,6 +67,9 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
                     m.insert("code".into(), json!(c.decision.code));
                     m.extend(space::class_fields(c));
                     m.insert("decided_by".into(), space::decided_by(t, &c.decision));
+                    if let Some(f) = space::fqdns(t, &c.decision) {
+                        m.insert("fqdns".into(), f);
+                    }
                     m.insert("example".into(), space::flow_json(&c.example));
                     Value::Object(m)
                 })

@@ -148,33 +148,76 @@ pub(crate) fn query_json(w: &SpaceWords<'_>, q: &SpaceQuery) -> Value {
     })
 }
 
-/// A decision's hops: every NSG evaluated and its matched rule, in order.
+/// A decision's hops: every NSG evaluated and its matched rule, in order, and the firewall that
+/// denied the flow or last allowed it (`{firewall, group, collection, rule, access, kind}`),
+/// placed before the destination's inbound NSGs (last when it denied).
 pub(crate) fn decided_by(t: &Topology, d: &Decision) -> Value {
-    Value::Array(
-        d.nsgs()
-            .map(|r| {
-                let i = t.rule_info(*r);
-                json!({
-                    "nsg": i.nsg,
-                    "rule": i.rule,
-                    "access": r.access,
-                    "direction": r.direction,
-                    "applied_to": t.applied_to_path(r.applied_to),
-                })
+    let mut hops: Vec<Value> = d
+        .nsgs()
+        .map(|r| {
+            let i = t.rule_info(*r);
+            json!({
+                "nsg": i.nsg,
+                "rule": i.rule,
+                "access": r.access,
+                "direction": r.direction,
+                "applied_to": t.applied_to_path(r.applied_to),
             })
-            .collect(),
-    )
+        })
+        .collect();
+    if let Some(m) = d.firewall {
+        let fw = &t.firewalls()[m.firewall];
+        let (group, collection, rule) = fw.names(&m);
+        let hop = json!({
+            "firewall": fw.name,
+            "group": group,
+            "collection": collection,
+            "rule": rule,
+            "access": m.action,
+            "kind": m.kind,
+        });
+        hops.insert(firewall_position(d), hop);
+    }
+    Value::Array(hops)
+}
+
+/// Where a decision's firewall hop goes among its NSG hops: last when the firewall denied,
+/// else before the trailing inbound NSGs (the destination's).
+fn firewall_position(d: &Decision) -> usize {
+    let nsgs: Vec<_> = d.nsgs().collect();
+    if d.code == sim::VerdictCode::FirewallDenied {
+        return nsgs.len();
+    }
+    let trailing = nsgs
+        .iter()
+        .rev()
+        .take_while(|r| r.direction == sim::Direction::Inbound)
+        .count();
+    nsgs.len() - trailing.min(2)
+}
+
+/// An application rule's target FQDNs when a firewall's application rule decided (the class is
+/// keyed by its firewall match, so every flow of the class has the same rule).
+pub(crate) fn fqdns(t: &Topology, d: &Decision) -> Option<Value> {
+    let m = d.firewall?;
+    let rule = t.firewalls()[m.firewall].rule(&m)?;
+    (!rule.fqdns.is_empty()).then(|| json!(rule.fqdns))
 }
 
 /// `nsg-apim/securityRules/deny-internet` hops joined by ` > `, or `-`.
 pub(crate) fn decided_by_text(t: &Topology, d: &Decision) -> String {
-    let v: Vec<String> = d
+    let mut v: Vec<String> = d
         .nsgs()
         .map(|r| {
             let i = t.rule_info(*r);
             format!("{}/{}", i.nsg, i.rule.rsplit('/').next().unwrap_or(&i.rule))
         })
         .collect();
+    if let Some(m) = d.firewall {
+        let fw = &t.firewalls()[m.firewall];
+        let (_, _, rule) = fw.names(&m);
+        v.insert(firewall_position(d), format!("{}/{rule}", fw.name));
+    }
     if v.is_empty() {
         "-".into()
     } else {

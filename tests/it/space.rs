@@ -94,11 +94,17 @@ fn reach_into_partitions_the_sources() {
         assert_eq!(c["destinations"], serde_json::json!(["10.0.2.4/32"]));
         assert_eq!(c["example"]["destination"], "10.0.2.4");
     }
-    // Only the APIM subnet reaches orders, on 443 and 8080.
+    // Only the APIM subnet reaches orders, on 443 and 8080 — and the host node's health
+    // probes from 168.63.129.16 (a platform address of the seam: AllowAzureLoadBalancerInBound).
     let allowed: Vec<_> = classes.iter().filter(|c| c["verdict"] == "Allow").collect();
-    assert_eq!(allowed.len(), 1, "{allowed:#?}");
+    assert_eq!(allowed.len(), 2, "{allowed:#?}");
     assert_eq!(allowed[0]["sources"], serde_json::json!(["10.0.1.0/24"]));
     assert_eq!(allowed[0]["ports"], serde_json::json!(["443", "8080"]));
+    assert_eq!(
+        allowed[1]["sources"],
+        serde_json::json!(["168.63.129.16/32"])
+    );
+    assert_eq!(allowed[1]["example"]["source"], "168.63.129.16");
     cli(&[
         "reach",
         "fixtures/default.toml",
@@ -239,4 +245,54 @@ fn diff_exit_codes_and_fields() {
     assert_eq!(c["before"]["code"], "NSG_DENIED");
     assert_eq!(c["after"]["code"], "ALLOWED");
     cli(&["diff", "fixtures/default.toml", "fixtures/nope.toml"]).expect_code(2);
+}
+
+/// Where routing exists, a class's `decided_by` lists the firewall that decided it (last when
+/// it denied), and a class decided by an application rule carries the rule's `fqdns`.
+#[test]
+fn reach_lists_firewall_hops_and_application_rule_fqdns() {
+    let v = cli(&["reach", "fixtures/forced-tunnel.toml", "--output", "json"])
+        .expect_code(0)
+        .json();
+    let classes = v["classes"].as_array().unwrap();
+    let firewall_hop = |c: &serde_json::Value| -> Option<serde_json::Value> {
+        c["decided_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h.get("firewall").is_some())
+            .cloned()
+    };
+    // The partner API is allowed by the application rule `partner-api`, keyed by its FQDN.
+    let partner = classes
+        .iter()
+        .find(|c| {
+            c["destinations"] == serde_json::json!(["20.50.1.10/32"])
+                && c["ports"] == serde_json::json!(["443"])
+        })
+        .expect("a class for the partner API");
+    assert_eq!(partner["verdict"], "Allow");
+    assert_eq!(partner["fqdns"], serde_json::json!(["api.partner.example"]));
+    let hop = firewall_hop(partner).expect("the firewall hop");
+    has_keys(
+        &hop,
+        &["firewall", "group", "collection", "rule", "access", "kind"],
+    );
+    assert_eq!(hop["rule"], "partner-api");
+    assert_eq!(hop["kind"], "Application");
+    // Every firewall-denied class ends with the firewall's hop; no other class has `fqdns`
+    // unless an application rule decided it.
+    let mut denied = 0;
+    for c in classes {
+        if c["code"] == "FIREWALL_DENIED" {
+            denied += 1;
+            let last = c["decided_by"].as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["firewall"], "fw-hub", "{c}");
+            assert_eq!(last["access"], "Deny");
+        }
+        if c.get("fqdns").is_some() {
+            assert_eq!(firewall_hop(c).unwrap()["kind"], "Application", "{c}");
+        }
+    }
+    assert!(denied > 0);
 }

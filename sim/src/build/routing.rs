@@ -492,6 +492,10 @@ impl Builder<'_> {
         };
         ok.then(|| FirewallRule {
             name: r.name.clone(),
+            fqdns: match kind {
+                CollectionKind::Application => r.target_fqdns.clone(),
+                _ => Vec::new(),
+            },
             protocols,
             sources,
             destinations,

@@ -319,7 +319,12 @@ fn evaluate(
                 };
                 let mut ids = [u32::MAX; 2];
                 for (k, t) in topologies.iter().enumerate() {
-                    ids[k] = interners[k].id(t.decide_on(&paths[k], &flow));
+                    let d = t.decide_on(&paths[k], &flow);
+                    let d = match scope.anchor {
+                        Anchor::From(_) => d,
+                        Anchor::Into(_) => d.as_class_into(source),
+                    };
+                    ids[k] = interners[k].id(d);
                 }
                 *cells += 1;
                 cells_p.push((ids, di, si));

@@ -22,7 +22,19 @@
 //!   directions) that can see the source, with the known part of destinations only known at
 //!   deployment time;
 //! * platform — the ports the platform blocks within VNets (UDP source ports 65330 and 68,
-//!   destination port 67).
+//!   destination port 67), and the platform addresses and ports the walk exempts or routes
+//!   apart (168.63.129.16, 169.254.169.254, the KMS hosts; DNS 53, WireServer 80/32526,
+//!   IMDS 80, KMS 1688);
+//! * routing — every prefix of every subnet's effective routes (system, peering, private
+//!   endpoint `/32`s, BGP, user-defined; the walk looks routes up towards the destination and,
+//!   for the return path, towards the source) and their next-hop addresses; each Azure
+//!   Firewall's addresses, its rules' source and destination sets (application rules' FQDNs
+//!   resolved to addresses, `ASSUMPTION_FIREWALL_FQDN_BY_ADDRESS`), destination ports and the
+//!   ranges it does not SNAT; NAT gateways' addresses; the RFC 1918 ranges that
+//!   `outbound_route_all = false` keeps in the subnet. Where a flow's source can be translated
+//!   (a firewall's SNAT, a NAT gateway, platform egress), the NSGs after the translation see
+//!   another source than the anchor: every rule then cuts the space (as for an aliased
+//!   destination).
 
 use std::net::IpAddr;
 
@@ -86,8 +98,9 @@ pub(crate) struct Boundaries<'t> {
     /// public address → its private address): each must also be an address set of its own.
     /// Their flows are cut by every rule's ports, not only the active rules'.
     pub aliased: Vec<u128>,
-    /// The anchor is a destination the walk translates: every flow is cut by every rule's ports
-    /// (the rule lists then hold every rule, whatever its destination).
+    /// The anchor is a destination the walk translates, or the topology translates sources
+    /// (SNAT, NAT gateway, platform egress): every flow is cut by every rule's ports (the rule
+    /// lists then hold every rule, whatever its addresses).
     pub aliased_anchor: bool,
 }
 
@@ -104,7 +117,8 @@ pub(crate) fn collect(t: &Topology, anchor: Anchor, v6: bool) -> Boundaries<'_> 
     topology(t, anchor, v6, &mut b);
     internet(v6, &mut b);
     nsg(t, anchor, v6, &mut b);
-    platform(&mut b);
+    platform(v6, &mut b);
+    routing(t, v6, &mut b);
     b
 }
 
@@ -179,7 +193,7 @@ fn nsg<'t>(t: &'t Topology, anchor: Anchor, v6: bool, b: &mut Boundaries<'t>) {
     let aliased_into = match anchor {
         Anchor::Into(d) => t.host_with_public(d).is_some(),
         Anchor::From(_) => false,
-    };
+    } || translates_sources(t);
     b.aliased_anchor = aliased_into;
     for (n, nsg) in t.nsgs.iter().enumerate() {
         for v in 0..t.vnets.len() {
@@ -189,7 +203,7 @@ fn nsg<'t>(t: &'t Topology, anchor: Anchor, v6: bool, b: &mut Boundaries<'t>) {
                 let mut rules = Vec::new();
                 for sets in c.rule_sets(dir) {
                     let sees = match anchor {
-                        Anchor::From(s) => sets.src.contains(s),
+                        Anchor::From(s) => aliased_into || sets.src.contains(s),
                         Anchor::Into(d) => aliased_into || sets.dst.contains(d),
                     };
                     if !sees {
@@ -219,10 +233,90 @@ fn nsg<'t>(t: &'t Topology, anchor: Anchor, v6: bool, b: &mut Boundaries<'t>) {
 }
 
 /// The platform's blocks within VNets (`Topology::platform_blocked`): UDP source port 65330,
-/// unicast DHCP (UDP source port 68 to destination port 67).
-fn platform(b: &mut Boundaries<'_>) {
-    b.platform[Protocol::Udp as usize] = PlatformPorts {
-        destination: vec![vec![(67, 67)]],
-        source: vec![vec![(68, 68)], vec![(65330, 65330)]],
+/// unicast DHCP (UDP source port 68 to destination port 67); the platform addresses
+/// (`route_to_platform`, `route_from_host_vip`) and the exemptions' ports (`Exemption::of`).
+fn platform(v6: bool, b: &mut Boundaries<'_>) {
+    use crate::platform::{
+        DNS_PORT, HOST_VIP, IMDS, IMDS_PORT, KMS_HOSTS, KMS_PORT, WIRESERVER_PORTS,
     };
+    let port = |p: u16| vec![(u32::from(p), u32::from(p))];
+    b.platform[Protocol::Udp as usize] = PlatformPorts {
+        destination: vec![port(67), port(DNS_PORT)],
+        source: vec![port(68), port(65330)],
+    };
+    let mut tcp = vec![port(DNS_PORT), port(IMDS_PORT), port(KMS_PORT)];
+    tcp.extend(WIRESERVER_PORTS.iter().map(|&p| port(p)));
+    b.platform[Protocol::Tcp as usize] = PlatformPorts {
+        destination: tcp,
+        source: Vec::new(),
+    };
+    for a in [HOST_VIP, IMDS].into_iter().chain(KMS_HOSTS) {
+        push_addr(b, v6, a);
+    }
+}
+
+/// Whether the walk can give a flow another source before the destination's NSGs: a firewall
+/// (SNAT), a NAT gateway on a subnet, or an instance whose public egress leaves from the
+/// platform's address (`outbound_route_all = false`).
+fn translates_sources(t: &Topology) -> bool {
+    !t.firewalls.is_empty()
+        || t.vnets
+            .iter()
+            .any(|v| v.subnets.iter().any(|s| s.nat_gateway.is_some()))
+        || t.apim.as_ref().is_some_and(|a| !a.outbound_route_all)
+}
+
+/// Routes, next hops, firewalls and NAT gateways (`flow/path.rs`, `firewall.rs`): every
+/// subnet's routes (any subnet can be on a path: the source's, a device's, the destination's
+/// for the return path), each firewall's addresses, rule sets, ports and non-SNAT ranges, the
+/// NAT gateways' addresses, and RFC 1918 (`platform_egress`).
+fn routing(t: &Topology, v6: bool, b: &mut Boundaries<'_>) {
+    for (v, vnet) in t.vnets.iter().enumerate() {
+        for s in 0..vnet.subnets.len() {
+            let Some(routes) = t.subnet_routes(v, s) else {
+                continue;
+            };
+            for r in &routes.routes {
+                push_cidr(b, v6, &r.prefix);
+                if let Some(a) = r.next_hop.address() {
+                    push_addr(b, v6, a);
+                }
+            }
+        }
+    }
+    for fw in &t.firewalls {
+        push_addr(b, v6, fw.private_address);
+        push_addr(b, v6, fw.instance_address);
+        for &a in &fw.public_addresses {
+            push_addr(b, v6, a);
+        }
+        push_set(b, v6, &fw.private_ranges);
+        for g in &fw.groups {
+            for c in &g.collections {
+                for r in &c.rules {
+                    for set in [&r.sources, &r.destinations].into_iter().flatten() {
+                        push_set(b, v6, set);
+                    }
+                    if r.ports.is_any() {
+                        continue;
+                    }
+                    for p in [Protocol::Tcp, Protocol::Udp] {
+                        if r.protocols & p.bit() != 0 {
+                            b.platform[p as usize]
+                                .destination
+                                .push(r.ports.ranges().to_vec());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for n in &t.nat_gateways {
+        for &a in &n.public_addresses {
+            push_addr(b, v6, a);
+        }
+    }
+    for c in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] {
+        push_cidr(b, v6, &c.parse().expect("constant prefix"));
+    }
 }
