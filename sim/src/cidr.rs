@@ -417,7 +417,9 @@ fn subtract<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
     out
 }
 
-fn intersect<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
+/// Intersection of two sorted, disjoint lists of inclusive ranges (addresses here, ports in the
+/// whole-space engine).
+pub(crate) fn intersect<T: Copy + Ord>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
     while i < a.len() && j < b.len() {
         let lo = a[i].0.max(b[j].0);

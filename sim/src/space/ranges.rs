@@ -83,23 +83,8 @@ pub(crate) fn merge<T: Copy + Ord + Into<u128>>(mut v: Vec<(T, T)>) -> Vec<(T, T
     out
 }
 
-/// Intersection of two sorted, disjoint range lists.
-pub(crate) fn intersect<T: Copy + Ord>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < a.len() && j < b.len() {
-        let lo = a[i].0.max(b[j].0);
-        let hi = a[i].1.min(b[j].1);
-        if lo <= hi {
-            out.push((lo, hi));
-        }
-        if a[i].1 < b[j].1 {
-            i += 1;
-        } else {
-            j += 1;
-        }
-    }
-    out
-}
+/// Intersection of two sorted, disjoint range lists (the one in `cidr`).
+pub(crate) use crate::cidr::intersect;
 
 /// `a − b` for sorted, disjoint range lists of `u32` (ports).
 pub(crate) fn subtract_u32(a: &[(u32, u32)], b: &[(u32, u32)]) -> Vec<(u32, u32)> {
