@@ -89,6 +89,31 @@ impl Builder<'_> {
         }
     }
 
+    /// The valid public addresses of a NAT gateway or firewall; an imported address Azure
+    /// allocates at deployment is `UNKNOWN_ADDRESS`, a malformed one `HOST_ADDRESS_INVALID`.
+    fn public_addresses(&mut self, list: &[String], at: &Entry) -> Vec<IpAddr> {
+        let mut out = Vec::new();
+        for a in list {
+            if let Some(ptr) = parse_unknown_marker(a) {
+                self.push(
+                    FindingCode::UnknownAddress,
+                    at,
+                    unknown_address_message("a public address", ptr),
+                );
+                continue;
+            }
+            match a.trim().parse::<IpAddr>() {
+                Ok(ip) => out.push(ip),
+                Err(_) => self.push(
+                    FindingCode::HostAddressInvalid,
+                    at,
+                    format!("public address `{a}` is not an IPv4 or IPv6 address"),
+                ),
+            }
+        }
+        out
+    }
+
     /// The valid routes of route table `t`.
     fn user_routes(&mut self, t: usize) -> Vec<UserRoute> {
         let table = &self.fx.route_tables[t];
@@ -154,26 +179,7 @@ impl Builder<'_> {
                 format!("nat_gateways/{}", n.name),
                 format!("/nat_gateways/{i}"),
             );
-            let mut public_addresses = Vec::new();
-            for a in &n.public_addresses {
-                // An imported public IP address Azure allocates at deployment.
-                if let Some(ptr) = parse_unknown_marker(a) {
-                    self.push(
-                        FindingCode::UnknownAddress,
-                        &at,
-                        unknown_address_message("a public address", ptr),
-                    );
-                    continue;
-                }
-                match a.trim().parse::<IpAddr>() {
-                    Ok(ip) => public_addresses.push(ip),
-                    Err(_) => self.push(
-                        FindingCode::HostAddressInvalid,
-                        &at,
-                        format!("public address `{a}` is not an IPv4 or IPv6 address"),
-                    ),
-                }
-            }
+            let public_addresses = self.public_addresses(&n.public_addresses, &at);
             out.push(NatGateway {
                 name: n.name.clone(),
                 public_addresses,
@@ -283,25 +289,7 @@ impl Builder<'_> {
             );
             return None;
         };
-        let mut public_addresses = Vec::new();
-        for a in &f.public_addresses {
-            if let Some(ptr) = parse_unknown_marker(a) {
-                self.push(
-                    FindingCode::UnknownAddress,
-                    &at,
-                    unknown_address_message("a public address", ptr),
-                );
-                continue;
-            }
-            match a.trim().parse::<IpAddr>() {
-                Ok(ip) => public_addresses.push(ip),
-                Err(_) => self.push(
-                    FindingCode::HostAddressInvalid,
-                    &at,
-                    format!("public address `{a}` is not an IPv4 or IPv6 address"),
-                ),
-            }
-        }
+        let public_addresses = self.public_addresses(&f.public_addresses, &at);
         let mut ranges = Vec::new();
         for r in f
             .private_ranges
