@@ -499,9 +499,17 @@ mod tests {
         assert_eq!(names.len(), ErrorCode::ALL.len(), "codes are unique");
         for c in ErrorCode::ALL {
             assert!(!c.title().is_empty(), "{c}");
-            // Client faults are exactly the 4xx codes; none of them is a backend's.
-            assert_eq!(c.is_client_fault(), c.status().is_client_error(), "{c}");
+            // Client faults are the 4xx codes, except the 403 a service answers when it
+            // refuses its public address: that one is the backend's.
+            let backend_4xx = c == ErrorCode::PublicAccessDisabled;
+            assert_eq!(
+                c.is_client_fault(),
+                c.status().is_client_error() && !backend_4xx,
+                "{c}"
+            );
         }
+        assert_eq!(ErrorCode::PublicAccessDisabled.status().as_u16(), 403);
+        assert!(!ErrorCode::PublicAccessDisabled.is_client_fault());
         assert!(ErrorCode::BadRequestBody.is_client_fault());
         assert!(ErrorCode::ClientTimeout.is_client_fault());
         assert!(!ErrorCode::BackendReset.is_client_fault());

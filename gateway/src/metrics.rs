@@ -100,7 +100,17 @@ pub(crate) struct Metrics {
     pub(crate) changes_refused: AtomicU64,
     /// Requests refused for the client's fault, indexed like [`ErrorCode::ALL`] (only the
     /// client-fault codes are ever counted).
-    client_faults: [AtomicU64; ErrorCode::ALL.len()],
+    client_faults: PerCode,
+}
+
+/// One counter per [`ErrorCode::ALL`] entry (`Default` is derived only for arrays up to 32).
+#[derive(Debug)]
+struct PerCode([AtomicU64; ErrorCode::ALL.len()]);
+
+impl Default for PerCode {
+    fn default() -> Self {
+        PerCode(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -128,7 +138,7 @@ impl Metrics {
     /// Counts one request refused for the client's fault.
     pub(crate) fn client_fault(&self, code: ErrorCode) {
         if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
-            self.client_faults[i].fetch_add(1, Ordering::Relaxed);
+            self.client_faults.0[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -267,7 +277,7 @@ impl Metrics {
 
         out.push_str("# HELP vnetsim_gateway_client_faults_total Requests refused for the client's fault (4xx), by code; never counted as backend failures.\n");
         out.push_str("# TYPE vnetsim_gateway_client_faults_total counter\n");
-        for (code, c) in ErrorCode::ALL.iter().zip(&self.client_faults) {
+        for (code, c) in ErrorCode::ALL.iter().zip(&self.client_faults.0) {
             if code.is_client_fault() {
                 let _ = writeln!(
                     out,

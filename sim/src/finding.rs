@@ -35,6 +35,7 @@ const TAGS: &str = "https://learn.microsoft.com/azure/virtual-network/service-ta
 const PE_POLICIES: &str =
     "https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy";
 const PRIVATE_DNS: &str = "https://learn.microsoft.com/azure/dns/private-dns-virtual-network-links";
+const DNS_FALLBACK: &str = "https://learn.microsoft.com/azure/dns/private-dns-fallback";
 const SET_BACKEND: &str =
     "https://learn.microsoft.com/azure/api-management/set-backend-service-policy";
 const APIM_BACKENDS: &str = "https://learn.microsoft.com/azure/api-management/backends";
@@ -245,6 +246,9 @@ finding_codes! {
     FirewallRuleInvalid => "FIREWALL_RULE_INVALID", Error, FIREWALL_RULES;
     /// A `Dnat` rule collection: parsed, not evaluated.
     FirewallDnatNotModelled => "FIREWALL_DNAT_NOT_MODELLED", Warning, FIREWALL_RULES;
+    // --- private DNS ---
+    /// A zone link's `resolution_policy = "NxDomainRedirect"` on a zone that is not a Private Link (`privatelink.*`) zone: Azure applies it only to Private Link zones.
+    DnsResolutionPolicyIgnored => "DNS_RESOLUTION_POLICY_IGNORED", Warning, DNS_FALLBACK;
 }
 
 impl fmt::Display for FindingCode {

@@ -23,7 +23,7 @@ mod nsg;
 mod routing;
 
 pub use apim::{ApimFile, ClassicVnetType, NamedValueFile, NetworkMode, Sku};
-pub use gateway::{ApiFile, DenyMode, DnsZoneFile, GatewayFile};
+pub use gateway::{ApiFile, DenyMode, DnsZoneFile, GatewayFile, ResolutionPolicy, ZoneLinkFile};
 pub use host::{HostFile, HostKind, PublicNetworkAccess, ServeKind, ServiceFile};
 pub use load::{Format, LoadError};
 pub use network::{PeeringFile, PrivateEndpointPolicies, SubnetFile, VnetFile};

@@ -189,6 +189,9 @@ pub enum VerdictCode {
     RoutingLoop,
     /// The next hop is a virtual network gateway: on-premises is not modelled.
     LeavesModel,
+    /// The flow arrives at a service's public address and the service's public network access
+    /// is Disabled (`public_network_access = "Disabled"`): the service refuses it.
+    PublicAccessDisabled,
 }
 
 impl VerdictCode {
@@ -213,6 +216,7 @@ impl VerdictCode {
             VerdictCode::NextHopUnreachable => "NEXT_HOP_UNREACHABLE",
             VerdictCode::RoutingLoop => "ROUTING_LOOP",
             VerdictCode::LeavesModel => "LEAVES_MODEL",
+            VerdictCode::PublicAccessDisabled => "PUBLIC_ACCESS_DISABLED",
         }
     }
 
@@ -220,15 +224,16 @@ impl VerdictCode {
     /// drop the packet on purpose (Deny), the others find no way (Unreachable).
     pub fn route_verdict(self) -> VerdictKind {
         match self {
-            VerdictCode::RouteNone | VerdictCode::AsymmetricRoute | VerdictCode::FirewallDenied => {
-                VerdictKind::Deny
-            }
+            VerdictCode::RouteNone
+            | VerdictCode::AsymmetricRoute
+            | VerdictCode::FirewallDenied
+            | VerdictCode::PublicAccessDisabled => VerdictKind::Deny,
             _ => VerdictKind::Unreachable,
         }
     }
 
     /// Every code, in declaration order.
-    pub const ALL: [VerdictCode; 16] = [
+    pub const ALL: [VerdictCode; 17] = [
         VerdictCode::Allowed,
         VerdictCode::NsgDenied,
         VerdictCode::NoRoute,
@@ -245,6 +250,7 @@ impl VerdictCode {
         VerdictCode::NextHopUnreachable,
         VerdictCode::RoutingLoop,
         VerdictCode::LeavesModel,
+        VerdictCode::PublicAccessDisabled,
     ];
 }
 

@@ -15,7 +15,6 @@
 use std::net::IpAddr;
 
 use crate::ask::{Destination, Question};
-use crate::dns::Via;
 use crate::finding::{Finding, FindingCode};
 use crate::flow::VerdictCode;
 use crate::proto::Protocol;
@@ -98,12 +97,8 @@ fn blocking_step(t: &Topology, source: IpAddr, host: &str) -> Option<String> {
     if v.code == VerdictCode::DnsFailure {
         return Some(format!("dns ({})", v.detail));
     }
-    let via_public = v.resolved.as_ref().is_some_and(|r| r.via == Via::Public);
-    let disabled = t.hosts().iter().any(|h| {
-        h.public_access_disabled
-            && (h.private_link_fqdn.as_deref() == Some(host) || h.dns.iter().any(|d| d == host))
-    });
-    if via_public && disabled {
+    if v.code == VerdictCode::PublicAccessDisabled {
+        // The walk's answer (flow/walk.rs): the vault refuses its public address.
         let addr = v
             .resolved
             .as_ref()

@@ -78,7 +78,9 @@ mod topology;
 pub use api::{Api, BackendUrl, UrlError};
 pub use ask::{ApiEndpoints, Destination, Fate, FateText, Question};
 pub use cidr::{addr_to_u128, AddrSet, Cidr, CidrError};
-pub use dns::{is_private_link_zone, DnsError, ResolveFrom, Resolved, Via};
+pub use dns::{
+    is_private_link_zone, private_link_name, public_name_of, DnsError, ResolveFrom, Resolved, Via,
+};
 pub use fault::{
     draw as fault_draw, fires as fault_fires, latency_for as fault_latency, Fault, FaultAction,
     FaultKind, FaultProblem, FaultRule, FaultSet, FaultsFile, DEFAULT_CHUNK_BYTES,

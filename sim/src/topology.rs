@@ -309,6 +309,9 @@ pub struct DnsZone {
     pub name: String,
     /// Linked VNets.
     pub links: Vec<usize>,
+    /// The linked VNets whose link has `resolutionPolicy: NxDomainRedirect` (Private Link
+    /// zones only: a NXDOMAIN falls back to public resolution).
+    pub nx_redirect: Vec<usize>,
 }
 
 /// The validated model.

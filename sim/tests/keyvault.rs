@@ -166,3 +166,118 @@ fn arm_template_with_a_key_vault_private_endpoint_warns_until_the_zone_is_linked
     );
     assert!(kv_of(&linked.fixture).is_empty());
 }
+
+// === one answer: the walk refuses the vault's public address; DNS with NxDomainRedirect ===
+
+/// `check --from apim --to kv1.vault.azure.net:443`, through the one front door.
+fn ask_vault(text: &str) -> sim::Verdict {
+    let f = Fixture::parse(text, Format::Toml).unwrap_or_else(|e| panic!("{e:?}"));
+    let t = Topology::build(&f, ServiceTagTable::builtin()).topology;
+    t.ask(&sim::Question {
+        protocol: sim::Protocol::Tcp,
+        source: t.apim_source().expect("integrated"),
+        source_port: Some(60000),
+        destination: sim::Destination::Name {
+            name: "kv1.vault.azure.net".into(),
+            host_names: false,
+        },
+        destination_port: Some(443),
+    })
+}
+
+/// ARM `Microsoft.KeyVault/vaults` `publicNetworkAccess`: "If set to 'disabled' all traffic
+/// except private endpoint traffic and that that originates from trusted services will be
+/// blocked". The flow `check` walks is refused by the vault, with the code the preflight uses.
+#[test]
+fn check_and_the_preflight_give_one_answer_for_a_disabled_public_endpoint() {
+    let v = ask_vault(&base());
+    assert_eq!(v.code.as_str(), "PUBLIC_ACCESS_DISABLED", "{}", v.detail);
+    assert_eq!(v.verdict, sim::VerdictKind::Deny);
+    assert_eq!(
+        v.resolved.as_ref().and_then(|r| r.address),
+        Some("52.1.2.3".parse().unwrap())
+    );
+    // Enabled: allowed at the public address, and no NSG of the endpoint's subnet is on the
+    // path (the public endpoint is the service's, not the endpoint NIC's).
+    let enabled = base().replace(
+        r#"public_network_access = "Disabled""#,
+        r#"public_network_access = "Enabled""#,
+    );
+    let v = ask_vault(&enabled);
+    assert_eq!(v.code.as_str(), "ALLOWED", "{}", v.detail);
+    // Linked: the private address, whatever the public access.
+    let linked = base().replace(
+        r#"links = ["vnet-hub"]"#,
+        r#"links = ["vnet-hub", "vnet-app"]"#,
+    );
+    let v = ask_vault(&linked);
+    assert_eq!(v.code.as_str(), "ALLOWED", "{}", v.detail);
+    assert_eq!(
+        v.resolved.as_ref().and_then(|r| r.address),
+        Some("10.1.1.4".parse().unwrap())
+    );
+}
+
+/// "Fallback to internet for Azure Private DNS zones": the zone linked to the instance's VNet
+/// has no record for kv1 (its endpoint registers in another zone, not among the inputs), so
+/// Azure DNS answers NXDOMAIN; `resolution_policy = "NxDomainRedirect"` on the link retries
+/// publicly — and the public endpoint then decides.
+#[test]
+fn nx_domain_redirect_reaches_the_public_endpoint() {
+    let no_record = base()
+        .replace("dns = [\"kv1.privatelink.vaultcore.azure.net\"]\n", "")
+        .replace(r#"links = ["vnet-hub"]"#, r#"links = ["vnet-app"]"#);
+    let found = kv(&no_record);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("blocking step: dns") && found[0].contains("NxDomainRedirect"),
+        "{}",
+        found[0]
+    );
+    let redirect = no_record.replace(
+        r#"links = ["vnet-app"]"#,
+        r#"links = [{ vnet = "vnet-app", resolution_policy = "NxDomainRedirect" }]"#,
+    );
+    let found = kv(&redirect);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("blocking step: public_access_disabled"),
+        "{}",
+        found[0]
+    );
+    let v = ask_vault(&redirect);
+    assert_eq!(v.code.as_str(), "PUBLIC_ACCESS_DISABLED");
+    assert_eq!(
+        v.resolved.as_ref().map(|r| r.via),
+        Some(sim::Via::PublicFallback)
+    );
+    let open = redirect.replace(
+        r#"public_network_access = "Disabled""#,
+        r#"public_network_access = "Enabled""#,
+    );
+    assert!(kv(&open).is_empty(), "{:?}", kv(&open));
+}
+
+/// ARM `virtualNetworkLinks` `resolutionPolicy` (API 2024-06-01) maps onto the link.
+#[test]
+fn arm_resolution_policy_maps_onto_the_link() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/arm/keyvault-private-endpoint.json");
+    let text = std::fs::read_to_string(p).expect("the template").replace(
+        r#""properties": { "registrationEnabled": false,"#,
+        r#""properties": { "registrationEnabled": false, "resolutionPolicy": "NxDomainRedirect","#,
+    );
+    let r = sim::arm::import(
+        &[sim::arm::Input::new("keyvault-private-endpoint.json", text)],
+        &sim::arm::ImportOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let link = &r.fixture.private_dns_zones[0].links[0];
+    assert_eq!(link.vnet, "vnet-hub");
+    assert_eq!(
+        link.resolution_policy,
+        sim::fixture::ResolutionPolicy::NxDomainRedirect
+    );
+    let toml = r.fixture.to_toml().unwrap();
+    assert!(toml.contains("NxDomainRedirect"), "{toml}");
+}

@@ -25,8 +25,8 @@ use proptest::sample::select;
 use sim::addr_to_u128;
 use sim::fixture::{
     AddressField, ApiFile, ApimFile, DnsZoneFile, Fixture, Format, GatewayFile, HostFile, HostKind,
-    NetworkMode, NsgFile, PortField, PrincipalFile, PrivateEndpointPolicies, RuleFile, ServeKind,
-    ServiceFile, Sku, SubnetFile, SubscriptionFile, VnetFile,
+    NetworkMode, NsgFile, PortField, PrincipalFile, PrivateEndpointPolicies, ResolutionPolicy,
+    RuleFile, ServeKind, ServiceFile, Sku, SubnetFile, SubscriptionFile, VnetFile, ZoneLinkFile,
 };
 use sim::FlowKey;
 use sim::NO_PORT;
@@ -1814,10 +1814,28 @@ fn arb_fixture() -> impl Strategy<Value = Fixture> {
         prop::collection::vec(strs(&["asg-a", "asg-b"]), 0..2),
         prop::collection::vec(
             (
-                strs(&["internal.contoso.com", "contoso.com", "bad..zone"]),
-                prop::collection::vec(arb_name_from(VNET_NAMES), 0..3),
+                strs(&[
+                    "internal.contoso.com",
+                    "contoso.com",
+                    "bad..zone",
+                    "privatelink.vaultcore.azure.net",
+                ]),
+                prop::collection::vec((arb_name_from(VNET_NAMES), any::<bool>()), 0..3),
             )
-                .prop_map(|(name, links)| DnsZoneFile { name, links }),
+                .prop_map(|(name, links)| DnsZoneFile {
+                    name,
+                    links: links
+                        .into_iter()
+                        .map(|(vnet, redirect)| ZoneLinkFile {
+                            vnet,
+                            resolution_policy: if redirect {
+                                ResolutionPolicy::NxDomainRedirect
+                            } else {
+                                ResolutionPolicy::Default
+                            },
+                        })
+                        .collect(),
+                }),
             0..3,
         ),
         prop::collection::vec(
@@ -2016,7 +2034,7 @@ fn arb_coherent_fixture() -> impl Strategy<Value = Fixture> {
                     apim,
                     private_dns_zones: vec![DnsZoneFile {
                         name: "internal.contoso.com".into(),
-                        links,
+                        links: links.into_iter().map(ZoneLinkFile::new).collect(),
                     }],
                     ..Fixture::default()
                 }

@@ -25,6 +25,7 @@ impl From<sim::VerdictCode> for ErrorCode {
             V::NextHopUnreachable => ErrorCode::NextHopUnreachable,
             V::RoutingLoop => ErrorCode::RoutingLoop,
             V::LeavesModel => ErrorCode::LeavesModel,
+            V::PublicAccessDisabled => ErrorCode::PublicAccessDisabled,
         }
     }
 }
@@ -104,13 +105,16 @@ pub enum ErrorCode {
     RoutingLoop,
     /// The route leaves for a virtual network gateway (on-premises is not modelled).
     LeavesModel,
+    /// The backend is a service's public address and its public network access is Disabled:
+    /// the service answers 403, as Key Vault and Storage do.
+    PublicAccessDisabled,
 }
 
 // === impl ErrorCode ===
 
 impl ErrorCode {
     /// Every code, in declaration order (for tables and per-code counters).
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::NsgDenied,
         ErrorCode::NotIntegrated,
         ErrorCode::NoRoute,
@@ -143,6 +147,7 @@ impl ErrorCode {
         ErrorCode::NextHopUnreachable,
         ErrorCode::RoutingLoop,
         ErrorCode::LeavesModel,
+        ErrorCode::PublicAccessDisabled,
     ];
 
     /// The code as it appears in bodies and headers (`NSG_DENIED`).
@@ -180,6 +185,7 @@ impl ErrorCode {
             ErrorCode::NextHopUnreachable => "NEXT_HOP_UNREACHABLE",
             ErrorCode::RoutingLoop => "ROUTING_LOOP",
             ErrorCode::LeavesModel => "LEAVES_MODEL",
+            ErrorCode::PublicAccessDisabled => "PUBLIC_ACCESS_DISABLED",
         }
     }
 
@@ -228,6 +234,9 @@ impl ErrorCode {
             ErrorCode::LeavesModel => {
                 "The route leaves for a virtual network gateway (on-premises is not modelled)"
             }
+            ErrorCode::PublicAccessDisabled => {
+                "The backend service's public network access is disabled"
+            }
         }
     }
 
@@ -247,7 +256,8 @@ impl ErrorCode {
     /// Whether the failure is the client's (a 4xx answer): counted in
     /// `vnetsim_gateway_client_faults_total`, never as a backend failure.
     pub fn is_client_fault(self) -> bool {
-        self.status().is_client_error()
+        // A 403 from a service that refuses public access is the backend's answer.
+        self.status().is_client_error() && self != ErrorCode::PublicAccessDisabled
     }
 
     /// The HTTP status of the code: the one code → status table (the gateway issue's
@@ -283,6 +293,10 @@ impl ErrorCode {
             | ErrorCode::PathTraversal
             | ErrorCode::BadHostHeader => StatusCode::BAD_REQUEST,
             ErrorCode::ConnectRefused | ErrorCode::TraceRefused => StatusCode::METHOD_NOT_ALLOWED,
+            // The service itself refuses the request (Key Vault: 403 "Public network access is
+            // disabled and request is not from a trusted service nor via an approved private
+            // link"; Storage: 403 AuthorizationFailure); APIM passes the backend's answer on.
+            ErrorCode::PublicAccessDisabled => StatusCode::FORBIDDEN,
             ErrorCode::UpgradeRefused | ErrorCode::TransferCodingUnsupported => {
                 StatusCode::NOT_IMPLEMENTED
             }

@@ -21,6 +21,7 @@ use super::IgnoredResource;
 use crate::finding::Assumption;
 use crate::fixture::{
     DnsZoneFile, Fixture, HostFile, HostKind, NamedValueFile, PublicNetworkAccess,
+    ResolutionPolicy, ZoneLinkFile,
 };
 use crate::tags::ServiceTagTable;
 
@@ -116,9 +117,38 @@ pub(crate) fn apply(resources: &[&Res], f: &mut Fixture, tags: &ServiceTagTable)
         match text(props(r).get("virtualNetwork").and_then(|v| v.get("id"))) {
             Some(id) => {
                 let vnet = id_segment(id, "virtualNetworks").unwrap_or_else(|| id.to_string());
+                // `resolutionPolicy` (API 2024-06-01): NxDomainRedirect falls back to public
+                // resolution ("Fallback to internet for Azure Private DNS zones").
+                let resolution_policy = match text(props(r).get("resolutionPolicy")) {
+                    Some(p) if p.eq_ignore_ascii_case("NxDomainRedirect") => {
+                        ResolutionPolicy::NxDomainRedirect
+                    }
+                    None => ResolutionPolicy::Default,
+                    Some(p) if p.eq_ignore_ascii_case("Default") => ResolutionPolicy::Default,
+                    Some(p) => {
+                        // Not a value ARM accepts, or known only at deployment: say so; the
+                        // link itself is mapped with the default policy.
+                        ignore(
+                            &mut out,
+                            r,
+                            format!("resolutionPolicy `{p}` is neither Default nor NxDomainRedirect: the link is mapped with Default (set it with --set or fix the template)"),
+                        );
+                        ResolutionPolicy::Default
+                    }
+                };
                 let z = zone_entry(f, &zone);
-                if !z.links.iter().any(|l| l.eq_ignore_ascii_case(&vnet)) {
-                    z.links.push(vnet);
+                match z
+                    .links
+                    .iter_mut()
+                    .find(|l| l.vnet.eq_ignore_ascii_case(&vnet))
+                {
+                    Some(l) => {
+                        l.resolution_policy = l.resolution_policy.max(resolution_policy);
+                    }
+                    None => z.links.push(ZoneLinkFile {
+                        vnet,
+                        resolution_policy,
+                    }),
                 }
             }
             None => ignore(

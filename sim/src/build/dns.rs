@@ -5,7 +5,7 @@ use super::apis;
 use super::{Builder, Entry};
 use crate::api::Api;
 use crate::finding::FindingCode;
-use crate::fixture::DnsZoneFile;
+use crate::fixture::{DnsZoneFile, ResolutionPolicy};
 use crate::topology::{find_ci, normalize_dns, valid_dns_name, DnsZone, Host, Vnet};
 
 impl Builder<'_> {
@@ -36,15 +36,36 @@ impl Builder<'_> {
             );
         }
         let mut links = Vec::new();
+        let mut nx_redirect = Vec::new();
+        let private_link = crate::dns::is_private_link_zone(&normalize_dns(&z.name));
         for l in &z.links {
-            match find_ci(vnets, l, |v| &v.name) {
-                Some((i, _)) => links.push(i),
+            match find_ci(vnets, &l.vnet, |v| &v.name) {
+                Some((i, _)) => {
+                    links.push(i);
+                    if l.resolution_policy == ResolutionPolicy::NxDomainRedirect {
+                        if private_link {
+                            nx_redirect.push(i);
+                        } else {
+                            // "Only applicable for virtual network links to privatelink zones"
+                            // (ARM `virtualNetworkLinks` `resolutionPolicy`).
+                            self.push(
+                                FindingCode::DnsResolutionPolicyIgnored,
+                                &zpath,
+                                format!(
+                                    "link to `{}`: resolution_policy NxDomainRedirect applies only to Private Link zones (privatelink.*); `{}` answers NXDOMAIN from `{}` without falling back to public DNS",
+                                    l.vnet, z.name, l.vnet
+                                ),
+                            );
+                        }
+                    }
+                }
                 None => self.push(
                     FindingCode::ReferenceUnknown,
                     &zpath,
                     format!(
-                        "link to `{l}`: no such VNet{}",
-                        super::did_you_mean(l, vnets.iter().map(|v| v.name.as_str()))
+                        "link to `{}`: no such VNet{}",
+                        l.vnet,
+                        super::did_you_mean(&l.vnet, vnets.iter().map(|v| v.name.as_str()))
                     ),
                 ),
             }
@@ -52,6 +73,7 @@ impl Builder<'_> {
         DnsZone {
             name: normalize_dns(&z.name),
             links,
+            nx_redirect,
         }
     }
 

@@ -40,6 +40,9 @@ impl fmt::Display for Verdict {
             let via = match r.via {
                 crate::dns::Via::PrivateZone => "private zone",
                 crate::dns::Via::Public => "public DNS",
+                crate::dns::Via::PublicFallback => {
+                    "public DNS (the zone link's NxDomainRedirect fallback)"
+                }
                 crate::dns::Via::VnetName => "VNet name",
                 crate::dns::Via::HostName => "[[hosts]] name",
             };

@@ -172,6 +172,8 @@ pub(super) enum Why {
     PlatformFromVmsOnly,
     ClassicExternal,
     ClassicInternal,
+    PublicAccessDisabled,
+    ServicePublicEndpoint,
 }
 
 impl Why {
@@ -216,6 +218,8 @@ impl Why {
             Why::PlatformAddress => "the platform address answers every VM on its host node; this traffic is not one of the NSG exemptions (DNS, DHCP, WireServer, IMDS, KMS), so the NSGs decide",
             Why::ClassicExternal => "a classic-tier instance injected with virtualNetworkType External is reached at its public address through its subnet's inbound NSG, which sees its private address",
             Why::ClassicInternal => "a classic-tier instance injected with virtualNetworkType Internal is reachable only at its private address",
+            Why::PublicAccessDisabled => "the destination is the public address of a service whose public network access is Disabled (public_network_access = \"Disabled\"): it accepts only private endpoint connections and refuses the flow",
+            Why::ServicePublicEndpoint => "the destination is the public endpoint of the service a private endpoint serves: it is reached over the internet, not through the endpoint's NIC",
             Why::PlatformFromVmsOnly => "the platform addresses 168.63.129.16 and 169.254.169.254 are reachable only from inside a VNet (a VM's host node), not from the internet or an instance outside every VNet",
         }
     }
@@ -418,6 +422,20 @@ impl Topology {
             Err((VerdictCode::NoRoute, Why::IntegrationOutboundOnly))
         } else if let Some(h) = self.host_with_public(dst) {
             let host = &self.hosts[h];
+            if host.public_access_disabled {
+                // ARM `Microsoft.KeyVault/vaults` `publicNetworkAccess`: "If set to 'disabled'
+                // all traffic except private endpoint traffic and that that originates from
+                // trusted services will be blocked" (and Storage's `publicNetworkAccess` alike);
+                // the gateway is no trusted service (keyvault.rs). The service refuses what
+                // arrives at its public address, whatever the path allowed.
+                return Err((VerdictCode::PublicAccessDisabled, Why::PublicAccessDisabled));
+            }
+            if host.kind == HostKind::PrivateEndpoint {
+                // A private endpoint's `public_address` is its service's public endpoint, which
+                // is not behind the endpoint's NIC: no NSG of the endpoint's subnet sees it.
+                plan.why_allowed = Why::ServicePublicEndpoint;
+                return Ok(());
+            }
             plan.inbound_destination = host.address;
             plan.why_allowed = Why::ViaPublicAddress;
             if let Some((vi, si)) = host.placement {
