@@ -1084,6 +1084,60 @@ address = "10.0.2.5"
     ))
 }
 
+/// A private endpoint's `public_address` is its service's public endpoint ("What is a private
+/// endpoint?": the endpoint is a NIC in your subnet; the service keeps its public endpoint
+/// unless its public network access is disabled). Flows to it never reach the endpoint's NIC,
+/// so even a subnet NSG that applies to the endpoint (`Enabled`) does not filter them; with
+/// `publicNetworkAccess` Disabled ("all traffic except private endpoint traffic and that that
+/// originates from trusted services will be blocked", ARM `Microsoft.KeyVault/vaults`) the
+/// service refuses them: Deny `PUBLIC_ACCESS_DISABLED`.
+#[test]
+fn a_private_endpoints_public_address_is_the_services_public_endpoint() {
+    let text = |access: &str| {
+        format!(
+            r#"
+[[nsgs]]
+name = "nsg-pe"
+{}
+[[vnets]]
+name = "v"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+
+  [[vnets.subnets]]
+  name = "snet-pe"
+  address_prefix = "10.0.2.0/24"
+  nsg = "nsg-pe"
+  private_endpoint_network_policies = "Enabled"
+
+[[hosts]]
+name = "pe-kv"
+address = "10.0.2.4"
+kind = "private-endpoint"
+public_address = "52.1.2.3"
+private_link_fqdn = "kv1.vault.azure.net"
+public_network_access = "{access}"
+"#,
+            rule("deny-all-in", 100, "Inbound", "Deny", "*", "*", "*", "*")
+        )
+    };
+    let t = topo(&text("Enabled"));
+    let v = verdict(&t, tcp(CLIENT, "52.1.2.3", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow, "{v}");
+    assert!(chain(&v).is_empty(), "no NSG is on the path: {v}");
+    // The private address is still behind the subnet's NSG (policies Enabled).
+    let v = verdict(&t, tcp(CLIENT, "10.0.2.4", 443));
+    assert_eq!(v.code.as_str(), "NO_PUBLIC_ENDPOINT", "{v}");
+    let t = topo(&text("Disabled"));
+    let v = verdict(&t, tcp(CLIENT, "52.1.2.3", 443));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Deny, "PUBLIC_ACCESS_DISABLED"),
+        "{v}"
+    );
+    assert!(v.detail.contains("Disabled"), "{}", v.detail);
+}
+
 #[test]
 fn private_endpoints_ignore_inbound_nsgs_unless_policies_enable_them() {
     let to_pe = tcp("10.0.1.4", "10.0.2.4", 443);

@@ -54,11 +54,13 @@ impl Walked {
         self.d.code = code;
         if verdict != VerdictKind::Indeterminate {
             self.d.decided_by = match code {
-                // A deny by the platform, a route or a firewall: no NSG rule decided.
+                // A deny by the platform, a route, a firewall or the service itself: no NSG
+                // rule decided.
                 VerdictCode::PlatformBlocked
                 | VerdictCode::RouteNone
                 | VerdictCode::FirewallDenied
-                | VerdictCode::AsymmetricRoute => None,
+                | VerdictCode::AsymmetricRoute
+                | VerdictCode::PublicAccessDisabled => None,
                 _ if verdict == VerdictKind::Unreachable => None,
                 _ => self.d.decided_by,
             };
