@@ -672,22 +672,23 @@ impl Mapper {
                 }
             };
             let lp = json::key(&epp, "locations");
-            let locations =
-                match read(ep.get("locations"))? {
-                    Got::Unknown(u) => return Err(unrepresentable(
+            let locations = match read(ep.get("locations"))? {
+                Got::Unknown(u) => {
+                    return Err(unrepresentable(
                         &u,
                         format!(
                             "the locations of service endpoint `{service}` of subnet `{subject}`"
                         ),
-                    )),
-                    _ => self.texts(
-                        ep.get("locations"),
-                        at,
-                        &lp,
-                        &format!("{subject}/service_endpoints"),
-                        "a location",
-                    )?,
-                };
+                    ))
+                }
+                _ => self.texts(
+                    ep.get("locations"),
+                    at,
+                    &lp,
+                    &format!("{subject}/service_endpoints"),
+                    "a location",
+                )?,
+            };
             if let Some(bad) = locations
                 .iter()
                 .flatten()
