@@ -40,6 +40,8 @@ const SET_BACKEND: &str =
     "https://learn.microsoft.com/azure/api-management/set-backend-service-policy";
 const APIM_BACKENDS: &str = "https://learn.microsoft.com/azure/api-management/backends";
 const UDR: &str = "https://learn.microsoft.com/azure/virtual-network/virtual-networks-udr-overview";
+const SERVICE_ENDPOINTS: &str =
+    "https://learn.microsoft.com/azure/virtual-network/virtual-network-service-endpoints-overview";
 const FIREWALL_FAQ: &str = "https://learn.microsoft.com/azure/firewall/firewall-faq";
 const FIREWALL_RULES: &str = "https://learn.microsoft.com/azure/firewall/rule-processing";
 /// "Trusted service connectivity retirement (March 2026)": gateways of instances created on or
@@ -249,6 +251,11 @@ finding_codes! {
     // --- private DNS ---
     /// A zone link's `resolution_policy = "NxDomainRedirect"` on a zone that is not a Private Link (`privatelink.*`) zone: Azure applies it only to Private Link zones.
     DnsResolutionPolicyIgnored => "DNS_RESOLUTION_POLICY_IGNORED", Warning, DNS_FALLBACK;
+    // --- service endpoints ---
+    /// A subnet's service endpoint names no service that has virtual network service endpoints.
+    ServiceEndpointServiceUnknown => "SERVICE_ENDPOINT_SERVICE_UNKNOWN", Error, SERVICE_ENDPOINTS;
+    /// A service endpoint location is neither `*` nor a region with prefixes of the service in the service tag table.
+    ServiceEndpointLocationUnknown => "SERVICE_ENDPOINT_LOCATION_UNKNOWN", Error, SERVICE_ENDPOINTS;
 }
 
 impl fmt::Display for FindingCode {
@@ -455,6 +462,15 @@ assumptions! {
     /// The private address of an imported Azure Firewall.
     FirewallPrivateAddress => "ASSUMPTION_FIREWALL_PRIVATE_ADDRESS",
         "An imported Azure Firewall whose private address the input does not give (a template: Azure assigns it at deployment) has the first usable address of its AzureFirewallSubnet (offset 4); Azure does not document which address the firewall takes.";
+    /// The prefixes of service endpoint routes.
+    ServiceEndpointPrefixes => "ASSUMPTION_SERVICE_ENDPOINT_PREFIXES",
+        "A service endpoint's VirtualNetworkServiceEndpoint routes are the IPv4 prefixes of the service's tag in the service tag table (Microsoft.KeyVault: AzureKeyVault, Microsoft.Storage: Storage, Microsoft.Sql: Sql, Microsoft.Web: AppService, Microsoft.CognitiveServices: CognitiveServicesManagement, the others their namesake tag): its regional forms for each location, the whole tag for `*`; Azure adds \"the public IP addresses\" of the service without publishing them.";
+    /// Default locations of a service endpoint.
+    ServiceEndpointLocations => "ASSUMPTION_SERVICE_ENDPOINT_LOCATIONS",
+        "A service endpoint without locations covers what Azure fills into serviceEndpoints[].locations: Microsoft.Storage the VNet's region and its paired region, Microsoft.Sql the VNet's region, every other service `*` (all regions).";
+    /// Service endpoint routes against user-defined routes of the same prefix.
+    ServiceEndpointRoutePrecedence => "ASSUMPTION_SERVICE_ENDPOINT_ROUTE_PRECEDENCE",
+        "A service endpoint route is a system route: a longer user-defined route wins over it and, on an equal prefix, a user-defined route wins (\"Virtual network traffic routing\"), while it beats a 0.0.0.0/0 route and more specific BGP routes; the service endpoints page's \"override any BGP or UDR routes for the address prefix match\" is read as the longest prefix match.";
     /// The public address of an imported private endpoint's target.
     ServicePublicAddress => "ASSUMPTION_SERVICE_PUBLIC_ADDRESS",
         "A private endpoint's target service (a Key Vault, a storage account) answers on its public name with the first IPv4 address of its regional service tag in the built-in table (AzureKeyVault.<region>, Storage.<region>); Azure gives each service its own public address, which an import cannot know.";

@@ -26,7 +26,9 @@ pub use apim::{ApimFile, ClassicVnetType, NamedValueFile, NetworkMode, Sku};
 pub use gateway::{ApiFile, DenyMode, DnsZoneFile, GatewayFile, ResolutionPolicy, ZoneLinkFile};
 pub use host::{HostFile, HostKind, PublicNetworkAccess, ServeKind, ServiceFile};
 pub use load::{Format, LoadError};
-pub use network::{PeeringFile, PrivateEndpointPolicies, SubnetFile, VnetFile};
+pub use network::{
+    PeeringFile, PrivateEndpointPolicies, ServiceEndpointFile, SubnetFile, VnetFile,
+};
 pub use nsg::{AddressField, NsgFile, PortField, RawRule, RuleFile};
 pub use routing::{
     CollectionKind, FirewallAction, FirewallFile, FirewallRuleFile, NatGatewayFile, NextHopType,

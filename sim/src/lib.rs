@@ -95,6 +95,7 @@ pub use flow::{
 pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};
 pub use platform::{Exemption, PlatformTag, HOST_VIP, IMDS};
 pub use proto::{Access, Direction, PortSet, Protocol, RuleProtocol, NO_PORT};
+pub use route::{known_services, paired_region, ResolvedEndpoint};
 pub use route::{
     EffectiveRoute, EffectiveRouteTable, EffectiveRouteView, NextHop, NextHopResult, RouteSource,
     RouteState, SubnetRoutes, AZURE_PLATFORM_ADDRESS,

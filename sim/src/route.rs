@@ -19,6 +19,9 @@
 //!   prefix: "user-defined routes must have a prefix size that is equal to or smaller than the
 //!   virtual network address space where the private endpoint is provisioned. For example, a
 //!   user-defined route default route (0.0.0.0/0) doesn't invalidate private endpoint routes";
+//! - **service endpoint routes**: each of the subnet's service endpoints → the service's
+//!   prefixes with next hop `VirtualNetworkServiceEndpoint`, on that subnet only (module
+//!   `service_endpoint`);
 //! - **BGP routes**: the VNet's `bgp_routes` → `VirtualNetworkGateway`, unless the subnet's
 //!   route table has `disable_bgp_route_propagation`;
 //! - **user-defined routes** of the subnet's route table (a service tag prefix stands for each
@@ -29,6 +32,12 @@
 //! route" (an explicit prefix beats a service tag), except that "System routes for traffic
 //! related to virtual network, virtual network peerings, or virtual network service endpoints,
 //! are preferred routes, even if BGP routes are more specific" (such BGP routes are `Invalid`).
+//! A service endpoint route is a system route like the others here: a longer prefix wins over
+//! it (a UDR for one service address), and on an equal prefix a user-defined route wins — the
+//! routing page's order; the service endpoints page says "Service endpoint routes override any
+//! BGP or UDR routes for the address prefix match of an Azure service", which the longest
+//! prefix match gives against a `0.0.0.0/0` UDR (`ASSUMPTION_SERVICE_ENDPOINT_ROUTE_PRECEDENCE`
+//! for the equal prefix).
 //! Overridden routes stay listed `Invalid`; a user route for `0.0.0.0/0` removes the
 //! reserved-range `None` routes (the page's routing example lists none). Traffic to
 //! `168.63.129.16` is not subject to user-defined routes (Azure's virtual public IP page:
@@ -41,9 +50,12 @@ use serde::Serialize;
 use crate::cidr::Cidr;
 
 mod compiled;
+mod service_endpoint;
 mod watcher;
 
 pub(crate) use compiled::RouteLookup;
+pub use service_endpoint::{known_services, paired_region, ResolvedEndpoint};
+pub(crate) use service_endpoint::{resolve as resolve_service_endpoint, EndpointError};
 pub use watcher::{EffectiveRouteTable, EffectiveRouteView, NextHopResult};
 
 /// Azure's virtual public address (DNS, health probes): not subject to user-defined routes.
@@ -76,6 +88,9 @@ pub enum NextHop {
     VirtualAppliance(IpAddr),
     /// A virtual network gateway (VPN / ExpressRoute): leaves the model.
     VirtualNetworkGateway,
+    /// A service endpoint's route: straight to the service's public address over the Azure
+    /// backbone, from the source's private address.
+    VirtualNetworkServiceEndpoint,
 }
 
 impl NextHop {
@@ -90,6 +105,7 @@ impl NextHop {
             NextHop::None => "None",
             NextHop::VirtualAppliance(_) => "VirtualAppliance",
             NextHop::VirtualNetworkGateway => "VirtualNetworkGateway",
+            NextHop::VirtualNetworkServiceEndpoint => "VirtualNetworkServiceEndpoint",
         }
     }
     /// The next hop's address (`VirtualAppliance` only).
@@ -170,7 +186,10 @@ impl EffectiveRoute {
         self.source == RouteSource::Default
             && matches!(
                 self.next_hop,
-                NextHop::VnetLocal | NextHop::VNetPeering(_) | NextHop::VNetGlobalPeering(_)
+                NextHop::VnetLocal
+                    | NextHop::VNetPeering(_)
+                    | NextHop::VNetGlobalPeering(_)
+                    | NextHop::VirtualNetworkServiceEndpoint
             )
     }
 }
@@ -178,7 +197,8 @@ impl EffectiveRoute {
 /// A subnet's effective routes and their compiled lookup.
 #[derive(Clone, Debug, Default)]
 pub struct SubnetRoutes {
-    /// Every route, Active and Invalid, in a stable order (system, BGP, user).
+    /// Every route, Active and Invalid, in a stable order (system, service endpoint, private
+    /// endpoint, BGP, user).
     pub routes: Vec<EffectiveRoute>,
     lookup: RouteLookup,
     /// The system `0.0.0.0/0` → Internet route (what `168.63.129.16` always takes).
@@ -188,6 +208,8 @@ pub struct SubnetRoutes {
 /// The raw inputs of one subnet's routes, before precedence is applied.
 pub(crate) struct RouteInputs {
     pub(crate) system: Vec<EffectiveRoute>,
+    /// The prefixes of the subnet's service endpoints (sorted, distinct).
+    pub(crate) service_endpoints: Vec<Cidr>,
     pub(crate) endpoints: Vec<(EffectiveRoute, Option<u8>)>,
     pub(crate) bgp: Vec<Cidr>,
     pub(crate) user: Vec<EffectiveRoute>,
@@ -201,6 +223,7 @@ impl SubnetRoutes {
     pub(crate) fn build(inputs: RouteInputs) -> SubnetRoutes {
         let RouteInputs {
             mut system,
+            service_endpoints,
             endpoints,
             bgp,
             user,
@@ -211,6 +234,11 @@ impl SubnetRoutes {
             system.retain(|r| r.next_hop != NextHop::None);
         }
         let mut routes = system;
+        routes.extend(
+            service_endpoints
+                .into_iter()
+                .map(|p| EffectiveRoute::system(p, NextHop::VirtualNetworkServiceEndpoint)),
+        );
         for (mut r, space_len) in endpoints {
             if let Some(len) = space_len {
                 if user
@@ -289,6 +317,7 @@ impl SubnetRoutes {
     pub fn from_rows(rows: &[(RouteSource, Cidr, NextHop, bool)]) -> SubnetRoutes {
         let mut inputs = RouteInputs {
             system: Vec::new(),
+            service_endpoints: Vec::new(),
             endpoints: Vec::new(),
             bgp: Vec::new(),
             user: Vec::new(),

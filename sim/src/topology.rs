@@ -144,6 +144,9 @@ pub struct Subnet {
     pub route_table: Option<usize>,
     /// Associated NAT gateway (index into [`Topology::nat_gateways`]).
     pub nat_gateway: Option<usize>,
+    /// Service endpoints, resolved to the prefixes of their `VirtualNetworkServiceEndpoint`
+    /// routes (the valid ones).
+    pub service_endpoints: Vec<crate::route::ResolvedEndpoint>,
     /// Position in its VNet's `subnets` in the fixture (duplicates are left out of the model,
     /// so it may differ from the position here); locates the subnet in the source.
     pub index: usize,

@@ -26,7 +26,8 @@ use sim::addr_to_u128;
 use sim::fixture::{
     AddressField, ApiFile, ApimFile, DnsZoneFile, Fixture, Format, GatewayFile, HostFile, HostKind,
     NetworkMode, NsgFile, PortField, PrincipalFile, PrivateEndpointPolicies, ResolutionPolicy,
-    RuleFile, ServeKind, ServiceFile, Sku, SubnetFile, SubscriptionFile, VnetFile, ZoneLinkFile,
+    RuleFile, ServeKind, ServiceEndpointFile, ServiceFile, Sku, SubnetFile, SubscriptionFile,
+    VnetFile, ZoneLinkFile,
 };
 use sim::FlowKey;
 use sim::NO_PORT;
@@ -303,6 +304,7 @@ fn subnet_file(name: &str, prefixes: Vec<String>, nsg: Option<&str>) -> SubnetFi
         private_endpoint_network_policies: PrivateEndpointPolicies::Disabled,
         route_table: None,
         nat_gateway: None,
+        service_endpoints: Vec::new(),
     }
 }
 
@@ -1650,17 +1652,32 @@ fn arb_subnet() -> impl Strategy<Value = SubnetFile> {
         prop::option::of(arb_name_from(NSG_NAMES)),
         prop::collection::vec(Just("appgw-1".to_string()), 0..2),
         select(PrivateEndpointPolicies::ALL.to_vec()),
+        // Service endpoints, valid or not (unknown service, unknown location, `*`).
+        prop::collection::vec(
+            (
+                strs(&["Microsoft.KeyVault", "Microsoft.Storage", "Microsoft.Bogus"]),
+                prop::option::of(prop::collection::vec(
+                    strs(&["westeurope", "*", "atlantis"]),
+                    0..3,
+                )),
+            )
+                .prop_map(|(service, locations)| ServiceEndpointFile { service, locations }),
+            0..3,
+        ),
     )
         .prop_map(
-            |(name, address_prefixes, delegations, nsg, resources, pol)| SubnetFile {
-                name,
-                address_prefixes,
-                delegations,
-                nsg,
-                resources,
-                private_endpoint_network_policies: pol,
-                route_table: None,
-                nat_gateway: None,
+            |(name, address_prefixes, delegations, nsg, resources, pol, service_endpoints)| {
+                SubnetFile {
+                    name,
+                    address_prefixes,
+                    delegations,
+                    nsg,
+                    resources,
+                    private_endpoint_network_policies: pol,
+                    route_table: None,
+                    nat_gateway: None,
+                    service_endpoints,
+                }
             },
         )
 }

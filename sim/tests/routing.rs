@@ -616,15 +616,16 @@ fn outbound_route_all_both_ways() {
 
 // === property: the compiled lookup ===
 
-const HOPS: [NextHop; 4] = [
+const HOPS: [NextHop; 5] = [
     NextHop::VnetLocal,
     NextHop::Internet,
     NextHop::None,
     NextHop::VirtualNetworkGateway,
+    NextHop::VirtualNetworkServiceEndpoint,
 ];
 
 fn arb_row() -> impl Strategy<Value = (RouteSource, Cidr, NextHop, bool)> {
-    (0u8..3, any::<u32>(), 0u8..=32, 0usize..4, any::<bool>()).prop_map(|(s, a, len, h, tag)| {
+    (0u8..3, any::<u32>(), 0u8..=32, 0usize..5, any::<bool>()).prop_map(|(s, a, len, h, tag)| {
         let source = [
             RouteSource::User,
             RouteSource::VirtualNetworkGateway,
@@ -653,10 +654,18 @@ fn reference(rows: &[(RouteSource, Cidr, NextHop, bool)], x: IpAddr) -> Option<(
         .enumerate()
         .filter(|(_, r)| r.1.contains(x))
         .filter(|(_, r)| !(default_udr && r.0 == RouteSource::Default && r.2 == NextHop::None))
+        // "System routes for traffic related to virtual network, virtual network peerings, or
+        // virtual network service endpoints, are preferred routes, even if BGP routes are more
+        // specific."
         .filter(|(_, r)| {
             r.0 != RouteSource::VirtualNetworkGateway
                 || !rows.iter().any(|s| {
-                    s.0 == RouteSource::Default && s.2 == NextHop::VnetLocal && s.1.covers(&r.1)
+                    s.0 == RouteSource::Default
+                        && matches!(
+                            s.2,
+                            NextHop::VnetLocal | NextHop::VirtualNetworkServiceEndpoint
+                        )
+                        && s.1.covers(&r.1)
                 })
         })
         .max_by_key(|(i, r)| {

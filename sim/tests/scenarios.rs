@@ -2922,3 +2922,339 @@ fn classic_injection_keeps_its_subnet_and_nsg() {
     let b = classic_topology("classic_vnet_type = \"External\"\nsku = \"StandardV2\"");
     assert!(codes(&b).contains(&"SKU_NOT_SUPPORTED"), "{:?}", codes(&b));
 }
+
+// === service endpoints on an APIM v2 integration subnet ===
+//
+// - ROUTING: "Virtual network traffic routing", optional default routes and the 0.0.0.0/0
+//   prefix <https://learn.microsoft.com/azure/virtual-network/virtual-networks-udr-overview>
+// - SE: "Virtual Network service endpoints"
+//   <https://learn.microsoft.com/azure/virtual-network/virtual-network-service-endpoints-overview>
+// - NAT: "What is Azure NAT Gateway?" <https://learn.microsoft.com/azure/nat-gateway/nat-overview>
+
+/// An IPv4 address inside the first IPv4 prefix of service tag `tag` of the built-in table.
+fn tag_address(tag: &str) -> String {
+    let t = ServiceTagTable::builtin();
+    let p = t
+        .get(tag)
+        .unwrap_or_else(|| panic!("tag {tag}"))
+        .prefixes
+        .iter()
+        .find(|p| p.is_ipv4())
+        .copied()
+        .expect("an IPv4 prefix");
+    p.nth(1).unwrap_or(p.first()).to_string()
+}
+
+/// A hub (Azure Firewall 10.100.1.4, public 20.61.20.5, allowing TCP 443 from the APIM subnet
+/// to AzureKeyVault and Storage) and a spoke whose APIM v2 integration subnet forces
+/// 0.0.0.0/0 to the firewall and has a NAT gateway (20.61.10.4); `endpoints` is the subnet's
+/// `service_endpoints` value, `rules` the outbound rules of its NSG.
+fn forced_tunnel_apim(endpoints: &str, rules: &str) -> Topology {
+    topo(&format!(
+        r#"
+[[vnets]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.100.0.0/16"]
+peerings = ["spoke"]
+  [[vnets.subnets]]
+  name = "AzureFirewallSubnet"
+  address_prefix = "10.100.1.0/26"
+
+[[vnets]]
+name = "spoke"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+peerings = [{{ remote = "hub", allow_forwarded_traffic = true }}]
+  [[vnets.subnets]]
+  name = "snet-apim"
+  address_prefix = "10.0.1.0/24"
+  delegations = ["Microsoft.Web/serverFarms"]
+  nsg = "nsg-apim"
+  route_table = "rt-apim"
+  nat_gateway = "nat-egress"
+  service_endpoints = {endpoints}
+
+[[route_tables]]
+name = "rt-apim"
+  [[route_tables.routes]]
+  name = "default-to-firewall"
+  address_prefix = "0.0.0.0/0"
+  next_hop_type = "VirtualAppliance"
+  next_hop_ip_address = "10.100.1.4"
+
+[[nat_gateways]]
+name = "nat-egress"
+public_addresses = ["20.61.10.4"]
+
+[[firewalls]]
+name = "fw-hub"
+subnet = "hub/AzureFirewallSubnet"
+private_address = "10.100.1.4"
+public_addresses = ["20.61.20.5"]
+  [[firewalls.rule_collection_groups]]
+  name = "apim"
+  priority = 200
+    [[firewalls.rule_collection_groups.rule_collections]]
+    name = "deps"
+    priority = 100
+    kind = "Network"
+    action = "Allow"
+      [[firewalls.rule_collection_groups.rule_collections.rules]]
+      name = "apim-dependencies"
+      protocols = ["TCP"]
+      source_addresses = ["10.0.1.0/24"]
+      destination_addresses = ["AzureKeyVault", "Storage"]
+      destination_ports = ["443"]
+
+[[nsgs]]
+name = "nsg-apim"
+{rules}
+
+[apim]
+name = "apim"
+sku = "StandardV2"
+region = "westeurope"
+virtual_network = "integration"
+subnet = "spoke/snet-apim"
+address = "10.0.1.10"
+"#
+    ))
+}
+
+/// ROUTING, optional default routes: "Default | Multiple | VirtualNetworkServiceEndpoint |
+/// Only the subnet a service endpoint is enabled for"; 0.0.0.0/0: "When you enable a service
+/// endpoint for a service, Azure creates a route with address prefixes for the service.
+/// Traffic to the service doesn't route to the next hop type in a route with the 0.0.0.0/0
+/// address prefix." SE: "Endpoints always take service traffic directly from your virtual
+/// network to the service" and "service traffic switches to use virtual network private
+/// addresses as the source IP addresses". NAT: the NAT gateway "replaces the default Internet
+/// destination of a subnet" — not a service endpoint route.
+#[test]
+fn key_vault_endpoint_bypasses_the_forced_tunnel_and_the_nat_gateway() {
+    let t = forced_tunnel_apim(
+        r#"[{ service = "Microsoft.KeyVault", locations = ["westeurope"] }]"#,
+        "",
+    );
+    let kv_we = tag_address("AzureKeyVault.WestEurope");
+    let kv_ne = tag_address("AzureKeyVault.NorthEurope");
+    // Key Vault in the endpoint's location: the service endpoint route, no firewall, the
+    // private source (the NAT gateway is not used either).
+    let v = verdict(&t, tcp("10.0.1.10", &kv_we, 443));
+    assert_eq!(v.code.as_str(), "ALLOWED", "{}", v.detail);
+    let hop = t
+        .next_hop(ip("10.0.1.10"), ip(&kv_we))
+        .expect("a subnet source");
+    assert_eq!(hop.next_hop_type, "VirtualNetworkServiceEndpoint");
+    assert_eq!(hop.route_table_id, "System Route");
+    assert_eq!(hop.next_hop_ip_address, None);
+    assert!(t.decide(&tcp("10.0.1.10", &kv_we, 443)).firewall.is_none());
+    assert_eq!(v.egress_source.as_deref(), Some("10.0.1.10"));
+    assert!(v
+        .assumptions
+        .iter()
+        .any(|a| a.code() == "ASSUMPTION_SERVICE_ENDPOINT_PREFIXES"));
+    // Key Vault in another region (outside `locations`): the 0.0.0.0/0 UDR to the firewall,
+    // which SNATs to its public address.
+    let hop = t
+        .next_hop(ip("10.0.1.10"), ip(&kv_ne))
+        .expect("a subnet source");
+    assert_eq!(hop.next_hop_type, "VirtualAppliance");
+    assert_eq!(hop.next_hop_ip_address.as_deref(), Some("10.100.1.4"));
+    let d = t.decide(&tcp("10.0.1.10", &kv_ne, 443));
+    assert_eq!(d.code.as_str(), "ALLOWED");
+    assert!(d.firewall.is_some());
+    assert_eq!(d.egress_source, Some(ip("20.61.20.5")));
+    // Storage has no endpoint here: the firewall too.
+    let st = tag_address("Storage.WestEurope");
+    assert!(t.decide(&tcp("10.0.1.10", &st, 443)).firewall.is_some());
+    // Without the endpoint, the same Key Vault address goes through the firewall.
+    let t0 = forced_tunnel_apim("[]", "");
+    let d = t0.decide(&tcp("10.0.1.10", &kv_we, 443));
+    assert!(d.firewall.is_some());
+    assert_eq!(d.egress_source, Some(ip("20.61.20.5")));
+}
+
+/// The effective routes list the endpoint's prefixes as `Default` routes with next hop type
+/// `VirtualNetworkServiceEndpoint` on the subnet with the endpoint only (ROUTING, optional
+/// default routes), and the `0.0.0.0/0` UDR stays active for everything else.
+#[test]
+fn effective_routes_list_the_endpoint_prefixes() {
+    let t = forced_tunnel_apim(r#"["Microsoft.KeyVault"]"#, "");
+    let (v, s) = t.subnet_of(ip("10.0.1.10")).expect("the APIM subnet");
+    let table = t.effective_route_table(v, s).expect("routes");
+    let se: Vec<_> = table
+        .value
+        .iter()
+        .filter(|r| r.next_hop_type == "VirtualNetworkServiceEndpoint")
+        .collect();
+    // Microsoft.KeyVault defaults to every region (ASSUMPTION_SERVICE_ENDPOINT_LOCATIONS):
+    // every IPv4 prefix of AzureKeyVault.
+    let kv: std::collections::BTreeSet<String> = ServiceTagTable::builtin()
+        .get("AzureKeyVault")
+        .expect("tag")
+        .prefixes
+        .iter()
+        .filter(|p| p.is_ipv4())
+        .map(ToString::to_string)
+        .collect();
+    let listed: std::collections::BTreeSet<String> =
+        se.iter().map(|r| r.address_prefix[0].clone()).collect();
+    assert_eq!(listed, kv);
+    assert!(se
+        .iter()
+        .all(|r| r.source == sim::RouteSource::Default && r.state == sim::RouteState::Active));
+    // The hub's firewall subnet has no endpoint: no such route there.
+    let (hv, hs) = t.subnet_of(ip("10.100.1.4")).expect("the firewall subnet");
+    assert!(t
+        .effective_route_table(hv, hs)
+        .expect("routes")
+        .value
+        .iter()
+        .all(|r| r.next_hop_type != "VirtualNetworkServiceEndpoint"));
+    // NEXT_HOP with the default locations: another region's Key Vault takes the endpoint too.
+    let kv_ne = tag_address("AzureKeyVault.NorthEurope");
+    assert_eq!(
+        t.next_hop(ip("10.0.1.10"), ip(&kv_ne))
+            .expect("hop")
+            .next_hop_type,
+        "VirtualNetworkServiceEndpoint"
+    );
+}
+
+/// SE, NSGs with service endpoints: outbound NSG rules still apply ("If you want to deny all
+/// outbound internet traffic and allow only traffic to specific Azure services, you can do so
+/// using service tags in your NSGs") — a deny of AzureKeyVault on the subnet's NSG blocks the
+/// endpoint traffic; the service sees the private source.
+#[test]
+fn outbound_nsg_still_applies_to_endpoint_traffic() {
+    let deny = r#"
+  [[nsgs.security_rules]]
+  name = "deny-kv"
+  priority = 100
+  direction = "Outbound"
+  access = "Deny"
+  protocol = "Tcp"
+  source_address_prefix = "*"
+  source_port_range = "*"
+  destination_address_prefix = "AzureKeyVault"
+  destination_port_range = "443"
+"#;
+    let t = forced_tunnel_apim(r#"["Microsoft.KeyVault"]"#, deny);
+    let kv = tag_address("AzureKeyVault.WestEurope");
+    let v = verdict(&t, tcp("10.0.1.10", &kv, 443));
+    assert_eq!(v.verdict, VerdictKind::Deny);
+    assert_eq!(v.code.as_str(), "NSG_DENIED");
+    assert_eq!(
+        v.decided_by.as_ref().map(|d| d.rule.as_str()),
+        Some("securityRules/deny-kv")
+    );
+}
+
+/// ROUTING, "How Azure selects a route": longest prefix first — a UDR for one Key Vault /32
+/// to the firewall wins over the endpoint's shorter prefix; on the equal prefix the user route
+/// wins too (`ASSUMPTION_SERVICE_ENDPOINT_ROUTE_PRECEDENCE`), and the endpoint route is
+/// listed `Invalid`.
+#[test]
+fn longer_or_equal_user_routes_win_over_the_endpoint_route() {
+    let kv_prefix = ServiceTagTable::builtin()
+        .get("AzureKeyVault.WestEurope")
+        .expect("tag")
+        .prefixes
+        .iter()
+        .find(|p| p.is_ipv4())
+        .copied()
+        .expect("an IPv4 prefix");
+    let kv = kv_prefix.nth(1).expect("an address").to_string();
+    for prefix in [format!("{kv}/32"), kv_prefix.to_string()] {
+        let t = user_route_over_endpoint(&prefix);
+        let hop = t.next_hop(ip("10.0.1.10"), ip(&kv)).expect("hop");
+        assert_eq!(hop.next_hop_type, "VirtualAppliance", "UDR {prefix}");
+        assert!(hop.route_table_id.ends_with("/routeTables/rt-apim"));
+        assert!(t.decide(&tcp("10.0.1.10", &kv, 443)).firewall.is_some());
+        if prefix == kv_prefix.to_string() {
+            let (v, s) = t.subnet_of(ip("10.0.1.10")).expect("subnet");
+            let table = t.effective_route_table(v, s).expect("routes");
+            let se = table
+                .value
+                .iter()
+                .find(|r| {
+                    r.next_hop_type == "VirtualNetworkServiceEndpoint"
+                        && r.address_prefix[0] == prefix
+                })
+                .expect("the endpoint route stays listed");
+            assert_eq!(se.state, sim::RouteState::Invalid);
+        }
+    }
+}
+
+/// The forced-tunnel APIM topology with the Key Vault endpoint and one more UDR on rt-apim:
+/// `prefix` → the firewall.
+fn user_route_over_endpoint(prefix: &str) -> Topology {
+    let text = format!(
+        r#"
+[[vnets]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.100.0.0/16"]
+peerings = ["spoke"]
+  [[vnets.subnets]]
+  name = "AzureFirewallSubnet"
+  address_prefix = "10.100.1.0/26"
+
+[[vnets]]
+name = "spoke"
+region = "westeurope"
+address_space = ["10.0.0.0/16"]
+peerings = [{{ remote = "hub", allow_forwarded_traffic = true }}]
+  [[vnets.subnets]]
+  name = "snet-apim"
+  address_prefix = "10.0.1.0/24"
+  route_table = "rt-apim"
+  service_endpoints = ["Microsoft.KeyVault"]
+
+[[route_tables]]
+name = "rt-apim"
+  [[route_tables.routes]]
+  name = "default-to-firewall"
+  address_prefix = "0.0.0.0/0"
+  next_hop_type = "VirtualAppliance"
+  next_hop_ip_address = "10.100.1.4"
+  [[route_tables.routes]]
+  name = "kv-to-firewall"
+  address_prefix = "{prefix}"
+  next_hop_type = "VirtualAppliance"
+  next_hop_ip_address = "10.100.1.4"
+
+[[firewalls]]
+name = "fw-hub"
+subnet = "hub/AzureFirewallSubnet"
+private_address = "10.100.1.4"
+public_addresses = ["20.61.20.5"]
+"#
+    );
+    topo(&text)
+}
+
+/// Bad `service_endpoints` values are findings naming the subnet (SE lists the services).
+#[test]
+fn unknown_service_or_location_is_a_finding() {
+    let text = |endpoints: &str| {
+        format!(
+            "[[vnets]]\nname = \"v\"\nregion = \"westeurope\"\naddress_space = [\"10.0.0.0/16\"]\n  [[vnets.subnets]]\n  name = \"s\"\n  address_prefix = \"10.0.1.0/24\"\n  service_endpoints = {endpoints}\n"
+        )
+    };
+    let b = build(&text(r#"["Microsoft.KeyVaults"]"#));
+    assert_eq!(codes(&b), ["SERVICE_ENDPOINT_SERVICE_UNKNOWN"]);
+    assert!(b.findings[0].subject.starts_with("vnets/v/subnets/s"));
+    let b = build(&text(
+        r#"[{ service = "Microsoft.Storage", locations = ["westeurope", "atlantis"] }]"#,
+    ));
+    assert_eq!(codes(&b), ["SERVICE_ENDPOINT_LOCATION_UNKNOWN"]);
+    assert!(b.findings[0].message.contains("`atlantis`"));
+    // `*` and ARM's location names are accepted.
+    let b = build(&text(
+        r#"["Microsoft.Sql", { service = "Microsoft.Storage", locations = ["*"] }, { service = "Microsoft.EventHub", locations = ["francecentral"] }]"#,
+    ));
+    assert!(!has_error(&b), "{:?}", codes(&b));
+}

@@ -141,6 +141,18 @@ const ROUTE_PREFIXES: &[&str] = &[
     "20.50.1.0/24",
     "52.0.0.0/8",
     "192.168.0.0/16",
+    // Inside AzureKeyVault.WestEurope 20.61.103.224/29 (a service endpoint prefix): a longer
+    // and an equal user route.
+    "20.61.103.228/32",
+    "20.61.103.224/29",
+];
+/// Service endpoints of snet-apim / snet-b: none, Key Vault in West Europe (5 IPv4 prefixes,
+/// 20.61.103.224/29 among them), Key Vault in North Europe.
+const SERVICE_ENDPOINTS: &[&str] = &[
+    "",
+    "",
+    "\n  service_endpoints = [{ service = \"Microsoft.KeyVault\", locations = [\"westeurope\"] }]",
+    "\n  service_endpoints = [{ service = \"Microsoft.KeyVault\", locations = [\"westeurope\", \"northeurope\"] }]",
 ];
 /// Next hops: the firewall, None, Internet, a gateway, the appliance, VnetLocal.
 const NEXT_HOPS: &[&str] = &[
@@ -195,6 +207,8 @@ struct GenRouting {
     nat: bool,
     /// `[apim] outbound_route_all = false`.
     route_all_off: bool,
+    /// `service_endpoints` keys of snet-apim and snet-b (`SERVICE_ENDPOINTS`).
+    endpoints: [&'static str; 2],
 }
 
 fn arb_routing() -> impl Strategy<Value = GenRouting> {
@@ -224,15 +238,17 @@ fn arb_routing() -> impl Strategy<Value = GenRouting> {
         any::<bool>(),
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.2),
+        [select(SERVICE_ENDPOINTS), select(SERVICE_ENDPOINTS)],
     )
         .prop_map(
-            |(tables, bgp, fw_rules, app_rule, nat, route_all_off)| GenRouting {
+            |(tables, bgp, fw_rules, app_rule, nat, route_all_off, endpoints)| GenRouting {
                 tables,
                 bgp,
                 fw_rules,
                 app_rule,
                 nat,
                 route_all_off,
+                endpoints,
             },
         )
 }
@@ -351,11 +367,11 @@ address_space = ["10.0.0.0/16", "fd00::/48"]
   name = "snet-apim"
   address_prefixes = ["10.0.1.0/24", "fd00:0:0:1::/64"]
   delegations = ["Microsoft.Web/serverFarms"]
-  {apim_nsg}{rt0}
+  {apim_nsg}{rt0}{se0}
   [[vnets.subnets]]
   name = "snet-b"
   address_prefixes = ["10.0.2.0/24", "fd00:0:0:2::/64"]
-  {backend_nsg}{rt1}{nat}
+  {backend_nsg}{rt1}{nat}{se1}
 {fw_subnet}
 [[vnets]]
 name = "v2"
@@ -412,6 +428,8 @@ subnet = "v1/snet-apim"
         rt1 = r.map_or("", |_| "\n  route_table = \"rt1\""),
         rt2 = r.map_or("", |_| "route_table = \"rt2\""),
         nat = r.map_or("", |r| if r.nat { "\n  nat_gateway = \"nat\"" } else { "" }),
+        se0 = r.map_or("", |r| r.endpoints[0]),
+        se1 = r.map_or("", |r| r.endpoints[1]),
         fw_subnet = r.map_or("", |_| "  [[vnets.subnets]]\n  name = \"AzureFirewallSubnet\"\n  address_prefix = \"10.0.3.0/26\""),
         route_all = r.map_or("", |r| if r.route_all_off { "outbound_route_all = false" } else { "" }),
     );
@@ -481,6 +499,13 @@ const V4_PROBES: &[&str] = &[
     "169.254.169.254",
     "20.118.99.224",
     "172.16.0.1",
+    // Key Vault: West Europe (20.61.103.224/29, 13.69.64.72/30) and its edges, North Europe.
+    "20.61.103.224",
+    "20.61.103.228",
+    "20.61.103.231",
+    "20.61.103.223",
+    "13.69.64.73",
+    "13.69.227.73",
 ];
 const V6_PROBES: &[&str] = &[
     "fd00:0:0:2::4",
@@ -845,4 +870,82 @@ fn into_a_public_address_keeps_every_rule_port() {
     assert!(!t
         .decide(&Flow::tcp("10.0.1.9".parse().unwrap(), 60000, into, 22))
         .allowed());
+}
+
+/// The seam sees service endpoint routes: with `0.0.0.0/0` forced to the firewall and a Key
+/// Vault endpoint (West Europe) on snet-apim, the reach classes from the APIM source split
+/// exactly at each endpoint prefix — inside, the flow leaves directly from the private source
+/// (no firewall); one address before or after, the firewall decides ("Virtual network traffic
+/// routing": "Traffic to the service doesn't route to the next hop type in a route with the
+/// 0.0.0.0/0 address prefix").
+#[test]
+fn reach_classes_split_at_service_endpoint_prefixes() {
+    let routing = GenRouting {
+        tables: [
+            vec![("0.0.0.0/0", "VirtualAppliance:10.0.3.4")],
+            vec![],
+            vec![],
+        ],
+        bgp: vec![],
+        fw_rules: vec![GenFwRule {
+            deny: false,
+            proto: "TCP",
+            src: "*",
+            dst: "*",
+            port: "443",
+        }],
+        app_rule: false,
+        nat: false,
+        route_all_off: false,
+        endpoints: [SERVICE_ENDPOINTS[2], ""],
+    };
+    let g = GenTopology {
+        nsgs: vec![vec![], vec![], vec![]],
+        peered: false,
+        apim_nsg: false,
+        backend_nsg: false,
+        nic_nsg: false,
+        public: false,
+        routing: Some(routing),
+    };
+    let t = build(&g);
+    let src = t.apim_source().unwrap();
+    let reach = t.reach(&SpaceQuery::from(src));
+    let class_of = |dst: IpAddr| {
+        let f = Flow::tcp(src, 60000, dst, 443);
+        let hits: Vec<_> = reach.classes.iter().filter(|c| c.contains(&f)).collect();
+        assert_eq!(hits.len(), 1, "{f}");
+        assert_eq!(hits[0].decision, t.decide(&f), "{f}");
+        hits[0]
+    };
+    let prefixes: Vec<sim::Cidr> = tags()
+        .get("AzureKeyVault.WestEurope")
+        .unwrap()
+        .prefixes
+        .iter()
+        .copied()
+        .filter(|p| p.is_ipv4())
+        .collect();
+    assert!(!prefixes.is_empty());
+    let v4 = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(_) => unreachable!("IPv4 prefixes"),
+    };
+    for p in &prefixes {
+        let (first, last) = (v4(p.first()), v4(p.last()));
+        for inside in [first, last] {
+            let c = class_of(IpAddr::V4(inside.into()));
+            assert!(c.decision.allowed() && c.decision.firewall.is_none(), "{p}");
+            assert_eq!(c.decision.egress_source, Some(src), "{p}");
+        }
+        for outside in [first - 1, last + 1] {
+            let ip = IpAddr::V4(outside.into());
+            if prefixes.iter().any(|q| q.contains(ip)) {
+                continue;
+            }
+            let c = class_of(ip);
+            assert!(c.decision.firewall.is_some(), "{ip} next to {p}");
+            assert!(!c.contains(&Flow::tcp(src, 60000, IpAddr::V4(first.into()), 443)));
+        }
+    }
 }

@@ -7,7 +7,9 @@
 //! running gateway gets: status, problem `code` and `x-vnetsim-verdict`. One gateway per run,
 //! reloaded per case through `POST /admin/reload` (the body replaces the inputs); then the same
 //! after a live rule change (`PUT /admin/nsgs/nsg-apim/security_rules`) and after a reload of
-//! the case with other subnet rules.
+//! the case with other subnet rules. Some cases give the integration subnet a Key Vault service
+//! endpoint and a Key Vault host at a public Key Vault address, so paths through
+//! `VirtualNetworkServiceEndpoint` routes are compared too.
 //!
 //! `VNETSIM_PARITY_CASES` sets the number of cases (default 32), `VNETSIM_PARITY_SEED` the
 //! seed (default fixed, so CI is reproducible); a failure prints the seed, the case and its
@@ -44,6 +46,15 @@ impl Rng {
 }
 
 const VNETS: usize = 3;
+/// Public Key Vault addresses of the built-in tag table: three in `AzureKeyVault.WestEurope`
+/// (13.69.64.72/30, 20.61.103.224/29, 52.236.189.80/30), one in `AzureKeyVault.NorthEurope`
+/// (13.69.227.72/30).
+const KEY_VAULT_ADDRESSES: [&str; 4] = [
+    "13.69.64.73",
+    "20.61.103.226",
+    "52.236.189.81",
+    "13.69.227.73",
+];
 const ZONES: [&str; 3] = [
     "zone0.example",
     "zone1.example",
@@ -115,10 +126,26 @@ fn case(rng: &mut Rng, id: usize) -> Case {
         };
         hosts.push((format!("h{h}"), address, public, dns, vnet));
     }
+    let integrated = rng.chance(85);
+    // Service endpoints: sometimes a Key Vault host at a public Key Vault address, and the
+    // integration subnet with a Key Vault endpoint (every region, or West Europe only).
+    if rng.chance(40) {
+        hosts.push((
+            "kv".to_string(),
+            rng.pick(&KEY_VAULT_ADDRESSES).to_string(),
+            None,
+            format!("kv-c{id}.vault.example"),
+            None,
+        ));
+    }
+    let endpoints = match (integrated, rng.below(3)) {
+        (false, _) | (_, 0) => "",
+        (true, 1) => "  service_endpoints = [\"Microsoft.KeyVault\"]\n",
+        _ => "  service_endpoints = [{ service = \"Microsoft.KeyVault\", locations = [\"westeurope\"] }]\n",
+    };
     let addresses: Vec<String> = hosts.iter().map(|h| h.1.clone()).collect();
     let mut t = String::new();
     let _ = writeln!(t, "[gateway]\ndeny_mode = \"answer\"\n");
-    let integrated = rng.chance(85);
     let _ = writeln!(
         t,
         "[apim]\nname = \"apim-parity\"\nsku = \"StandardV2\"\nregion = \"westeurope\"\nvirtual_network = \"{}\"\n{}",
@@ -136,7 +163,8 @@ fn case(rng: &mut Rng, id: usize) -> Case {
     let mut routed = String::new();
     if integrated && rng.chance(50) {
         let prefix = match rng.below(3) {
-            0 => "0.0.0.0/0".to_string(),
+            0 if endpoints.is_empty() || rng.chance(50) => "0.0.0.0/0".to_string(),
+            0 => "13.69.64.72/30".to_string(),
             1 => format!("10.{}.0.0/16", rng.below(VNETS as u64)),
             _ => format!("{}/32", rng.pick(&addresses)),
         };
@@ -195,7 +223,7 @@ fn case(rng: &mut Rng, id: usize) -> Case {
         if v == 0 {
             let _ = writeln!(
                 t,
-                "  [[vnets.subnets]]\n  name = \"snet-apim\"\n  address_prefix = \"10.0.0.0/24\"\n  delegations = [\"Microsoft.Web/serverFarms\"]\n  nsg = \"nsg-apim\"\n{}",
+                "  [[vnets.subnets]]\n  name = \"snet-apim\"\n  address_prefix = \"10.0.0.0/24\"\n  delegations = [\"Microsoft.Web/serverFarms\"]\n  nsg = \"nsg-apim\"\n{}{endpoints}",
                 if routed.is_empty() {
                     ""
                 } else {
@@ -348,6 +376,7 @@ async fn compare(
     label: &str,
     fixture: &str,
     codes: &mut std::collections::BTreeSet<&'static str>,
+    endpoint_paths: &mut usize,
 ) -> usize {
     let topology = sim.gateway().with_topology(Clone::clone);
     let mut compared = 0;
@@ -404,6 +433,13 @@ async fn compare(
         if v.resolved.as_ref().map(|r| r.via) == Some(sim::Via::PublicFallback) {
             codes.insert("via:public-fallback");
         }
+        if v.hops.iter().any(|h| {
+            h.decided_by
+                .as_deref()
+                .is_some_and(|d| d.ends_with(" VirtualNetworkServiceEndpoint"))
+        }) {
+            *endpoint_paths += 1;
+        }
         compared += 1;
     }
     compared
@@ -445,6 +481,7 @@ async fn static_verdicts_equal_live_traffic() {
     let mut rng = Rng(seed);
     let (mut applied, mut refused, mut compared) = (0, 0, 0);
     let mut codes = std::collections::BTreeSet::new();
+    let mut endpoint_paths = 0;
     let mut refusals = std::collections::BTreeSet::new();
     for id in 0..cases {
         let c = case(&mut rng, id);
@@ -463,7 +500,14 @@ async fn static_verdicts_equal_live_traffic() {
             continue;
         }
         applied += 1;
-        compared += compare(&sim, &format!("{label} (reload)"), &c.toml, &mut codes).await;
+        compared += compare(
+            &sim,
+            &format!("{label} (reload)"),
+            &c.toml,
+            &mut codes,
+            &mut endpoint_paths,
+        )
+        .await;
         // A live rule change on the integration subnet's NSG.
         let auth = format!("Bearer {token}");
         let r = admin
@@ -479,7 +523,14 @@ async fn static_verdicts_equal_live_traffic() {
             .await
             .unwrap();
         assert_eq!(r.status, 200, "{label}: {}", r.text());
-        compared += compare(&sim, &format!("{label} (rule change)"), &c.toml, &mut codes).await;
+        compared += compare(
+            &sim,
+            &format!("{label} (rule change)"),
+            &c.toml,
+            &mut codes,
+            &mut endpoint_paths,
+        )
+        .await;
         // A reload of the case with other subnet rules (same names).
         let r = post_reload(&admin, &token, &c.other_subnet_rules).await;
         assert_eq!(r.status, 200, "{label}: {}", r.text());
@@ -488,10 +539,11 @@ async fn static_verdicts_equal_live_traffic() {
             &format!("{label} (second reload)"),
             &c.other_subnet_rules,
             &mut codes,
+            &mut endpoint_paths,
         )
         .await;
     }
-    eprintln!("parity: {cases} cases, {applied} applied, {refused} refused, {compared} API comparisons, codes {codes:?}, refusals {refusals:?}");
+    eprintln!("parity: {cases} cases, {applied} applied, {refused} refused, {compared} API comparisons ({endpoint_paths} through a service endpoint route), codes {codes:?}, refusals {refusals:?}");
     assert!(
         applied * 10 >= cases * 8,
         "most generated cases are valid topologies ({applied} of {cases})"
@@ -510,6 +562,10 @@ async fn static_verdicts_equal_live_traffic() {
         ] {
             assert!(codes.contains(code), "no case reached {code}: {codes:?}");
         }
+        assert!(
+            endpoint_paths > 0,
+            "no comparison took a VirtualNetworkServiceEndpoint route"
+        );
     }
     sim.shutdown().await;
 }

@@ -13,7 +13,9 @@ use super::resource::{name_in_id, Kind, Res};
 use super::value::{Pending, Val};
 use super::{marker, IgnoredResource, Unknown};
 use crate::finding::{Finding, FindingCode};
-use crate::fixture::{ApiFile, ApimFile, PrivateEndpointPolicies, RuleFile, SubnetFile};
+use crate::fixture::{
+    ApiFile, ApimFile, PrivateEndpointPolicies, RuleFile, ServiceEndpointFile, SubnetFile,
+};
 
 mod apim;
 mod nic;
@@ -569,6 +571,7 @@ impl Mapper {
             &json::key(&pp, "natGateway"),
             &format!("{subject}/nat_gateway"),
         )?;
+        let service_endpoints = self.service_endpoints(p, &pp, at, &subject)?;
         let pep = json::key(&pp, "privateEndpointNetworkPolicies");
         let private_endpoint_network_policies = match read(p.get("privateEndpointNetworkPolicies"))?
         {
@@ -612,10 +615,94 @@ impl Mapper {
                 private_endpoint_network_policies,
                 route_table,
                 nat_gateway,
+                service_endpoints,
             },
             at: Location::new(at.input.clone(), pointer),
             attached,
         })
+    }
+
+    /// A subnet's `serviceEndpoints[]` (`service`, `locations`) as the fixture's
+    /// `service_endpoints` ("Virtual Network service endpoints"; `Microsoft.Network
+    /// virtualNetworks/subnets` `ServiceEndpointPropertiesFormat`). A value only known at
+    /// deployment cannot be represented: the routes depend on it.
+    fn service_endpoints(
+        &mut self,
+        p: &Val,
+        pp: &str,
+        at: &Location,
+        subject: &str,
+    ) -> Result<Vec<ServiceEndpointFile>, ImportError> {
+        let sp = json::key(pp, "serviceEndpoints");
+        let items = match read(p.get("serviceEndpoints"))? {
+            Got::Missing => return Ok(Vec::new()),
+            Got::Known(Val::Arr(items)) => items,
+            Got::Known(o) => {
+                return Err(invalid(
+                    at,
+                    &sp,
+                    format!("serviceEndpoints must be an array, got {}", o.type_name()),
+                ))
+            }
+            Got::Unknown(u) => {
+                return Err(unrepresentable(
+                    &u,
+                    format!("serviceEndpoints of subnet `{subject}`"),
+                ))
+            }
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let (ep, epp) = props_of(item, &json::index(&sp, i));
+            let svp = json::key(&epp, "service");
+            let service = match read(ep.get("service"))? {
+                Got::Known(Val::Str(s)) if !s.is_empty() => s.clone(),
+                Got::Unknown(u) => {
+                    return Err(unrepresentable(
+                        &u,
+                        format!("a service endpoint's service of subnet `{subject}`"),
+                    ))
+                }
+                _ => {
+                    return Err(invalid(
+                        at,
+                        &svp,
+                        "a service endpoint needs a service (e.g. \"Microsoft.KeyVault\")",
+                    ))
+                }
+            };
+            let lp = json::key(&epp, "locations");
+            let locations = match read(ep.get("locations"))? {
+                Got::Unknown(u) => {
+                    return Err(unrepresentable(
+                        &u,
+                        format!(
+                            "the locations of service endpoint `{service}` of subnet `{subject}`"
+                        ),
+                    ))
+                }
+                _ => self.texts(
+                    ep.get("locations"),
+                    at,
+                    &lp,
+                    &format!("{subject}/service_endpoints"),
+                    "a location",
+                )?,
+            };
+            if let Some(bad) = locations
+                .iter()
+                .flatten()
+                .find(|l| crate::nsg::parse_unknown_marker(l).is_some())
+            {
+                return Err(invalid(
+                    at,
+                    &lp,
+                    format!("location `{bad}` of service endpoint `{service}` is only known at deployment"),
+                ));
+            }
+            out.push(ServiceEndpointFile { service, locations });
+        }
+        Ok(out)
     }
 
     /// A peering; `None` (with a finding) when it carries no traffic.

@@ -56,7 +56,7 @@
 //! | `Microsoft.ApiManagement/service/apis`: `path`, `serviceUrl` | `[[apis]]`, plus an echo service on the backend's host (attached after the private endpoints, so a backend may be one) |
 //! | `…/service/backends` selected by `…/apis/policies` (`set-backend-service`) | the API's `backend` (see module `policy`; `API_POLICY_INVALID`) |
 //! | private endpoints, zone groups, private DNS zones, links, A records, vaults, storage accounts, named values | see module `private_link` |
-//! | route tables, routes, NAT gateways, public IP addresses, Azure Firewalls, firewall policies and rule collection groups; subnets' `routeTable`/`natGateway`, peerings' `allowForwardedTraffic`, NICs' `enableIPForwarding` | see module `routing` |
+//! | route tables, routes, NAT gateways, public IP addresses, Azure Firewalls, firewall policies and rule collection groups; subnets' `routeTable`/`natGateway`/`serviceEndpoints`, peerings' `allowForwardedTraffic`, NICs' `enableIPForwarding` | see module `routing` |
 //! | anything else | [`ImportResult::ignored`] |
 //!
 //! Several inputs merge into one fixture: a resource defined twice must be identical

@@ -941,3 +941,73 @@ fn flattened_cli_vnet_and_subnet_exports() {
     );
     assert_eq!(v.subnets[1].address_prefixes, vec!["10.7.2.0/24"]);
 }
+
+/// A subnet's `serviceEndpoints[]` (`service`, `locations`) become the fixture's
+/// `service_endpoints` in both export shapes; a missing `locations` keeps the service's
+/// defaults; a non-array and an endpoint without a service are clear errors.
+#[test]
+fn subnet_service_endpoints_map_to_the_fixture_key() {
+    let vnet = |subnet: serde_json::Value| {
+        json!({
+            "$schema": SCHEMA,
+            "resources": [{ "type": "Microsoft.Network/virtualNetworks", "apiVersion": "2024-05-01",
+                "name": "v", "location": "westeurope",
+                "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] },
+                    "subnets": [subnet] } }]
+        })
+        .to_string()
+    };
+    let subnet = json!({ "name": "apim", "properties": { "addressPrefix": "10.0.1.0/24",
+        "serviceEndpoints": [
+            { "service": "Microsoft.KeyVault" },
+            { "service": "Microsoft.Storage", "locations": ["westeurope", "northeurope"] },
+            // The flattened CLI shape has no `properties` wrapper either.
+            { "service": "Microsoft.Sql", "locations": ["westeurope"], "provisioningState": "Succeeded" }
+        ] } });
+    let r = import(
+        &[Input::new("t.json", vnet(subnet))],
+        &ImportOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let eps = &r.fixture.vnets[0].subnets[0].service_endpoints;
+    let got: Vec<(&str, Option<Vec<&str>>)> = eps
+        .iter()
+        .map(|e| {
+            (
+                e.service.as_str(),
+                e.locations
+                    .as_ref()
+                    .map(|l| l.iter().map(String::as_str).collect()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Microsoft.KeyVault", None),
+            ("Microsoft.Storage", Some(vec!["westeurope", "northeurope"])),
+            ("Microsoft.Sql", Some(vec!["westeurope"])),
+        ]
+    );
+    // Not an array: an error naming the pointer.
+    let bad = json!({ "name": "apim", "properties": { "addressPrefix": "10.0.1.0/24",
+        "serviceEndpoints": "Microsoft.KeyVault" } });
+    let e = import(
+        &[Input::new("t.json", vnet(bad))],
+        &ImportOptions::default(),
+    )
+    .expect_err("a string is not an array");
+    assert!(
+        e.to_string().contains("serviceEndpoints must be an array"),
+        "{e}"
+    );
+    // A service without a name.
+    let bad = json!({ "name": "apim", "properties": { "addressPrefix": "10.0.1.0/24",
+        "serviceEndpoints": [{ "locations": ["*"] }] } });
+    let e = import(
+        &[Input::new("t.json", vnet(bad))],
+        &ImportOptions::default(),
+    )
+    .expect_err("no service");
+    assert!(e.to_string().contains("needs a service"), "{e}");
+}

@@ -223,6 +223,7 @@ impl Builder<'_> {
             subnets.push(Subnet {
                 route_table: None,
                 nat_gateway: None,
+                service_endpoints: Vec::new(),
                 name: s.name.clone(),
                 prefixes,
                 delegations: s.delegations.clone(),

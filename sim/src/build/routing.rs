@@ -14,7 +14,10 @@ use crate::fixture::{
 };
 use crate::nsg::{parse_unknown_marker, Nsg};
 use crate::proto::{PortSet, Protocol};
-use crate::route::{system_routes, EffectiveRoute, NextHop, RouteInputs, SubnetRoutes};
+use crate::route::{
+    known_services, resolve_service_endpoint, system_routes, EffectiveRoute, EndpointError,
+    NextHop, RouteInputs, SubnetRoutes,
+};
 use crate::topology::{find_ci, Host, NatGateway, RouteTable, Vnet};
 
 /// Service tags Azure refuses as a route's address prefix (service tags overview: "not
@@ -188,7 +191,7 @@ impl Builder<'_> {
         out
     }
 
-    /// Each subnet's `route_table` and `nat_gateway`.
+    /// Each subnet's `route_table`, `nat_gateway` and `service_endpoints`.
     fn associate(&mut self, vnets: &mut [Vnet], tables: &[RouteTable], nats: &[NatGateway]) {
         let fx = self.fx;
         for (vi, v) in vnets.iter_mut().enumerate() {
@@ -216,6 +219,42 @@ impl Builder<'_> {
                             &at,
                             format!("NAT gateway `{n}` is not defined in [[nat_gateways]]"),
                         );
+                    }
+                }
+                for (k, e) in file.service_endpoints.iter().enumerate() {
+                    let eat = at.child(
+                        format_args!("serviceEndpoints/{}", e.service),
+                        format_args!("service_endpoints/{k}"),
+                    );
+                    let (resolved, err) = resolve_service_endpoint(
+                        &self.tags,
+                        &e.service,
+                        e.locations.as_deref(),
+                        &v.region,
+                    );
+                    match err {
+                        None => {}
+                        Some(EndpointError::UnknownService) => self.push(
+                            FindingCode::ServiceEndpointServiceUnknown,
+                            &eat,
+                            format!(
+                                "`{}` is not a service with virtual network service endpoints (known: {})",
+                                e.service,
+                                known_services().collect::<Vec<_>>().join(", ")
+                            ),
+                        ),
+                        Some(EndpointError::UnknownLocations(locs)) => self.push(
+                            FindingCode::ServiceEndpointLocationUnknown,
+                            &eat,
+                            format!(
+                                "location(s) {} of `{}`: neither `*` nor a region where the service tag table in use has prefixes of the service",
+                                locs.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", "),
+                                e.service
+                            ),
+                        ),
+                    }
+                    if let Some(r) = resolved {
+                        s.service_endpoints.push(r);
                     }
                 }
             }
@@ -515,6 +554,13 @@ fn subnet_routes(
         })
         .collect();
     let system = system_routes(&v.address_space, &peers);
+    let mut service_endpoints: Vec<Cidr> = v.subnets[si]
+        .service_endpoints
+        .iter()
+        .flat_map(|e| e.prefixes.iter().copied())
+        .collect();
+    service_endpoints.sort_unstable();
+    service_endpoints.dedup();
     let endpoints = hosts
         .iter()
         .enumerate()
@@ -557,6 +603,7 @@ fn subnet_routes(
     });
     SubnetRoutes::build(RouteInputs {
         system,
+        service_endpoints,
         endpoints,
         bgp,
         user,

@@ -10,7 +10,8 @@
 //! - the devices at `VirtualAppliance` next hops: a firewall whose `private_address` is the
 //!   next hop (its rules, [`crate::firewall`]), else a NIC with `ip_forwarding` (its NSGs);
 //! - peerings' `allow_forwarded_traffic` ([`crate::topology::Vnet::forwarded_from`]);
-//! - each subnet's NAT gateway (internet egress).
+//! - each subnet's NAT gateway (internet egress; not for `VirtualNetworkServiceEndpoint`
+//!   routes, whose traffic keeps its private source).
 //!
 //! Nothing here depends on ports or protocol: a plan is computed per address pair.
 
@@ -108,6 +109,15 @@ impl Topology {
                 NextHop::VirtualNetworkGateway => {
                     return Routed::Fail(VerdictCode::LeavesModel, Why::LeavesModel)
                 }
+                // "Endpoints always take service traffic directly from your virtual network to
+                // the service on the Microsoft Azure backbone network", and "service traffic
+                // switches to use virtual network private addresses as the source IP addresses"
+                // ("Virtual Network service endpoints",
+                // https://learn.microsoft.com/azure/virtual-network/virtual-network-service-endpoints-overview):
+                // delivered to the public address with no device and no NAT gateway (the NAT
+                // gateway "replaces the default Internet destination of a subnet"; this is not
+                // that route).
+                NextHop::VirtualNetworkServiceEndpoint => return deliver,
                 NextHop::VirtualAppliance(ip) => ip,
             };
             if n == MAX_DEVICES {

@@ -162,6 +162,7 @@ pub(super) enum Why {
     ViaPublicAddress,
     InVnet,
     ToInternet,
+    ServiceEndpoint,
     PrivateEndpointUnfiltered,
     Reserved(ReservedRole),
     UnicastDhcp,
@@ -207,6 +208,7 @@ impl Why {
             Why::ViaPublicAddress => "arrives through the host's public address; inbound NSGs see its private address",
             Why::InVnet => "the destination is in the source VNet or a connected peer",
             Why::ToInternet => "the destination is a public address on the internet",
+            Why::ServiceEndpoint => "the destination is a public address of an Azure service the subnet has a service endpoint for: its VirtualNetworkServiceEndpoint route takes it over the Azure backbone, past a 0.0.0.0/0 route and the NAT gateway, and the service sees the private source address (\"Virtual Network service endpoints\")",
             Why::Reserved(ReservedRole::Network) => "the destination is its subnet's network address, one of the five addresses Azure reserves in every subnet: nothing answers there",
             Why::Reserved(ReservedRole::DefaultGateway) => "the destination is its subnet's default gateway (x.x.x.1), one of the five addresses Azure reserves in every subnet: nothing answers there as a host",
             Why::Reserved(ReservedRole::AzureDns) => "the destination is one of the two addresses (x.x.x.2, x.x.x.3) Azure reserves to map Azure DNS into the subnet: nothing answers there as a host",
@@ -356,7 +358,14 @@ impl Topology {
                     } => {
                         plan.nat =
                             internet_from.and_then(|(v, s)| self.vnets[v].subnets[s].nat_gateway);
-                        self.deliver(&mut plan, source, Some(vnet), forwarded, dst)
+                        let r = self.deliver(&mut plan, source, Some(vnet), forwarded, dst);
+                        if r.is_ok()
+                            && plan.why_allowed == Why::ToInternet
+                            && self.last_route_is_service_endpoint(&plan)
+                        {
+                            plan.why_allowed = Why::ServiceEndpoint;
+                        }
+                        r
                     }
                 }
             }
@@ -374,6 +383,15 @@ impl Topology {
             }
         }
         plan
+    }
+
+    /// Whether the last route of the plan's forward path is a `VirtualNetworkServiceEndpoint`
+    /// route.
+    fn last_route_is_service_endpoint(&self, plan: &Plan) -> bool {
+        plan.routes.iter().flatten().last().is_some_and(|r| {
+            self.routes[r.vnet][r.subnet].routes[r.route].next_hop
+                == crate::route::NextHop::VirtualNetworkServiceEndpoint
+        })
     }
 
     /// Whether an integrated instance with `outbound_route_all = false` sends a flow to `dst`
@@ -914,6 +932,11 @@ impl Topology {
             a.push(Assumption::FirewallFqdnByAddress);
             a.push(Assumption::FirewallInstanceAddress);
             a.push(Assumption::FirewallInfrastructureRules);
+        }
+        if plan.why_allowed == Why::ServiceEndpoint {
+            a.push(Assumption::ServiceEndpointPrefixes);
+            a.push(Assumption::ServiceEndpointLocations);
+            a.push(Assumption::ServiceEndpointRoutePrecedence);
         }
         if matches!(plan.route, Err((_, Why::TooManyDevices))) {
             a.push(Assumption::WalkBound);

@@ -26,8 +26,9 @@
 //!   apart (168.63.129.16, 169.254.169.254, the KMS hosts; DNS 53, WireServer 80/32526,
 //!   IMDS 80, KMS 1688);
 //! * routing — every prefix of every subnet's effective routes (system, peering, private
-//!   endpoint `/32`s, BGP, user-defined; the walk looks routes up towards the destination and,
-//!   for the return path, towards the source) and their next-hop addresses; each Azure
+//!   endpoint `/32`s, service endpoint prefixes, BGP, user-defined; the walk looks routes up
+//!   towards the destination and, for the return path, towards the source) and their next-hop
+//!   addresses; each Azure
 //!   Firewall's addresses, its rules' source and destination sets (application rules' FQDNs
 //!   resolved to addresses, `ASSUMPTION_FIREWALL_FQDN_BY_ADDRESS`), destination ports and the
 //!   ranges it does not SNAT; NAT gateways' addresses; the RFC 1918 ranges that
@@ -268,7 +269,8 @@ fn translates_sources(t: &Topology) -> bool {
 
 /// Routes, next hops, firewalls and NAT gateways (`flow/path.rs`, `firewall.rs`): every
 /// subnet's routes (any subnet can be on a path: the source's, a device's, the destination's
-/// for the return path), each firewall's addresses, rule sets, ports and non-SNAT ranges, the
+/// for the return path) — each prefix its own set, service endpoint routes included: nested
+/// user-defined routes can take back part of an endpoint prefix, so a union would not be exact — each firewall's addresses, rule sets, ports and non-SNAT ranges, the
 /// NAT gateways' addresses, and RFC 1918 (`platform_egress`).
 fn routing(t: &Topology, v6: bool, b: &mut Boundaries<'_>) {
     for (v, vnet) in t.vnets.iter().enumerate() {
