@@ -91,6 +91,11 @@ pub enum Fate {
     /// the source reaches): its packets have nowhere to go, whatever the NSGs say
     /// (`ASSUMPTION_NETWORK_CHANGE_RESETS_FLOWS`).
     Unrouted(VerdictCode),
+    /// A stateful Azure Firewall on its path now drops it: the firewall denies it, or the
+    /// routes changed so that the firewall sees a flow it holds no state for, or only one of
+    /// its directions (`FIREWALL_DENIED`, `ASYMMETRIC_ROUTE`;
+    /// `ASSUMPTION_NETWORK_CHANGE_RESETS_FLOWS`).
+    Dropped(VerdictCode),
 }
 
 /// [`Fate`] with the topology's names, for messages.
@@ -114,6 +119,11 @@ impl fmt::Display for FateText<'_> {
             Fate::Unrouted(code) => write!(
                 f,
                 "flow {flow} was cut: the topology no longer routes it ({code}; {})",
+                Assumption::NetworkChangeResetsFlows.code()
+            ),
+            Fate::Dropped(code) => write!(
+                f,
+                "flow {flow} was cut: a stateful Azure Firewall on its path now drops it ({code}; {})",
                 Assumption::NetworkChangeResetsFlows.code()
             ),
             Fate::Flushed(r) => {
@@ -237,8 +247,8 @@ impl Topology {
 
     /// What becomes of an established `flow` in this (new) topology: it is cut when its
     /// source is no longer the instance's outbound address, when the topology no longer
-    /// routes it (an `Unreachable` verdict), or when an NSG with `flush_connection = true` now
-    /// denies it; otherwise it continues (a non-flushing NSG's deny applies to new flows only:
+    /// routes it (an `Unreachable` verdict), when an NSG with `flush_connection = true` now
+    /// denies it, or when a stateful firewall on its path now drops it; otherwise it continues (a non-flushing NSG's deny applies to new flows only:
     /// "Network security groups overview", flush connection).
     pub fn established_fate(&self, flow: &Flow) -> Fate {
         let source = self.apim_source();
@@ -254,6 +264,16 @@ impl Topology {
         match d.decided_by {
             Some(r) if d.verdict == VerdictKind::Deny && self.nsg_flush_connection(r.nsg) => {
                 Fate::Flushed(r)
+            }
+            // NSGs keep established flows unless they flush; a stateful firewall does not: it
+            // drops packets of a session it does not hold ("Azure Firewall is a … stateful
+            // firewall", Azure Firewall overview), and a denied session it held is gone.
+            _ if matches!(
+                d.code,
+                VerdictCode::FirewallDenied | VerdictCode::AsymmetricRoute
+            ) =>
+            {
+                Fate::Dropped(d.code)
             }
             _ => Fate::Keep,
         }
@@ -382,5 +402,28 @@ subnet = "app/snet-apim"
             off.established_fate(&flow),
             Fate::SourceChanged { now: Some(_) }
         ));
+    }
+
+    /// A stateful firewall drops an established flow it now denies (a non-flushing NSG would
+    /// keep it): the forced tunnel's firewall has no rule for api.blocked.example (20.50.1.20).
+    #[test]
+    fn a_stateful_firewall_drops_established_flows_it_denies() {
+        let text = include_str!("../../fixtures/forced-tunnel.toml");
+        let f = Fixture::parse(text, Format::Toml).unwrap();
+        let t = Topology::build(&f, ServiceTagTable::builtin()).topology;
+        let flow = Flow::tcp(
+            t.apim_source().unwrap(),
+            50000,
+            "20.50.1.20".parse().unwrap(),
+            443,
+        );
+        assert_eq!(t.decide(&flow).code, VerdictCode::FirewallDenied);
+        let fate = t.established_fate(&flow);
+        assert_eq!(fate, Fate::Dropped(VerdictCode::FirewallDenied));
+        let text = t.fate_text(&flow, fate).to_string();
+        assert!(
+            text.contains("stateful Azure Firewall") && text.contains("FIREWALL_DENIED"),
+            "{text}"
+        );
     }
 }
