@@ -198,3 +198,59 @@ fn avm_vnet_and_nsg_modules_give_the_verdicts_the_rules_imply() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Issue 17, resource-derived types: the AVM firewall module types `networkRuleCollections`
+/// and `applicationRuleCollections` as `resourceInput<'Microsoft.Network/azureFirewalls@…'>`
+/// properties (compiled to `type: array` with `metadata.__bicep_resource_derived_type!`);
+/// given as REST objects (`fixtures/arm/avm/firewall-hub.parameters.json`) they reach the
+/// firewall's rules. The module's public IP comes from its own nested module's output
+/// (`reference('publicIPAddress').outputs.resourceId.value`); its address is allocated at
+/// deployment, so `--set` gives it.
+#[test]
+fn avm_firewall_module_takes_rest_shaped_rule_collections() {
+    let Some(fw) = avm("azure-firewall") else {
+        println!("skipped: ../shared/corpus (AVM azure-firewall) not found");
+        return;
+    };
+    let inputs = [
+        ours("hub-vnet.json"),
+        fw,
+        ours("firewall-hub.parameters.json"),
+    ];
+    let unset = import(&inputs, &ImportOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let subjects: Vec<&str> = unset.unknowns.iter().map(|u| u.subject.as_str()).collect();
+    assert_eq!(subjects, ["firewalls/afw-hub/public_addresses"]);
+    let options = ImportOptions {
+        sets: vec!["firewalls/afw-hub/public_addresses=20.50.1.2".into()],
+        ..ImportOptions::default()
+    };
+    let r = import(&inputs, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.unknowns.is_empty(), "{:?}", r.unknowns);
+    let f = &r.fixture.firewalls[0];
+    assert_eq!(
+        (
+            f.name.as_str(),
+            f.subnet.as_str(),
+            f.public_addresses.as_slice()
+        ),
+        (
+            "afw-hub",
+            "vnet-hub/AzureFirewallSubnet",
+            &["20.50.1.2".to_string()][..]
+        )
+    );
+    let collections: Vec<(&str, usize)> = f.rule_collection_groups[0]
+        .rule_collections
+        .iter()
+        .map(|c| (c.name.as_str(), c.rules.len()))
+        .collect();
+    assert_eq!(collections, [("allow-dns", 2), ("allow-vault", 1)]);
+    let vault = &f.rule_collection_groups[0].rule_collections[1].rules[0];
+    assert_eq!(vault.target_fqdns, ["kv1.vault.azure.net"]);
+    let built = Topology::build(&r.fixture, ServiceTagTable::builtin());
+    assert!(
+        built.structural_errors().is_empty(),
+        "{:?}",
+        built.structural_errors()
+    );
+}
