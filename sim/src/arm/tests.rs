@@ -184,6 +184,22 @@ fn deployment_scope_and_ids() {
         eval("[resourceId('Microsoft.Network/virtualNetworks/subnets', 'v')]"),
         Val::Failed(_)
     ));
+    // extensionResourceId (Learn, "Resource functions for ARM templates": an extension
+    // resource applied to a resource group, and to a resource).
+    assert_eq!(
+        ok("[extensionResourceId(resourceGroup().id, 'Microsoft.Authorization/locks', 'rgLock')]"),
+        json!(
+            "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Authorization/locks/rgLock"
+        )
+    );
+    assert_eq!(
+        ok("[extensionResourceId(resourceId('Microsoft.Network/virtualNetworks', 'v'), 'Microsoft.Authorization/locks', 'vLock')]"),
+        json!("/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Network/virtualNetworks/v/providers/Microsoft.Authorization/locks/vLock")
+    );
+    assert!(matches!(
+        eval("[extensionResourceId(resourceGroup().id, 'Microsoft.Authorization/locks')]"),
+        Val::Failed(_)
+    ));
     let u = ok("[uniqueString(resourceGroup().id)]");
     assert_eq!(u, ok("[uniqueString(resourceGroup().id)]"));
     assert_eq!(u.as_str().map(str::len), Some(13));

@@ -81,10 +81,20 @@ enum Target<'a> {
 }
 
 /// Whether `x.name` reads a runtime property of `reference(…)` other than `outputs` (a
-/// resource's `ipAddress`, a deployment's `provisioningState`): unknown without evaluating.
+/// resource's `ipAddress`, a deployment's `provisioningState`; with `'Full'`, anything but
+/// `properties`): unknown without evaluating.
 pub(crate) fn is_runtime_member(x: &Expr, name: &str) -> bool {
-    matches!(x, Expr::Call(f, args) if f.eq_ignore_ascii_case("reference") && args.len() < 3)
-        && !name.eq_ignore_ascii_case("outputs")
+    match x {
+        Expr::Call(f, args) if f.eq_ignore_ascii_case("reference") => {
+            let state = if args.len() < 3 {
+                "outputs"
+            } else {
+                "properties"
+            };
+            !name.eq_ignore_ascii_case(state)
+        }
+        _ => false,
+    }
 }
 
 /// `name[i]` → (`name`, `Some(i)`).
@@ -220,8 +230,12 @@ impl<'a> Env<'a> {
                 pointer: d.pointer.clone(),
                 loops: d.loops.clone(),
             },
-            // A bare name may be an existing resource's; an id of a deployment is one.
-            None if !target.starts_with('/') => Target::Other,
+            // A bare name may be any resource's (an existing one's); an id of a deployment is
+            // a deployment's.
+            None if !target.starts_with('/') => Target::Missing(format!(
+                "`{name}` is no nested deployment among the inputs, so its state is known only \
+                 at deployment time"
+            )),
             None => Target::Missing(format!(
                 "deployment `{name}` is not among the inputs (no nested deployment of this \
                  template has that name and scope); its outputs are known only at deployment time"

@@ -167,6 +167,10 @@ fn outputs_by_deployment_id_and_name() {
     );
     // A deployment's other runtime properties need the deployment.
     assert!(unknown(&d, "[reference('vnet-mod').provisioningState]").contains("`reference()`"));
+    assert!(
+        unknown(&d, "[reference('vnet-mod', '2022-09-01', 'Full').location]")
+            .contains("`reference()`")
+    );
 }
 
 #[test]
@@ -374,6 +378,11 @@ fn deployment_time_outputs_and_missing_deployments_stay_unknown() {
         "[reference(resourceId('Microsoft.Resources/deployments', 'elsewhere'), '2022-09-01').outputs.x.value]",
     );
     assert!(why.contains("`elsewhere` is not among the inputs"), "{why}");
+    let why = unknown(&d, "[reference('elsewhere').outputs.x.value]");
+    assert!(
+        why.contains("`elsewhere` is no nested deployment among the inputs"),
+        "{why}"
+    );
     // A deployment that is not deployed cannot be read.
     let mut off = vnet_module("off", "v", "10.0.0.0/16");
     off["condition"] = json!(false);
