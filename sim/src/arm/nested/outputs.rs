@@ -475,6 +475,11 @@ impl<'a> Env<'a> {
             .with_instance(key.to_string());
         let v = outputs_of(&inner, template, &tptr, &Loops::default());
         self.absorb(&inner);
+        // The assumptions the outputs took hold for the import as for the expansion.
+        self.used_defaults
+            .set(self.used_defaults.get() || inner.used_defaults.get());
+        self.null_defaults
+            .set(self.null_defaults.get() || inner.null_defaults.get());
         v
     }
 }
