@@ -15,8 +15,10 @@
 //! - "Outputs in ARM templates": an output has a `type` and a `value`, or a `copy` (`count`,
 //!   `input`, see "Output iteration in ARM templates": at most 800); `condition` false leaves
 //!   the output out; at most 64 outputs ([`Limit::Outputs`]).
-//! - "Data types in ARM templates": a `securestring`/`secureObject` output is not returned with
-//!   the deployment's outputs, so its value stays unknown here.
+//! - "Outputs in Bicep", section "Secure outputs": a secure (`securestring`/`secureObject`)
+//!   output is not stored with the deployment; a parent reads it with
+//!   `listOutputsWithSecureValues()` (a `list*` function, unknown here), so through
+//!   `reference()` its value stays unknown.
 //!
 //! What stays unknown, with the usual subject so `--set` can supply it: an output whose value
 //! truly needs the deployment (`reference(<resource>).ipAddress`, `list*()`), a deployment with
