@@ -20,7 +20,9 @@
 //!   `listOutputsWithSecureValues()` (a `list*` function, unknown here), so through
 //!   `reference()` its value stays unknown.
 //!
-//! What stays unknown, with the usual subject so `--set` can supply it: an output whose value
+//! A deployment is looked up among the top-level resources of the template whose expression
+//! reads it (inside a module, the module's own modules; not those of an `outer`-scope nested
+//! template). What stays unknown, with the usual subject so `--set` can supply it: an output whose value
 //! truly needs the deployment (`reference(<resource>).ipAddress`, `list*()`), a deployment with
 //! a linked template (`templateLink`) or one that is not among the inputs, and any runtime
 //! property of a deployment other than `outputs`. A deployment whose outputs depend on
