@@ -198,3 +198,173 @@ fn avm_vnet_and_nsg_modules_give_the_verdicts_the_rules_imply() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Issue 17, resource-derived types: the AVM firewall module types `networkRuleCollections`
+/// and `applicationRuleCollections` as `resourceInput<'Microsoft.Network/azureFirewalls@…'>`
+/// properties (compiled to `type: array` with `metadata.__bicep_resource_derived_type!`);
+/// given as REST objects (`fixtures/arm/avm/firewall-hub.parameters.json`) they reach the
+/// firewall's rules. The module's public IP comes from its own nested module's output
+/// (`reference('publicIPAddress').outputs.resourceId.value`); its address is allocated at
+/// deployment, so `--set` gives it.
+#[test]
+fn avm_firewall_module_takes_rest_shaped_rule_collections() {
+    let Some(fw) = avm("azure-firewall") else {
+        println!("skipped: ../shared/corpus (AVM azure-firewall) not found");
+        return;
+    };
+    let inputs = [
+        ours("hub-vnet.json"),
+        fw,
+        ours("firewall-hub.parameters.json"),
+    ];
+    let unset = import(&inputs, &ImportOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let subjects: Vec<&str> = unset.unknowns.iter().map(|u| u.subject.as_str()).collect();
+    assert_eq!(subjects, ["firewalls/afw-hub/public_addresses"]);
+    let options = ImportOptions {
+        sets: vec!["firewalls/afw-hub/public_addresses=20.50.1.2".into()],
+        ..ImportOptions::default()
+    };
+    let r = import(&inputs, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.unknowns.is_empty(), "{:?}", r.unknowns);
+    let f = &r.fixture.firewalls[0];
+    assert_eq!(
+        (
+            f.name.as_str(),
+            f.subnet.as_str(),
+            f.public_addresses.as_slice()
+        ),
+        (
+            "afw-hub",
+            "vnet-hub/AzureFirewallSubnet",
+            &["20.50.1.2".to_string()][..]
+        )
+    );
+    let collections: Vec<(&str, usize)> = f.rule_collection_groups[0]
+        .rule_collections
+        .iter()
+        .map(|c| (c.name.as_str(), c.rules.len()))
+        .collect();
+    assert_eq!(collections, [("allow-dns", 2), ("allow-vault", 1)]);
+    let vault = &f.rule_collection_groups[0].rule_collections[1].rules[0];
+    assert_eq!(vault.target_fqdns, ["kv1.vault.azure.net"]);
+    let built = Topology::build(&r.fixture, ServiceTagTable::builtin());
+    assert!(
+        built.structural_errors().is_empty(),
+        "{:?}",
+        built.structural_errors()
+    );
+}
+
+fn avm_template(module: &str) -> Option<serde_json::Value> {
+    let m = avm(module)?;
+    Some(serde_json::from_str(m.text.trim_start_matches('\u{feff}')).expect("corpus JSON"))
+}
+
+/// Issue 17, module outputs: a parent template deploys the corpus AVM virtual-network module
+/// and passes its `subnetResourceIds` output (an output `copy` over the module's own subnet
+/// deployments, read with `reference('virtualNetwork_subnets[i]')`) to the AVM private-endpoint
+/// module, as Bicep compiles `vnet.outputs.subnetResourceIds[0]` — in languageVersion 1.0
+/// (`reference(resourceId('Microsoft.Resources/deployments', …))`) and 2.0 (symbolic name).
+/// The endpoint lands in that subnet with no unknowns.
+#[test]
+fn avm_vnet_module_output_places_the_avm_private_endpoint() {
+    let (Some(vnet), Some(pe)) = (
+        avm_template("virtual-network"),
+        avm_template("private-endpoint"),
+    ) else {
+        println!("skipped: ../shared/corpus (AVM virtual-network, private-endpoint) not found");
+        return;
+    };
+    let module = |name: &str, params: serde_json::Value, template: &serde_json::Value| {
+        let params: serde_json::Map<String, serde_json::Value> = params
+            .as_object()
+            .expect("an object")
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!({ "value": v })))
+            .collect();
+        serde_json::json!({
+            "type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": name,
+            "properties": { "expressionEvaluationOptions": { "scope": "inner" }, "mode": "Incremental",
+                "parameters": params, "template": template }
+        })
+    };
+    for symbolic in [false, true] {
+        let subnet_id = if symbolic {
+            "[reference('vnetModule').outputs.subnetResourceIds.value[1]]".to_string()
+        } else {
+            "[reference(resourceId('Microsoft.Resources/deployments', 'vnet-app-deployment'), '2022-09-01').outputs.subnetResourceIds.value[1]]".to_string()
+        };
+        let vnet_module = module(
+            "vnet-app-deployment",
+            serde_json::json!({
+                "name": "vnet-app", "location": "westeurope", "enableTelemetry": false,
+                "addressPrefixes": ["10.40.0.0/16"],
+                "subnets": [
+                    { "name": "snet-apim", "addressPrefix": "10.40.0.0/24" },
+                    { "name": "snet-pe", "addressPrefix": "10.40.1.0/24" }
+                ]
+            }),
+            &vnet,
+        );
+        let pe_module = module(
+            "pe-deployment",
+            serde_json::json!({
+                "name": "pe-kv", "location": "westeurope", "enableTelemetry": false,
+                "subnetResourceId": subnet_id,
+                "privateLinkServiceConnections": [{ "name": "vault", "properties": {
+                    "privateLinkServiceId": "[resourceId('Microsoft.KeyVault/vaults', 'kv1')]", "groupIds": ["vault"] } }]
+            }),
+            &pe,
+        );
+        let vault = serde_json::json!({
+            "type": "Microsoft.KeyVault/vaults", "apiVersion": "2023-07-01", "name": "kv1", "location": "westeurope",
+            "properties": { "tenantId": "[subscription().tenantId]", "sku": { "family": "A", "name": "standard" },
+                "publicNetworkAccess": "Disabled" }
+        });
+        let mut parent = serde_json::json!({
+            "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+            "contentVersion": "1.0.0.0",
+            "resources": [pe_module, vnet_module, vault]
+        });
+        if symbolic {
+            parent["languageVersion"] = "2.0".into();
+            let rs = parent["resources"].as_array().expect("an array").clone();
+            parent["resources"] =
+                serde_json::json!({ "peModule": rs[0], "vnetModule": rs[1], "kv": rs[2] });
+        }
+        let r = import(
+            &[Input::new("parent.json", parent.to_string())],
+            &ImportOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("symbolic={symbolic}: {e}"));
+        assert!(
+            r.unknowns.is_empty(),
+            "symbolic={symbolic}: {:?}",
+            r.unknowns
+        );
+        let v = &r.fixture.vnets[0];
+        let subnets: Vec<&str> = v.subnets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            (v.name.as_str(), subnets),
+            ("vnet-app", vec!["snet-apim", "snet-pe"])
+        );
+        let host = r
+            .fixture
+            .hosts
+            .iter()
+            .find(|h| h.name == "pe-kv")
+            .unwrap_or_else(|| panic!("symbolic={symbolic}: no endpoint in {:?}", r.fixture.hosts));
+        assert_eq!(host.subnet.as_deref(), Some("vnet-app/snet-pe"));
+        assert_eq!(host.address, "10.40.1.4");
+        assert_eq!(
+            host.private_link_fqdn.as_deref(),
+            Some("kv1.vault.azure.net")
+        );
+        let built = Topology::build(&r.fixture, ServiceTagTable::builtin());
+        assert!(
+            built.structural_errors().is_empty(),
+            "{:?}",
+            built.structural_errors()
+        );
+    }
+}

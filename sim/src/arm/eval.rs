@@ -11,6 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -86,6 +87,16 @@ pub(crate) struct Env<'a> {
     /// RFC 6901 pointer of this template inside its input: empty for a top-level template,
     /// `/resources/…/properties/template` for a nested deployment's inline template.
     pub base: String,
+    /// Which deployment instance this environment evaluates: the input's name for a top-level
+    /// template, the nested deployment instance's key ([`Env::instance_key`]) for a nested one.
+    pub(crate) instance: String,
+    /// Outputs of nested deployment instances evaluated so far, by instance key, shared by
+    /// every environment of one template tree so each instance is evaluated once; `None` while
+    /// one is being evaluated (cycle detection). See module `nested::outputs`.
+    pub(crate) outputs: Rc<RefCell<BTreeMap<String, Option<Val>>>>,
+    /// This template's deployments by name (evaluated once, on the first `reference()` by
+    /// name or id); `Some(None)` while being built.
+    pub(crate) deployments: RefCell<super::nested::outputs::Index<'a>>,
 }
 
 /// Where the expression being evaluated is.
@@ -144,6 +155,9 @@ impl<'a> Env<'a> {
                 .trim_end_matches(".json")
                 .to_string(),
             base: String::new(),
+            instance: input.to_string(),
+            outputs: Rc::default(),
+            deployments: RefCell::default(),
         }
     }
 
@@ -155,10 +169,26 @@ impl<'a> Env<'a> {
 
     /// A nested template's environment continues its parent's evaluation budget and depth, so
     /// nesting cannot multiply the bounds ([`Limit::EvaluatedTotal`], [`Limit::EvaluationDepth`]).
-    pub fn continue_from(self, parent: &Env<'_>) -> Self {
+    pub fn continue_from(mut self, parent: &Env<'_>) -> Self {
         self.spent.set(parent.spent.get());
         self.depth.set(parent.depth.get() + 1);
+        self.outputs = parent.outputs.clone();
         self
+    }
+
+    /// Sets which deployment instance this environment evaluates ([`Env::instance_key`]).
+    pub fn with_instance(mut self, key: String) -> Self {
+        self.instance = key;
+        self
+    }
+
+    /// The key of the instance of the deployment at `pointer` (this template's resource) that
+    /// `loops` selects: unique in the template tree.
+    pub(crate) fn instance_key(&self, pointer: &str, loops: &Loops) -> String {
+        match &loops.resource {
+            Some((_, i)) => format!("{}|{pointer}[{i}]", self.instance),
+            None => format!("{}|{pointer}", self.instance),
+        }
     }
 
     /// Hands the budget a nested environment spent back to its parent.
@@ -462,6 +492,9 @@ impl<'a> Env<'a> {
         match e {
             Expr::Str(s) => Val::Str(s.clone()),
             Expr::Int(i) => Val::Int(*i),
+            Expr::Member(x, name) if super::nested::outputs::is_runtime_member(x, name) => {
+                self.unknown(cx, "`reference()` is known only at deployment time")
+            }
             Expr::Member(x, name) => {
                 let v = self.eval(x, cx, loops);
                 match &v {
@@ -531,6 +564,12 @@ impl<'a> Env<'a> {
                     expression: cx.text.to_string(),
                 }))
             };
+        }
+        if lower == "reference" {
+            // A nested deployment's outputs are evaluated; any other resource's runtime state
+            // stays unknown (module `nested::outputs`).
+            let vals: Vec<Val> = args.iter().map(|a| self.eval(a, cx, loops)).collect();
+            return self.reference_call(name, &vals, cx);
         }
         match expr::classify(&lower) {
             None => {

@@ -59,6 +59,7 @@ pub(crate) fn apply(
             | "createobject"
             | "resourceid"
             | "subscriptionresourceid"
+            | "extensionresourceid"
             | "uniquestring"
             | "tolower"
             | "toupper"
@@ -150,6 +151,16 @@ pub(crate) fn apply(
                 parts.push(tri!(s(i)).to_string());
             }
             match resource_id(env, &parts, lower == "subscriptionresourceid") {
+                Ok(id) => Val::Str(id),
+                Err(m) => fail(m),
+            }
+        }
+        "extensionresourceid" => {
+            let mut parts = Vec::with_capacity(args.len());
+            for i in 0..args.len() {
+                parts.push(tri!(s(i)).to_string());
+            }
+            match extension_resource_id(&parts) {
                 Ok(id) => Val::Str(id),
                 Err(m) => fail(m),
             }
@@ -481,6 +492,35 @@ fn resource_id(
         id.push_str(&format!("/resourceGroups/{rg}"));
     }
     id.push_str(&format!("/providers/{}", segs[0]));
+    for (s, n) in segs[1..].iter().zip(names) {
+        id.push_str(&format!("/{s}/{n}"));
+    }
+    Ok(id)
+}
+
+/// `extensionResourceId(resourceId, resourceType, resourceName1, …)`: `{resourceId}/providers/
+/// {namespace}/{type}/{name}…` (Learn, "Resource functions for ARM templates",
+/// extensionResourceId; Bicep emits it for a module deployed to another resource group:
+/// `extensionResourceId(format('/subscriptions/{0}/resourceGroups/{1}', …),
+/// 'Microsoft.Resources/deployments', NAME)`).
+fn extension_resource_id(parts: &[String]) -> Result<String, String> {
+    let [scope, ty, names @ ..] = parts else {
+        return Err("extensionResourceId() takes a resource id, a type and names".into());
+    };
+    let ty = ty.trim().trim_end_matches('/');
+    let segs: Vec<&str> = ty.split('/').collect();
+    if segs.len() < 2 || segs.iter().any(|s| s.is_empty()) {
+        return Err(format!("`{ty}` is not a resource type"));
+    }
+    let names: Vec<&str> = names.iter().flat_map(|n| n.split('/')).collect();
+    if names.len() != segs.len() - 1 {
+        return Err(format!(
+            "resource type `{ty}` needs {} name segment(s), got {}",
+            segs.len() - 1,
+            names.len()
+        ));
+    }
+    let mut id = format!("{}/providers/{}", scope.trim_end_matches('/'), segs[0]);
     for (s, n) in segs[1..].iter().zip(names) {
         id.push_str(&format!("/{s}/{n}"));
     }

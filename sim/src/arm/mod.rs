@@ -28,7 +28,9 @@
 //! functions, `items`, `shallowMerge`, `flatten`, `objectKeys`, `range`, `take`, `skip`,
 //! `indexOf`, `join`, `replace`, `substring`, `string`, `null`, `true`, `false`, `array`,
 //! `guid`/`newGuid` (deterministic), `deployment`, `environment` (public cloud), `parseCidr`,
-//! `cidrHost`, numeric and comparison functions. Nested deployments expand (module `nested`). `[[`
+//! `cidrHost`, numeric and comparison functions, `extensionResourceId`. Nested deployments expand
+//! (module `nested`), and `reference(…)` of one gives its evaluated `outputs` (module
+//! `nested::outputs`). `[[`
 //! escapes a leading bracket; `.name` and `[i]` apply to results. A name that is not an ARM
 //! function is an error ([`ImportError::UnknownFunction`]) wherever it is in the template. Any
 //! other ARM function or a deployment-time value (`reference(...).ipAddress`, `list*`, `utcNow`)

@@ -102,7 +102,12 @@ impl Provided {
     }
 }
 
-/// The declared type, lower-cased (`$ref` to `#/definitions/x` followed).
+/// The declared type, lower-cased (`$ref` to `#/definitions/x` followed). Bicep's
+/// resource-derived types (Learn, "Resource-derived types in Bicep": `resourceInput<'TYPE@API'>
+/// .properties.X`) compile to the property's JSON type plus `metadata.__bicep_resource_derived_type!`
+/// naming the source; ARM checks only the JSON type ("Data types in ARM templates"), so a
+/// REST-shaped object or array is accepted as given and the mapping reads it as a resource's
+/// properties.
 fn declared_type(env: &Env<'_>, decl: &Value) -> Option<String> {
     let mut d = decl;
     for _ in 0..8 {

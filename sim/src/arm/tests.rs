@@ -184,6 +184,22 @@ fn deployment_scope_and_ids() {
         eval("[resourceId('Microsoft.Network/virtualNetworks/subnets', 'v')]"),
         Val::Failed(_)
     ));
+    // extensionResourceId (Learn, "Resource functions for ARM templates": an extension
+    // resource applied to a resource group, and to a resource).
+    assert_eq!(
+        ok("[extensionResourceId(resourceGroup().id, 'Microsoft.Authorization/locks', 'rgLock')]"),
+        json!(
+            "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Authorization/locks/rgLock"
+        )
+    );
+    assert_eq!(
+        ok("[extensionResourceId(resourceId('Microsoft.Network/virtualNetworks', 'v'), 'Microsoft.Authorization/locks', 'vLock')]"),
+        json!("/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Network/virtualNetworks/v/providers/Microsoft.Authorization/locks/vLock")
+    );
+    assert!(matches!(
+        eval("[extensionResourceId(resourceGroup().id, 'Microsoft.Authorization/locks')]"),
+        Val::Failed(_)
+    ));
     let u = ok("[uniqueString(resourceGroup().id)]");
     assert_eq!(u, ok("[uniqueString(resourceGroup().id)]"));
     assert_eq!(u.as_str().map(str::len), Some(13));
@@ -519,6 +535,97 @@ fn singular_and_plural_rule_fields() {
         e.location().map(|l| l.pointer.as_str()),
         Some("/resources/0/properties/securityRules/0/properties/protocol")
     );
+}
+
+/// Bicep's resource-derived types (Learn, "Resource-derived types in Bicep":
+/// `resourceInput<'Microsoft.Network/networkSecurityGroups@2023-11-01'>.properties.securityRules`)
+/// compile to the property's JSON type with `metadata.__bicep_resource_derived_type!` naming the
+/// source, directly on a parameter or in a `definitions` entry it `$ref`s (what the corpus AVM
+/// modules emit). ARM checks only the JSON type ("Data types in ARM templates"), so REST-shaped
+/// objects are accepted and reach the mapping, also through a module's parameter.
+#[test]
+fn resource_derived_parameter_types_take_rest_objects() {
+    let derived = |source: &str| json!({ "__bicep_resource_derived_type!": { "source": source } });
+    let rules_source = "Microsoft.Network/networkSecurityGroups@2023-11-01#properties/properties/properties/securityRules";
+    let module_template = json!({
+        "$schema": SCHEMA, "languageVersion": "2.0", "contentVersion": "1.0.0.0",
+        "definitions": { "rulesType": { "type": "array", "metadata": derived(rules_source) } },
+        "parameters": {
+            "securityRules": { "$ref": "#/definitions/rulesType" },
+            "extraRule": { "type": "object", "nullable": true,
+                "metadata": derived("Microsoft.Network/networkSecurityGroups/securityRules@2023-11-01") }
+        },
+        "resources": { "nsg": {
+            "type": "Microsoft.Network/networkSecurityGroups", "apiVersion": "2023-11-01",
+            "name": "nsg-rd", "location": "westeurope",
+            "properties": { "securityRules": "[concat(parameters('securityRules'), if(empty(parameters('extraRule')), createArray(), createArray(parameters('extraRule'))))]" }
+        } }
+    });
+    let rules = json!([
+        { "name": "allow-https", "properties": { "priority": 100, "direction": "Inbound", "access": "Allow",
+            "protocol": "Tcp", "sourceAddressPrefixes": ["10.0.1.0/24", "10.0.2.0/24"], "sourcePortRange": "*",
+            "destinationAddressPrefix": "VirtualNetwork", "destinationPortRanges": ["443", "8443"] } }
+    ]);
+    let extra = json!({ "name": "deny-rest", "properties": { "priority": 4000, "direction": "Inbound",
+        "access": "Deny", "protocol": "*", "sourceAddressPrefix": "*", "sourcePortRange": "*",
+        "destinationAddressPrefix": "*", "destinationPortRange": "*" } });
+    // Given as parameters of the template itself...
+    let params = json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#",
+        "parameters": { "securityRules": { "value": rules }, "extraRule": { "value": extra } }
+    });
+    let r = import(
+        &[
+            Input::new("t.json", module_template.to_string()),
+            Input::new("p.json", params.to_string()),
+        ],
+        &ImportOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // ... and passed by a parent to the same template as a module.
+    let parent = json!({ "$schema": SCHEMA, "contentVersion": "1.0.0.0", "resources": [{
+        "type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "nsg-module",
+        "properties": { "expressionEvaluationOptions": { "scope": "inner" }, "mode": "Incremental",
+            "parameters": { "securityRules": { "value": rules }, "extraRule": { "value": extra } },
+            "template": module_template } }] });
+    let m = one(&parent.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    for r in [&r, &m] {
+        assert!(r.unknowns.is_empty(), "{:?}", r.unknowns);
+        let nsg = &r.fixture.nsgs[0];
+        let names: Vec<&str> = nsg.security_rules.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(
+            (nsg.name.as_str(), names),
+            ("nsg-rd", vec!["allow-https", "deny-rest"])
+        );
+        let rule = &nsg.security_rules[0];
+        assert_eq!(
+            rule.source,
+            AddressField::Prefixes(vec!["10.0.1.0/24".into(), "10.0.2.0/24".into()])
+        );
+        assert_eq!(
+            rule.destination,
+            AddressField::Prefix("VirtualNetwork".into())
+        );
+        assert_eq!(
+            rule.destination_ports,
+            PortField::Ranges(vec!["443".into(), "8443".into()])
+        );
+    }
+    // The JSON type is still checked: an object where the derived type is an array.
+    let wrong = json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#",
+        "parameters": { "securityRules": { "value": extra } }
+    });
+    let e = import(
+        &[
+            Input::new("t.json", module_template.to_string()),
+            Input::new("p.json", wrong.to_string()),
+        ],
+        &ImportOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "ARM_PARAMETER_TYPE");
+    assert!(e.to_string().contains("array"), "{e}");
 }
 
 #[test]
