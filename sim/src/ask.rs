@@ -195,6 +195,7 @@ impl Topology {
             assumptions: Vec::new(),
             service_tags: self.tags.info().clone(),
             resolved: None,
+            dnat: None,
         }
     }
 

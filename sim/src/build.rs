@@ -411,6 +411,7 @@ impl<'a> Builder<'a> {
             routes: routing.routes,
         };
         t.compile_all();
+        routing::resolve_dnat_fqdns(&mut t);
         t.faults = self.faults(&t);
         let mut findings = self.f;
         findings.extend(crate::apim::preflight(&t));
