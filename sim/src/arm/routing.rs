@@ -5,7 +5,7 @@
 //! | `Microsoft.Network/routeTables` (+ inline `routes`, `disableBgpRoutePropagation`) and `…/routeTables/routes` | `[[route_tables]]` with `routes` (`addressPrefix`, `nextHopType`, `nextHopIpAddress`) |
 //! | a subnet's `routeTable.id`, `natGateway.id` | the subnet's `route_table`, `nat_gateway` (module `map`) |
 //! | `Microsoft.Network/natGateways`: `publicIpAddresses[].id` | `[[nat_gateways]]`; each address from the public IP resource's `ipAddress`, else an unknown (allocated at deployment) |
-//! | `Microsoft.Network/azureFirewalls`: `ipConfigurations[]` (`subnet.id`, `publicIPAddress.id`, `privateIPAddress`), classic `networkRuleCollections` / `applicationRuleCollections`, `firewallPolicy.id` | `[[firewalls]]`; the private address, when not given, is the first usable address of its subnet (`ASSUMPTION_FIREWALL_PRIVATE_ADDRESS`) |
+//! | `Microsoft.Network/azureFirewalls`: `ipConfigurations[]` (`subnet.id`, `publicIPAddress.id`, `privateIPAddress`), classic `networkRuleCollections` / `applicationRuleCollections` / `natRuleCollections` (`translatedAddress`, `translatedFqdn`, `translatedPort`), `firewallPolicy.id` | `[[firewalls]]`; the private address, when not given, is the first usable address of its subnet (`ASSUMPTION_FIREWALL_PRIVATE_ADDRESS`) |
 //! | `Microsoft.Network/firewallPolicies` + `…/ruleCollectionGroups` (`priority`, `ruleCollections`: filter and NAT collections, network and application rules) | the firewall's `rule_collection_groups` |
 //! | VNet peerings' `allowForwardedTraffic`, NICs' `enableIPForwarding` | `peerings` tables, host `ip_forwarding` (module `map`) |
 //!
