@@ -1843,7 +1843,10 @@ fn nat_rule_collections_carry_their_translation() {
     assert_eq!(web.translated_address.as_deref(), Some("10.9.1.4"));
     assert_eq!(web.translated_port.as_deref(), Some("8443"));
     let by_name = &c.rules[1];
-    assert_eq!(by_name.translated_fqdn.as_deref(), Some("app.contoso.example"));
+    assert_eq!(
+        by_name.translated_fqdn.as_deref(),
+        Some("app.contoso.example")
+    );
     assert_eq!(by_name.translated_port.as_deref(), Some("8080"));
     round_trip(&r);
     // The imported firewall translates 20.61.20.5:443 to 10.9.1.4:8443.

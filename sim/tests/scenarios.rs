@@ -2994,10 +2994,18 @@ fn dnat_topology() -> Topology {
 fn dnat_translates_a_non_integrated_instances_backend_flow_to_the_private_backend() {
     let t = dnat_topology();
     let v = verdict(&t, tcp("20.105.7.7", "20.61.20.5", 443));
-    assert_eq!((v.verdict, v.code.as_str()), (VerdictKind::Allow, "ALLOWED"));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Allow, "ALLOWED")
+    );
     let x = v.dnat.as_ref().expect("a DNAT translation");
     assert_eq!(
-        (x.firewall.as_str(), x.group.as_str(), x.collection.as_str(), x.rule.as_str()),
+        (
+            x.firewall.as_str(),
+            x.group.as_str(),
+            x.collection.as_str(),
+            x.rule.as_str()
+        ),
         ("fw-hub", "inbound", "publish", "orders-https")
     );
     assert_eq!(
@@ -3011,8 +3019,16 @@ fn dnat_translates_a_non_integrated_instances_backend_flow_to_the_private_backen
     // nsg-backend decided on the translated source and port.
     let by = v.decided_by.as_ref().expect("nsg-backend decided");
     assert_eq!(by.rule, "securityRules/allow-firewall-8443");
-    assert!(v.detail.contains("DNAT rule inbound/publish/orders-https"), "{}", v.detail);
-    assert!(v.to_string().contains("DNAT      fw-hub / inbound / publish / orders-https"), "{v}");
+    assert!(
+        v.detail.contains("DNAT rule inbound/publish/orders-https"),
+        "{}",
+        v.detail
+    );
+    assert!(
+        v.to_string()
+            .contains("DNAT      fw-hub / inbound / publish / orders-https"),
+        "{v}"
+    );
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["dnat"]["translated_destination"], "10.1.1.4");
     assert_eq!(json["dnat"]["translated_port"], 8443);
@@ -3061,7 +3077,10 @@ fn dnat_translated_flow_meets_the_backends_inbound_nsg() {
         (v.verdict, v.code.as_str()),
         (VerdictKind::Deny, "NSG_DENIED")
     );
-    assert_eq!(v.decided_by.as_ref().unwrap().rule, "securityRules/deny-rest");
+    assert_eq!(
+        v.decided_by.as_ref().unwrap().rule,
+        "securityRules/deny-rest"
+    );
     assert_eq!(v.dnat.as_ref().unwrap().rule, "orders-wrong-port");
     // From the internet as from the instance: the same rule translates.
     let v = verdict(&t, tcp("52.1.2.3", "20.61.20.5", 443));
@@ -3078,13 +3097,20 @@ fn dnat_translated_fqdn_resolves_from_the_firewalls_vnet() {
     assert_eq!(v.verdict, VerdictKind::Allow, "{v}");
     let x = v.dnat.as_ref().unwrap();
     assert_eq!(x.translated_destination, "10.1.1.4");
-    assert_eq!(x.translated_fqdn.as_deref(), Some("orders.internal.contoso"));
+    assert_eq!(
+        x.translated_fqdn.as_deref(),
+        Some("orders.internal.contoso")
+    );
     let v = verdict(&t, tcp("20.105.7.7", "20.61.20.5", 7000));
     assert_eq!(
         (v.verdict, v.code.as_str()),
         (VerdictKind::Unreachable, "DNS_FAILURE")
     );
-    assert!(v.detail.contains("missing.internal.contoso"), "{}", v.detail);
+    assert!(
+        v.detail.contains("missing.internal.contoso"),
+        "{}",
+        v.detail
+    );
 }
 
 /// DNAT rules take TCP or UDP and need a translated port and one translated destination

@@ -950,6 +950,10 @@ fn dnat_on_the_firewalls_public_address_splits_reach_classes() {
         let f = Flow::tcp(source.parse().unwrap(), 60000, fw, 80);
         let hits: Vec<_> = reach.classes.iter().filter(|c| c.contains(&f)).collect();
         assert_eq!(hits.len(), 1, "{f}");
-        assert_eq!(hits[0].decision, t.decide(&f).as_class_into(f.source), "{f}");
+        assert_eq!(
+            hits[0].decision,
+            t.decide(&f).as_class_into(f.source),
+            "{f}"
+        );
     }
 }

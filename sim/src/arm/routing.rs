@@ -845,7 +845,8 @@ fn fw_rule(
     // NAT rules: `translatedAddress` | `translatedFqdn`, `translatedPort` (classic and policy
     // shapes use the same names; "New-AzFirewallNatRule", "New-AzFirewallPolicyNatRule").
     let (translated_address, translated_fqdn, translated_port) = if kind == CollectionKind::Dnat {
-        let one = |m: &mut Mapper, key: &str| m.text(p.get(key), at, &json::key(&pp, key), subject, key);
+        let one =
+            |m: &mut Mapper, key: &str| m.text(p.get(key), at, &json::key(&pp, key), subject, key);
         (
             one(m, "translatedAddress")?,
             one(m, "translatedFqdn")?,

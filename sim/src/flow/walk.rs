@@ -658,13 +658,7 @@ impl Topology {
             flow.destination,
             flow.destination_port,
         );
-        if self.nsgs_deny(
-            &mut w,
-            &plan.outbound,
-            Direction::Outbound,
-            &key,
-            &mut step,
-        ) {
+        if self.nsgs_deny(&mut w, &plan.outbound, Direction::Outbound, &key, &mut step) {
             return w.d;
         }
         let first = Leg {
@@ -752,8 +746,9 @@ impl Topology {
         S: FnMut(&Apply, &CompiledNsg, Direction, &FlowKey) -> RuleMatch,
         N: FnMut(Event),
     {
-        let key =
-            |src: IpAddr, dst: IpAddr| FlowKey::new(flow.protocol, src, flow.source_port, dst, leg.port);
+        let key = |src: IpAddr, dst: IpAddr| {
+            FlowKey::new(flow.protocol, src, flow.source_port, dst, leg.port)
+        };
         // Firewalls that saw the request without SNAT: their replies must come back to them.
         let mut stateful = [None; MAX_DEVICES];
         for (i, device) in plan.devices.iter().flatten().enumerate() {
@@ -937,7 +932,9 @@ impl Topology {
         let (verdict, code) = (d.verdict, d.code);
         // After a DNAT rule, the second leg (from the firewall to the translated destination)
         // says why the flow got there or not.
-        let sub = d.dnat.map(|x| self.plan_dnat(x.firewall, x.destination, x.source));
+        let sub = d
+            .dnat
+            .map(|x| self.plan_dnat(x.firewall, x.destination, x.source));
         let route_plan = sub.as_ref().unwrap_or(&plan);
         let why = match (verdict, route_plan.route) {
             _ if d.code == VerdictCode::PlatformExempt => self
@@ -965,7 +962,7 @@ impl Topology {
             (VerdictKind::Indeterminate, _) => {
                 "the outcome depends on a rule field only known at deployment time"
             }
-            _ => plan.why_allowed.text(),
+            _ => route_plan.why_allowed.text(),
         };
         let mut detail = why.to_string();
         let dnat = d.dnat.map(|x| self.dnat_view(&x));
@@ -1021,8 +1018,7 @@ impl Topology {
             }
         });
         let leg_destination = d.dnat.map_or(flow.destination, |x| x.destination);
-        if route_plan.inbound_destination != leg_destination
-            && verdict != VerdictKind::Unreachable
+        if route_plan.inbound_destination != leg_destination && verdict != VerdictKind::Unreachable
         {
             detail = format!(
                 "{detail} ({} → {})",
