@@ -3161,4 +3161,17 @@ fn dnat_from_an_integrated_instances_subnet_through_its_internet_route() {
     // Port 80: no DNAT rule, the default deny.
     let v = verdict(&t, tcp(&src, "20.61.20.5", 80));
     assert_eq!(v.code.as_str(), "FIREWALL_DENIED");
+    // With outbound_route_all = false the public destination leaves from the instance's public
+    // address (ASSUMPTION_PUBLIC_EGRESS_FROM_PLATFORM): the DNAT rules see that source, so
+    // orders-by-name (source 20.105.7.7 only) translates it.
+    let off = topo(&text.replace(
+        "subnet = \"vnet-apim/snet-apim\"",
+        "subnet = \"vnet-apim/snet-apim\"\npublic_address = \"20.105.7.7\"\noutbound_route_all = false",
+    ));
+    let v = verdict(&off, tcp(&src, "20.61.20.5", 8000));
+    assert_eq!(v.verdict, VerdictKind::Allow, "{v}");
+    assert_eq!(v.dnat.as_ref().unwrap().rule, "orders-by-name");
+    // From the subnet's own address (route all), that rule does not match.
+    let v = verdict(&t, tcp(&src, "20.61.20.5", 8000));
+    assert_eq!(v.code.as_str(), "FIREWALL_DENIED");
 }
