@@ -12,7 +12,10 @@
 //! `validate` give), asks `sim` for the verdict of the flow from a synthetic source port (the
 //! non-allocating [`Topology::decide_on`]), and on Allow names the loopback socket that plays
 //! that host:port (an upstream override, else the service's `upstream`, else its built-in echo
-//! backend).
+//! backend). When `sim` says an Azure Firewall's DNAT rule translated the flow
+//! ([`Decision::dnat`]: the backend URL names the firewall's public address), the socket is the
+//! one that plays the *translated* host:port — the gateway applies the translation, it does not
+//! compute it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -56,8 +59,12 @@ pub(crate) struct Route {
     /// The flow's source (the instance's outbound address) and destination (the backend name
     /// as the instance's DNS answers it), or why there is none.
     pub(crate) endpoints: Result<(IpAddr, IpAddr), ProxyError>,
-    /// The loopback socket that plays the destination and the `[[hosts]]` name, or why none.
+    /// The loopback socket that plays the destination (after the DNAT translation `sim` gives
+    /// the route's flow, see `dnat`) and the `[[hosts]]` name, or why none.
     pub(crate) target: Result<(SocketAddr, Arc<str>), ProxyError>,
+    /// The translated destination and port `target` plays, when `sim` answered the route's flow
+    /// with a DNAT translation (a flow whose decision names another one is resolved on admit).
+    pub(crate) dnat: Option<(IpAddr, u16)>,
     /// The NSG path between the endpoints (it does not depend on ports).
     pub(crate) path: Option<FlowPath>,
 }
@@ -90,6 +97,9 @@ pub(crate) struct PolicyState {
     pub(crate) generation: u64,
     /// Interned per distinct decision (see [`PolicyState::admit`]).
     seen: Mutex<Vec<(Decision, Arc<Seen>)>>,
+    /// The loopback socket of each host's services (`[host][service]`), for a DNAT translation
+    /// met on admit.
+    targets: Vec<Vec<Option<SocketAddr>>>,
     /// The hops of a flow admitted without a verdict (bench only).
     no_hops: Arc<[FlowHop]>,
 }
@@ -156,14 +166,27 @@ impl PolicyState {
                 b.port
             );
             let endpoints = endpoints(&topology, ai, b);
-            let target = match &endpoints {
-                Ok((_, destination)) => target(&topology, &targets, &limits, b, *destination),
-                Err(e) => Err(e.clone()),
-            };
-            let plain_upstream = endpoints
+            // sim's answer for the route's flow: a DNAT rule may send it to another host:port.
+            let dnat = endpoints.as_ref().ok().and_then(|&(src, dst)| {
+                let probe = Flow::tcp(src, DNAT_PROBE_PORT, dst, b.port);
+                topology
+                    .decide(&probe)
+                    .dnat
+                    .map(|x| (x.destination, x.port))
+            });
+            let dest = endpoints
                 .as_ref()
                 .ok()
-                .and_then(|&(_, d)| topology.service_at(d, b.port))
+                .map(|&(_, d)| dnat.unwrap_or((d, b.port)));
+            let target = match (&endpoints, dest) {
+                (Err(e), _) => Err(e.clone()),
+                (Ok((_, d)), dest) => {
+                    let (d, port) = dest.unwrap_or((*d, b.port));
+                    target(&topology, &targets, &limits, &b.authority, d, port)
+                }
+            };
+            let plain_upstream = dest
+                .and_then(|(d, port)| topology.service_at(d, port))
                 .is_some_and(|(h, s)| plain[h][s]);
             routes.push(Route {
                 upstream_tls: b.https && !plain_upstream,
@@ -181,6 +204,7 @@ impl PolicyState {
                     .map(|&(src, dst)| topology.path(src, dst)),
                 endpoints,
                 target,
+                dnat,
             });
         }
         let g = topology.gateway();
@@ -216,6 +240,7 @@ impl PolicyState {
             generation,
             seen: Mutex::new(Vec::new()),
             no_hops: Arc::from([]),
+            targets,
         })
     }
 
@@ -248,6 +273,26 @@ impl PolicyState {
                     backend: route.backend.authority.clone(),
                     outcome: Box::new(self.outcome(&flow, &d)),
                 });
+            }
+            if let Some(x) = d.dnat {
+                if route.dnat != Some((x.destination, x.port)) {
+                    // A translation the snapshot did not resolve (sim decided another one for
+                    // this source port): the socket of that host:port.
+                    let (target, host) = target(
+                        &self.topology,
+                        &self.targets,
+                        &self.limits,
+                        &route.backend.authority,
+                        x.destination,
+                        x.port,
+                    )?;
+                    return Ok(Admitted {
+                        hops: seen.hops.clone(),
+                        flow,
+                        target,
+                        host,
+                    });
+                }
             }
             seen.hops.clone()
         } else {
@@ -367,36 +412,38 @@ fn endpoints(topo: &Topology, api: usize, b: &BackendUrl) -> Result<(IpAddr, IpA
     }
 }
 
-/// The loopback socket that plays `destination`:`b.port`, and the `[[hosts]]` name.
+/// The source port of the flow a snapshot asks `sim` about to learn a route's DNAT
+/// translation (DNAT rules match no source port; a flow decided otherwise is resolved on admit).
+const DNAT_PROBE_PORT: u16 = 49152;
+
+/// The loopback socket that plays `destination`:`port`, and the `[[hosts]]` name.
 fn target(
     topo: &Topology,
     targets: &[Vec<Option<SocketAddr>>],
     limits: &Limits,
-    b: &BackendUrl,
+    authority: &str,
     destination: IpAddr,
+    port: u16,
 ) -> Result<(SocketAddr, Arc<str>), ProxyError> {
-    let Some((h, s)) = topo.service_at(destination, b.port) else {
+    let Some((h, s)) = topo.service_at(destination, port) else {
         return Err(ProxyError::Refused {
-            backend: b.authority.clone(),
-            reason: format!(
-                "no [[hosts.services]] listens on {destination} port {}",
-                b.port
-            ),
+            backend: authority.to_string(),
+            reason: format!("no [[hosts.services]] listens on {destination} port {port}"),
         });
     };
     let host = &topo.hosts()[h];
     let Some(target) = targets.get(h).and_then(|r| r.get(s)).copied().flatten() else {
         return Err(ProxyError::Refused {
-            backend: b.authority.clone(),
+            backend: authority.to_string(),
             reason: format!(
-                "nothing plays host `{}` port {} on loopback (set serve = \"echo\" or upstream = \"127.0.0.1:PORT\", or pass an upstream override)",
-                host.name, b.port
+                "nothing plays host `{}` port {port} on loopback (set serve = \"echo\" or upstream = \"127.0.0.1:PORT\", or pass an upstream override)",
+                host.name
             ),
         });
     };
     if !target.ip().is_loopback() && !limits.allow_non_loopback_upstreams {
         return Err(ProxyError::NotLoopback {
-            backend: b.authority.clone(),
+            backend: authority.to_string(),
             target,
         });
     }

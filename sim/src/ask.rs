@@ -205,6 +205,7 @@ impl Topology {
             assumptions: Vec::new(),
             service_tags: self.tags.info().clone(),
             resolved: None,
+            dnat: None,
         }
     }
 

@@ -384,7 +384,12 @@ impl<'a> Builder<'a> {
         let apim = self.apim(&vnets, &placed, &subscription_id);
         let zones = self.zones(&vnets);
         let gateway = self.gateway();
-        let apis = self.apis(&placed.hosts);
+        let published: Vec<std::net::IpAddr> = routing
+            .firewalls
+            .iter()
+            .flat_map(|f| f.public_addresses.iter().copied())
+            .collect();
+        let apis = self.apis(&placed.hosts, &published);
 
         let mut t = Topology {
             tags: self.tags.clone(),
@@ -411,6 +416,7 @@ impl<'a> Builder<'a> {
             routes: routing.routes,
         };
         t.compile_all();
+        routing::resolve_dnat_fqdns(&mut t);
         t.faults = self.faults(&t);
         let mut findings = self.f;
         findings.extend(crate::apim::preflight(&t));

@@ -246,7 +246,8 @@ finding_codes! {
     FirewallSubnetNsg => "FIREWALL_SUBNET_NSG", Warning, FIREWALL_FAQ;
     /// A firewall rule, collection or group field is invalid (protocol, port, address, priority).
     FirewallRuleInvalid => "FIREWALL_RULE_INVALID", Error, FIREWALL_RULES;
-    /// A `Dnat` rule collection: parsed, not evaluated.
+    /// A DNAT rule names a destination that is not one of the firewall's public addresses (DNAT
+    /// on a private address, not modelled): flows to it never match the rule.
     FirewallDnatNotModelled => "FIREWALL_DNAT_NOT_MODELLED", Warning, FIREWALL_RULES;
     // --- private DNS ---
     /// A zone link's `resolution_policy = "NxDomainRedirect"` on a zone that is not a Private Link (`privatelink.*`) zone: Azure applies it only to Private Link zones.
@@ -446,7 +447,7 @@ assumptions! {
         "Azure Firewall application rules match the FQDN of the TLS SNI or HTTP Host; vnetsim matches a flow by address: the private and public addresses of the hosts whose name or DNS names match a target FQDN (`*` matches every destination).";
     /// The instance address application rules SNAT to.
     FirewallInstanceAddress => "ASSUMPTION_FIREWALL_INSTANCE_ADDRESS",
-        "Application rules SNAT to a firewall instance address in AzureFirewallSubnet; vnetsim uses the subnet's first usable address after the firewall's private address (Azure picks an instance).";
+        "Application rules, and DNAT rules to a private destination, SNAT to a firewall instance address in AzureFirewallSubnet; vnetsim uses the subnet's first usable address after the firewall's private address (Azure picks an instance).";
     /// The firewall's infrastructure rule collection.
     FirewallInfrastructureRules => "ASSUMPTION_FIREWALL_INFRASTRUCTURE_RULES",
         "The built-in infrastructure rule collection allows platform FQDNs (Azure diagnostics, compute updates) that no host of a fixture has: it matches no flow vnetsim evaluates.";

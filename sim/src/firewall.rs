@@ -5,10 +5,29 @@
 //! <https://learn.microsoft.com/azure/firewall/rule-processing>): rule collection groups by
 //! priority, collections by priority within their group; "DNAT rules … then network rules,
 //! then application rules"; then the built-in infrastructure collection; then the default deny
-//! ("If there's no rule match, the traffic is denied"). First match wins. `Dnat` collections
-//! are parsed and reported (`FIREWALL_DNAT_NOT_MODELLED`) but never match: a flow from a subnet
-//! is not addressed to the firewall's public address. The infrastructure collection allows
-//! platform FQDNs no modelled host has (`ASSUMPTION_FIREWALL_INFRASTRUCTURE_RULES`).
+//! ("If there's no rule match, the traffic is denied"). First match wins. The infrastructure
+//! collection allows platform FQDNs no modelled host has
+//! (`ASSUMPTION_FIREWALL_INFRASTRUCTURE_RULES`).
+//!
+//! DNAT ("Filter inbound Internet or intranet traffic with Azure Firewall DNAT",
+//! <https://learn.microsoft.com/azure/firewall/tutorial-firewall-dnat-policy>; "Azure Firewall
+//! rule processing logic"): a flow addressed to one of the firewall's public addresses is
+//! matched against the `Dnat` collections only ([`Firewall::evaluate_dnat`], group priority then
+//! collection priority, rules in order): "NAT rules are applied in priority before network
+//! rules. If a match is found, the traffic is translated according to the DNAT rule and allowed
+//! by the firewall. So the traffic isn't subject to any further processing by other network
+//! rules" ("DNAT rules implicitly add a corresponding network rule to allow the translated
+//! traffic"). A rule translates the destination to `translated_address` (or `translated_fqdn`,
+//! resolved from the firewall's VNet) and `translated_port`. No DNAT match is the default deny
+//! ("Azure Firewall denies all traffic by default, until rules are manually configured to allow
+//! traffic"): network and application rules filter traffic the firewall forwards, and nothing
+//! answers on its own public address. The source is translated too: "When a new flow matches
+//! against a DNAT rule on the Azure Firewall, both the source and destination IP addresses will
+//! be translated … the source IP address will translate to one of the IP addresses in the
+//! AzureFirewallSubnet" (Microsoft, Azure Network Security Blog, "Azure Firewall NAT
+//! Behaviors", 2023; the Learn pages do not say which address:
+//! `ASSUMPTION_FIREWALL_INSTANCE_ADDRESS`). DNAT rules take TCP and UDP only. A DNAT rule on a
+//! private address (private IP DNAT) stays unmodelled (`FIREWALL_DNAT_NOT_MODELLED`).
 //!
 //! SNAT ("Azure Firewall SNAT private IP address ranges",
 //! <https://learn.microsoft.com/azure/firewall/snat-private-range>): "Azure Firewall doesn't
@@ -49,6 +68,8 @@ pub struct Firewall {
     pub groups: Vec<FirewallGroup>,
     /// Rules in evaluation order: `(group, collection, rule)` indices.
     pub(crate) order: Vec<(u32, u32, u32)>,
+    /// DNAT rules in evaluation order (flows to a public address of the firewall only).
+    pub(crate) dnat_order: Vec<(u32, u32, u32)>,
     /// Candidate rules per destination interval (positions in `order`, ascending), so a flow
     /// checks only the rules whose destination covers it; `None` when the index would be too
     /// large (then every rule is scanned).
@@ -170,6 +191,39 @@ pub struct FirewallRule {
     /// An application rule's `target_fqdns` as written (empty for network rules): the names
     /// its `destinations` were resolved from (`ASSUMPTION_FIREWALL_FQDN_BY_ADDRESS`).
     pub fqdns: Vec<String>,
+    /// A DNAT rule's translation (`None` for network and application rules).
+    pub translation: Option<Translation>,
+}
+
+/// Where a DNAT rule sends a flow: `translatedAddress` or `translatedFqdn`, and
+/// `translatedPort`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The translated address: `translated_address`, or `translated_fqdn` as the resolver
+    /// answers it from the firewall's VNet (`None` when the name does not resolve).
+    pub address: Option<IpAddr>,
+    /// `translated_fqdn` as written.
+    pub fqdn: Option<String>,
+    /// Why `fqdn` does not resolve.
+    pub failure: Option<String>,
+    /// The translated port.
+    pub port: u16,
+}
+
+/// A flow a DNAT rule translated: the rule, the translated destination and port, and the
+/// source after the firewall's SNAT (what the translated destination sees).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dnat {
+    /// Firewall index.
+    pub firewall: usize,
+    /// `(group, collection, rule)` of the DNAT rule.
+    pub rule: (u32, u32, u32),
+    /// The translated destination address.
+    pub destination: IpAddr,
+    /// The translated destination port.
+    pub port: u16,
+    /// The source after the firewall's SNAT.
+    pub source: IpAddr,
 }
 
 /// Which rule of a firewall decided a flow.
@@ -220,6 +274,34 @@ impl Firewall {
             }
         }
         self.default_deny(index)
+    }
+
+    /// Evaluates a flow addressed to one of this firewall's public addresses: the first DNAT
+    /// rule that matches it (group priority, collection priority, rule order), else the default
+    /// deny. No allocation.
+    pub fn evaluate_dnat(&self, index: usize, key: &FlowKey) -> FirewallMatch {
+        for &(g, c, r) in &self.dnat_order {
+            let col = &self.groups[g as usize].collections[c as usize];
+            if col.rules[r as usize].matches(key) {
+                return self.hit(index, (g, c, r));
+            }
+        }
+        self.default_deny(index)
+    }
+
+    /// The source a DNAT-translated flow to `destination` leaves the firewall with: an
+    /// instance address of `AzureFirewallSubnet` (`ASSUMPTION_FIREWALL_INSTANCE_ADDRESS`), or
+    /// the first public address when the translated destination is on the internet.
+    pub fn dnat_source(&self, destination: IpAddr) -> IpAddr {
+        match self.public_addresses.first() {
+            Some(&p) if crate::cidr::is_public(destination) => p,
+            _ => self.instance_address,
+        }
+    }
+
+    /// Whether `ip` is one of this firewall's public addresses.
+    pub fn is_public_address(&self, ip: IpAddr) -> bool {
+        self.public_addresses.contains(&ip)
     }
 
     /// The reference: every rule in Azure's order, first match.
@@ -293,11 +375,17 @@ impl Firewall {
         }
     }
 
-    /// Computes the evaluation order: Dnat (never matching, see the module doc), Network, then
-    /// Application collections, each by group priority then collection priority.
+    /// Computes the evaluation orders: Network, then Application collections, each by group
+    /// priority then collection priority; Dnat collections apart ([`Firewall::evaluate_dnat`]).
     pub(crate) fn order_rules(&mut self) {
+        self.dnat_order = self.kind_order(&[CollectionKind::Dnat]);
+        self.order = self.kind_order(&[CollectionKind::Network, CollectionKind::Application]);
+        self.index = self.build_index();
+    }
+
+    fn kind_order(&self, kinds: &[CollectionKind]) -> Vec<(u32, u32, u32)> {
         let mut order = Vec::new();
-        for kind in [CollectionKind::Network, CollectionKind::Application] {
+        for &kind in kinds {
             let mut cols: Vec<(u32, u32, u32, u32)> = Vec::new();
             for (gi, g) in self.groups.iter().enumerate() {
                 for (ci, c) in g.collections.iter().enumerate() {
@@ -314,8 +402,7 @@ impl Firewall {
                 order.extend((0..n as u32).map(|r| (gi, ci, r)));
             }
         }
-        self.order = order;
-        self.index = self.build_index();
+        order
     }
 
     fn build_index(&self) -> Option<DestIndex> {
@@ -425,6 +512,7 @@ mod tests {
             let rule = |rng: &mut Rng, i: usize| FirewallRule {
                 name: format!("r{i}"),
                 fqdns: Vec::new(),
+                translation: None,
                 protocols: if rng.chance(80) {
                     Protocol::Tcp.bit()
                 } else {
@@ -471,6 +559,7 @@ mod tests {
                     collections,
                 }],
                 order: Vec::new(),
+                dnat_order: Vec::new(),
                 index: None,
             };
             fw.order_rules();

@@ -322,6 +322,9 @@ pub struct Decision {
     /// The source address the destination sees (after any SNAT or NAT gateway); `None` when
     /// the flow did not get there.
     pub egress_source: Option<IpAddr>,
+    /// The translation when the flow was addressed to an Azure Firewall's public address and a
+    /// DNAT rule translated it (the destination the flow then reaches, and its port).
+    pub dnat: Option<crate::firewall::Dnat>,
 }
 
 /// Devices (firewalls, appliances) a path may pass before the walk ends as `ROUTING_LOOP`.
@@ -513,6 +516,33 @@ pub struct Verdict {
     /// ([`Topology::ask`](crate::topology::Topology::ask)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Resolved>,
+    /// The DNAT translation, when an Azure Firewall's DNAT rule translated the flow (absent
+    /// from JSON otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnat: Option<DnatView>,
+}
+
+/// A DNAT translation as `check` prints it: the rule (as `decided_by` names firewall rules)
+/// and where the flow goes after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DnatView {
+    /// The firewall.
+    pub firewall: String,
+    /// Its rule collection group.
+    pub group: String,
+    /// Its rule collection.
+    pub collection: String,
+    /// The DNAT rule.
+    pub rule: String,
+    /// The translated destination address.
+    pub translated_destination: String,
+    /// The translated destination port.
+    pub translated_port: u16,
+    /// The rule's `translated_fqdn`, when it names one (resolved from the firewall's VNet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translated_fqdn: Option<String>,
+    /// The source the translated destination sees (the firewall's SNAT).
+    pub translated_source: String,
 }
 
 mod display;

@@ -86,10 +86,12 @@ pub use fault::{
     FaultKind, FaultProblem, FaultRule, FaultSet, FaultsFile, DEFAULT_CHUNK_BYTES,
 };
 pub use finding::{sort_findings, Assumption, Finding, FindingCode, Severity};
-pub use firewall::{Firewall, FirewallCollection, FirewallGroup, FirewallMatch, FirewallRule};
+pub use firewall::{
+    Dnat, Firewall, FirewallCollection, FirewallGroup, FirewallMatch, FirewallRule, Translation,
+};
 pub use fixture::{DenyMode, RawRule, ServeKind};
 pub use flow::{
-    AppliedTo, DecidedBy, DecidedKind, Decision, Flow, FlowKey, FlowPath, FlowView, Hop,
+    AppliedTo, DecidedBy, DecidedKind, Decision, DnatView, Flow, FlowKey, FlowPath, FlowView, Hop,
     NsgEvaluation, RuleInfo, RuleRef, Verdict, VerdictCode, VerdictKind,
 };
 pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};

@@ -1795,3 +1795,66 @@ fn routing_resources_in_their_other_shapes() {
     assert_eq!(r.fixture.nat_gateways[0].public_addresses, vec!["20.9.9.9"]);
     round_trip(&r);
 }
+
+/// NAT rules keep their translation: classic `natRuleCollections` and a policy's
+/// `FirewallPolicyNatRuleCollection` carry `translatedAddress` / `translatedFqdn` /
+/// `translatedPort` ("New-AzFirewallNatRule", "New-AzFirewallPolicyNatRule"), and the imported
+/// firewall translates a flow to its public address as the TOML one does.
+#[test]
+fn nat_rule_collections_carry_their_translation() {
+    let sub = |v: &str, s: &str| {
+        format!("[resourceId('Microsoft.Network/virtualNetworks/subnets', '{v}', '{s}')]")
+    };
+    let template = json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "resources": [
+            { "type": "Microsoft.Network/virtualNetworks", "apiVersion": "2024-05-01", "name": "vnet",
+              "location": "westeurope",
+              "properties": { "addressSpace": { "addressPrefixes": ["10.9.0.0/16"] }, "subnets": [
+                  { "name": "AzureFirewallSubnet", "properties": { "addressPrefix": "10.9.0.0/26" } },
+                  { "name": "app", "properties": { "addressPrefix": "10.9.1.0/24" } } ] } },
+            { "type": "Microsoft.Network/publicIPAddresses", "apiVersion": "2024-05-01", "name": "pip-fw",
+              "location": "westeurope", "properties": { "ipAddress": "20.61.20.5" } },
+            { "type": "Microsoft.Network/azureFirewalls", "apiVersion": "2024-05-01", "name": "fw",
+              "location": "westeurope", "properties": {
+                "ipConfigurations": [{ "name": "c", "properties": {
+                    "subnet": { "id": sub("vnet", "AzureFirewallSubnet") }, "privateIPAddress": "10.9.0.4",
+                    "publicIPAddress": { "id": "[resourceId('Microsoft.Network/publicIPAddresses', 'pip-fw')]" } } }],
+                "natRuleCollections": [{ "name": "publish", "properties": {
+                    "priority": 100, "action": { "type": "Dnat" },
+                    "rules": [
+                        { "name": "web", "protocols": ["TCP"], "sourceAddresses": ["*"],
+                          "destinationAddresses": ["20.61.20.5"], "destinationPorts": ["443"],
+                          "translatedAddress": "10.9.1.4", "translatedPort": "8443" },
+                        { "name": "by-name", "protocols": ["TCP"], "sourceAddresses": ["*"],
+                          "destinationAddresses": ["20.61.20.5"], "destinationPorts": ["80"],
+                          "translatedFqdn": "app.contoso.example", "translatedPort": 8080 } ] } }] } }
+        ]
+    });
+    let r = import(
+        &[Input::new("dnat.json", template.to_string())],
+        &ImportOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = &r.fixture.firewalls[0].rule_collection_groups[0].rule_collections[0];
+    assert_eq!(c.kind.as_str(), "Dnat");
+    let web = &c.rules[0];
+    assert_eq!(web.translated_address.as_deref(), Some("10.9.1.4"));
+    assert_eq!(web.translated_port.as_deref(), Some("8443"));
+    let by_name = &c.rules[1];
+    assert_eq!(
+        by_name.translated_fqdn.as_deref(),
+        Some("app.contoso.example")
+    );
+    assert_eq!(by_name.translated_port.as_deref(), Some("8080"));
+    round_trip(&r);
+    // The imported firewall translates 20.61.20.5:443 to 10.9.1.4:8443.
+    let t = build(&r.fixture);
+    let d = t.decide(&Flow::tcp(ip("52.1.2.3"), 60000, ip("20.61.20.5"), 443));
+    assert_eq!(d.code, VerdictCode::Allowed);
+    let x = d.dnat.expect("translated");
+    assert_eq!((x.destination, x.port), (ip("10.9.1.4"), 8443));
+    let d = t.decide(&Flow::tcp(ip("52.1.2.3"), 60000, ip("20.61.20.5"), 22));
+    assert_eq!(d.code, VerdictCode::FirewallDenied);
+}

@@ -66,6 +66,7 @@ fn verdict(t: &Topology, f: Flow) -> Verdict {
         }),
         v.decided_by
             .as_ref()
+            .filter(|x| x.kind == sim::DecidedKind::Nsg)
             .map(|x| (x.nsg.clone(), x.rule.clone())),
         "decide vs evaluate deciding rule for {f:?}"
     );
@@ -3257,4 +3258,310 @@ fn unknown_service_or_location_is_a_finding() {
         r#"["Microsoft.Sql", { service = "Microsoft.Storage", locations = ["*"] }, { service = "Microsoft.EventHub", locations = ["francecentral"] }]"#,
     ));
     assert!(!has_error(&b), "{:?}", codes(&b));
+}
+
+// === Azure Firewall DNAT ===
+
+/// A hub with an Azure Firewall publishing `orders` (10.1.1.4:8443 in a peered spoke) on its
+/// public address 20.61.20.5:443, a `byname` rule translating to a private DNS name, a
+/// non-integrated instance (public 20.105.7.7) and an integrated one's subnet.
+const DNAT_TOPOLOGY: &str = r#"
+[[vnets]]
+name = "vnet-hub"
+region = "westeurope"
+address_space = ["10.100.0.0/16"]
+peerings = ["vnet-spoke"]
+  [[vnets.subnets]]
+  name = "AzureFirewallSubnet"
+  address_prefix = "10.100.1.0/26"
+
+[[vnets]]
+name = "vnet-spoke"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["vnet-hub"]
+  [[vnets.subnets]]
+  name = "snet-backend"
+  address_prefix = "10.1.1.0/24"
+  nsg = "nsg-backend"
+
+[[nsgs]]
+name = "nsg-backend"
+  [[nsgs.security_rules]]
+  name = "allow-firewall-8443"
+  priority = 100
+  direction = "Inbound"
+  access = "Allow"
+  protocol = "Tcp"
+  source_address_prefix = "10.100.1.0/26"
+  source_port_range = "*"
+  destination_address_prefix = "10.1.1.4"
+  destination_port_range = "8443"
+  [[nsgs.security_rules]]
+  name = "deny-rest"
+  priority = 200
+  direction = "Inbound"
+  access = "Deny"
+  protocol = "*"
+  source_address_prefix = "*"
+  source_port_range = "*"
+  destination_address_prefix = "*"
+  destination_port_range = "*"
+
+[[hosts]]
+name = "orders"
+address = "10.1.1.4"
+dns = ["orders.internal.contoso"]
+
+[[private_dns_zones]]
+name = "internal.contoso"
+links = ["vnet-hub"]
+
+[[firewalls]]
+name = "fw-hub"
+subnet = "vnet-hub/AzureFirewallSubnet"
+private_address = "10.100.1.4"
+public_addresses = ["20.61.20.5"]
+  [[firewalls.rule_collection_groups]]
+  name = "inbound"
+  priority = 100
+    [[firewalls.rule_collection_groups.rule_collections]]
+    name = "publish"
+    priority = 100
+    kind = "Dnat"
+      [[firewalls.rule_collection_groups.rule_collections.rules]]
+      name = "orders-https"
+      protocols = ["TCP"]
+      source_addresses = ["*"]
+      destination_addresses = ["20.61.20.5"]
+      destination_ports = ["443"]
+      translated_address = "10.1.1.4"
+      translated_port = "8443"
+      [[firewalls.rule_collection_groups.rule_collections.rules]]
+      name = "orders-by-name"
+      protocols = ["TCP"]
+      source_addresses = ["20.105.7.7"]
+      destination_addresses = ["20.61.20.5"]
+      destination_ports = ["8000"]
+      translated_fqdn = "orders.internal.contoso"
+      translated_port = "8443"
+      [[firewalls.rule_collection_groups.rule_collections.rules]]
+      name = "orders-wrong-port"
+      protocols = ["TCP"]
+      source_addresses = ["*"]
+      destination_addresses = ["20.61.20.5"]
+      destination_ports = ["9000"]
+      translated_address = "10.1.1.4"
+      translated_port = "9000"
+      [[firewalls.rule_collection_groups.rule_collections.rules]]
+      name = "nowhere"
+      protocols = ["TCP"]
+      source_addresses = ["*"]
+      destination_addresses = ["20.61.20.5"]
+      destination_ports = ["7000"]
+      translated_fqdn = "missing.internal.contoso"
+      translated_port = "443"
+
+[apim]
+name = "apim"
+sku = "StandardV2"
+region = "westeurope"
+public_address = "20.105.7.7"
+"#;
+
+fn dnat_topology() -> Topology {
+    topo(DNAT_TOPOLOGY)
+}
+
+/// "Filter inbound Internet or intranet traffic with Azure Firewall DNAT" (Learn): "Each rule in
+/// the NAT rule collection can then be used to translate your firewall public IP address and
+/// port to a private IP address and port"; "Azure Firewall rule processing logic" (Learn): "If
+/// a match is found, the traffic is translated according to the DNAT rule and allowed by the
+/// firewall" — no network rule is needed ("DNAT rules implicitly add a corresponding network
+/// rule to allow the translated traffic"). The backend's inbound NSG sees the firewall's SNAT
+/// address (one of AzureFirewallSubnet's, "Azure Firewall NAT Behaviors") and the translated port.
+#[test]
+fn dnat_translates_a_non_integrated_instances_backend_flow_to_the_private_backend() {
+    let t = dnat_topology();
+    let v = verdict(&t, tcp("20.105.7.7", "20.61.20.5", 443));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Allow, "ALLOWED")
+    );
+    let x = v.dnat.as_ref().expect("a DNAT translation");
+    assert_eq!(
+        (
+            x.firewall.as_str(),
+            x.group.as_str(),
+            x.collection.as_str(),
+            x.rule.as_str()
+        ),
+        ("fw-hub", "inbound", "publish", "orders-https")
+    );
+    assert_eq!(
+        (x.translated_destination.as_str(), x.translated_port),
+        ("10.1.1.4", 8443)
+    );
+    // SNAT to the firewall's instance address in AzureFirewallSubnet
+    // (ASSUMPTION_FIREWALL_INSTANCE_ADDRESS): the backend sees 10.100.1.5.
+    assert_eq!(x.translated_source, "10.100.1.5");
+    assert_eq!(v.egress_source.as_deref(), Some("10.100.1.5"));
+    // nsg-backend decided on the translated source and port.
+    let by = v.decided_by.as_ref().expect("nsg-backend decided");
+    assert_eq!(by.rule, "securityRules/allow-firewall-8443");
+    assert!(
+        v.detail.contains("DNAT rule inbound/publish/orders-https"),
+        "{}",
+        v.detail
+    );
+    assert!(
+        v.to_string()
+            .contains("DNAT      fw-hub / inbound / publish / orders-https"),
+        "{v}"
+    );
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["dnat"]["translated_destination"], "10.1.1.4");
+    assert_eq!(json["dnat"]["translated_port"], 8443);
+    assert_eq!(json["dnat"]["rule"], "orders-https");
+    // A hop names the DNAT rule and the translated destination.
+    assert!(v.hops.iter().any(|h| h.kind == "firewall"
+        && h.destination == "10.1.1.4"
+        && h.decided_by.as_deref() == Some("Dnat inbound/publish/orders-https → 10.1.1.4:8443")));
+}
+
+/// "Azure Firewall rule processing logic": "Azure Firewall denies all traffic by default, until
+/// rules are manually configured to allow traffic" — a flow to the firewall's public address
+/// that no DNAT rule matches is dropped: FIREWALL_DENIED, rule `default`.
+#[test]
+fn dnat_no_match_on_the_public_address_is_the_default_deny() {
+    let t = dnat_topology();
+    for f in [
+        tcp("20.105.7.7", "20.61.20.5", 80),
+        flow(Protocol::Udp, "20.105.7.7", "20.61.20.5", Some(443)),
+        flow(Protocol::Icmp, "20.105.7.7", "20.61.20.5", None),
+    ] {
+        let v = verdict(&t, f);
+        assert_eq!(
+            (v.verdict, v.code.as_str()),
+            (VerdictKind::Deny, "FIREWALL_DENIED"),
+            "{f}"
+        );
+        let by = v.decided_by.as_ref().expect("the firewall decided");
+        assert_eq!((by.nsg.as_str(), by.rule.as_str()), ("fw-hub", "default"));
+        assert!(v.dnat.is_none() && v.egress_source.is_none());
+        assert!(v.detail.contains("no DNAT rule matches"), "{}", v.detail);
+    }
+    // The rule's source addresses count: orders-by-name takes only 20.105.7.7.
+    let v = verdict(&t, tcp("52.1.2.3", "20.61.20.5", 8000));
+    assert_eq!(v.code.as_str(), "FIREWALL_DENIED");
+}
+
+/// The DNAT rule is allowed by the firewall, but the translated destination's NSG still
+/// filters ("Network security groups": inbound rules apply to traffic arriving at the subnet):
+/// port 9000 is not allowed by nsg-backend.
+#[test]
+fn dnat_translated_flow_meets_the_backends_inbound_nsg() {
+    let t = dnat_topology();
+    let v = verdict(&t, tcp("52.1.2.3", "20.61.20.5", 9000));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Deny, "NSG_DENIED")
+    );
+    assert_eq!(
+        v.decided_by.as_ref().unwrap().rule,
+        "securityRules/deny-rest"
+    );
+    assert_eq!(v.dnat.as_ref().unwrap().rule, "orders-wrong-port");
+    // From the internet as from the instance: the same rule translates.
+    let v = verdict(&t, tcp("52.1.2.3", "20.61.20.5", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow);
+}
+
+/// `translatedFqdn` ("New-AzFirewallPolicyNatRule": `-TranslatedFqdn`) is resolved with the DNS
+/// of the firewall's VNet (the private zone linked to vnet-hub); a name that does not resolve
+/// is DNS_FAILURE.
+#[test]
+fn dnat_translated_fqdn_resolves_from_the_firewalls_vnet() {
+    let t = dnat_topology();
+    let v = verdict(&t, tcp("20.105.7.7", "20.61.20.5", 8000));
+    assert_eq!(v.verdict, VerdictKind::Allow, "{v}");
+    let x = v.dnat.as_ref().unwrap();
+    assert_eq!(x.translated_destination, "10.1.1.4");
+    assert_eq!(
+        x.translated_fqdn.as_deref(),
+        Some("orders.internal.contoso")
+    );
+    let v = verdict(&t, tcp("20.105.7.7", "20.61.20.5", 7000));
+    assert_eq!(
+        (v.verdict, v.code.as_str()),
+        (VerdictKind::Unreachable, "DNS_FAILURE")
+    );
+    assert!(
+        v.detail.contains("missing.internal.contoso"),
+        "{}",
+        v.detail
+    );
+}
+
+/// DNAT rules take TCP or UDP and need a translated port and one translated destination
+/// ("New-AzFirewallPolicyNatRule"); a DNAT rule on an address that is not one of the firewall's
+/// public addresses (private IP DNAT) stays unmodelled: FIREWALL_DNAT_NOT_MODELLED.
+#[test]
+fn dnat_rule_fields_are_checked() {
+    let b = build(DNAT_TOPOLOGY);
+    assert!(!codes(&b).contains(&"FIREWALL_DNAT_NOT_MODELLED"));
+    assert!(!codes(&b).contains(&"FIREWALL_RULE_INVALID"));
+    let private = DNAT_TOPOLOGY.replacen(
+        "destination_addresses = [\"20.61.20.5\"]",
+        "destination_addresses = [\"10.100.1.4\"]",
+        1,
+    );
+    assert!(codes(&build(&private)).contains(&"FIREWALL_DNAT_NOT_MODELLED"));
+    let icmp = DNAT_TOPOLOGY.replacen("protocols = [\"TCP\"]", "protocols = [\"ICMP\"]", 1);
+    assert!(codes(&build(&icmp)).contains(&"FIREWALL_RULE_INVALID"));
+    let no_port = DNAT_TOPOLOGY.replacen("translated_port = \"8443\"\n", "", 1);
+    assert!(codes(&build(&no_port)).contains(&"FIREWALL_RULE_INVALID"));
+    let both = DNAT_TOPOLOGY.replacen(
+        "translated_address = \"10.1.1.4\"",
+        "translated_address = \"10.1.1.4\"\n      translated_fqdn = \"orders.internal.contoso\"",
+        1,
+    );
+    assert!(codes(&build(&both)).contains(&"FIREWALL_RULE_INVALID"));
+}
+
+/// An integrated instance whose subnet reaches the firewall's public address through its
+/// Internet route (with outbound_route_all) is translated the same way: the DNAT step sees the
+/// source after the subnet's egress.
+#[test]
+fn dnat_from_an_integrated_instances_subnet_through_its_internet_route() {
+    let text = DNAT_TOPOLOGY
+        .replace(
+            "public_address = \"20.105.7.7\"",
+            "virtual_network = \"integration\"\nsubnet = \"vnet-apim/snet-apim\"",
+        )
+        .replace(
+            "[[nsgs]]\nname = \"nsg-backend\"",
+            "[[vnets]]\nname = \"vnet-apim\"\nregion = \"westeurope\"\naddress_space = [\"10.0.0.0/16\"]\n  [[vnets.subnets]]\n  name = \"snet-apim\"\n  address_prefix = \"10.0.1.0/24\"\n  delegations = [\"Microsoft.Web/serverFarms\"]\n\n[[nsgs]]\nname = \"nsg-backend\"",
+        );
+    let t = topo(&text);
+    let src = t.apim_source().unwrap().to_string();
+    let v = verdict(&t, tcp(&src, "20.61.20.5", 443));
+    assert_eq!(v.verdict, VerdictKind::Allow, "{v}");
+    assert_eq!(v.dnat.as_ref().unwrap().translated_destination, "10.1.1.4");
+    // Port 80: no DNAT rule, the default deny.
+    let v = verdict(&t, tcp(&src, "20.61.20.5", 80));
+    assert_eq!(v.code.as_str(), "FIREWALL_DENIED");
+    // With outbound_route_all = false the public destination leaves from the instance's public
+    // address (ASSUMPTION_PUBLIC_EGRESS_FROM_PLATFORM): the DNAT rules see that source, so
+    // orders-by-name (source 20.105.7.7 only) translates it.
+    let off = topo(&text.replace(
+        "subnet = \"vnet-apim/snet-apim\"",
+        "subnet = \"vnet-apim/snet-apim\"\npublic_address = \"20.105.7.7\"\noutbound_route_all = false",
+    ));
+    let v = verdict(&off, tcp(&src, "20.61.20.5", 8000));
+    assert_eq!(v.verdict, VerdictKind::Allow, "{v}");
+    assert_eq!(v.dnat.as_ref().unwrap().rule, "orders-by-name");
+    // From the subnet's own address (route all), that rule does not match.
+    let v = verdict(&t, tcp(&src, "20.61.20.5", 8000));
+    assert_eq!(v.code.as_str(), "FIREWALL_DENIED");
 }

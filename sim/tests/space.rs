@@ -209,7 +209,12 @@ struct GenRouting {
     route_all_off: bool,
     /// `service_endpoints` keys of snet-apim and snet-b (`SERVICE_ENDPOINTS`).
     endpoints: [&'static str; 2],
+    /// DNAT rules on the firewall's public address 20.61.20.5: `(protocol, source, port,
+    /// translated address, translated port)`, one collection each.
+    dnat: Vec<(&'static str, &'static str, &'static str, &'static str, u16)>,
 }
+
+const DNAT_TO: &[&str] = &["10.0.2.4", "10.1.1.7", "10.0.2.9", "20.50.1.10"];
 
 fn arb_routing() -> impl Strategy<Value = GenRouting> {
     let route = (select(ROUTE_PREFIXES), select(NEXT_HOPS));
@@ -239,9 +244,19 @@ fn arb_routing() -> impl Strategy<Value = GenRouting> {
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.2),
         [select(SERVICE_ENDPOINTS), select(SERVICE_ENDPOINTS)],
+        prop::collection::vec(
+            (
+                select(&["TCP", "UDP"][..]),
+                select(&["*", "20.60.0.0/16", "10.0.0.0/8"][..]),
+                select(&["443", "80", "8000-9000"][..]),
+                select(DNAT_TO),
+                select(&[443u16, 8443, 22][..]),
+            ),
+            0..3,
+        ),
     )
         .prop_map(
-            |(tables, bgp, fw_rules, app_rule, nat, route_all_off, endpoints)| GenRouting {
+            |(tables, bgp, fw_rules, app_rule, nat, route_all_off, endpoints, dnat)| GenRouting {
                 tables,
                 bgp,
                 fw_rules,
@@ -249,6 +264,7 @@ fn arb_routing() -> impl Strategy<Value = GenRouting> {
                 nat,
                 route_all_off,
                 endpoints,
+                dnat,
             },
         )
 }
@@ -267,6 +283,12 @@ fn routing_toml(r: &GenRouting) -> String {
             f.src,
             f.dst,
             f.port,
+        ));
+    }
+    for (i, (proto, src, port, to, to_port)) in r.dnat.iter().enumerate() {
+        s.push_str(&format!(
+            "    [[firewalls.rule_collection_groups.rule_collections]]\n    name = \"d{i}\"\n    priority = {}\n    kind = \"Dnat\"\n      [[firewalls.rule_collection_groups.rule_collections.rules]]\n      name = \"n{i}\"\n      protocols = [\"{proto}\"]\n      source_addresses = [\"{src}\"]\n      destination_addresses = [\"20.61.20.5\"]\n      destination_ports = [\"{port}\"]\n      translated_address = \"{to}\"\n      translated_port = \"{to_port}\"\n",
+            600 + 10 * i,
         ));
     }
     if r.app_rule {
@@ -604,7 +626,7 @@ proptest! {
 
     /// `--into` on routed topologies.
     #[test]
-    fn routed_reach_into_classes_agree_with_check(g in arb_routed_topology(), seeds in arb_seeds(60), d in select(&["10.0.2.4", "20.31.5.6", "10.0.1.4", "10.1.1.7", "52.1.2.3", "10.0.2.9", "10.0.2.10"][..])) {
+    fn routed_reach_into_classes_agree_with_check(g in arb_routed_topology(), seeds in arb_seeds(60), d in select(&["10.0.2.4", "20.31.5.6", "10.0.1.4", "10.1.1.7", "52.1.2.3", "10.0.2.9", "10.0.2.10", "20.61.20.5"][..])) {
         check_reach_into(&g, seeds, d)?;
     }
 
@@ -898,6 +920,7 @@ fn reach_classes_split_at_service_endpoint_prefixes() {
         nat: false,
         route_all_off: false,
         endpoints: [SERVICE_ENDPOINTS[2], ""],
+        dnat: Vec::new(),
     };
     let g = GenTopology {
         nsgs: vec![vec![], vec![], vec![]],
@@ -947,5 +970,95 @@ fn reach_classes_split_at_service_endpoint_prefixes() {
             assert!(c.decision.firewall.is_some(), "{ip} next to {p}");
             assert!(!c.contains(&Flow::tcp(src, 60000, IpAddr::V4(first.into()), 443)));
         }
+    }
+}
+
+/// DNAT (`boundaries.rs`, concern `dnat`): flows to the firewall's public address split at the
+/// DNAT rules' ports and sources, and the translated destination's NSG (which sees the
+/// translated port and the firewall's SNAT address) cuts them again: every class agrees with
+/// `check` at each port.
+#[test]
+fn dnat_on_the_firewalls_public_address_splits_reach_classes() {
+    let rule = |inbound, deny, proto, src, dst, dport| GenRule {
+        inbound,
+        deny,
+        proto,
+        src,
+        dst,
+        sport: "*",
+        dport,
+    };
+    let g = GenTopology {
+        nsgs: vec![
+            vec![],
+            // snet-b's NSG: only the firewall's subnet on 8443.
+            vec![
+                rule(true, false, "Tcp", "10.0.3.0/24", "*", "8443"),
+                rule(true, true, "*", "*", "*", "*"),
+            ],
+            vec![],
+        ],
+        peered: false,
+        apim_nsg: false,
+        backend_nsg: true,
+        nic_nsg: false,
+        public: false,
+        routing: Some(GenRouting {
+            tables: [Vec::new(), Vec::new(), Vec::new()],
+            bgp: Vec::new(),
+            fw_rules: Vec::new(),
+            app_rule: false,
+            nat: false,
+            route_all_off: false,
+            endpoints: ["", ""],
+            dnat: vec![
+                ("TCP", "*", "443", "10.0.2.4", 8443),
+                ("TCP", "20.60.0.0/16", "80", "10.0.2.4", 22),
+            ],
+        }),
+    };
+    let t = build(&g);
+    let fw: IpAddr = "20.61.20.5".parse().unwrap();
+    for source in ["20.60.0.1", "52.1.2.3"] {
+        let source: IpAddr = source.parse().unwrap();
+        let reach = t.reach(&SpaceQuery::from(source));
+        let mut seen = Vec::new();
+        for port in [442, 443, 444, 79, 80, 81] {
+            let f = Flow::tcp(source, 60000, fw, port);
+            let hits: Vec<_> = reach.classes.iter().filter(|c| c.contains(&f)).collect();
+            assert_eq!(hits.len(), 1, "{f}\n{}", toml_of(&g));
+            assert_eq!(hits[0].decision, t.decide(&f), "{f}\n{}", toml_of(&g));
+            seen.push((port, t.decide(&f).code.as_str()));
+        }
+        // 443 is translated to 10.0.2.4:8443 and allowed; 80 (from 20.60/16 only) to port 22,
+        // which snet-b's NSG denies; every other port is the firewall's default deny.
+        let want_80 = if source.to_string() == "20.60.0.1" {
+            "NSG_DENIED"
+        } else {
+            "FIREWALL_DENIED"
+        };
+        assert_eq!(
+            seen,
+            vec![
+                (442, "FIREWALL_DENIED"),
+                (443, "ALLOWED"),
+                (444, "FIREWALL_DENIED"),
+                (79, "FIREWALL_DENIED"),
+                (80, want_80),
+                (81, "FIREWALL_DENIED"),
+            ]
+        );
+    }
+    // Into the public address: sources split at the DNAT rule's source prefix.
+    let reach = t.reach(&SpaceQuery::into(fw));
+    for source in ["20.60.0.1", "52.1.2.3"] {
+        let f = Flow::tcp(source.parse().unwrap(), 60000, fw, 80);
+        let hits: Vec<_> = reach.classes.iter().filter(|c| c.contains(&f)).collect();
+        assert_eq!(hits.len(), 1, "{f}");
+        assert_eq!(
+            hits[0].decision,
+            t.decide(&f).as_class_into(f.source),
+            "{f}"
+        );
     }
 }

@@ -199,6 +199,36 @@ fn case(rng: &mut Rng, id: usize) -> Case {
             hop.replace('\n', "\n  ")
         );
     }
+    // DNAT (Azure Firewall's public address as a backend): sometimes the firewall (the routed
+    // one, or one with only a Dnat collection) publishes a random host's port 80 on its public
+    // address, and an API names that address, so translated flows (and the default deny of an
+    // unpublished port) are compared live too.
+    let fw_public = format!("40.{}.{}.5", 1 + id / 250, id % 250);
+    let dnat = rng.chance(35);
+    if dnat {
+        let mut collection = String::from("    [[firewalls.rule_collection_groups.rule_collections]]\n    name = \"publish\"\n    priority = 150\n    kind = \"Dnat\"\n\n");
+        for r in 0..1 + rng.below(2) {
+            let _ = writeln!(
+                collection,
+                "      [[firewalls.rule_collection_groups.rule_collections.rules]]\n      name = \"d{r}\"\n      protocols = [\"TCP\"]\n      source_addresses = [\"{}\"]\n      destination_addresses = [\"{fw_public}\"]\n      destination_ports = [\"{}\"]\n      translated_address = \"{}\"\n      translated_port = \"80\"\n",
+                rng.pick(&["*", "*", "10.0.0.0/24", "20.0.0.0/8"]),
+                rng.pick(&["80", "80", "443"]),
+                rng.pick(&addresses),
+            );
+        }
+        if routed.contains("[[firewalls]]") {
+            routed = routed.replacen(
+                "[[route_tables]]",
+                &format!("{collection}\n[[route_tables]]"),
+                1,
+            );
+        } else {
+            let _ = writeln!(
+                routed,
+                "[[firewalls]]\nname = \"fw\"\nsubnet = \"vnet0/AzureFirewallSubnet\"\nprivate_address = \"10.0.2.4\"\npublic_addresses = [\"{fw_public}\"]\n\n  [[firewalls.rule_collection_groups]]\n  name = \"g\"\n  priority = 100\n\n{collection}"
+            );
+        }
+    }
     // Peerings: each pair none, one-sided or two-sided.
     let mut peers: Vec<Vec<usize>> = vec![Vec::new(); VNETS];
     for a in 0..VNETS {
@@ -224,10 +254,10 @@ fn case(rng: &mut Rng, id: usize) -> Case {
             let _ = writeln!(
                 t,
                 "  [[vnets.subnets]]\n  name = \"snet-apim\"\n  address_prefix = \"10.0.0.0/24\"\n  delegations = [\"Microsoft.Web/serverFarms\"]\n  nsg = \"nsg-apim\"\n{}{endpoints}",
-                if routed.is_empty() {
-                    ""
-                } else {
+                if routed.contains("[[route_tables]]") {
                     "  route_table = \"rt-apim\"\n"
+                } else {
+                    ""
                 }
             );
             if routed.contains("[[firewalls]]") {
@@ -278,7 +308,7 @@ fn case(rng: &mut Rng, id: usize) -> Case {
                 continue;
             }
             // A Private Link zone's link sometimes falls back to public DNS.
-            links.push(if z.starts_with("privatelink.") && rng.chance(40) {
+            links.push(if z.starts_with("privatelink.") && rng.chance(60) {
                 format!("{{ vnet = \"vnet{v}\", resolution_policy = \"NxDomainRedirect\" }}")
             } else {
                 format!("\"vnet{v}\"")
@@ -311,7 +341,7 @@ fn case(rng: &mut Rng, id: usize) -> Case {
             if rng.chance(30) {
                 let _ = writeln!(extra, "public_network_access = \"Disabled\"");
             }
-            if rng.chance(30) {
+            if rng.chance(50) {
                 dns = format!("{name}-c{id}.elsewhere.example");
             }
             public_names.push((name.clone(), public_name));
@@ -348,6 +378,12 @@ fn case(rng: &mut Rng, id: usize) -> Case {
                 "[[apis]]\nname = \"{name}-ip\"\npath = \"/{name}-ip\"\nbackend = \"http://{address}:80\"\n"
             );
         }
+    }
+    if dnat {
+        let _ = writeln!(
+            t,
+            "[[apis]]\nname = \"fw-dnat\"\npath = \"/fw-dnat\"\nbackend = \"http://{fw_public}:80\"\n"
+        );
     }
     let live = rules(rng, &addresses);
     let parsed = load_str(
@@ -439,6 +475,13 @@ async fn compare(
                 .is_some_and(|d| d.ends_with(" VirtualNetworkServiceEndpoint"))
         }) {
             *endpoint_paths += 1;
+        }
+        // DNAT coverage markers (asserted below): a translated flow, a firewall-address backend.
+        if v.dnat.is_some() && v.verdict == sim::VerdictKind::Allow {
+            codes.insert("DNAT_TRANSLATED_ALLOWED");
+        }
+        if api.name == "fw-dnat" {
+            codes.insert("DNAT_BACKEND_COMPARED");
         }
         compared += 1;
     }
@@ -559,6 +602,8 @@ async fn static_verdicts_equal_live_traffic() {
             "ROUTE_NONE",
             "PUBLIC_ACCESS_DISABLED",
             "via:public-fallback",
+            "DNAT_TRANSLATED_ALLOWED",
+            "DNAT_BACKEND_COMPARED",
         ] {
             assert!(codes.contains(code), "no case reached {code}: {codes:?}");
         }

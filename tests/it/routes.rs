@@ -346,3 +346,90 @@ async fn forced_tunnel_through_up_agrees_with_check() {
     );
     crate::support::stop_cleanly(child, "forced-tunnel up");
 }
+
+/// Real HTTP through `vnetsim up` on the firewall-DNAT fixture: a non-integrated instance whose
+/// backend URL is the firewall's public address reaches the *translated* backend (the echo of
+/// `orders` on 8080 answers), and a port no DNAT rule publishes is `502 FIREWALL_DENIED`
+/// (`rule=default`), the code `check` gives ("Azure Firewall rule processing logic").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firewall_dnat_through_up_reaches_the_translated_backend() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    use vnetsim::client::Client;
+
+    let dir = tempdir();
+    let ready = dir.path().join("ready.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_vnetsim"))
+        .args([
+            "up",
+            "fixtures/firewall-dnat.toml",
+            "--ready-file",
+            arg(&ready),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let doc: serde_json::Value = loop {
+        if let Ok(t) = std::fs::read_to_string(&ready) {
+            break serde_json::from_str(&t).unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no ready file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let addr = doc["gateway_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let client = Client::new(addr, "gateway.test", None);
+    // Translated: the echo that plays orders:8080 answers, with the backend URL's Host.
+    let r = client.get("/published/x").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let echo: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    assert_eq!(echo["host"], "orders");
+    assert_eq!(echo["port"], 8080);
+    assert_eq!(echo["headers"]["host"], "20.61.20.5");
+    let checked = cli(&[
+        "check",
+        "fixtures/firewall-dnat.toml",
+        "--from",
+        "apim",
+        "--to",
+        "20.61.20.5:80",
+        "--output",
+        "json",
+    ]);
+    let j = checked.json();
+    assert_eq!(j["code"], "ALLOWED");
+    assert_eq!(
+        j["dnat"],
+        json!({"firewall": "fw-hub", "group": "inbound", "collection": "publish",
+               "rule": "orders-http", "translated_destination": "10.1.1.4",
+               "translated_port": 8080, "translated_source": "10.100.1.5"})
+    );
+    // Not published: the firewall's default deny, as `check` says.
+    let r = client.get("/closed/x").await.unwrap();
+    assert_eq!(r.status, 502, "{}", r.text());
+    let checked = cli(&[
+        "check",
+        "fixtures/firewall-dnat.toml",
+        "--from",
+        "apim",
+        "--to",
+        "20.61.20.5:8081",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(checked.json()["code"], "FIREWALL_DENIED");
+    assert_eq!(r.problem().unwrap().code, "FIREWALL_DENIED");
+    let h = r.verdict_header().unwrap().to_string();
+    assert!(
+        h.starts_with("Deny; code=FIREWALL_DENIED") && h.contains("firewall=fw-hub; rule=default"),
+        "{h}"
+    );
+    crate::support::stop_cleanly(child, "firewall-dnat up");
+}

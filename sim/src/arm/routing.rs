@@ -6,7 +6,7 @@
 //! | a subnet's `routeTable.id`, `natGateway.id` | the subnet's `route_table`, `nat_gateway` (module `map`) |
 //! | a subnet's `serviceEndpoints[]` (`service`, `locations`) | the subnet's `service_endpoints` (module `map`) |
 //! | `Microsoft.Network/natGateways`: `publicIpAddresses[].id` | `[[nat_gateways]]`; each address from the public IP resource's `ipAddress`, else an unknown (allocated at deployment) |
-//! | `Microsoft.Network/azureFirewalls`: `ipConfigurations[]` (`subnet.id`, `publicIPAddress.id`, `privateIPAddress`), classic `networkRuleCollections` / `applicationRuleCollections`, `firewallPolicy.id` | `[[firewalls]]`; the private address, when not given, is the first usable address of its subnet (`ASSUMPTION_FIREWALL_PRIVATE_ADDRESS`) |
+//! | `Microsoft.Network/azureFirewalls`: `ipConfigurations[]` (`subnet.id`, `publicIPAddress.id`, `privateIPAddress`), classic `networkRuleCollections` / `applicationRuleCollections` / `natRuleCollections` (`translatedAddress`, `translatedFqdn`, `translatedPort`), `firewallPolicy.id` | `[[firewalls]]`; the private address, when not given, is the first usable address of its subnet (`ASSUMPTION_FIREWALL_PRIVATE_ADDRESS`) |
 //! | `Microsoft.Network/firewallPolicies` + `…/ruleCollectionGroups` (`priority`, `ruleCollections`: filter and NAT collections, network and application rules) | the firewall's `rule_collection_groups` |
 //! | VNet peerings' `allowForwardedTraffic`, NICs' `enableIPForwarding` | `peerings` tables, host `ip_forwarding` (module `map`) |
 //!
@@ -843,6 +843,19 @@ fn fw_rule(
             )
         }
     };
+    // NAT rules: `translatedAddress` | `translatedFqdn`, `translatedPort` (classic and policy
+    // shapes use the same names; "New-AzFirewallNatRule", "New-AzFirewallPolicyNatRule").
+    let (translated_address, translated_fqdn, translated_port) = if kind == CollectionKind::Dnat {
+        let one =
+            |m: &mut Mapper, key: &str| m.text(p.get(key), at, &json::key(&pp, key), subject, key);
+        (
+            one(m, "translatedAddress")?,
+            one(m, "translatedFqdn")?,
+            one(m, "translatedPort")?,
+        )
+    } else {
+        (None, None, None)
+    };
     Ok(Ok(FirewallRuleFile {
         name,
         protocols,
@@ -850,5 +863,8 @@ fn fw_rule(
         destination_addresses,
         destination_ports,
         target_fqdns,
+        translated_address,
+        translated_fqdn,
+        translated_port,
     }))
 }

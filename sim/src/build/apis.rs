@@ -10,17 +10,20 @@ use crate::source::Location;
 use crate::topology::Host;
 
 /// Validates `[[apis]]` against the hosts; `locate` places a finding about the API at `index`.
+/// A backend addressed to an Azure Firewall's public address (`published`) names no host: the
+/// firewall's DNAT rules decide where its flows go (the walk), so it is not an unknown host.
 pub(crate) fn build_apis(
     files: &[ApiFile],
     hosts: &[Host],
     left_out: &[&HostFile],
+    published: &[IpAddr],
     locate: impl Fn(usize) -> Option<Location>,
 ) -> (Vec<Api>, Vec<Finding>) {
     let mut apis: Vec<Api> = Vec::new();
     let mut f = Vec::new();
     for (index, a) in files.iter().enumerate() {
         let start = f.len();
-        if let Some(api) = build_api(a, index, &apis, hosts, left_out, &mut f) {
+        if let Some(api) = build_api(a, index, &apis, hosts, left_out, published, &mut f) {
             apis.push(api);
         }
         let at = locate(index);
@@ -38,6 +41,7 @@ fn build_api(
     apis: &[Api],
     hosts: &[Host],
     left_out: &[&HostFile],
+    published: &[IpAddr],
     f: &mut Vec<Finding>,
 ) -> Option<Api> {
     let subject = format!("apis/{}", a.name);
@@ -95,9 +99,17 @@ fn build_api(
                     .any(|d| crate::topology::normalize_dns(d) == backend.host),
             })
     };
+    let to_firewall = || {
+        backend
+            .host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| published.contains(&ip))
+    };
     match host {
         // The host is declared but left out for its own (reported) error: not a second finding.
         None if claimed_by_left_out() => {}
+        // A firewall's public address: its DNAT rules translate the flow (or drop it).
+        None if to_firewall() => {}
         None => f.push(Finding::new(
             FindingCode::ApiBackendUnknownHost,
             &subject,

@@ -78,7 +78,7 @@ impl Builder<'_> {
     }
 
     /// The gateway's APIs, with their backends resolved to hosts.
-    pub(super) fn apis(&mut self, hosts: &[Host]) -> Vec<Api> {
+    pub(super) fn apis(&mut self, hosts: &[Host], published: &[std::net::IpAddr]) -> Vec<Api> {
         let source = &self.source;
         // Hosts the fixture declares but the model left out (their own finding is the root
         // cause): a backend on one of them is not reported again as an unknown host.
@@ -90,9 +90,10 @@ impl Builder<'_> {
             .filter(|(i, _)| !hosts.iter().any(|m| m.index == *i))
             .map(|(_, h)| h)
             .collect();
-        let (apis, mut api_findings) = apis::build_apis(&self.fx.apis, hosts, &left_out, |i| {
-            source.locate(&format!("/apis/{i}"))
-        });
+        let (apis, mut api_findings) =
+            apis::build_apis(&self.fx.apis, hosts, &left_out, published, |i| {
+                source.locate(&format!("/apis/{i}"))
+            });
         self.f.append(&mut api_findings);
         apis
     }

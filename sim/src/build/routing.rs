@@ -374,14 +374,17 @@ impl Builder<'_> {
                         format!("priority {} is outside 100–65000", c.priority),
                     );
                 }
-                if c.kind == CollectionKind::Dnat {
-                    self.push(FindingCode::FirewallDnatNotModelled, &cat, "DNAT collections are not modelled: their rules never match a flow (a flow from a subnet is not addressed to the firewall's public address)");
-                }
                 let mut rules = Vec::new();
                 for (ri, r) in c.rules.iter().enumerate() {
                     let rat =
                         cat.child(format_args!("rules/{}", r.name), format_args!("rules/{ri}"));
-                    if let Some(rule) = self.firewall_rule(c.kind, r, &rat, hosts) {
+                    if let Some(mut rule) = self.firewall_rule(c.kind, r, &rat, hosts) {
+                        if c.kind == CollectionKind::Dnat {
+                            rule.translation = self.dnat_rule(r, &public_addresses, &rat);
+                            if rule.translation.is_none() {
+                                continue;
+                            }
+                        }
                         rules.push(rule);
                     }
                 }
@@ -409,10 +412,90 @@ impl Builder<'_> {
             private_ranges: AddrSet::from_cidrs(ranges),
             groups,
             order: Vec::new(),
+            dnat_order: Vec::new(),
             index: None,
         };
         fw.order_rules();
         Some(fw)
+    }
+
+    /// A DNAT rule's translation, checked: TCP/UDP only, one of `translated_address` and
+    /// `translated_fqdn`, a `translated_port` ("New-AzFirewallPolicyNatRule": `-TranslatedPort`
+    /// is mandatory). Destinations that are not a public address of the firewall are DNAT on a
+    /// private address, not modelled: `FIREWALL_DNAT_NOT_MODELLED` (the rule still translates
+    /// flows to the firewall's public addresses it lists). `None` when invalid (reported).
+    fn dnat_rule(
+        &mut self,
+        r: &FirewallRuleFile,
+        public: &[IpAddr],
+        at: &Entry,
+    ) -> Option<firewall::Translation> {
+        let mut ok = true;
+        for p in &r.protocols {
+            if !["tcp", "udp"].contains(&p.trim().to_ascii_lowercase().as_str()) {
+                self.push(FindingCode::FirewallRuleInvalid, at, format!("DNAT rule protocol `{p}`: a DNAT rule takes TCP or UDP (\"Filter inbound Internet or intranet traffic with Azure Firewall DNAT\")"));
+                ok = false;
+            }
+        }
+        let port = match r.translated_port.as_deref().map(str::trim) {
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    self.push(
+                        FindingCode::FirewallRuleInvalid,
+                        at,
+                        format!("translated_port `{p}` is not a port (1–65535)"),
+                    );
+                    None
+                }
+            },
+            None => {
+                self.push(
+                    FindingCode::FirewallRuleInvalid,
+                    at,
+                    "a DNAT rule needs translated_port",
+                );
+                None
+            }
+        };
+        let address = match (&r.translated_address, &r.translated_fqdn) {
+            (Some(a), None) => match a.trim().parse::<IpAddr>() {
+                Ok(ip) => Some(Some(ip)),
+                Err(_) => {
+                    self.push(
+                        FindingCode::FirewallRuleInvalid,
+                        at,
+                        format!("translated_address `{a}` is not an IPv4 or IPv6 address"),
+                    );
+                    None
+                }
+            },
+            (None, Some(_)) => Some(None),
+            _ => {
+                self.push(
+                    FindingCode::FirewallRuleInvalid,
+                    at,
+                    "a DNAT rule needs exactly one of translated_address and translated_fqdn",
+                );
+                None
+            }
+        };
+        let elsewhere: Vec<&str> = r
+            .destination_addresses
+            .iter()
+            .map(|d| d.trim())
+            .filter(|d| *d != "*" && !d.parse::<IpAddr>().is_ok_and(|ip| public.contains(&ip)))
+            .collect();
+        if !elsewhere.is_empty() {
+            self.push(FindingCode::FirewallDnatNotModelled, at, format!("DNAT on {} is not modelled: only a firewall's public addresses ({}) are translated; flows to the other destinations never match this rule", elsewhere.join(", "), if public.is_empty() { "none".to_string() } else { public.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ") }));
+        }
+        let (address, port) = (address?, port?);
+        ok.then(|| firewall::Translation {
+            address,
+            fqdn: r.translated_fqdn.as_ref().map(|f| f.trim().to_string()),
+            failure: None,
+            port,
+        })
     }
 
     fn firewall_rule(
@@ -527,6 +610,7 @@ impl Builder<'_> {
             sources,
             destinations,
             ports,
+            translation: None,
         })
     }
 }
@@ -635,5 +719,39 @@ pub(super) fn widen_virtual_network_tags(vnets: &mut [Vnet], routes: &[Vec<Subne
         extra.dedup();
         extra.retain(|c| !v.virtual_network_tag.contains(c));
         v.virtual_network_tag.extend(extra);
+    }
+}
+
+/// Resolves each DNAT rule's `translated_fqdn` from its firewall's VNet, with the one resolver
+/// (`Topology::lookup`): Azure Firewall resolves the FQDN with the DNS its VNet uses ("Azure
+/// Firewall DNS settings": "By default, Azure Firewall uses Azure DNS"). Runs once the topology
+/// (its zones and hosts) is built; a name that does not resolve keeps `address: None` and its
+/// reason, and a flow the rule translates is `DNS_FAILURE`.
+pub(super) fn resolve_dnat_fqdns(t: &mut crate::topology::Topology) {
+    let mut answers = Vec::new();
+    for (fi, fw) in t.firewalls.iter().enumerate() {
+        let from = crate::dns::ResolveFrom::Vnet(fw.placement.0);
+        for (gi, g) in fw.groups.iter().enumerate() {
+            for (ci, c) in g.collections.iter().enumerate() {
+                for (ri, r) in c.rules.iter().enumerate() {
+                    let Some(name) = r.translation.as_ref().and_then(|x| x.fqdn.as_ref()) else {
+                        continue;
+                    };
+                    let resolved = t.lookup(name, from);
+                    answers.push(((fi, gi, ci, ri), resolved.address, resolved.failure));
+                }
+            }
+        }
+    }
+    for ((fi, gi, ci, ri), address, failure) in answers {
+        let rule = &mut t.firewalls[fi].groups[gi].collections[ci].rules[ri];
+        if let Some(x) = rule.translation.as_mut() {
+            x.address = address;
+            x.failure = if address.is_none() {
+                Some(failure.unwrap_or_else(|| "the name does not resolve".into()))
+            } else {
+                None
+            };
+        }
     }
 }

@@ -56,6 +56,19 @@ impl fmt::Display for Verdict {
             }
         }
         writeln!(f, "Verdict   {:?} ({})", self.verdict, self.code)?;
+        if let Some(x) = &self.dnat {
+            writeln!(
+                f,
+                "DNAT      {} / {} / {} / {}: {} -> {} (source {})",
+                x.firewall,
+                x.group,
+                x.collection,
+                x.rule,
+                destination,
+                ep(&x.translated_destination, Some(x.translated_port)),
+                x.translated_source
+            )?;
+        }
         match &self.decided_by {
             Some(d) if d.kind == super::DecidedKind::Firewall => writeln!(
                 f,

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::path::{DeviceKind, RouteAt};
 use super::walk::{Event, Plan};
-use super::{DecidedBy, DecidedKind, Decision, Flow, Hop, VerdictCode};
+use super::{DecidedBy, DecidedKind, Decision, DnatView, Hop, VerdictCode};
 use crate::proto::{Access, Direction};
 use crate::route::{EffectiveRoute, RouteSource};
 use crate::topology::Topology;
@@ -55,6 +55,26 @@ impl Topology {
                     source: src.to_string(),
                     destination: destination.to_string(),
                     decided_by: Some(format!("{} {decided}", m.action)),
+                }
+            }
+            Event::Dnat(m, src, to, port) => {
+                let fw = &self.firewalls[m.firewall];
+                let (g, c, rule) = fw.names(&m);
+                let decided = [g, c, Some(rule)]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let to = match to {
+                    IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+                    v4 => format!("{v4}:{port}"),
+                };
+                Hop {
+                    kind: "firewall",
+                    name: fw.name.clone(),
+                    source: src.to_string(),
+                    destination: destination.to_string(),
+                    decided_by: Some(format!("Dnat {decided} → {to}")),
                 }
             }
             Event::Appliance(h, src) => Hop {
@@ -123,11 +143,11 @@ impl Topology {
 
     /// The reply's hops: the routes it takes from the destination's subnet and the devices
     /// they send it through.
-    pub(super) fn return_hops(&self, plan: &Plan, flow: &Flow) -> Vec<Hop> {
+    pub(super) fn return_hops(&self, plan: &Plan, origin: IpAddr) -> Vec<Hop> {
         let Some(devices) = plan.return_devices else {
             return Vec::new();
         };
-        let (from, to) = (plan.inbound_destination, flow.source);
+        let (from, to) = (plan.inbound_destination, origin);
         let mut out = Vec::new();
         for (i, r) in plan.return_routes.iter().enumerate() {
             let Some(r) = r else { break };
@@ -147,6 +167,25 @@ impl Topology {
             }
         }
         out
+    }
+
+    /// A DNAT translation with names, for `check`'s `dnat`.
+    pub(super) fn dnat_view(&self, x: &crate::firewall::Dnat) -> DnatView {
+        let fw = &self.firewalls[x.firewall];
+        let (g, c, r) = x.rule;
+        let group = &fw.groups[g as usize];
+        let col = &group.collections[c as usize];
+        let rule = &col.rules[r as usize];
+        DnatView {
+            firewall: fw.name.clone(),
+            group: group.name.clone(),
+            collection: col.name.clone(),
+            rule: rule.name.clone(),
+            translated_destination: x.destination.to_string(),
+            translated_port: x.port,
+            translated_fqdn: rule.translation.as_ref().and_then(|t| t.fqdn.clone()),
+            translated_source: x.source.to_string(),
+        }
     }
 
     /// `the request passes fw-hub; the reply passes no device` (for ASYMMETRIC_ROUTE).

@@ -37,6 +37,9 @@ pub(super) enum Event {
     Appliance(usize, IpAddr),
     /// A NAT gateway (index) gives the flow its public address.
     Nat(usize, IpAddr),
+    /// A firewall's DNAT rule translates the flow: the source after its SNAT, the translated
+    /// destination and port.
+    Dnat(crate::firewall::FirewallMatch, IpAddr, IpAddr, u16),
 }
 
 /// The walk's running state: the decision so far, NSGs recorded, the first rule that
@@ -49,7 +52,13 @@ struct Walked {
 
 impl Walked {
     /// Ends the walk with a verdict not decided by an NSG rule (the NSG path so far stays).
-    fn end(mut self, verdict: VerdictKind, code: VerdictCode) -> Decision {
+    fn end(&mut self, verdict: VerdictKind, code: VerdictCode) -> Decision {
+        self.finish(verdict, code);
+        self.d
+    }
+
+    /// [`Walked::end`] without the copy, for a leg that ends the walk.
+    fn finish(&mut self, verdict: VerdictKind, code: VerdictCode) {
         self.d.verdict = verdict;
         self.d.code = code;
         if verdict != VerdictKind::Indeterminate {
@@ -60,13 +69,26 @@ impl Walked {
                 | VerdictCode::RouteNone
                 | VerdictCode::FirewallDenied
                 | VerdictCode::AsymmetricRoute
-                | VerdictCode::PublicAccessDisabled => None,
+                | VerdictCode::PublicAccessDisabled
+                | VerdictCode::DnsFailure => None,
                 _ if verdict == VerdictKind::Unreachable => None,
                 _ => self.d.decided_by,
             };
         }
-        self.d
     }
+}
+
+/// One leg of a walk: the path to the flow's destination, or, after a DNAT rule translated
+/// it, the path from the firewall to the translated destination.
+#[derive(Clone, Copy, Debug)]
+struct Leg {
+    /// The destination of this leg and its port.
+    dst: IpAddr,
+    port: Option<u16>,
+    /// The source the leg starts from (what the reply returns to).
+    origin: IpAddr,
+    /// A firewall that saw the request before this leg (the DNAT firewall).
+    seen: Option<DeviceKind>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -132,6 +154,10 @@ pub(super) struct Plan {
     pub(super) return_devices: Option<[Option<DeviceKind>; MAX_DEVICES]>,
     /// Routes the reply takes.
     pub(super) return_routes: [Option<RouteAt>; MAX_DEVICES + 1],
+    /// The firewall whose public address the destination is: its DNAT rules translate the
+    /// flow, and a second leg walks from its subnet to the translated destination
+    /// ([`Topology::plan_dnat`]).
+    pub(super) dnat: Option<usize>,
 }
 
 /// Reasons, kept as an enum so the verdict path formats nothing.
@@ -177,6 +203,8 @@ pub(super) enum Why {
     ClassicInternal,
     PublicAccessDisabled,
     ServicePublicEndpoint,
+    Dnat,
+    DnatNoMatch,
 }
 
 impl Why {
@@ -224,6 +252,8 @@ impl Why {
             Why::ClassicInternal => "a classic-tier instance injected with virtualNetworkType Internal is reachable only at its private address",
             Why::PublicAccessDisabled => "the destination is the public address of a service whose public network access is Disabled (public_network_access = \"Disabled\"): it accepts only private endpoint connections and refuses the flow",
             Why::ServicePublicEndpoint => "the destination is the public endpoint of the service a private endpoint serves: it is reached over the internet, not through the endpoint's NIC",
+            Why::Dnat => "the destination is a public address of an Azure Firewall: its DNAT rules translate the flow (\"NAT rules are applied in priority before network rules\", Azure Firewall rule processing logic)",
+            Why::DnatNoMatch => "the destination is a public address of an Azure Firewall and no DNAT rule matches the flow: the firewall's default deny drops it (\"Azure Firewall denies all traffic by default, until rules are manually configured to allow traffic\", Azure Firewall rule processing logic)",
             Why::PlatformFromVmsOnly => "the platform addresses 168.63.129.16 and 169.254.169.254 are reachable only from inside a VNet (a VM's host node), not from the internet or an instance outside every VNet",
         }
     }
@@ -306,10 +336,8 @@ impl Topology {
         [sub, nic]
     }
 
-    fn plan(&self, flow: &Flow) -> Plan {
-        let (source, outbound) = self.locate_source(flow.source);
-        let dst = flow.destination;
-        let mut plan = Plan {
+    fn empty_plan(source: Source, outbound: [Option<Apply>; 2], dst: IpAddr) -> Plan {
+        Plan {
             source,
             outbound,
             devices: [None; MAX_DEVICES],
@@ -322,7 +350,52 @@ impl Topology {
             platform_egress: None,
             return_devices: None,
             return_routes: [None; MAX_DEVICES + 1],
+            dnat: None,
+        }
+    }
+
+    /// The second leg of a DNAT-translated flow: from the firewall's `AzureFirewallSubnet` to
+    /// the translated destination `dst` — its routes and devices, the destination's inbound
+    /// NSGs, and the reply's path back to the firewall's SNAT address `origin`. No allocation.
+    /// A translated destination that is itself a firewall's public address is delivered there
+    /// (one DNAT per flow).
+    pub(super) fn plan_dnat(&self, f: usize, dst: IpAddr, origin: IpAddr) -> Plan {
+        let (fv, fs) = self.firewalls[f].placement;
+        let source = Source::Subnet {
+            vnet: fv,
+            apim: false,
         };
+        let mut plan = Topology::empty_plan(source, [None, None], dst);
+        plan.route = match self.route_path(&mut plan, fv, fs, dst) {
+            Routed::Fail(code, why) => Err((code, why)),
+            Routed::Deliver {
+                vnet,
+                forwarded,
+                internet_from,
+            } => {
+                plan.nat = internet_from.and_then(|(v, s)| self.vnets[v].subnets[s].nat_gateway);
+                self.deliver(&mut plan, source, Some(vnet), forwarded, dst)
+            }
+        };
+        plan.dnat = None;
+        if plan.route.is_ok() {
+            if let Some((dv, ds)) = self.subnet_of(plan.inbound_destination) {
+                let back = self.return_path(&mut plan, dv, ds, origin);
+                plan.return_devices = Some(back);
+            }
+        }
+        plan
+    }
+
+    /// The firewall one of whose public addresses `ip` is.
+    fn firewall_with_public(&self, ip: IpAddr) -> Option<usize> {
+        self.firewalls.iter().position(|f| f.is_public_address(ip))
+    }
+
+    fn plan(&self, flow: &Flow) -> Plan {
+        let (source, outbound) = self.locate_source(flow.source);
+        let dst = flow.destination;
+        let mut plan = Topology::empty_plan(source, outbound, dst);
         // The platform addresses are answered by the host node and are not subject to routes
         // (walk/platform.rs); health probes come from it.
         let platform = match source {
@@ -462,6 +535,11 @@ impl Topology {
                 plan.inbound = self.inbound_nsgs(host.address, vi, si);
             }
             Ok(())
+        } else if let Some(f) = self.firewall_with_public(dst) {
+            // An Azure Firewall's public address: its DNAT rules decide (the walk's DNAT step).
+            plan.dnat = Some(f);
+            plan.why_allowed = Why::Dnat;
+            Ok(())
         } else if let Some((vi, si)) = self.subnet_of(dst) {
             let reachable = from.is_some_and(|f| self.connected(f, vi));
             let reserved = self
@@ -599,6 +677,7 @@ impl Topology {
                 path: [None; PATH_NSGS],
                 firewall: None,
                 egress_source: None,
+                dnat: None,
             },
             n: 0,
             unknown: None,
@@ -610,104 +689,71 @@ impl Topology {
             return w.end(VerdictKind::Deny, VerdictCode::PlatformBlocked);
         }
         let mut src = flow.source;
-        let key = |src: IpAddr, dst: IpAddr| {
-            FlowKey::new(
+        let key = FlowKey::new(
+            flow.protocol,
+            src,
+            flow.source_port,
+            flow.destination,
+            flow.destination_port,
+        );
+        if self.nsgs_deny(&mut w, &plan.outbound, Direction::Outbound, &key, &mut step) {
+            return w.d;
+        }
+        let first = Leg {
+            dst: flow.destination,
+            port: flow.destination_port,
+            origin: flow.source,
+            seen: None,
+        };
+        if self.leg(&mut w, flow, plan, first, &mut src, &mut step, &mut note) {
+            return w.d;
+        }
+        if let Some(f) = plan.dnat {
+            // The destination is a public address of firewall `f`: DNAT rules first, no match
+            // is the default deny; a match translates destination, port and source, and the
+            // translated flow is allowed by the firewall ("DNAT rules implicitly add a
+            // corresponding network rule to allow the translated traffic").
+            let fw = &self.firewalls[f];
+            let k = FlowKey::new(
                 flow.protocol,
                 src,
                 flow.source_port,
-                dst,
+                flow.destination,
                 flow.destination_port,
-            )
-        };
-        if self.nsgs_deny(
-            &mut w,
-            &plan.outbound,
-            Direction::Outbound,
-            &key(src, flow.destination),
-            &mut step,
-        ) {
-            return w.d;
-        }
-        // Firewalls that saw the request without SNAT: their replies must come back to them.
-        let mut stateful = [None; MAX_DEVICES];
-        for (i, device) in plan.devices.iter().flatten().enumerate() {
-            if let Some(r) = plan.routes[i] {
-                note(Event::Route(r, src));
-            }
-            let k = key(src, flow.destination);
-            match device.kind {
-                DeviceKind::Firewall(f) => {
-                    let fw = &self.firewalls[f];
-                    let m = fw.evaluate(f, &k);
-                    w.d.firewall = Some(m);
-                    if m.action == crate::fixture::FirewallAction::Deny {
-                        note(Event::Firewall(m, src));
-                        return w.end(VerdictKind::Deny, VerdictCode::FirewallDenied);
-                    }
-                    let after = fw.snat(&m, src, flow.destination);
-                    note(Event::Firewall(m, after));
-                    if after == src {
-                        stateful[i] = Some(device.kind);
-                    }
-                    src = after;
-                }
-                DeviceKind::Appliance(h) => {
-                    note(Event::Appliance(h, src));
-                    if self.nsgs_deny(&mut w, &device.inbound, Direction::Inbound, &k, &mut step)
-                        || self.nsgs_deny(
-                            &mut w,
-                            &device.outbound,
-                            Direction::Outbound,
-                            &k,
-                            &mut step,
-                        )
-                    {
-                        return w.d;
-                    }
-                }
-            }
-        }
-        let n_devices = plan.devices.iter().flatten().count();
-        if let Some(r) = plan.routes[n_devices] {
-            note(Event::Route(r, src));
-        }
-        if let Err((code, _)) = plan.route {
-            return w.end(code.route_verdict(), code);
-        }
-        if let Some(ip) = plan.platform_egress {
-            src = ip;
-        }
-        if let Some(nat) = plan.nat {
-            if matches!(flow.protocol, Protocol::Tcp | Protocol::Udp) {
-                src = self.nat_gateways[nat]
-                    .public_addresses
-                    .first()
-                    .copied()
-                    .unwrap_or(src);
-                note(Event::Nat(nat, src));
-            }
-        }
-        w.d.egress_source = Some(src);
-        if self.nsgs_deny(
-            &mut w,
-            &plan.inbound,
-            Direction::Inbound,
-            &key(src, plan.inbound_destination),
-            &mut step,
-        ) {
-            return w.d;
-        }
-        if let Some(back) = &plan.return_devices {
-            let back_fw = back
-                .iter()
-                .flatten()
-                .filter(|k| matches!(k, DeviceKind::Firewall(_)));
-            let missing = stateful.iter().flatten().any(|k| !back.contains(&Some(*k)));
-            let extra = back_fw
-                .clone()
-                .any(|k| !plan.devices.iter().flatten().any(|d| d.kind == *k));
-            if missing || (extra && src == flow.source) {
-                return w.end(VerdictKind::Deny, VerdictCode::AsymmetricRoute);
+            );
+            let m = fw.evaluate_dnat(f, &k);
+            w.d.firewall = Some(m);
+            let translation = fw.rule(&m).and_then(|r| r.translation.as_ref());
+            let (Some(rule), Some(t)) = (m.rule, translation) else {
+                note(Event::Firewall(m, src));
+                w.d.egress_source = None;
+                return w.end(VerdictKind::Deny, VerdictCode::FirewallDenied);
+            };
+            let Some(to) = t.address else {
+                // The translated FQDN does not resolve from the firewall's VNet.
+                note(Event::Firewall(m, src));
+                w.d.egress_source = None;
+                return w.end(VerdictKind::Unreachable, VerdictCode::DnsFailure);
+            };
+            let after = fw.dnat_source(to);
+            w.d.dnat = Some(crate::firewall::Dnat {
+                firewall: f,
+                rule,
+                destination: to,
+                port: t.port,
+                source: after,
+            });
+            note(Event::Dnat(m, after, to, t.port));
+            src = after;
+            let second = Leg {
+                dst: to,
+                port: Some(t.port),
+                origin: after,
+                seen: Some(DeviceKind::Firewall(f)),
+            };
+            let sub = self.plan_dnat(f, to, after);
+            if self.leg(&mut w, flow, &sub, second, &mut src, &mut step, &mut note) {
+                return w.d;
             }
         }
         match w.unknown {
@@ -717,6 +763,110 @@ impl Topology {
             }
             None => w.d,
         }
+    }
+
+    /// Walks one leg of a plan from `src` (updated with each SNAT): each device the routes
+    /// send the packet through, the routing outcome, platform egress and NAT gateway, the
+    /// destination side's inbound NSGs, then the return path of stateful firewalls. True when
+    /// the leg ended the walk (`w.d` is the decision).
+    #[allow(clippy::too_many_arguments)]
+    fn leg<S, N>(
+        &self,
+        w: &mut Walked,
+        flow: &Flow,
+        plan: &Plan,
+        leg: Leg,
+        src: &mut IpAddr,
+        step: &mut S,
+        note: &mut N,
+    ) -> bool
+    where
+        S: FnMut(&Apply, &CompiledNsg, Direction, &FlowKey) -> RuleMatch,
+        N: FnMut(Event),
+    {
+        let key = |src: IpAddr, dst: IpAddr| {
+            FlowKey::new(flow.protocol, src, flow.source_port, dst, leg.port)
+        };
+        // Firewalls that saw the request without SNAT: their replies must come back to them.
+        let mut stateful = [None; MAX_DEVICES];
+        for (i, device) in plan.devices.iter().flatten().enumerate() {
+            if let Some(r) = plan.routes[i] {
+                note(Event::Route(r, *src));
+            }
+            let k = key(*src, leg.dst);
+            match device.kind {
+                DeviceKind::Firewall(f) => {
+                    let fw = &self.firewalls[f];
+                    let m = fw.evaluate(f, &k);
+                    w.d.firewall = Some(m);
+                    if m.action == crate::fixture::FirewallAction::Deny {
+                        note(Event::Firewall(m, *src));
+                        w.finish(VerdictKind::Deny, VerdictCode::FirewallDenied);
+                        return true;
+                    }
+                    let after = fw.snat(&m, *src, leg.dst);
+                    note(Event::Firewall(m, after));
+                    if after == *src {
+                        stateful[i] = Some(device.kind);
+                    }
+                    *src = after;
+                }
+                DeviceKind::Appliance(h) => {
+                    note(Event::Appliance(h, *src));
+                    if self.nsgs_deny(w, &device.inbound, Direction::Inbound, &k, step)
+                        || self.nsgs_deny(w, &device.outbound, Direction::Outbound, &k, step)
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+        let n_devices = plan.devices.iter().flatten().count();
+        if let Some(r) = plan.routes[n_devices] {
+            note(Event::Route(r, *src));
+        }
+        if let Err((code, _)) = plan.route {
+            w.finish(code.route_verdict(), code);
+            return true;
+        }
+        if let Some(ip) = plan.platform_egress {
+            *src = ip;
+        }
+        if let Some(nat) = plan.nat {
+            if matches!(flow.protocol, Protocol::Tcp | Protocol::Udp) {
+                *src = self.nat_gateways[nat]
+                    .public_addresses
+                    .first()
+                    .copied()
+                    .unwrap_or(*src);
+                note(Event::Nat(nat, *src));
+            }
+        }
+        w.d.egress_source = Some(*src);
+        if self.nsgs_deny(
+            w,
+            &plan.inbound,
+            Direction::Inbound,
+            &key(*src, plan.inbound_destination),
+            step,
+        ) {
+            return true;
+        }
+        if let Some(back) = &plan.return_devices {
+            let back_fw = back
+                .iter()
+                .flatten()
+                .filter(|k| matches!(k, DeviceKind::Firewall(_)));
+            let missing = stateful.iter().flatten().any(|k| !back.contains(&Some(*k)));
+            let extra = back_fw.clone().any(|k| {
+                leg.seen != Some(*k) && !plan.devices.iter().flatten().any(|d| d.kind == *k)
+            });
+            if missing || (extra && *src == leg.origin) {
+                w.finish(VerdictKind::Deny, VerdictCode::AsymmetricRoute);
+                return true;
+            }
+        }
+        false
     }
 
     /// Evaluates a group of NSGs in order; true when one denied (the decision is set).
@@ -783,6 +933,8 @@ impl Topology {
         let plan = self.plan(flow);
         let mut evaluated = Vec::new();
         let hops = std::cell::RefCell::new(Vec::new());
+        // The destination after the hops so far (a DNAT rule changes it).
+        let dest = std::cell::Cell::new(flow.destination);
         let d = self.walk(
             flow,
             &plan,
@@ -807,17 +959,38 @@ impl Topology {
                 });
                 m
             },
-            |e| hops.borrow_mut().push(self.hop(e, flow.destination)),
+            |e| {
+                if let Event::Dnat(_, _, to, _) = e {
+                    dest.set(to);
+                }
+                hops.borrow_mut().push(self.hop(e, dest.get()));
+            },
         );
         let hops = hops.into_inner();
         let (verdict, code) = (d.verdict, d.code);
-        let why = match (verdict, plan.route) {
+        // After a DNAT rule, the second leg (from the firewall to the translated destination)
+        // says why the flow got there or not.
+        let sub = d
+            .dnat
+            .map(|x| self.plan_dnat(x.firewall, x.destination, x.source));
+        let route_plan = sub.as_ref().unwrap_or(&plan);
+        let why = match (verdict, route_plan.route) {
             _ if d.code == VerdictCode::PlatformExempt => self
                 .platform_exemption(flow, &plan)
                 .map_or("exempt from NSG rules by the platform", Exemption::text),
             _ if d.code == VerdictCode::PlatformBlocked => self
                 .platform_blocked(flow)
                 .map_or("blocked by the platform", Why::text),
+            _ if d.code == VerdictCode::FirewallDenied
+                && plan.dnat.is_some()
+                && d.dnat.is_none()
+                && plan.route.is_ok() =>
+            {
+                Why::DnatNoMatch.text()
+            }
+            _ if d.code == VerdictCode::DnsFailure && plan.dnat.is_some() => {
+                "the DNAT rule's translated_fqdn does not resolve from the firewall's VNet: the firewall cannot translate the flow"
+            }
             _ if d.code == VerdictCode::FirewallDenied => {
                 "an Azure Firewall on the path denies the flow (first match in DNAT, network, application rule order; no match is the default deny)"
             }
@@ -827,9 +1000,35 @@ impl Topology {
             (VerdictKind::Indeterminate, _) => {
                 "the outcome depends on a rule field only known at deployment time"
             }
-            _ => plan.why_allowed.text(),
+            _ => route_plan.why_allowed.text(),
         };
         let mut detail = why.to_string();
+        let dnat = d.dnat.map(|x| self.dnat_view(&x));
+        if let Some(x) = &dnat {
+            detail = format!(
+                "DNAT rule {}/{}/{} of firewall {} translates {} to {}:{} (source {}); {detail}",
+                x.group,
+                x.collection,
+                x.rule,
+                x.firewall,
+                flow.destination,
+                x.translated_destination,
+                x.translated_port,
+                x.translated_source
+            );
+        } else if d.code == VerdictCode::DnsFailure && plan.dnat.is_some() {
+            if let Some(t) = d
+                .firewall
+                .and_then(|m| self.firewalls[m.firewall].rule(&m))
+                .and_then(|r| r.translation.as_ref())
+            {
+                detail = format!(
+                    "{detail}: `{}`: {}",
+                    t.fqdn.as_deref().unwrap_or("?"),
+                    t.failure.as_deref().unwrap_or("no answer")
+                );
+            }
+        }
         if let Some(revoked) = self.revoked_exemption(flow, &plan) {
             detail = format!("{detail}; {revoked}");
         }
@@ -856,14 +1055,17 @@ impl Topology {
                 ),
             }
         });
-        if plan.inbound_destination != flow.destination && verdict != VerdictKind::Unreachable {
+        let leg_destination = d.dnat.map_or(flow.destination, |x| x.destination);
+        if route_plan.inbound_destination != leg_destination && verdict != VerdictKind::Unreachable
+        {
             detail = format!(
                 "{detail} ({} → {})",
-                flow.destination, plan.inbound_destination
+                leg_destination, route_plan.inbound_destination
             );
         }
         let decided_by = decided_by.or(device_decided);
-        let return_hops = self.return_hops(&plan, flow);
+        let origin = d.dnat.map_or(flow.source, |x| x.source);
+        let return_hops = self.return_hops(route_plan, origin);
         if code == VerdictCode::AsymmetricRoute {
             detail = format!("{detail}: {}", self.paths_text(&hops, &return_hops));
         }
@@ -894,6 +1096,7 @@ impl Topology {
             detail,
             service_tags: self.tags.info().clone(),
             resolved: None,
+            dnat,
         }
     }
 
@@ -923,11 +1126,12 @@ impl Topology {
             a.push(Assumption::InternetTagScope);
         }
         a.extend(Topology::platform_assumptions(flow));
-        if plan
-            .devices
-            .iter()
-            .flatten()
-            .any(|d| matches!(d.kind, DeviceKind::Firewall(_)))
+        if plan.dnat.is_some()
+            || plan
+                .devices
+                .iter()
+                .flatten()
+                .any(|d| matches!(d.kind, DeviceKind::Firewall(_)))
         {
             a.push(Assumption::FirewallFqdnByAddress);
             a.push(Assumption::FirewallInstanceAddress);

@@ -35,7 +35,11 @@
 //!   `outbound_route_all = false` keeps in the subnet. Where a flow's source can be translated
 //!   (a firewall's SNAT, a NAT gateway, platform egress), the NSGs after the translation see
 //!   another source than the anchor: every rule then cuts the space (as for an aliased
-//!   destination).
+//!   destination);
+//! * dnat — each firewall's public addresses are destinations the walk translates (aliased:
+//!   the translated destination's NSGs see another address and port), and each DNAT rule's
+//!   translated address is an address set of its own; the rules' sources, destinations and
+//!   ports are listed with the firewall's other rules (routing).
 
 use std::net::IpAddr;
 
@@ -120,7 +124,32 @@ pub(crate) fn collect(t: &Topology, anchor: Anchor, v6: bool) -> Boundaries<'_> 
     nsg(t, anchor, v6, &mut b);
     platform(v6, &mut b);
     routing(t, v6, &mut b);
+    dnat(t, anchor, v6, &mut b);
     b
+}
+
+/// DNAT (`firewall::Firewall::evaluate_dnat`, the walk's DNAT step): a flow to a firewall's
+/// public address is translated to another destination and port, so its public addresses are
+/// aliased (flows from a source) or the anchor is (flows into one); the translated addresses
+/// are cut out as their own sets.
+fn dnat(t: &Topology, anchor: Anchor, v6: bool, b: &mut Boundaries<'_>) {
+    for fw in &t.firewalls {
+        for &a in &fw.public_addresses {
+            push_addr(b, v6, a);
+            if a.is_ipv6() == v6 && matches!(anchor, Anchor::From(_)) {
+                b.aliased.push(crate::cidr::addr_to_u128(a));
+            }
+        }
+        for g in &fw.groups {
+            for c in &g.collections {
+                for r in &c.rules {
+                    if let Some(ip) = r.translation.as_ref().and_then(|x| x.address) {
+                        push_addr(b, v6, ip);
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn push_cidr(b: &mut Boundaries<'_>, v6: bool, c: &Cidr) {
@@ -192,7 +221,9 @@ fn internet(v6: bool, b: &mut Boundaries<'_>) {
 /// side sees another address).
 fn nsg<'t>(t: &'t Topology, anchor: Anchor, v6: bool, b: &mut Boundaries<'t>) {
     let aliased_into = match anchor {
-        Anchor::Into(d) => t.host_with_public(d).is_some(),
+        Anchor::Into(d) => {
+            t.host_with_public(d).is_some() || t.firewalls.iter().any(|f| f.is_public_address(d))
+        }
         Anchor::From(_) => false,
     } || translates_sources(t);
     b.aliased_anchor = aliased_into;
