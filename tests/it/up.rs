@@ -187,6 +187,27 @@ fn demo_json_reports_all_ten_checks_passed() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// The first ```toml block of a Markdown file.
+fn toml_block(markdown: &str) -> &str {
+    let start = markdown.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let len = markdown[start..].find("```").expect("the block ends");
+    &markdown[start..start + len]
+}
+
+/// What users copy must load: the README's minimal topology validates clean, and the full key
+/// reference in docs/fixture.md parses (every key and value it shows is accepted).
+#[test]
+fn readme_and_fixture_reference_examples_load() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let f = sim::fixture::Fixture::parse(toml_block(&readme), sim::fixture::Format::Toml)
+        .unwrap_or_else(|e| panic!("README example: {e}"));
+    let built = sim::Topology::build(&f, sim::ServiceTagTable::builtin());
+    assert!(built.findings.is_empty(), "{:#?}", built.findings);
+    let reference = std::fs::read_to_string(root().join("docs/fixture.md")).unwrap();
+    sim::fixture::Fixture::parse(toml_block(&reference), sim::fixture::Format::Toml)
+        .unwrap_or_else(|e| panic!("docs/fixture.md: {e}"));
+}
+
 #[test]
 fn readme_lists_every_code_and_the_two_commands() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
