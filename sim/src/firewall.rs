@@ -280,13 +280,7 @@ impl Firewall {
     /// rule that matches it (group priority, collection priority, rule order), else the default
     /// deny. No allocation.
     pub fn evaluate_dnat(&self, index: usize, key: &FlowKey) -> FirewallMatch {
-        for &(g, c, r) in &self.dnat_order {
-            let col = &self.groups[g as usize].collections[c as usize];
-            if col.rules[r as usize].matches(key) {
-                return self.hit(index, (g, c, r));
-            }
-        }
-        self.default_deny(index)
+        self.first_match(index, &self.dnat_order, key)
     }
 
     /// The source a DNAT-translated flow to `destination` leaves the firewall with: an
@@ -306,7 +300,12 @@ impl Firewall {
 
     /// The reference: every rule in Azure's order, first match.
     pub fn evaluate_linear(&self, index: usize, key: &FlowKey) -> FirewallMatch {
-        for &(g, c, r) in &self.order {
+        self.first_match(index, &self.order, key)
+    }
+
+    /// The first rule of `order` matching `key`, else the default deny.
+    fn first_match(&self, index: usize, order: &[(u32, u32, u32)], key: &FlowKey) -> FirewallMatch {
+        for &(g, c, r) in order {
             let col = &self.groups[g as usize].collections[c as usize];
             if col.rules[r as usize].matches(key) {
                 return self.hit(index, (g, c, r));

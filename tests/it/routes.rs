@@ -254,39 +254,10 @@ fn check_json_has_hops_and_egress_source() {
 /// `/admin/flows`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_tunnel_through_up_agrees_with_check() {
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-    use vnetsim::client::Client;
-
     let dir = tempdir();
     let ready = dir.path().join("ready.json");
-    let child = Command::new(env!("CARGO_BIN_EXE_vnetsim"))
-        .args([
-            "up",
-            "fixtures/forced-tunnel.toml",
-            "--ready-file",
-            arg(&ready),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let doc: serde_json::Value = loop {
-        if let Ok(t) = std::fs::read_to_string(&ready) {
-            break serde_json::from_str(&t).unwrap();
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "no ready file");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let addr = doc["gateway_url"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
-    let client = Client::new(addr, "gateway.test", None);
+    let (child, doc) = crate::one_answer::up(&["fixtures/forced-tunnel.toml"], &ready);
+    let client = crate::one_answer::client(doc["gateway_url"].as_str().unwrap());
     for (path, to, status, code) in [
         ("/orders/x", "orders:443", 200, "ALLOWED"),
         ("/partner/x", "api.partner.example:443", 200, "ALLOWED"),
@@ -328,7 +299,7 @@ async fn forced_tunnel_through_up_agrees_with_check() {
         .parse()
         .unwrap();
     let token = format!("Bearer {}", doc["admin_token"].as_str().unwrap());
-    let r = Client::new(admin, "admin.test", None)
+    let r = vnetsim::client::Client::new(admin, "admin.test", None)
         .request(
             http::Method::GET,
             "/admin/flows",
@@ -353,39 +324,10 @@ async fn forced_tunnel_through_up_agrees_with_check() {
 /// (`rule=default`), the code `check` gives ("Azure Firewall rule processing logic").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firewall_dnat_through_up_reaches_the_translated_backend() {
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-    use vnetsim::client::Client;
-
     let dir = tempdir();
     let ready = dir.path().join("ready.json");
-    let child = Command::new(env!("CARGO_BIN_EXE_vnetsim"))
-        .args([
-            "up",
-            "fixtures/firewall-dnat.toml",
-            "--ready-file",
-            arg(&ready),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let doc: serde_json::Value = loop {
-        if let Ok(t) = std::fs::read_to_string(&ready) {
-            break serde_json::from_str(&t).unwrap();
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "no ready file");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let addr = doc["gateway_url"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
-    let client = Client::new(addr, "gateway.test", None);
+    let (child, doc) = crate::one_answer::up(&["fixtures/firewall-dnat.toml"], &ready);
+    let client = crate::one_answer::client(doc["gateway_url"].as_str().unwrap());
     // Translated: the echo that plays orders:8080 answers, with the backend URL's Host.
     let r = client.get("/published/x").await.unwrap();
     assert_eq!(r.status, 200, "{}", r.text());

@@ -366,17 +366,7 @@ impl Topology {
             apim: false,
         };
         let mut plan = Topology::empty_plan(source, [None, None], dst);
-        plan.route = match self.route_path(&mut plan, fv, fs, dst) {
-            Routed::Fail(code, why) => Err((code, why)),
-            Routed::Deliver {
-                vnet,
-                forwarded,
-                internet_from,
-            } => {
-                plan.nat = internet_from.and_then(|(v, s)| self.vnets[v].subnets[s].nat_gateway);
-                self.deliver(&mut plan, source, Some(vnet), forwarded, dst)
-            }
-        };
+        plan.route = self.route_and_deliver(&mut plan, source, (fv, fs), dst);
         plan.dnat = None;
         if plan.route.is_ok() {
             if let Some((dv, ds)) = self.subnet_of(plan.inbound_destination) {
@@ -421,26 +411,8 @@ impl Topology {
                 r
             }
             (None, Source::Subnet { .. }) => {
-                let (vi, si) = self.subnet_of(flow.source).expect("located in a subnet");
-                match self.route_path(&mut plan, vi, si, dst) {
-                    Routed::Fail(code, why) => Err((code, why)),
-                    Routed::Deliver {
-                        vnet,
-                        forwarded,
-                        internet_from,
-                    } => {
-                        plan.nat =
-                            internet_from.and_then(|(v, s)| self.vnets[v].subnets[s].nat_gateway);
-                        let r = self.deliver(&mut plan, source, Some(vnet), forwarded, dst);
-                        if r.is_ok()
-                            && plan.why_allowed == Why::ToInternet
-                            && self.last_route_is_service_endpoint(&plan)
-                        {
-                            plan.why_allowed = Why::ServiceEndpoint;
-                        }
-                        r
-                    }
-                }
+                let at = self.subnet_of(flow.source).expect("located in a subnet");
+                self.route_and_deliver(&mut plan, source, at, dst)
             }
             (None, _) => self.deliver(&mut plan, source, None, None, dst),
         };
@@ -456,6 +428,35 @@ impl Topology {
             }
         }
         plan
+    }
+
+    /// Routes a packet from subnet `(vi, si)` to `dst` (devices, NAT gateway) and delivers it:
+    /// the one routing step of a flow from a subnet and of a DNAT's second leg.
+    fn route_and_deliver(
+        &self,
+        plan: &mut Plan,
+        source: Source,
+        (vi, si): (usize, usize),
+        dst: IpAddr,
+    ) -> Result<(), (VerdictCode, Why)> {
+        match self.route_path(plan, vi, si, dst) {
+            Routed::Fail(code, why) => Err((code, why)),
+            Routed::Deliver {
+                vnet,
+                forwarded,
+                internet_from,
+            } => {
+                plan.nat = internet_from.and_then(|(v, s)| self.vnets[v].subnets[s].nat_gateway);
+                let r = self.deliver(plan, source, Some(vnet), forwarded, dst);
+                if r.is_ok()
+                    && plan.why_allowed == Why::ToInternet
+                    && self.last_route_is_service_endpoint(plan)
+                {
+                    plan.why_allowed = Why::ServiceEndpoint;
+                }
+                r
+            }
+        }
     }
 
     /// Whether the last route of the plan's forward path is a `VirtualNetworkServiceEndpoint`
