@@ -452,7 +452,10 @@ impl Decision {
         let nsgs: Vec<RuleRef> = self.nsgs().copied().collect();
         let routes: Vec<RouteTaken> = self.routes.iter().flatten().copied().collect();
         let mut firewall = self.firewall;
-        let (fw_nsgs, fw_routes) = (usize::from(self.firewall_at.0), usize::from(self.firewall_at.1));
+        let (fw_nsgs, fw_routes) = (
+            usize::from(self.firewall_at.0),
+            usize::from(self.firewall_at.1),
+        );
         let mut out = Vec::with_capacity(nsgs.len() + routes.len() + 1);
         let (mut i, mut j) = (0, 0);
         loop {

@@ -21,9 +21,7 @@ impl Topology {
     pub fn route_info(&self, r: RouteRef) -> RouteInfo<'_> {
         let route = self.route_of(r);
         RouteInfo {
-            table: route
-                .user
-                .map(|(t, _)| self.route_tables[t].name.as_str()),
+            table: route.user.map(|(t, _)| self.route_tables[t].name.as_str()),
             route: route.name.as_deref(),
             prefix: route.prefix,
             next_hop: route.next_hop,

@@ -481,8 +481,7 @@ impl Topology {
     /// route.
     fn last_route_is_service_endpoint(&self, plan: &Plan) -> bool {
         plan.routes.iter().flatten().last().is_some_and(|r| {
-            self.route_of(*r).next_hop
-                == crate::route::NextHop::VirtualNetworkServiceEndpoint
+            self.route_of(*r).next_hop == crate::route::NextHop::VirtualNetworkServiceEndpoint
         })
     }
 
