@@ -596,8 +596,8 @@ impl Serialize for DecidedBy {
 pub struct Hop {
     /// `nsg`, `route`, `firewall`, `appliance` or `nat`.
     pub kind: &'static str,
-    /// The NSG, route (`System Route` for a system route), firewall, appliance host or NAT
-    /// gateway.
+    /// The NSG, route (`TABLE/ROUTE` for a user route, `System Route` for a system one:
+    /// [`RouteInfo::name`]), firewall, appliance host or NAT gateway.
     pub name: String,
     /// Source address after the hop.
     pub source: String,
