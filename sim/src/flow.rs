@@ -303,6 +303,50 @@ pub struct RuleInfo<'a> {
     pub priority: u32,
 }
 
+/// Names of a [`RouteRef`]: how every command names a route — `check`'s hops, `reach`'s and
+/// `diff`'s route hops ([`Topology::route_info`](crate::topology::Topology::route_info)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo<'a> {
+    /// A user route's route table.
+    pub table: Option<&'a str>,
+    /// A user route's name.
+    pub route: Option<&'a str>,
+    /// The route's prefix.
+    pub prefix: crate::cidr::Cidr,
+    /// Its next hop.
+    pub next_hop: crate::route::NextHop,
+}
+
+impl RouteInfo<'_> {
+    /// `TABLE/ROUTE` for a user route (`rt-apim/default-to-firewall`), `System Route` for a
+    /// system (or BGP) route, as Network Watcher's `routeTableId` says.
+    pub fn name(&self) -> String {
+        match (self.table, self.route) {
+            (Some(t), Some(r)) => format!("{t}/{r}"),
+            (None, Some(r)) => r.to_string(),
+            _ => "System Route".to_string(),
+        }
+    }
+
+    /// `PREFIX NEXT_HOP_TYPE [ADDRESS]`.
+    pub fn text(&self) -> String {
+        match self.next_hop.address() {
+            Some(ip) => format!("{} {} {ip}", self.prefix, self.next_hop.as_str()),
+            None => format!("{} {}", self.prefix, self.next_hop.as_str()),
+        }
+    }
+
+    /// For a table cell: [`RouteInfo::name`] for a user route, `System Route (NEXT_HOP_TYPE)`
+    /// for a system one (`System Route (VirtualNetworkServiceEndpoint)`).
+    pub fn label(&self) -> String {
+        if self.route.is_some() {
+            self.name()
+        } else {
+            format!("System Route ({})", self.next_hop.as_str())
+        }
+    }
+}
+
 /// The verdict-only answer: no strings, no allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[must_use]
@@ -325,12 +369,67 @@ pub struct Decision {
     /// The translation when the flow was addressed to an Azure Firewall's public address and a
     /// DNAT rule translated it (the destination the flow then reaches, and its port).
     pub dnat: Option<crate::firewall::Dnat>,
+    /// Every route the walk took, in order: from the source subnet, then from each device's
+    /// subnet (and, after a DNAT rule, from the firewall's subnet on), up to where the flow was
+    /// decided — the routes `check`'s `hops` list.
+    pub routes: [Option<RouteTaken>; PATH_ROUTES],
+    /// Where [`Decision::firewall`] is on the path: `(NSGs, routes)` of [`Decision::path`] and
+    /// [`Decision::routes`] before it.
+    pub firewall_at: (u8, u8),
+}
+
+/// A route of a subnet's effective routes: `(vnet, subnet, index into that subnet's effective
+/// routes)` ([`Topology::route_info`](crate::topology::Topology::route_info) names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RouteRef {
+    /// VNet index.
+    pub vnet: u32,
+    /// Subnet index in the VNet.
+    pub subnet: u32,
+    /// Index into the subnet's effective routes.
+    pub route: u32,
+}
+
+impl RouteRef {
+    pub(crate) fn new(vnet: usize, subnet: usize, route: usize) -> RouteRef {
+        // Indices of a built topology's VNets, subnets and routes (each bounded far below
+        // u32::MAX by Azure's limits and the fixture's).
+        RouteRef {
+            vnet: vnet as u32,
+            subnet: subnet as u32,
+            route: route as u32,
+        }
+    }
+}
+
+/// A route a flow took and where on its path: after `after_nsgs` NSG evaluations of
+/// [`Decision::path`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RouteTaken {
+    /// The route.
+    pub route: RouteRef,
+    /// NSG evaluations before it.
+    pub after_nsgs: u8,
+}
+
+/// One step of a decided path, in path order ([`Decision::steps`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// An NSG and its matched rule.
+    Nsg(RuleRef),
+    /// A route taken.
+    Route(RouteRef),
+    /// The firewall match of [`Decision::firewall`].
+    Firewall(crate::firewall::FirewallMatch),
 }
 
 /// Devices (firewalls, appliances) a path may pass before the walk ends as `ROUTING_LOOP`.
 pub const MAX_DEVICES: usize = 4;
 /// NSG evaluations a path may hold: the source's two, four per device, the destination's two.
 pub const PATH_NSGS: usize = 4 + 4 * MAX_DEVICES;
+/// Routes a path may take: one from the source subnet and one from each device's subnet, on
+/// each of the two legs of a DNAT-translated flow.
+pub const PATH_ROUTES: usize = 2 * (MAX_DEVICES + 1);
 
 impl Decision {
     /// Whether the flow is allowed.
@@ -340,6 +439,46 @@ impl Decision {
     /// The NSG matches on the path, in order.
     pub fn nsgs(&self) -> impl Iterator<Item = &RuleRef> {
         self.path.iter().flatten()
+    }
+
+    /// The routes taken, in order.
+    pub fn routes(&self) -> impl Iterator<Item = RouteRef> + '_ {
+        self.routes.iter().flatten().map(|r| r.route)
+    }
+
+    /// The path's NSGs, routes and firewall in the order the walk passed them: NSG out →
+    /// route → firewall → … → NSG in (the last firewall only, as [`Decision::firewall`]).
+    pub fn steps(&self) -> Vec<Step> {
+        let nsgs: Vec<RuleRef> = self.nsgs().copied().collect();
+        let routes: Vec<RouteTaken> = self.routes.iter().flatten().copied().collect();
+        let mut firewall = self.firewall;
+        let (fw_nsgs, fw_routes) = (
+            usize::from(self.firewall_at.0),
+            usize::from(self.firewall_at.1),
+        );
+        let mut out = Vec::with_capacity(nsgs.len() + routes.len() + 1);
+        let (mut i, mut j) = (0, 0);
+        loop {
+            if let Some(m) = firewall.filter(|_| fw_nsgs <= i && fw_routes <= j) {
+                out.push(Step::Firewall(m));
+                firewall = None;
+            } else if j < routes.len() && usize::from(routes[j].after_nsgs) <= i {
+                out.push(Step::Route(routes[j].route));
+                j += 1;
+            } else if i < nsgs.len() {
+                out.push(Step::Nsg(nsgs[i]));
+                i += 1;
+            } else if j < routes.len() {
+                out.push(Step::Route(routes[j].route));
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if let Some(m) = firewall {
+            out.push(Step::Firewall(m));
+        }
+        out
     }
 
     /// The decision as a `reach --into` class holds it (its sources vary): `egress_source` is
@@ -457,8 +596,8 @@ impl Serialize for DecidedBy {
 pub struct Hop {
     /// `nsg`, `route`, `firewall`, `appliance` or `nat`.
     pub kind: &'static str,
-    /// The NSG, route (`System Route` for a system route), firewall, appliance host or NAT
-    /// gateway.
+    /// The NSG, route (`TABLE/ROUTE` for a user route, `System Route` for a system one:
+    /// [`RouteInfo::name`]), firewall, appliance host or NAT gateway.
     pub name: String,
     /// Source address after the hop.
     pub source: String,

@@ -92,7 +92,8 @@ pub use firewall::{
 pub use fixture::{DenyMode, RawRule, ServeKind};
 pub use flow::{
     AppliedTo, DecidedBy, DecidedKind, Decision, DnatView, Flow, FlowKey, FlowPath, FlowView, Hop,
-    NsgEvaluation, RuleInfo, RuleRef, Verdict, VerdictCode, VerdictKind,
+    NsgEvaluation, RouteInfo, RouteRef, RouteTaken, RuleInfo, RuleRef, Step, Verdict, VerdictCode,
+    VerdictKind, PATH_ROUTES,
 };
 pub use nsg::{CompiledNsg, Context, Nsg, ReferenceNsg, RuleEvaluation, RuleMatch, SecurityRule};
 pub use platform::{Exemption, PlatformTag, HOST_VIP, IMDS};

@@ -3,8 +3,10 @@
 //! * [`Topology::reach`] — the flow space of one source (destination addresses × destination
 //!   ports × protocols, and source ports where the walk compares them), or into one
 //!   destination (source addresses × the same), partitioned into [`FlowClass`]es that share one
-//!   outcome (verdict, code and the rule matched in each NSG on the path);
-//! * [`Topology::diff`] — the classes whose outcome differs between two topologies;
+//!   outcome (verdict, code, the rule matched in each NSG on the path, the firewall match and
+//!   the routes taken: the whole [`Decision`]);
+//! * [`Topology::diff`] — the classes whose outcome (verdict, code, routes taken) differs between
+//!   two topologies;
 //! * [`Topology::lint`] — per NSG and VNet context, rules as sets: shadowed, redundant,
 //!   conflicting, never matching the topology, and probable port typos ([`LintFinding`]).
 //!

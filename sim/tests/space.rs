@@ -591,6 +591,49 @@ fn sources(t: &Topology) -> Vec<IpAddr> {
     ]
 }
 
+/// A decided path's steps by name, in order ([`sim::Decision::steps`]): `nsg NAME`, `route
+/// NAME` (named by [`Topology::route_info`]), `firewall NAME`.
+fn steps_named(t: &Topology, d: &sim::Decision) -> Vec<String> {
+    d.steps()
+        .into_iter()
+        .map(|s| match s {
+            sim::Step::Nsg(r) => format!("nsg {}", t.rule_info(r).nsg),
+            sim::Step::Route(r) => format!("route {}", t.route_info(r).name()),
+            sim::Step::Firewall(m) => format!("firewall {}", t.firewalls()[m.firewall].name),
+        })
+        .collect()
+}
+
+/// The reference: `check`'s hops (`Topology::evaluate`) of `f` by name — the routes, and, when
+/// at most one firewall hop is on the path (a decision keeps the last firewall only), the NSGs,
+/// routes and firewall in order — against the class's `steps`.
+fn check_route_hops(t: &Topology, class: &sim::Decision, f: &Flow) -> Result<(), TestCaseError> {
+    let v = t.evaluate(f);
+    let named = |kinds: &[&str]| -> Vec<String> {
+        v.hops
+            .iter()
+            .filter(|h| kinds.contains(&h.kind))
+            .map(|h| format!("{} {}", h.kind, h.name))
+            .collect()
+    };
+    let ours = steps_named(t, class);
+    let routes: Vec<String> = ours
+        .iter()
+        .filter(|s| s.starts_with("route "))
+        .cloned()
+        .collect();
+    prop_assert_eq!(&routes, &named(&["route"]), "routes of {}", f);
+    if v.hops.iter().filter(|h| h.kind == "firewall").count() <= 1 {
+        prop_assert_eq!(
+            &ours,
+            &named(&["nsg", "route", "firewall"]),
+            "steps of {}",
+            f
+        );
+    }
+    Ok(())
+}
+
 fn outcome(t: &Topology, f: &Flow) -> (sim::VerdictKind, sim::VerdictCode) {
     let v = t.evaluate(f);
     (v.verdict, v.code)
@@ -634,6 +677,13 @@ proptest! {
     #[test]
     fn routed_diff_lists_exactly_the_changed_flows(a in arb_routed_topology(), b_nsgs in prop::collection::vec(arb_rules(), 3), seeds in arb_seeds(60), s in 0usize..5, by_rule in any::<bool>()) {
         check_diff(&a, b_nsgs, seeds, s, by_rule)?;
+    }
+
+    /// `diff` after a route table change (and an NSG change): exactly the random flows whose
+    /// verdict, code or routes taken changed.
+    #[test]
+    fn routed_diff_lists_exactly_the_rerouted_flows(a in arb_routed_topology(), b in arb_routing(), b_nsgs in prop::collection::vec(arb_rules(), 3), seeds in arb_seeds(60), s in 0usize..5, by_rule in any::<bool>()) {
+        check_diff_with(&a, b_nsgs, Some(b.tables), seeds, s, by_rule)?;
     }
 
     /// A restricted query covers exactly its restriction, with the same outcomes.
@@ -737,6 +787,7 @@ fn check_reach_from(g: &GenTopology, seeds: Vec<FlowSeed>, s: usize) -> Result<(
             outcome(&t, &f),
             (hits[0].decision.verdict, hits[0].decision.code)
         );
+        check_route_hops(&t, &hits[0].decision, &f)?;
     }
     Ok(())
 }
@@ -790,6 +841,19 @@ fn check_diff(
     s: usize,
     by_rule: bool,
 ) -> Result<(), TestCaseError> {
+    check_diff_with(a, b_nsgs, None, seeds, s, by_rule)
+}
+
+type Tables = [Vec<(&'static str, &'static str)>; 3];
+
+fn check_diff_with(
+    a: &GenTopology,
+    b_nsgs: Vec<Vec<GenRule>>,
+    b_tables: Option<Tables>,
+    seeds: Vec<FlowSeed>,
+    s: usize,
+    by_rule: bool,
+) -> Result<(), TestCaseError> {
     let ta = build(a);
     let source = sources(&ta)[s];
     let q = SpaceQuery::from(source);
@@ -797,16 +861,37 @@ fn check_diff(
     let mut b = a.clone();
     // Change one NSG's rules (or all): the typical pull request.
     b.nsgs[seeds.len() % 3] = b_nsgs[0].clone();
+    if let (Some(r), Some(tables)) = (b.routing.as_mut(), b_tables) {
+        r.tables = tables;
+    }
     let tb = build(&b);
     let key = if by_rule {
         DiffKey::ByRule
     } else {
         DiffKey::Verdict
     };
+    // Routes by prefix and next hop (names too with --by-rule), as diff compares them.
+    let routes = |t: &Topology, f: &Flow| -> Vec<String> {
+        t.decide(f)
+            .routes()
+            .map(|r| {
+                let i = t.route_info(r);
+                if by_rule {
+                    format!("{} {}", i.text(), i.name())
+                } else {
+                    i.text()
+                }
+            })
+            .collect()
+    };
     let diff = ta.diff(&tb, &q, key);
     for d in &diff {
         prop_assert_eq!(ta.decide(&d.class.example), d.class.decision);
         prop_assert_eq!(tb.decide(&d.class.example), d.after);
+        prop_assert_eq!(
+            d.rerouted,
+            routes(&ta, &d.class.example) != routes(&tb, &d.class.example)
+        );
     }
     let rule = |t: &Topology, f: &Flow| {
         t.decide(f).decided_by.map(|r| {
@@ -816,8 +901,9 @@ fn check_diff(
     };
     for seed in seeds {
         let f = flow_of(source, seed);
-        let changed =
-            outcome(&ta, &f) != outcome(&tb, &f) || (by_rule && rule(&ta, &f) != rule(&tb, &f));
+        let changed = outcome(&ta, &f) != outcome(&tb, &f)
+            || routes(&ta, &f) != routes(&tb, &f)
+            || (by_rule && rule(&ta, &f) != rule(&tb, &f));
         let hits = diff.iter().filter(|d| d.class.contains(&f)).count();
         prop_assert_eq!(hits, usize::from(changed), "flow {}", f);
     }
@@ -1061,4 +1147,68 @@ fn dnat_on_the_firewalls_public_address_splits_reach_classes() {
             "{f}"
         );
     }
+}
+
+/// The route taken is part of a class's outcome: with no NSG and no firewall on the way, flows
+/// from the APIM subnet to 20.50.0.0/16 (a user route to the Internet) and to the rest of the
+/// internet (the system route) are all allowed, yet land in different classes, each naming the
+/// route `check` shows for its flows ("Virtual network traffic routing": the longest prefix
+/// match picks the route).
+#[test]
+fn classes_split_by_route_with_the_same_verdict() {
+    let g = GenTopology {
+        nsgs: vec![vec![], vec![], vec![]],
+        peered: false,
+        apim_nsg: false,
+        backend_nsg: false,
+        nic_nsg: false,
+        public: false,
+        routing: Some(GenRouting {
+            tables: [vec![("20.50.0.0/16", "Internet")], Vec::new(), Vec::new()],
+            bgp: Vec::new(),
+            fw_rules: Vec::new(),
+            app_rule: false,
+            nat: false,
+            route_all_off: false,
+            endpoints: ["", ""],
+            dnat: Vec::new(),
+        }),
+    };
+    let t = build(&g);
+    let src = t.apim_source().unwrap();
+    let reach = t.reach(&SpaceQuery::from(src));
+    let class_of = |dst: &str| {
+        let f = Flow::tcp(src, 60000, dst.parse().unwrap(), 443);
+        let hits: Vec<_> = reach.classes.iter().filter(|c| c.contains(&f)).collect();
+        assert_eq!(hits.len(), 1, "{f}");
+        (hits[0], f)
+    };
+    let (user, fu) = class_of("20.50.1.10");
+    let (system, fs) = class_of("20.51.1.10");
+    for (c, f) in [(user, fu), (system, fs)] {
+        assert_eq!(c.decision.code, sim::VerdictCode::Allowed, "{f}");
+        assert_eq!(c.decision, t.decide(&f), "{f}");
+        check_route_hops(&t, &c.decision, &f).unwrap();
+    }
+    assert_ne!(
+        user, system,
+        "same verdict, different routes: different classes"
+    );
+    assert!(!user.contains(&fs) && !system.contains(&fu));
+    let names = |c: &sim::FlowClass| -> Vec<String> {
+        c.decision
+            .routes()
+            .map(|r| t.route_info(r).name())
+            .collect()
+    };
+    assert_eq!(names(user), ["rt0/u0"]);
+    assert_eq!(names(system), ["System Route"]);
+    assert_eq!(
+        t.route_info(system.decision.routes().next().unwrap())
+            .next_hop
+            .as_str(),
+        "Internet"
+    );
+    // The user route's class is exactly its prefix.
+    assert_eq!(user.destinations, ["20.50.0.0/16".parse::<Cidr>().unwrap()]);
 }

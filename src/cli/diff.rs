@@ -94,18 +94,25 @@ pub(crate) fn run(a: &Args) -> anyhow::Result<Status> {
                     "decided_by": space::decided_by(t, dec),
                 })
             };
+            let verb = match (d.class.decision.allowed(), d.after.allowed()) {
+                (false, true) => "opens",
+                (true, false) => "closes",
+                _ if d.rerouted
+                    && (d.class.decision.verdict, d.class.decision.code)
+                        == (d.after.verdict, d.after.code) =>
+                {
+                    "reroutes"
+                }
+                _ => "changes",
+            };
             let mut m = serde_json::Map::new();
+            m.insert("change".into(), json!(verb));
             m.insert("from".into(), json!(from));
             m.extend(space::class_fields(&d.class));
             m.insert("before".into(), outcome(tb, &d.class.decision));
             m.insert("after".into(), outcome(ta, &d.after));
             m.insert("example".into(), space::flow_json(&d.class.example));
             changed.push(Value::Object(m));
-            let verb = match (d.class.decision.allowed(), d.after.allowed()) {
-                (false, true) => "opens",
-                (true, false) => "closes",
-                _ => "changes",
-            };
             lines.push(format!(
                 "{verb} {from} → {} {}: {} {} ({}) → {} {} ({})",
                 space::destinations_text(&d.class, 3),

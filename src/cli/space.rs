@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde_json::{json, Value};
 use sim::{
-    AddrSet, Anchor, Cidr, Decision, Flow, FlowClass, PortSet, Protocol, SpaceQuery, Topology,
+    AddrSet, Anchor, Cidr, Decision, Flow, FlowClass, PortSet, Protocol, SpaceQuery, Step, Topology,
 };
 
 /// `--from` (or `--into`), `--to`, `--protocol` and `--ports` as written.
@@ -148,52 +148,51 @@ pub(crate) fn query_json(w: &SpaceWords<'_>, q: &SpaceQuery) -> Value {
     })
 }
 
-/// A decision's hops: every NSG evaluated and its matched rule, in order, and the firewall that
-/// denied the flow or last allowed it (`{firewall, group, collection, rule, access, kind}`),
-/// placed before the destination's inbound NSGs (last when it denied).
+/// A decision's hops in path order ([`Decision::steps`]: NSG out → route → firewall → … → NSG
+/// in): every NSG evaluated and its matched rule, every route taken (`{route, route_table,
+/// address_prefix, next_hop_type, next_hop_ip_address}`, named as `check` names them), and the
+/// firewall that denied the flow or last allowed it (`{firewall, group, collection, rule,
+/// access, kind}`).
 pub(crate) fn decided_by(t: &Topology, d: &Decision) -> Value {
-    let mut hops: Vec<Value> = d
-        .nsgs()
-        .map(|r| {
-            let i = t.rule_info(*r);
-            json!({
-                "nsg": i.nsg,
-                "rule": i.rule,
-                "access": r.access,
-                "direction": r.direction,
-                "applied_to": t.applied_to_path(r.applied_to),
-            })
+    let hops: Vec<Value> = d
+        .steps()
+        .into_iter()
+        .map(|s| match s {
+            Step::Nsg(r) => {
+                let i = t.rule_info(r);
+                json!({
+                    "nsg": i.nsg,
+                    "rule": i.rule,
+                    "access": r.access,
+                    "direction": r.direction,
+                    "applied_to": t.applied_to_path(r.applied_to),
+                })
+            }
+            Step::Route(r) => {
+                let i = t.route_info(r);
+                json!({
+                    "route": i.name(),
+                    "route_table": i.table,
+                    "address_prefix": i.prefix.to_string(),
+                    "next_hop_type": i.next_hop.as_str(),
+                    "next_hop_ip_address": i.next_hop.address().map(|a| a.to_string()),
+                })
+            }
+            Step::Firewall(m) => {
+                let fw = &t.firewalls()[m.firewall];
+                let (group, collection, rule) = fw.names(&m);
+                json!({
+                    "firewall": fw.name,
+                    "group": group,
+                    "collection": collection,
+                    "rule": rule,
+                    "access": m.action,
+                    "kind": m.kind,
+                })
+            }
         })
         .collect();
-    if let Some(m) = d.firewall {
-        let fw = &t.firewalls()[m.firewall];
-        let (group, collection, rule) = fw.names(&m);
-        let hop = json!({
-            "firewall": fw.name,
-            "group": group,
-            "collection": collection,
-            "rule": rule,
-            "access": m.action,
-            "kind": m.kind,
-        });
-        hops.insert(firewall_position(d), hop);
-    }
     Value::Array(hops)
-}
-
-/// Where a decision's firewall hop goes among its NSG hops: last when the firewall denied,
-/// else before the trailing inbound NSGs (the destination's).
-fn firewall_position(d: &Decision) -> usize {
-    let nsgs: Vec<_> = d.nsgs().collect();
-    if d.code == sim::VerdictCode::FirewallDenied {
-        return nsgs.len();
-    }
-    let trailing = nsgs
-        .iter()
-        .rev()
-        .take_while(|r| r.direction == sim::Direction::Inbound)
-        .count();
-    nsgs.len() - trailing.min(2)
 }
 
 /// An application rule's target FQDNs when a firewall's application rule decided (the class is
@@ -204,20 +203,25 @@ pub(crate) fn fqdns(t: &Topology, d: &Decision) -> Option<Value> {
     (!rule.fqdns.is_empty()).then(|| json!(rule.fqdns))
 }
 
-/// `nsg-apim/securityRules/deny-internet` hops joined by ` > `, or `-`.
+/// `nsg-apim/allow-https-out > rt-apim/default-to-firewall > fw-hub/partner-api` hops in path
+/// order joined by ` > ` (a system route as `System Route (Internet)`), or `-`.
 pub(crate) fn decided_by_text(t: &Topology, d: &Decision) -> String {
-    let mut v: Vec<String> = d
-        .nsgs()
-        .map(|r| {
-            let i = t.rule_info(*r);
-            format!("{}/{}", i.nsg, i.rule.rsplit('/').next().unwrap_or(&i.rule))
+    let v: Vec<String> = d
+        .steps()
+        .into_iter()
+        .map(|s| match s {
+            Step::Nsg(r) => {
+                let i = t.rule_info(r);
+                format!("{}/{}", i.nsg, i.rule.rsplit('/').next().unwrap_or(&i.rule))
+            }
+            Step::Route(r) => t.route_info(r).label(),
+            Step::Firewall(m) => {
+                let fw = &t.firewalls()[m.firewall];
+                let (_, _, rule) = fw.names(&m);
+                format!("{}/{rule}", fw.name)
+            }
         })
         .collect();
-    if let Some(m) = d.firewall {
-        let fw = &t.firewalls()[m.firewall];
-        let (_, _, rule) = fw.names(&m);
-        v.insert(firewall_position(d), format!("{}/{rule}", fw.name));
-    }
     if v.is_empty() {
         "-".into()
     } else {

@@ -35,7 +35,20 @@ fn reach_json_has_the_contract_fields() {
             ],
         );
         for hop in c["decided_by"].as_array().unwrap() {
-            has_keys(hop, &["nsg", "rule", "access", "direction"]);
+            if hop.get("route").is_some() {
+                has_keys(
+                    hop,
+                    &[
+                        "route",
+                        "route_table",
+                        "address_prefix",
+                        "next_hop_type",
+                        "next_hop_ip_address",
+                    ],
+                );
+            } else {
+                has_keys(hop, &["nsg", "rule", "access", "direction"]);
+            }
         }
     }
     // The one partner API the APIM subnet may call: Tcp 443 to 20.50.1.10, allowed.
@@ -244,6 +257,7 @@ fn diff_exit_codes_and_fields() {
     assert_eq!(c["ports"], serde_json::json!(["8080"]));
     assert_eq!(c["before"]["code"], "NSG_DENIED");
     assert_eq!(c["after"]["code"], "ALLOWED");
+    assert_eq!(c["change"], "opens");
     cli(&["diff", "fixtures/default.toml", "fixtures/nope.toml"]).expect_code(2);
 }
 
@@ -295,4 +309,183 @@ fn reach_lists_firewall_hops_and_application_rule_fqdns() {
         }
     }
     assert!(denied > 0);
+}
+
+/// A class's `decided_by` lists the routes it takes among its NSG and firewall hops, in path
+/// order and named as `check`'s `hops` name them (`TABLE/ROUTE`, `System Route`); the text
+/// shows them in the DECIDED BY column.
+#[test]
+fn reach_lists_route_hops_in_path_order_like_check() {
+    let v = cli(&[
+        "reach",
+        "fixtures/forced-tunnel.toml",
+        "--to",
+        "orders",
+        "--protocol",
+        "tcp",
+        "--ports",
+        "443",
+        "--output",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    let classes = v["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 1, "{classes:#?}");
+    let hops = classes[0]["decided_by"].as_array().unwrap();
+    let named: Vec<String> = hops
+        .iter()
+        .map(|h| {
+            for k in ["nsg", "route", "firewall"] {
+                if let Some(n) = h.get(k) {
+                    return format!("{k} {}", n.as_str().unwrap());
+                }
+            }
+            panic!("a hop of no known kind: {h}")
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "nsg nsg-apim",
+            "route rt-apim/backends-via-firewall",
+            "firewall fw-hub",
+            "route System Route",
+            "nsg nsg-backend",
+        ]
+    );
+    assert_eq!(
+        hops[1],
+        serde_json::json!({"route": "rt-apim/backends-via-firewall", "route_table": "rt-apim",
+            "address_prefix": "10.0.2.0/24", "next_hop_type": "VirtualAppliance",
+            "next_hop_ip_address": "10.100.1.4"})
+    );
+    assert_eq!(hops[3]["next_hop_type"], "VNetPeering");
+    assert_eq!(hops[3]["route_table"], serde_json::Value::Null);
+    // The same hops, in the same order, as `check` walks the class's example.
+    let ex = &classes[0]["example"];
+    let to = format!(
+        "{}:{}",
+        ex["destination"].as_str().unwrap(),
+        ex["destination_port"]
+    );
+    let c = cli(&[
+        "check",
+        "fixtures/forced-tunnel.toml",
+        "--from",
+        "apim",
+        "--to",
+        &to,
+        "--output",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    let check: Vec<String> = c["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            format!(
+                "{} {}",
+                h["kind"].as_str().unwrap(),
+                h["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(named, check);
+    let text = cli(&[
+        "reach",
+        "fixtures/forced-tunnel.toml",
+        "--to",
+        "orders",
+        "--protocol",
+        "tcp",
+        "--ports",
+        "443",
+    ])
+    .expect_code(0)
+    .stdout
+    .clone();
+    assert!(
+        text.contains("nsg-apim/allow-https-out > rt-apim/backends-via-firewall > fw-hub/apim-to-backends > System Route (VNetPeering) > nsg-backend/allow-apim-subnet"),
+        "{text}"
+    );
+    // A service endpoint's route: the system route names its next hop type.
+    let text = cli(&[
+        "reach",
+        "fixtures/service-endpoints.toml",
+        "--protocol",
+        "tcp",
+        "--ports",
+        "443",
+    ])
+    .expect_code(0)
+    .stdout
+    .clone();
+    assert!(
+        text.contains("nsg-apim/allow-keyvault > System Route (VirtualNetworkServiceEndpoint)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("> rt-apim/default-to-firewall > fw-hub/default"),
+        "{text}"
+    );
+}
+
+/// A flow that now leaves through another route with the same verdict is a change: `diff`
+/// lists it as `reroutes` (`"change": "reroutes"`), with the routes before and after.
+#[test]
+fn diff_reports_a_route_only_change() {
+    let dir = tempdir();
+    let before = std::fs::read_to_string("fixtures/forced-tunnel.toml").unwrap();
+    let marker = "  [[route_tables.routes]]\n  name = \"legacy-drop\"";
+    assert!(before.contains(marker));
+    // The same firewall, through a /32 route of its own: same verdicts, another route.
+    let text = before.replace(
+        marker,
+        &format!("  [[route_tables.routes]]\n  name = \"orders-direct\"\n  address_prefix = \"10.0.2.4/32\"\n  next_hop_type = \"VirtualAppliance\"\n  next_hop_ip_address = \"10.100.1.4\"\n\n{marker}"),
+    );
+    let p = write(dir.path(), "after.toml", &text);
+    let v = cli(&[
+        "diff",
+        "fixtures/forced-tunnel.toml",
+        p.to_str().unwrap(),
+        "--output",
+        "json",
+    ])
+    .expect_code(1)
+    .json();
+    let changed = v["changed"].as_array().unwrap();
+    assert!(!changed.is_empty());
+    let route_names = |o: &serde_json::Value| -> Vec<String> {
+        o["decided_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h.get("route").map(|r| r.as_str().unwrap().to_string()))
+            .collect()
+    };
+    for c in changed {
+        assert_eq!(c["change"], "reroutes", "{c}");
+        assert_eq!(c["destinations"], serde_json::json!(["10.0.2.4/32"]), "{c}");
+        assert_eq!(c["before"]["verdict"], c["after"]["verdict"]);
+        assert_eq!(c["before"]["code"], c["after"]["code"]);
+        assert_eq!(
+            route_names(&c["before"])[0],
+            "rt-apim/backends-via-firewall",
+            "{c}"
+        );
+        assert_eq!(route_names(&c["after"])[0], "rt-apim/orders-direct", "{c}");
+    }
+    // The backend's HTTPS stays allowed, now through the new route.
+    assert!(changed.iter().any(|c| c["after"]["code"] == "ALLOWED"
+        && c["protocols"] == serde_json::json!(["Tcp"])
+        && c["ports"].as_array().unwrap().iter().any(|p| p == "443")));
+    let text = cli(&["diff", "fixtures/forced-tunnel.toml", p.to_str().unwrap()])
+        .expect_code(1)
+        .stdout
+        .clone();
+    assert!(text.starts_with("reroutes apim → 10.0.2.4/32"), "{text}");
+    assert!(text.contains("rt-apim/orders-direct"), "{text}");
 }

@@ -4,37 +4,38 @@
 
 use std::net::IpAddr;
 
-use super::path::{DeviceKind, RouteAt};
+use super::path::DeviceKind;
 use super::walk::{Event, Plan};
-use super::{DecidedBy, DecidedKind, Decision, DnatView, Hop, VerdictCode};
+use super::{DecidedBy, DecidedKind, Decision, DnatView, Hop, RouteInfo, RouteRef, VerdictCode};
 use crate::proto::{Access, Direction};
-use crate::route::{EffectiveRoute, RouteSource};
+use crate::route::EffectiveRoute;
 use crate::topology::Topology;
 
 impl Topology {
-    fn route_of(&self, r: RouteAt) -> &EffectiveRoute {
-        &self.routes[r.vnet][r.subnet].routes[r.route]
+    pub(super) fn route_of(&self, r: RouteRef) -> &EffectiveRoute {
+        &self.routes[r.vnet as usize][r.subnet as usize].routes[r.route as usize]
     }
 
-    /// `PREFIX NEXT_HOP_TYPE [ADDRESS]`.
-    fn route_text(route: &EffectiveRoute) -> String {
-        match route.next_hop.address() {
-            Some(ip) => format!("{} {} {ip}", route.prefix, route.next_hop.as_str()),
-            None => format!("{} {}", route.prefix, route.next_hop.as_str()),
+    /// The names of a route taken ([`Decision::routes`]): the one naming of routes that
+    /// `check`'s hops, `reach`, `diff` and `lint` print.
+    pub fn route_info(&self, r: RouteRef) -> RouteInfo<'_> {
+        let route = self.route_of(r);
+        RouteInfo {
+            table: route.user.map(|(t, _)| self.route_tables[t].name.as_str()),
+            route: route.name.as_deref(),
+            prefix: route.prefix,
+            next_hop: route.next_hop,
         }
     }
 
-    fn route_hop(&self, r: RouteAt, source: IpAddr, destination: IpAddr) -> Hop {
-        let route = self.route_of(r);
+    fn route_hop(&self, r: RouteRef, source: IpAddr, destination: IpAddr) -> Hop {
+        let info = self.route_info(r);
         Hop {
             kind: "route",
-            name: route
-                .name
-                .clone()
-                .unwrap_or_else(|| "System Route".to_string()),
+            name: info.name(),
             source: source.to_string(),
             destination: destination.to_string(),
-            decided_by: Some(Self::route_text(route)),
+            decided_by: Some(info.text()),
         }
     }
 
@@ -96,7 +97,7 @@ impl Topology {
 
     /// What decided a verdict that no NSG rule decided: the firewall (its rule, or `default`)
     /// or the `None` route.
-    pub(super) fn device_decided_by(&self, d: &Decision, plan: &Plan) -> Option<DecidedBy> {
+    pub(super) fn device_decided_by(&self, d: &Decision) -> Option<DecidedBy> {
         let blank = |kind, nsg: String, group, collection, rule: String| DecidedBy {
             kind,
             nsg,
@@ -123,18 +124,14 @@ impl Topology {
                 ))
             }
             VerdictCode::RouteNone => {
-                let r = plan.routes.iter().flatten().last()?;
-                let route = self.route_of(*r);
-                let table = self.vnets[r.vnet].subnets[r.subnet]
-                    .route_table
-                    .filter(|_| route.source == RouteSource::User)
-                    .map_or_else(String::new, |t| self.route_tables[t].name.clone());
+                let r = d.routes().last()?;
+                let info = self.route_info(r);
                 Some(blank(
                     DecidedKind::Route,
-                    table,
-                    Some(route.prefix.to_string()),
-                    Some(route.next_hop.as_str().to_string()),
-                    route.name.clone().unwrap_or_else(|| "System Route".into()),
+                    info.table.unwrap_or_default().to_string(),
+                    Some(info.prefix.to_string()),
+                    Some(info.next_hop.as_str().to_string()),
+                    info.route.unwrap_or("System Route").to_string(),
                 ))
             }
             _ => None,

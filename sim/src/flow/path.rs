@@ -18,7 +18,7 @@
 use std::net::IpAddr;
 
 use super::walk::{Apply, Plan, Why};
-use super::{AppliedTo, VerdictCode, MAX_DEVICES};
+use super::{AppliedTo, RouteRef, VerdictCode, MAX_DEVICES};
 use crate::route::{NextHop, RouteSource};
 use crate::topology::Topology;
 
@@ -40,14 +40,6 @@ pub(super) struct Device {
     pub(super) inbound: [Option<Apply>; 2],
     /// Outbound: its NIC's NSG, then its subnet's.
     pub(super) outbound: [Option<Apply>; 2],
-}
-
-/// A route taken: `(vnet, subnet, index into that subnet's routes)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct RouteAt {
-    pub(super) vnet: usize,
-    pub(super) subnet: usize,
-    pub(super) route: usize,
 }
 
 /// Where the routed part of a path ends.
@@ -76,11 +68,7 @@ impl Topology {
             let Some(ri) = routes.lookup(dst) else {
                 return Routed::Fail(VerdictCode::NoRoute, Why::NoActiveRoute);
             };
-            plan.routes[n] = Some(RouteAt {
-                vnet: vi,
-                subnet: si,
-                route: ri,
-            });
+            plan.routes[n] = Some(RouteRef::new(vi, si, ri));
             let r = &routes.routes[ri];
             let deliver = Routed::Deliver {
                 vnet: vi,
@@ -203,11 +191,7 @@ impl Topology {
             let Some(ri) = self.subnet_routes(vi, si).and_then(|r| r.lookup(src)) else {
                 break;
             };
-            plan.return_routes[n] = Some(RouteAt {
-                vnet: vi,
-                subnet: si,
-                route: ri,
-            });
+            plan.return_routes[n] = Some(RouteRef::new(vi, si, ri));
             let NextHop::VirtualAppliance(ip) = self.routes[vi][si].routes[ri].next_hop else {
                 break;
             };

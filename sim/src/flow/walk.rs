@@ -8,10 +8,10 @@
 
 use std::net::IpAddr;
 
-use super::path::{Device, DeviceKind, RouteAt, Routed};
+use super::path::{Device, DeviceKind, Routed};
 use super::{
-    AppliedTo, DecidedBy, Decision, Flow, FlowKey, FlowView, NsgEvaluation, RuleInfo, RuleRef,
-    Verdict, VerdictCode, VerdictKind, MAX_DEVICES, PATH_NSGS,
+    AppliedTo, DecidedBy, Decision, Flow, FlowKey, FlowView, NsgEvaluation, RouteRef, RouteTaken,
+    RuleInfo, RuleRef, Verdict, VerdictCode, VerdictKind, MAX_DEVICES, PATH_NSGS, PATH_ROUTES,
 };
 use crate::finding::Assumption;
 use crate::fixture::{HostKind, NetworkMode};
@@ -30,7 +30,7 @@ mod platform;
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Event {
     /// A route lookup and the route taken; the source address then.
-    Route(RouteAt, IpAddr),
+    Route(RouteRef, IpAddr),
     /// A firewall's match; the source after its SNAT.
     Firewall(crate::firewall::FirewallMatch, IpAddr),
     /// An appliance (host index) forwards; the source then.
@@ -47,10 +47,29 @@ pub(super) enum Event {
 struct Walked {
     d: Decision,
     n: usize,
+    /// Routes recorded in `d.routes`.
+    r: usize,
     unknown: Option<RuleRef>,
 }
 
 impl Walked {
+    /// Records a route taken (after the NSGs evaluated so far).
+    fn route(&mut self, route: RouteRef) {
+        if self.r < PATH_ROUTES {
+            self.d.routes[self.r] = Some(RouteTaken {
+                route,
+                after_nsgs: self.n as u8,
+            });
+            self.r += 1;
+        }
+    }
+
+    /// Records the firewall match at this point of the path.
+    fn firewall(&mut self, m: crate::firewall::FirewallMatch) {
+        self.d.firewall = Some(m);
+        self.d.firewall_at = (self.n as u8, self.r as u8);
+    }
+
     /// Ends the walk with a verdict not decided by an NSG rule (the NSG path so far stays).
     fn end(&mut self, verdict: VerdictKind, code: VerdictCode) -> Decision {
         self.finish(verdict, code);
@@ -139,7 +158,7 @@ pub(super) struct Plan {
     /// Devices the routes send the packet through, in order.
     pub(super) devices: [Option<Device>; MAX_DEVICES],
     /// The route taken from the source subnet (`routes[0]`) and from each device's subnet.
-    pub(super) routes: [Option<RouteAt>; MAX_DEVICES + 1],
+    pub(super) routes: [Option<RouteRef>; MAX_DEVICES + 1],
     pub(super) route: Result<(), (VerdictCode, Why)>,
     pub(super) inbound: [Option<Apply>; 2],
     pub(super) inbound_destination: IpAddr,
@@ -153,7 +172,7 @@ pub(super) struct Plan {
     /// a subnet); `None` when not checked.
     pub(super) return_devices: Option<[Option<DeviceKind>; MAX_DEVICES]>,
     /// Routes the reply takes.
-    pub(super) return_routes: [Option<RouteAt>; MAX_DEVICES + 1],
+    pub(super) return_routes: [Option<RouteRef>; MAX_DEVICES + 1],
     /// The firewall whose public address the destination is: its DNAT rules translate the
     /// flow, and a second leg walks from its subnet to the translated destination
     /// ([`Topology::plan_dnat`]).
@@ -463,8 +482,7 @@ impl Topology {
     /// route.
     fn last_route_is_service_endpoint(&self, plan: &Plan) -> bool {
         plan.routes.iter().flatten().last().is_some_and(|r| {
-            self.routes[r.vnet][r.subnet].routes[r.route].next_hop
-                == crate::route::NextHop::VirtualNetworkServiceEndpoint
+            self.route_of(*r).next_hop == crate::route::NextHop::VirtualNetworkServiceEndpoint
         })
     }
 
@@ -679,8 +697,11 @@ impl Topology {
                 firewall: None,
                 egress_source: None,
                 dnat: None,
+                routes: [None; PATH_ROUTES],
+                firewall_at: (0, 0),
             },
             n: 0,
+            r: 0,
             unknown: None,
         };
         if self.platform_exemption(flow, plan).is_some() {
@@ -723,7 +744,7 @@ impl Topology {
                 flow.destination_port,
             );
             let m = fw.evaluate_dnat(f, &k);
-            w.d.firewall = Some(m);
+            w.firewall(m);
             let translation = fw.rule(&m).and_then(|r| r.translation.as_ref());
             let (Some(rule), Some(t)) = (m.rule, translation) else {
                 note(Event::Firewall(m, src));
@@ -792,6 +813,7 @@ impl Topology {
         let mut stateful = [None; MAX_DEVICES];
         for (i, device) in plan.devices.iter().flatten().enumerate() {
             if let Some(r) = plan.routes[i] {
+                w.route(r);
                 note(Event::Route(r, *src));
             }
             let k = key(*src, leg.dst);
@@ -799,7 +821,7 @@ impl Topology {
                 DeviceKind::Firewall(f) => {
                     let fw = &self.firewalls[f];
                     let m = fw.evaluate(f, &k);
-                    w.d.firewall = Some(m);
+                    w.firewall(m);
                     if m.action == crate::fixture::FirewallAction::Deny {
                         note(Event::Firewall(m, *src));
                         w.finish(VerdictKind::Deny, VerdictCode::FirewallDenied);
@@ -824,6 +846,7 @@ impl Topology {
         }
         let n_devices = plan.devices.iter().flatten().count();
         if let Some(r) = plan.routes[n_devices] {
+            w.route(r);
             note(Event::Route(r, *src));
         }
         if let Err((code, _)) = plan.route {
@@ -1033,7 +1056,7 @@ impl Topology {
         if let Some(revoked) = self.revoked_exemption(flow, &plan) {
             detail = format!("{detail}; {revoked}");
         }
-        let device_decided = self.device_decided_by(&d, &plan);
+        let device_decided = self.device_decided_by(&d);
         let decided_by = d.decided_by.map(|r| {
             let info = self.rule_info(r);
             if verdict == VerdictKind::Indeterminate {
