@@ -579,25 +579,14 @@ async fn seeded_fault(sim: &Simulation) -> Check {
     });
     let back = cleared.as_ref().is_ok_and(|r| r.status == 200);
     let ok = reset && recorded && back && sim.faults().rules.is_empty();
-    let status = |r: &Result<Response, crate::client::ClientError>| {
-        r.as_ref().map_or("no response".to_string(), |r| {
-            format!(
-                "{} {}",
-                r.status.as_u16(),
-                r.problem().map(|p| p.code).unwrap_or_default()
-            )
-            .trim_end()
-            .to_string()
-        })
-    };
     check(
         NAME,
         ok,
         format!(
             "fault reset-payments (reset, payments:443, seed {seed}): the client got {}, the journal recorded it{}; cleared, the backend answered {}",
-            status(&faulted),
+            status_text(&faulted),
             if recorded { "" } else { " NOT" },
-            status(&cleared)
+            status_text(&cleared)
         ),
         json!({
             "fault": {"name": "reset-payments", "target": "payments:443", "kind": "reset", "probability": 1.0, "seed": seed},
@@ -651,24 +640,13 @@ async fn forced_tunnel() -> Check {
         && check_denied == "FIREWALL_DENIED"
         && before.is_some()
         && before == after;
-    let status = |r: &Result<Response, crate::client::ClientError>| {
-        r.as_ref().map_or("no response".to_string(), |r| {
-            format!(
-                "{} {}",
-                r.status.as_u16(),
-                r.problem().map(|p| p.code).unwrap_or_default()
-            )
-            .trim_end()
-            .to_string()
-        })
-    };
     check(
         NAME,
         allowed_ok && denied_ok,
         format!(
             "forced tunnel through fw-hub: GET /orders/7 -> {} (check: {check_allowed}), GET /blocked/x -> {} (check: {check_denied})",
-            status(&allowed),
-            status(&denied)
+            status_text(&allowed),
+            status_text(&denied)
         ),
         json!({
             "fixture": "fixtures/forced-tunnel.toml (embedded)",
@@ -780,4 +758,17 @@ fn evidence_lines(ev: &Value) -> Vec<String> {
         lines.push(format!("sim: internet -> gateway endpoint: {d}"));
     }
     lines
+}
+
+/// `502 BACKEND_RESET`, `200`, or `no response`: a demo answer for evidence lines.
+fn status_text(r: &Result<Response, crate::client::ClientError>) -> String {
+    r.as_ref().map_or("no response".to_string(), |r| {
+        format!(
+            "{} {}",
+            r.status.as_u16(),
+            r.problem().map(|p| p.code).unwrap_or_default()
+        )
+        .trim_end()
+        .to_string()
+    })
 }

@@ -342,22 +342,29 @@ fn chunk_name(chunk: &str) -> Option<String> {
 
 // === impl Expectations ===
 
+/// An expectations file's text (the same bounded read as every topology file: a FIFO or device
+/// is refused) and the directory its `topology` is relative to.
+fn read(path: &Path) -> Result<(String, &Path), ExpectError> {
+    let text = gateway::file::read_to_string(path, gateway::file::DEFAULT_MAX_FILE_BYTES).map_err(
+        |source| ExpectError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Ok((text, dir))
+}
+
 impl Expectations {
     /// Reads and parses an expectations file; `topology` is relative to its directory.
     ///
     /// # Errors
     /// [`ExpectError::Read`], [`ExpectError::Parse`] or [`ExpectError::Invalid`].
     pub fn load(path: &Path) -> Result<Expectations, ExpectError> {
-        // The same bounded read as every topology file: a FIFO or device is refused.
-        let text = gateway::file::read_to_string(path, gateway::file::DEFAULT_MAX_FILE_BYTES)
-            .map_err(|source| ExpectError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let (text, dir) = read(path)?;
         Expectations::parse(&path.display().to_string(), &text, dir)
     }
 
@@ -396,15 +403,7 @@ impl Expectations {
     /// # Errors
     /// As [`Expectations::load`], except for problems inside one `[[expect]]` entry.
     pub fn load_lenient(path: &Path) -> Result<Expectations, ExpectError> {
-        let text = gateway::file::read_to_string(path, gateway::file::DEFAULT_MAX_FILE_BYTES)
-            .map_err(|source| ExpectError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let (text, dir) = read(path)?;
         Expectations::parse_lenient(&path.display().to_string(), &text, dir)
     }
 

@@ -356,7 +356,8 @@ fn contains_in<T: Ord + Copy>(ivs: &[(T, T)], x: T) -> bool {
     }
 }
 
-trait Bound: Ord + Copy {
+/// An integer bound of a range (`u32` ports, `u128` addresses).
+pub(crate) trait Bound: Ord + Copy {
     fn succ(self) -> Option<Self>;
     fn pred(self) -> Option<Self>;
 }
@@ -396,7 +397,8 @@ fn merge<T: Bound>(mut ivs: Vec<(T, T)>) -> Vec<(T, T)> {
     out
 }
 
-fn subtract<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
+/// `a − b` for sorted, disjoint range lists.
+pub(crate) fn subtract<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
     let mut out = Vec::new();
     for &(lo, hi) in a {
         let mut cur = Some(lo);

@@ -381,18 +381,18 @@ impl Mapper {
         match r.kind {
             Kind::Vnet => self.vnet(r).map(Mapped::Vnet),
             Kind::Subnet => {
-                let (vnet, sub) = split_child(r)?;
+                let (vnet, sub) = r.split_child()?;
                 let entry = self.subnet(&r.body, &r.at.pointer, &r.at, &vnet, Some(&sub))?;
                 Ok(Mapped::Subnet { vnet, entry })
             }
             Kind::Peering => {
-                let (vnet, _) = split_child(r)?;
+                let (vnet, _) = r.split_child()?;
                 let entry = self.peering(&r.body, &r.at.pointer, &r.at, &vnet)?;
                 Ok(Mapped::Peering { vnet, entry })
             }
             Kind::Nsg => self.nsg(r).map(Mapped::Nsg),
             Kind::SecurityRule => {
-                let (nsg, rule_name) = split_child(r)?;
+                let (nsg, rule_name) = r.split_child()?;
                 let rule = self.rule(&r.body, &r.at.pointer, &r.at, &nsg, Some(&rule_name))?;
                 Ok(Mapped::Rule { nsg, rule })
             }
@@ -753,19 +753,5 @@ impl Mapper {
             allow_forwarded_traffic,
             at: Location::new(at.input.clone(), pointer),
         }))
-    }
-}
-
-/// `parent/child` of a child resource's full name.
-fn split_child(r: &Res) -> Result<(String, String), ImportError> {
-    match r.name.rsplit_once('/') {
-        Some((parent, child)) if !parent.is_empty() && !child.is_empty() => Ok((
-            parent.rsplit('/').next().unwrap_or(parent).to_string(),
-            child.to_string(),
-        )),
-        _ => Err(ImportError::Invalid {
-            at: r.at.clone(),
-            message: format!("{} name `{}` must be `parent/child`", r.ty, r.name),
-        }),
     }
 }

@@ -145,13 +145,7 @@ pub(crate) fn selected(doc: &str, raw: bool) -> Result<Option<Selected>, String>
 }
 
 fn ignore(out: &mut PolicyBackends, r: &Res, reason: String) {
-    out.ignored.push(IgnoredResource {
-        resource_type: r.ty.clone(),
-        name: r.name.clone(),
-        input: r.at.input.clone(),
-        pointer: r.at.pointer.clone(),
-        reason,
-    });
+    out.ignored.push(r.ignored(reason));
 }
 
 fn invalid(out: &mut PolicyBackends, r: &Res, message: String) {

@@ -67,13 +67,7 @@ fn id_segment(id: &str, key: &str) -> Option<String> {
 }
 
 fn ignore(out: &mut Outcome, r: &Res, reason: String) {
-    out.ignored.push(IgnoredResource {
-        resource_type: r.ty.clone(),
-        name: r.name.clone(),
-        input: r.at.input.clone(),
-        pointer: r.at.pointer.clone(),
-        reason,
-    });
+    out.ignored.push(r.ignored(reason));
 }
 
 /// Maps the issue-17 kinds among `resources` into `f`.

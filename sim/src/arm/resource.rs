@@ -185,6 +185,31 @@ pub(crate) struct Res {
 }
 
 impl Res {
+    /// `parent/child` of a child resource's full name (the parent's last segment).
+    pub fn split_child(&self) -> Result<(String, String), ImportError> {
+        match self.name.rsplit_once('/') {
+            Some((parent, child)) if !parent.is_empty() && !child.is_empty() => Ok((
+                parent.rsplit('/').next().unwrap_or(parent).to_string(),
+                child.to_string(),
+            )),
+            _ => Err(ImportError::Invalid {
+                at: self.at.clone(),
+                message: format!("{} name `{}` must be `parent/child`", self.ty, self.name),
+            }),
+        }
+    }
+
+    /// This resource, listed as not mapped for `reason`.
+    pub fn ignored(&self, reason: impl Into<String>) -> IgnoredResource {
+        IgnoredResource {
+            resource_type: self.ty.clone(),
+            name: self.name.clone(),
+            input: self.at.input.clone(),
+            pointer: self.at.pointer.clone(),
+            reason: reason.into(),
+        }
+    }
+
     /// The resource's properties: `properties` when present; the object itself for the
     /// flattened CLI shape; an empty object for a template resource without properties.
     pub fn props(&self) -> (&Val, String) {

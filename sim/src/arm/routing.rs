@@ -216,19 +216,6 @@ fn item_name(item: &Val, at: &Location, pointer: &str, what: &str) -> Result<Str
     }
 }
 
-fn child_names(r: &Res) -> Result<(String, String), ImportError> {
-    match r.name.rsplit_once('/') {
-        Some((parent, child)) if !parent.is_empty() && !child.is_empty() => Ok((
-            parent.rsplit('/').next().unwrap_or(parent).to_string(),
-            child.to_string(),
-        )),
-        _ => Err(ImportError::Invalid {
-            at: r.at.clone(),
-            message: format!("{} name `{}` must be `parent/child`", r.ty, r.name),
-        }),
-    }
-}
-
 /// Maps the issue-18 kinds among `resources` into `f`.
 pub(crate) fn apply(
     resources: &[&Res],
@@ -278,7 +265,7 @@ pub(crate) fn apply(
         }
     }
     for r in of(Kind::Route) {
-        let (table, name) = child_names(r)?;
+        let (table, name) = r.split_child()?;
         let subject = format!("route_tables/{table}");
         let (p, pp) = r.props();
         let rt = route(m, name, p, &r.at, &pp, &subject)?;
@@ -489,7 +476,7 @@ pub(crate) fn apply(
                         .next()
                         .is_some_and(|pn| pn.eq_ignore_ascii_case(&policy))
                 }) {
-                    let (_, gname) = child_names(g)?;
+                    let (_, gname) = g.split_child()?;
                     let (gp, gpp) = g.props();
                     let prio = priority(gp.get("priority"), &g.at, &json::key(&gpp, "priority"))?;
                     let rcp = json::key(&gpp, "ruleCollections");
@@ -570,13 +557,8 @@ pub(crate) fn apply(
                 });
             }
             if let Some(why) = why_not {
-                out.ignored.push(IgnoredResource {
-                    resource_type: r.ty.clone(),
-                    name: r.name.clone(),
-                    input: r.at.input.clone(),
-                    pointer: r.at.pointer.clone(),
-                    reason: format!("firewall `{}` is left out: {why}", r.name),
-                });
+                out.ignored
+                    .push(r.ignored(format!("firewall `{}` is left out: {why}", r.name)));
                 return Ok(());
             }
             if !f
@@ -601,27 +583,17 @@ pub(crate) fn apply(
     for r in policies.iter().chain(&groups) {
         let policy = r.name.split('/').next().unwrap_or("").to_ascii_lowercase();
         if !used_policies.contains(&policy) {
-            out.ignored.push(IgnoredResource {
-                resource_type: r.ty.clone(),
-                name: r.name.clone(),
-                input: r.at.input.clone(),
-                pointer: r.at.pointer.clone(),
-                reason: "no Azure Firewall among the inputs uses this firewall policy".into(),
-            });
+            out.ignored
+                .push(r.ignored("no Azure Firewall among the inputs uses this firewall policy"));
         }
     }
     // A public IP address no NAT gateway or firewall uses maps onto nothing.
     let used_ips = used_ips.into_inner();
     for r in public_ips {
         if !used_ips.contains(&r.name.to_ascii_lowercase()) {
-            out.ignored.push(IgnoredResource {
-                resource_type: r.ty.clone(),
-                name: r.name.clone(),
-                input: r.at.input.clone(),
-                pointer: r.at.pointer.clone(),
-                reason: "no NAT gateway or firewall among the inputs uses this public IP address"
-                    .into(),
-            });
+            out.ignored.push(r.ignored(
+                "no NAT gateway or firewall among the inputs uses this public IP address",
+            ));
         }
     }
     Ok(out)
@@ -643,13 +615,7 @@ fn leave_out(
             let under = format!("{subject}/");
             m.unknowns
                 .retain(|u| u.subject != subject && !u.subject.starts_with(&under));
-            out.ignored.push(IgnoredResource {
-                resource_type: r.ty.clone(),
-                name: r.name.clone(),
-                input: r.at.input.clone(),
-                pointer: r.at.pointer.clone(),
-                reason: format!("left out: {e}"),
-            });
+            out.ignored.push(r.ignored(format!("left out: {e}")));
             Ok(())
         }
         Err(e) => Err(e),

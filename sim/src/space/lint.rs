@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::ranges::{intersect, subtract_u32};
+use super::ranges::{intersect, subtract};
 use crate::cidr::AddrSet;
 use crate::flow::Flow;
 use crate::nsg::RuleSets;
@@ -197,7 +197,7 @@ impl Product {
         });
         cur.src = cur.src.intersection(&o.src);
         push(Product {
-            sport: subtract_u32(&cur.sport, &o.sport),
+            sport: subtract(&cur.sport, &o.sport),
             ..cur.clone()
         });
         cur.sport = intersect(&cur.sport, &o.sport);
@@ -207,7 +207,7 @@ impl Product {
         });
         cur.dst = cur.dst.intersection(&o.dst);
         push(Product {
-            dport: subtract_u32(&cur.dport, &o.dport),
+            dport: subtract(&cur.dport, &o.dport),
             ..cur
         });
     }

@@ -86,27 +86,8 @@ pub(crate) fn merge<T: Copy + Ord + Into<u128>>(mut v: Vec<(T, T)>) -> Vec<(T, T
 /// Intersection of two sorted, disjoint range lists (the one in `cidr`).
 pub(crate) use crate::cidr::intersect;
 
-/// `a − b` for sorted, disjoint range lists of `u32` (ports).
-pub(crate) fn subtract_u32(a: &[(u32, u32)], b: &[(u32, u32)]) -> Vec<(u32, u32)> {
-    let mut out = Vec::new();
-    for &(lo, hi) in a {
-        let mut cur = Some(lo);
-        for &(blo, bhi) in b {
-            let Some(c) = cur else { break };
-            if bhi < c || blo > hi {
-                continue;
-            }
-            if blo > c {
-                out.push((c, blo - 1));
-            }
-            cur = bhi.checked_add(1).filter(|n| *n <= hi);
-        }
-        if let Some(c) = cur {
-            out.push((c, hi));
-        }
-    }
-    out
-}
+/// `a − b` for sorted, disjoint range lists (the one in `cidr`).
+pub(crate) use crate::cidr::subtract;
 
 /// Whether a sorted range list contains `x`.
 pub(crate) fn contains<T: Copy + Ord>(ranges: &[(T, T)], x: T) -> bool {
@@ -192,7 +173,7 @@ mod tests {
     fn range_ops() {
         assert_eq!(merge(vec![(5u32, 9), (1, 4), (20, 30)]), [(1, 9), (20, 30)]);
         assert_eq!(
-            subtract_u32(&[(0, 100)], &[(10, 20), (50, 100)]),
+            subtract(&[(0u32, 100)], &[(10, 20), (50, 100)]),
             [(0, 9), (21, 49)]
         );
         assert_eq!(

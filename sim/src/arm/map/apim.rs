@@ -2,12 +2,11 @@
 
 use std::str::FromStr;
 
-use super::{invalid, read, split_child, unrepresentable, ApiDef, ApimDef, Got, Mapped, Mapper};
+use super::{invalid, read, unrepresentable, ApiDef, ApimDef, Got, Mapped, Mapper};
 use crate::arm::error::ImportError;
 use crate::arm::json;
 use crate::arm::resource::{subnet_of_id, Res};
 use crate::arm::value::Val;
-use crate::arm::IgnoredResource;
 use crate::fixture::{ApiFile, ApimFile, NetworkMode, Sku};
 
 // === impl Mapper (API Management) ===
@@ -144,16 +143,8 @@ impl Mapper {
     }
 
     pub(super) fn api(&mut self, r: &Res) -> Result<Mapped, ImportError> {
-        let (service, api) = split_child(r)?;
-        let ignore = |reason: String| {
-            Ok(Mapped::Ignored(IgnoredResource {
-                resource_type: r.ty.clone(),
-                name: r.name.clone(),
-                input: r.at.input.clone(),
-                pointer: r.at.pointer.clone(),
-                reason,
-            }))
-        };
+        let (service, api) = r.split_child()?;
+        let ignore = |reason: String| Ok(Mapped::Ignored(r.ignored(reason)));
         if api.contains(";rev=") {
             return ignore("an API revision (only the current revision is routed)".into());
         }
